@@ -1,0 +1,48 @@
+"""Wire codec: JSON bytes <-> event models, with precise rejection reasons."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from schemas.events import InterventionEvent, VehicleStatusEvent
+
+
+class InvalidEvent(ValueError):
+    """The bytes are not a valid event. ``reason`` says which field and why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "event"
+        given = item.get("input")
+        shown = "" if item["type"] == "missing" or isinstance(given, dict) else f" (got {given!r:.60})"
+        parts.append(f"{where}: {item['msg']}{shown}")
+    return "; ".join(parts)
+
+
+def _decode(model: type[VehicleStatusEvent] | type[InterventionEvent], raw: bytes | None):
+    if raw is None:
+        raise InvalidEvent("empty message (no value)")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as e:
+        if any(item["type"] == "json_invalid" for item in e.errors()):
+            raise InvalidEvent(f"not valid JSON: {e.errors()[0]['msg']}") from None
+        raise InvalidEvent(describe_validation_error(e)) from None
+
+
+def decode_vehicle_status(raw: bytes | None) -> VehicleStatusEvent:
+    return _decode(VehicleStatusEvent, raw)
+
+
+def decode_intervention(raw: bytes | None) -> InterventionEvent:
+    return _decode(InterventionEvent, raw)
+
+
+def encode(event: VehicleStatusEvent | InterventionEvent) -> bytes:
+    return event.model_dump_json(exclude_none=True).encode()

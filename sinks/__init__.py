@@ -1,0 +1,1 @@
+"""ClickHouse sinks: versioned DDL migrations and the batched, retrying writer."""

@@ -1,0 +1,60 @@
+"""Versioned, idempotent DDL migrations (``sinks/migrations/NNNN_name.sql``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a migration file on ``;`` at line ends, dropping ``--`` comment lines."""
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
+
+
+def load_migrations(database: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    out = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _NAME.match(path.name)
+        if not m:
+            raise ValueError(f"migration file name must be NNNN_name.sql: {path.name}")
+        sql = path.read_text(encoding="utf-8").replace("{db}", database)
+        out.append(Migration(int(m.group(1)), m.group(2), tuple(split_statements(sql))))
+    return out
+
+
+def bootstrap_statements(database: str) -> list[str]:
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {database}",
+        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
+        "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree() ORDER BY version",
+    ]
+
+
+def migrate(execute: Callable[..., list[tuple]], database: str) -> list[Migration]:  # type: ignore[type-arg]
+    """Apply the migrations not applied yet; returns those applied now. Safe to run again."""
+    for stmt in bootstrap_statements(database):
+        execute(stmt)
+    done = {row[0] for row in execute(f"SELECT version FROM {database}.schema_migrations")}
+    applied = []
+    for mig in load_migrations(database):
+        if mig.version in done:
+            continue
+        for stmt in mig.statements:  # every statement is IF NOT EXISTS: a half-applied file re-runs
+            execute(stmt)
+        execute(f"INSERT INTO {database}.schema_migrations (version, name) VALUES", [(mig.version, mig.name)])
+        applied.append(mig)
+    return applied

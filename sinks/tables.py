@@ -1,0 +1,43 @@
+"""Which rows go to which ClickHouse table, and which columns hold DateTime values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.rows import EngagementRow, InterventionRow, SectorWindowRow, StationWindowRow, VehicleStateRow
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[str, ...]
+    datetime_columns: frozenset[str]
+
+    @property
+    def datetime_indexes(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.columns) if c in self.datetime_columns)
+
+
+def _spec(name: str, columns: tuple[str, ...]) -> TableSpec:
+    times = frozenset(c for c in columns if c.endswith(("_at", "_since")) or c in ("event_time", "window_start"))
+    return TableSpec(name, columns, times)
+
+
+VEHICLE_EVENTS = _spec(
+    "vehicle_status_events",
+    ("event_id", "event_time", "event_ts_ms", "vehicle_id", "vehicle_type", "home_station", "status",
+     "intervention_id", "lat", "lon", "source_partition", "source_offset", "payload"),
+)
+INTERVENTION_EVENTS = _spec(
+    "intervention_events",
+    ("event_id", "event_time", "event_ts_ms", "intervention_id", "nature", "lifecycle", "sector", "lat", "lon",
+     "priority", "source_partition", "source_offset", "payload"),
+)
+VEHICLE_STATE = _spec("vehicle_state", VehicleStateRow._fields)
+ENGAGEMENTS = _spec("engagements", EngagementRow._fields)
+STATION_WINDOWS = _spec("station_windows", StationWindowRow._fields)
+INTERVENTIONS = _spec("interventions", InterventionRow._fields)
+SECTOR_WINDOWS = _spec("sector_windows", SectorWindowRow._fields)
+
+ALL_TABLES = (VEHICLE_EVENTS, INTERVENTION_EVENTS, VEHICLE_STATE, ENGAGEMENTS, STATION_WINDOWS,
+              INTERVENTIONS, SECTOR_WINDOWS)

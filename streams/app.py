@@ -1,0 +1,148 @@
+"""The Faust app: two thin agents that hand record batches to the engines, store the rows in
+ClickHouse, then write the changed state to the changelog; offsets are committed after that.
+
+Order inside one batch (what makes a crash at any point safe):
+1. decode, validate, apply to in-memory state (engines; invalid records -> dead letters);
+2. send dead letters; store rows in ClickHouse (retried until stored: the stream holds);
+3. send one changelog record per touched state key, to the partition the events came from;
+4. the batch is acknowledged; Faust flushes the producer, then commits the offsets.
+A crash before 3 replays the batch on the old state (same rows, replaced in ClickHouse);
+a crash after 3 finds the events already applied (deduplicated by event time and id).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from schemas.reference import Reference
+from sinks.clickhouse import ClickHouseSink
+from streams import metrics
+from streams.codecs import INTERVENTION_CODEC, KEY_CODEC, SECTORS_CODEC, STATION_CODEC, register_codecs
+from streams.engine import BatchResult, InterventionEngine, Record, VehicleEngine
+from vigie.settings import Settings
+
+log = logging.getLogger("vigie.worker")
+
+
+def faust_credentials(settings: Settings) -> Any:
+    proto = settings.kafka_security_protocol
+    ssl_context = None
+    if proto.endswith("SSL"):
+        ssl_context = faust.ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    if proto.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context,
+        )
+    if ssl_context is not None:
+        return faust.SSLCredentials(ssl_context)
+    return None
+
+
+@dataclass
+class Pipeline:
+    app: faust.App
+    sink: ClickHouseSink
+    vehicle_engine: VehicleEngine
+    intervention_engine: InterventionEngine
+
+
+def _records(events: Sequence[EventT]) -> list[Record]:
+    out = []
+    for ev in events:
+        m = ev.message
+        out.append(Record(m.topic, m.partition, m.offset, m.key, m.value))
+    return out
+
+
+def create_pipeline(settings: Settings, reference: Reference | None = None) -> Pipeline:
+    register_codecs()
+    reference = reference or Reference.load(settings.reference_dir)
+    parts = settings.topic_partitions
+    app = faust.App(
+        settings.app_id,
+        broker=settings.kafka_url(),
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        topic_partitions=parts,
+        topic_allow_declare=True,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
+        broker_commit_every=1_000_000,  # commits follow the batches (broker_commit_interval), not a count
+        broker_commit_interval=max(0.2, settings.batch_max_seconds),
+        stream_buffer_maxsize=max(4096, settings.batch_max_events * 2),
+        producer_acks=-1,
+        table_cleanup_interval=3600.0,
+        logging_config=None,
+    )
+    raw = faust.Schema(key_serializer="raw", value_serializer="raw")
+    vehicle_topic = app.topic(settings.topic_vehicle_status, schema=raw, partitions=parts)
+    intervention_topic = app.topic(settings.topic_interventions, schema=raw, partitions=parts)
+    dead_letter_topic = app.topic(settings.topic_dead_letter, schema=raw, partitions=1)
+    stations = app.Table("stations", partitions=parts, schema=faust.Schema(key_serializer=KEY_CODEC,
+                                                                         value_serializer=STATION_CODEC))
+    interventions = app.Table("interventions", partitions=parts, schema=faust.Schema(
+        key_serializer=KEY_CODEC, value_serializer=INTERVENTION_CODEC))
+    sectors = app.Table("sector-windows", partitions=parts, schema=faust.Schema(
+        key_serializer=KEY_CODEC, value_serializer=SECTORS_CODEC))
+    sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics())
+    vehicle_engine = VehicleEngine(reference, settings.window_seconds, settings.allowed_lateness_seconds)
+    intervention_engine = InterventionEngine(settings.window_seconds, settings.allowed_lateness_seconds)
+
+    async def finish(topic: str, events: Sequence[EventT], result: BatchResult) -> None:
+        for dl in result.dead_letters:
+            log.warning("dead letter %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset,
+                        dl.reason)
+            await dead_letter_topic.send(key=dl.record.key, value=dl.to_json())
+        await sink.write(result.rows)
+        metrics.EVENTS_CONSUMED.labels(topic).inc(len(events))
+        metrics.BATCH_SIZE.labels(topic).observe(len(events))
+        if result.dead_letters:
+            metrics.EVENTS_INVALID.labels(topic).inc(len(result.dead_letters))
+        for outcome, n in result.outcomes.items():
+            metrics.EVENT_OUTCOMES.labels(topic, outcome).inc(n)
+        if result.late:
+            metrics.LATE_CHANGES.labels(topic).inc(result.late)
+        if result.newest_event_time:
+            metrics.FRESHNESS.labels(topic).set(time.time() - result.newest_event_time)
+        last: dict[int, int] = {}
+        for ev in events:
+            last[ev.message.partition] = ev.message.offset
+        for p, off in last.items():
+            hw = app.consumer.highwater(faust.TP(topic, p)) if app.consumer else None
+            if hw is not None:
+                metrics.CONSUMER_LAG.labels(topic, str(p)).set(max(0, hw - off - 1))
+
+    @app.agent(vehicle_topic, name="vehicle-status-processor")
+    async def process_vehicle_status(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
+            result = vehicle_engine.process(_records(events), stations.data)
+            await finish(settings.topic_vehicle_status, events, result)
+            for key, partition in result.touched.items():
+                stations.send_changelog(partition, key, stations.data[key])
+
+    @app.agent(intervention_topic, name="intervention-processor")
+    async def process_interventions(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
+            result, sector_keys = intervention_engine.process(_records(events), interventions.data, sectors.data)
+            await finish(settings.topic_interventions, events, result)
+            for key, partition in result.touched.items():
+                interventions.send_changelog(partition, key, interventions.data[key])
+            for key, partition in sector_keys.items():
+                sectors.send_changelog(partition, key, sectors.data[key])
+
+    return Pipeline(app, sink, vehicle_engine, intervention_engine)

@@ -1,0 +1,139 @@
+"""Per-intervention state, and per-partition counts of interventions opened by sector and window.
+
+- ``opened_at`` is the earliest ``opened`` event time seen (min: order- and duplicate-proof);
+  ``closed_at`` the latest ``closed`` one; descriptive fields (nature, location, priority) follow
+  the newest event only, so an older event never overwrites them.
+- Sector windows hold the *set* of intervention ids opened in each open window, so re-applying an
+  ``opened`` event after a crash can never count it twice. Windows are emitted when the partition
+  watermark passes their end, one row per (window, sector, source partition); queries sum partitions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from schemas.events import InterventionEvent, Lifecycle
+from streams.rows import NO_TIME, InterventionRow, SectorWindowRow
+
+
+@dataclass(slots=True)
+class InterventionState:
+    intervention_id: str
+    nature: str = ""
+    priority: int = 0
+    sector: str = ""
+    lat: float = 0.0
+    lon: float = 0.0
+    opened_at: float = NO_TIME
+    closed_at: float = NO_TIME
+    event_time: float = NO_TIME
+    ids_at_time: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.closed_at and self.closed_at >= self.opened_at:
+            return "closed"
+        return "open" if self.opened_at else "unopened"
+
+    def apply(self, event: InterventionEvent, t: float) -> str:
+        """Apply one event; returns ``applied``, ``duplicate`` or ``stale`` (older than the state:
+        only the opened/closed times may still move, never the descriptive fields)."""
+        if t == self.event_time and event.event_id in self.ids_at_time:
+            return "duplicate"
+        if event.lifecycle is Lifecycle.OPENED and (not self.opened_at or t < self.opened_at):
+            self.opened_at = t
+        elif event.lifecycle is Lifecycle.CLOSED and t > self.closed_at:
+            self.closed_at = t
+        if t < self.event_time:
+            return "stale"
+        if t == self.event_time:
+            self.ids_at_time.append(event.event_id)
+        else:
+            self.event_time, self.ids_at_time = t, [event.event_id]
+        loc = event.location
+        self.nature, self.priority = event.nature.value, event.priority
+        self.sector, self.lat, self.lon = loc.sector, loc.lat, loc.lon
+        return "applied"
+
+    def row(self) -> InterventionRow:
+        return InterventionRow(
+            self.intervention_id, self.nature, self.priority, self.sector, self.lat, self.lon,
+            self.status, self.opened_at, self.closed_at, int(self.event_time * 1000),
+        )
+
+    def to_list(self) -> list[object]:
+        return [self.nature, self.priority, self.sector, self.lat, self.lon,
+                self.opened_at, self.closed_at, self.event_time, self.ids_at_time]
+
+    @classmethod
+    def from_list(cls, intervention_id: str, d: list) -> InterventionState:  # type: ignore[type-arg]
+        return cls(intervention_id, d[0], int(d[1]), d[2], float(d[3]), float(d[4]),
+                   float(d[5]), float(d[6]), float(d[7]), list(d[8]))
+
+
+@dataclass(slots=True)
+class SectorWindows:
+    """Open sector windows of one partition: window start -> sector -> intervention ids."""
+
+    window_seconds: int
+    partition: int
+    open: dict[float, dict[str, set[str]]] = field(default_factory=dict)
+    sealed_time: float | None = None
+    # intervention id -> window start it is counted in (only for open windows)
+    placed: dict[str, float] = field(default_factory=dict)
+
+    def place(self, intervention_id: str, sector: str, opened_at: float) -> bool:
+        """Count the intervention in the window of ``opened_at`` (moved if its opened time moved).
+        Returns True when late (its window was already emitted; counted in the open window)."""
+        late = self.sealed_time is not None and opened_at < self.sealed_time
+        if late:
+            opened_at = self.sealed_time  # type: ignore[assignment]
+        start = opened_at - opened_at % self.window_seconds
+        before = self.placed.get(intervention_id)
+        if before is not None:
+            if before == start:
+                return late
+            for ids in self.open.get(before, {}).values():
+                ids.discard(intervention_id)
+        self.open.setdefault(start, {}).setdefault(sector, set()).add(intervention_id)
+        self.placed[intervention_id] = start
+        return late
+
+    def seal(self, until: float) -> list[SectorWindowRow]:
+        """Emit the windows that end at or before ``until``."""
+        if self.sealed_time is not None and until <= self.sealed_time:
+            return []
+        self.sealed_time = until - until % self.window_seconds
+        rows = []
+        for start in sorted(s for s in self.open if s + self.window_seconds <= until):
+            for sector, ids in sorted(self.open.pop(start).items()):
+                for iid in ids:
+                    self.placed.pop(iid, None)
+                if ids:
+                    rows.append(SectorWindowRow(start, self.window_seconds, sector, self.partition, len(ids)))
+        return rows
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "w": self.window_seconds, "p": self.partition, "st": self.sealed_time,
+            "o": [[start, {s: sorted(ids) for s, ids in secs.items()}] for start, secs in self.open.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SectorWindows:  # type: ignore[type-arg]
+        sw = cls(int(d["w"]), int(d["p"]), sealed_time=d["st"])
+        for start, secs in d["o"]:
+            sw.open[float(start)] = {s: set(ids) for s, ids in secs.items()}
+            for ids in secs.values():
+                for iid in ids:
+                    sw.placed[iid] = float(start)
+        return sw
+
+
+@dataclass(slots=True)
+class InterventionOutput:
+    intervention_rows: list[InterventionRow] = field(default_factory=list)
+    sector_rows: list[SectorWindowRow] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    late_opened: int = 0

@@ -1,0 +1,198 @@
+"""Per-station state: every vehicle of the station, its current engagement, and the station's
+window accumulators, kept together so that one event changes exactly one table entry.
+
+Rules (pure, no Kafka):
+- an event older than the vehicle's state, or an ``event_id`` already applied, changes nothing;
+- an engagement (vehicle x intervention) records the first time of each milestone
+  (dispatched, en route, on scene, transport, hospital) and ends when the vehicle is available
+  again or out of service, or is dispatched to another intervention;
+- turnout = en route - dispatched, travel = on scene - en route (per engagement).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+
+from schemas.events import ENGAGED_STATUSES, VehicleStatus, VehicleStatusEvent, category_of
+from schemas.reference import Reference
+from streams.rows import NO_TIME, EngagementRow, StationWindowRow, VehicleStateRow
+from streams.windows import CAT_INDEX, StationWindows
+
+_MILESTONE = {
+    VehicleStatus.DISPATCHED: 0,
+    VehicleStatus.EN_ROUTE: 1,
+    VehicleStatus.ON_SCENE: 2,
+    VehicleStatus.TRANSPORTING: 3,
+    VehicleStatus.AT_HOSPITAL: 4,
+}
+_RELEASING = frozenset(
+    {VehicleStatus.AVAILABLE_AT_STATION, VehicleStatus.AVAILABLE_ON_RADIO, VehicleStatus.OUT_OF_SERVICE}
+)
+_CAT_INDEX_OF_STATUS = {s: CAT_INDEX[category_of(s).value] for s in VehicleStatus}
+UNKNOWN_INDEX = CAT_INDEX["unknown"]
+
+
+class Outcome(Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+
+@dataclass(slots=True)
+class Engagement:
+    intervention_id: str
+    # dispatched, en route, on scene, transport, hospital (NO_TIME when not reached)
+    started_at: float
+    milestones: list[float]
+    released_at: float = NO_TIME
+
+    def row(self, v: VehicleState, station_id: str, area: str, version_time: float) -> EngagementRow:
+        d, e, s, tr, h = self.milestones
+        return EngagementRow(
+            self.intervention_id, v.vehicle_id, v.vehicle_type, station_id, area, self.started_at,
+            d, e, s, tr, h, self.released_at,
+            e - d if d and e else -1.0,
+            s - e if e and s else -1.0,
+            int(version_time * 1000),
+        )
+
+
+@dataclass(slots=True)
+class VehicleState:
+    vehicle_id: str
+    vehicle_type: str
+    status: VehicleStatus | None = None
+    event_time: float = NO_TIME
+    ids_at_time: list[str] = field(default_factory=list)
+    status_since: float = NO_TIME
+    lat: float = 0.0
+    lon: float = 0.0
+    engagement: Engagement | None = None
+
+    def row(self, station_id: str, area: str) -> VehicleStateRow:
+        status = self.status.value if self.status else "unknown"
+        eng = self.engagement
+        return VehicleStateRow(
+            self.vehicle_id, self.vehicle_type, station_id, area, status, category_of(self.status).value,
+            eng.intervention_id if eng and not eng.released_at else "",
+            self.status_since, self.event_time, self.lat, self.lon, int(self.event_time * 1000),
+        )
+
+    def to_list(self) -> list[object]:
+        eng = self.engagement
+        return [
+            self.vehicle_type, self.status.value if self.status else None, self.event_time, self.ids_at_time,
+            self.status_since, self.lat, self.lon,
+            [eng.intervention_id, eng.started_at, eng.milestones, eng.released_at] if eng else None,
+        ]
+
+    @classmethod
+    def from_list(cls, vehicle_id: str, d: list) -> VehicleState:  # type: ignore[type-arg]
+        eng = Engagement(d[7][0], float(d[7][1]), [float(x) for x in d[7][2]], float(d[7][3])) if d[7] else None
+        return cls(vehicle_id, d[0], VehicleStatus(d[1]) if d[1] else None, float(d[2]), list(d[3]),
+                   float(d[4]), float(d[5]), float(d[6]), eng)
+
+
+@dataclass(slots=True)
+class StationOutput:
+    vehicle_rows: list[VehicleStateRow] = field(default_factory=list)
+    engagement_rows: list[EngagementRow] = field(default_factory=list)
+    window_rows: list[StationWindowRow] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    late_changes: int = 0
+
+
+@dataclass(slots=True)
+class StationState:
+    station_id: str
+    area: str
+    vehicles: dict[str, VehicleState]
+    windows: StationWindows
+    partition: int = -1
+
+    @classmethod
+    def new(cls, station_id: str, reference: Reference, window_seconds: int) -> StationState:
+        fleet = reference.fleet_by_station.get(station_id, ())
+        vehicles = {v.vehicle_id: VehicleState(v.vehicle_id, v.vehicle_type) for v in fleet}
+        unknown = Counter(v.vehicle_type for v in fleet)
+        area = reference.stations[station_id].area if station_id in reference.stations else ""
+        return cls(station_id, area, vehicles, StationWindows.for_fleet(window_seconds, dict(unknown)))
+
+    def apply(self, event: VehicleStatusEvent, t: float, out: StationOutput) -> Outcome:
+        """Apply one vehicle event (``t`` = its event time in epoch seconds)."""
+        v = self.vehicles.get(event.vehicle_id)
+        if v is None:  # in the fleet (checked upstream) but added after this state was created
+            v = self.vehicles[event.vehicle_id] = VehicleState(event.vehicle_id, event.vehicle_type)
+            self.windows.add_type(event.vehicle_type)
+            self.windows.types[event.vehicle_type].counts[UNKNOWN_INDEX] += 1
+        if t < v.event_time:
+            out.outcomes["stale"] += 1
+            return Outcome.STALE
+        if t == v.event_time:
+            if event.event_id in v.ids_at_time:
+                out.outcomes["duplicate"] += 1
+                return Outcome.DUPLICATE
+            v.ids_at_time.append(event.event_id)
+        else:
+            v.event_time = t
+            v.ids_at_time = [event.event_id]
+
+        status = event.status
+        old_cat = UNKNOWN_INDEX if v.status is None else _CAT_INDEX_OF_STATUS[v.status]
+        new_cat = _CAT_INDEX_OF_STATUS[status]
+        if status is not v.status:
+            v.status_since = t
+        v.status = status
+        if event.position is not None:
+            v.lat, v.lon = event.position.lat, event.position.lon
+        self._track_engagement(v, event, t, out)
+        if old_cat != new_cat and self.windows.record(t, v.vehicle_type, old_cat, new_cat):
+            out.late_changes += 1
+        out.vehicle_rows.append(v.row(self.station_id, self.area))
+        out.outcomes["applied"] += 1
+        return Outcome.APPLIED
+
+    def _track_engagement(self, v: VehicleState, event: VehicleStatusEvent, t: float, out: StationOutput) -> None:
+        eng = v.engagement
+        status = event.status
+        if eng is not None and eng.released_at:
+            eng = v.engagement = None
+        iid = event.intervention_id
+        if status in ENGAGED_STATUSES or (status is VehicleStatus.RETURNING and iid):
+            assert iid is not None
+            if eng is not None and eng.intervention_id != iid:
+                eng.released_at = t  # redeployed to another intervention
+                out.engagement_rows.append(eng.row(v, self.station_id, self.area, t))
+                eng = None
+            if eng is None:
+                eng = v.engagement = Engagement(iid, t, [NO_TIME] * 5)
+            idx = _MILESTONE.get(status)
+            if idx is not None and not eng.milestones[idx]:
+                eng.milestones[idx] = t
+            out.engagement_rows.append(eng.row(v, self.station_id, self.area, t))
+        elif status in _RELEASING and eng is not None:
+            eng.released_at = t
+            out.engagement_rows.append(eng.row(v, self.station_id, self.area, t))
+
+    def seal(self, watermark: float, out: StationOutput, max_fill_windows: int = 1440) -> None:
+        out.window_rows += self.windows.seal(watermark, self.station_id, self.area, max_fill_windows)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "s": self.station_id,
+            "a": self.area,
+            "v": {k: v.to_list() for k, v in self.vehicles.items()},
+            "w": self.windows.to_dict(),
+            "p": self.partition,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StationState:  # type: ignore[type-arg]
+        return cls(
+            d["s"], d["a"],
+            {k: VehicleState.from_list(k, v) for k, v in d["v"].items()},
+            StationWindows.from_dict(d["w"]),
+            int(d["p"]),
+        )

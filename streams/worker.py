@@ -1,0 +1,59 @@
+"""``vigie worker``: run the Faust app with a metrics endpoint and a bounded shutdown.
+
+Shutdown: on SIGTERM/SIGINT the worker stops gracefully (the current batch is stored and its offsets
+committed); if that takes longer than VIGIE_WORKER_STOP_TIMEOUT_S, the process exits anyway. Nothing is
+lost by that exit: offsets are only committed for stored batches, so the next owner re-reads the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import faust
+from prometheus_client import start_http_server
+
+from streams.app import create_pipeline
+from streams.topics import ensure_topics
+from vigie.settings import Settings
+
+log = logging.getLogger("vigie.worker")
+
+
+class BoundedWorker(faust.Worker):
+    stop_timeout: float = 8.0
+    _watchdog: threading.Timer | None = None
+
+    def _arm_watchdog(self) -> None:
+        if self._watchdog is None:
+            def hard_exit() -> None:
+                log.error("worker did not stop within %.1fs: exiting now (uncommitted batches are re-read)",
+                          self.stop_timeout)
+                os._exit(0)
+
+            self._watchdog = threading.Timer(self.stop_timeout, hard_exit)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+    def _on_sigterm(self) -> None:
+        self._arm_watchdog()
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self._arm_watchdog()
+        super()._on_sigint()
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> int:
+    ensure_topics(settings)
+    pipeline = create_pipeline(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="0.0.0.0")
+    worker = BoundedWorker(pipeline.app, loglevel=loglevel, quiet=True)
+    worker.stop_timeout = settings.worker_stop_timeout_s
+    try:
+        worker.execute_from_commandline()
+    finally:
+        pipeline.sink.close()
+    return 0

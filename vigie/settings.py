@@ -1,0 +1,84 @@
+"""The one typed settings object, read from ``VIGIE_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of Vigie. Field ``foo_bar`` is read from ``VIGIE_FOO_BAR``."""
+
+    model_config = SettingsConfigDict(env_prefix="VIGIE_", extra="ignore", frozen=True)
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: str = ""
+    # Consumer-group timings. Short by default: the local broker waits a whole rebalance timeout
+    # before a new group's first join. Raise them in production.
+    kafka_session_timeout_s: float = 3.0
+    kafka_rebalance_timeout_s: float = 3.0
+    kafka_heartbeat_interval_s: float = 1.0
+
+    topic_vehicle_status: str = "vehicle-status"
+    topic_interventions: str = "interventions"
+    topic_dead_letter: str = "vigie-dead-letter"
+    topic_partitions: int = Field(default=4, ge=1)
+
+    # --- ClickHouse --------------------------------------------------------------------------
+    clickhouse_host: str = "127.0.0.1"
+    clickhouse_port: int = 9000
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_database: str = "vigie"
+    clickhouse_secure: bool = False
+    clickhouse_ca_certs: str = ""
+
+    # --- Processing --------------------------------------------------------------------------
+    app_id: str = "vigie"
+    reference_dir: Path = PROJECT_ROOT / "deploy" / "reference" / "paris-sim"
+    window_seconds: int = Field(default=60, ge=1)
+    # Events up to this much older than the newest event time seen on their partition still
+    # land in their own window; older ones are counted late and applied to the open window.
+    allowed_lateness_seconds: int = Field(default=30, ge=0)
+    # One batch = one ClickHouse write + one changelog write per touched key + one offset commit.
+    batch_max_events: int = Field(default=2000, ge=1)
+    batch_max_seconds: float = Field(default=0.5, gt=0)
+    sink_retry_initial_s: float = 0.2
+    sink_retry_max_s: float = 5.0
+    worker_stop_timeout_s: float = 8.0
+    metrics_port: int = 9464
+    state_dir: Path = PROJECT_ROOT / ".vigie" / "worker-state"
+
+    # --- Local stack (`vigie stack`, `make run`) ---------------------------------------------
+    run_dir: Path = PROJECT_ROOT / ".vigie"
+    local_kafka_port: int = 9092
+    local_clickhouse_tcp_port: int = 9000
+    local_clickhouse_http_port: int = 8123
+
+    def kafka_url(self) -> str:
+        return ",".join(f"kafka://{h.strip()}" for h in self.kafka_bootstrap.split(","))
+
+    def confluent_config(self) -> dict[str, str]:
+        """librdkafka settings for the confluent-kafka clients (simulator, admin)."""
+        conf = {"bootstrap.servers": self.kafka_bootstrap, "security.protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_cafile and self.kafka_security_protocol.endswith("SSL"):
+            conf["ssl.ca.location"] = self.kafka_ssl_cafile
+        return conf
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

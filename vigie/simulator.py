@@ -1,0 +1,250 @@
+"""Plausible traffic of a Paris-scale brigade, as Vigie events in event-time order.
+
+Intervention arrivals follow a non-homogeneous Poisson process (~500,000 a year) shaped by hour of
+day and weekday; each nature engages a set of vehicle types, taken from the nearest stations that
+have one available; every vehicle then goes dispatched -> en route -> on scene -> (transporting ->
+at hospital) -> returning -> available at station, with plausible durations. Vehicles also go out
+of service now and then. The same seed and start time give the same events, ids included.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from schemas.events import (
+    InterventionEvent,
+    InterventionNature,
+    Lifecycle,
+    Location,
+    Position,
+    VehicleStatus,
+    VehicleStatusEvent,
+)
+from schemas.reference import Reference, Station
+
+ANNUAL_INTERVENTIONS = 500_000
+# relative activity by hour of day (mean 1.0) and by weekday (Monday = 0)
+HOURLY = [0.62, 0.52, 0.45, 0.40, 0.38, 0.42, 0.58, 0.85, 1.05, 1.15, 1.20, 1.25,
+          1.28, 1.25, 1.22, 1.22, 1.25, 1.30, 1.35, 1.32, 1.22, 1.10, 0.95, 0.79]
+WEEKDAY = [0.97, 0.96, 0.97, 0.98, 1.02, 1.06, 1.04]
+NATURES: list[tuple[InterventionNature, float, tuple[str, ...]]] = [
+    (InterventionNature.RESCUE_TO_PERSON, 0.76, ("VSAV",)),
+    (InterventionNature.ROAD_ACCIDENT, 0.08, ("VSAV", "VSR")),
+    (InterventionNature.FIRE, 0.06, ("FPT", "EPA", "VSAV")),
+    (InterventionNature.HAZMAT, 0.01, ("FPT", "VL")),
+    (InterventionNature.OTHER, 0.09, ("PSE",)),
+]
+FALLBACK = {"VSR": "FPT", "PSE": "FPT", "EPA": "FPT", "CCF": "FPT"}
+ON_SCENE_MIN = {InterventionNature.RESCUE_TO_PERSON: (20, 45), InterventionNature.ROAD_ACCIDENT: (25, 60),
+                InterventionNature.FIRE: (40, 150), InterventionNature.HAZMAT: (60, 180),
+                InterventionNature.OTHER: (15, 40)}
+HOSPITALS = [(48.8375, 2.3650), (48.8895, 2.3436), (48.8504, 2.2900), (48.8710, 2.4000), (48.8210, 2.3480)]
+
+
+@dataclass(order=True)
+class _Action:
+    time: float
+    seq: int
+    kind: str = field(compare=False)
+    data: dict = field(compare=False, default_factory=dict)  # type: ignore[type-arg]
+
+
+@dataclass
+class SimEvent:
+    topic: str  # "vehicle-status" or "interventions" (logical names)
+    key: str
+    event: VehicleStatusEvent | InterventionEvent
+
+
+def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    dlat = (a[0] - b[0]) * 111.0
+    dlon = (a[1] - b[1]) * 111.0 * math.cos(math.radians(a[0]))
+    return math.hypot(dlat, dlon)
+
+
+class Simulator:
+    def __init__(self, reference: Reference, seed: int = 1, start: datetime | None = None,
+                 annual_interventions: int = ANNUAL_INTERVENTIONS, out_of_service_per_day: float = 0.08) -> None:
+        self.ref = reference
+        self.rng = random.Random(seed)
+        self.start = (start or datetime.now(UTC)).replace(microsecond=0).timestamp()
+        self.rate_per_s = annual_interventions / (365.0 * 86400.0)
+        self.oos_per_s = out_of_service_per_day / 86400.0
+        self.stations = list(reference.stations.values())
+        self.available: dict[str, set[str]] = {}  # "station|type" -> available vehicle ids
+        self.vehicle_pos: dict[str, tuple[float, float]] = {}
+        self._queue: list[_Action] = []
+        self._seq = 0
+        self._n_interventions = 0
+        self.shortfalls = 0
+
+    def _push(self, t: float, kind: str, **data: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, _Action(t, self._seq, kind, data))
+
+    def _id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def _dt(self, t: float) -> datetime:
+        return datetime.fromtimestamp(round(t), UTC)
+
+    def _vehicle_event(self, t: float, vid: str, status: VehicleStatus, iid: str | None,
+                       pos: tuple[float, float] | None) -> SimEvent:
+        v = self.ref.fleet[vid]
+        if pos is not None:
+            self.vehicle_pos[vid] = pos
+        p = self.vehicle_pos[vid]
+        ev = VehicleStatusEvent(
+            schema_version=1, event_id=self._id(), event_time=self._dt(t), vehicle_id=vid,
+            vehicle_type=v.vehicle_type, home_station=v.home_station, status=status, intervention_id=iid,
+            position=Position(lat=round(p[0], 5), lon=round(p[1], 5)),
+        )
+        return SimEvent("vehicle-status", v.home_station, ev)
+
+    def _rate(self, t: float) -> float:
+        d = datetime.fromtimestamp(t, UTC)
+        return self.rate_per_s * HOURLY[d.hour] * WEEKDAY[d.weekday()]
+
+    def events(self, duration_s: float) -> Iterator[SimEvent]:
+        """Every event of ``duration_s`` seconds of operations, in event-time order."""
+        t0 = self.start
+        end = t0 + duration_s
+        for s in self.stations:
+            for v in self.ref.fleet_by_station[s.station_id]:
+                self.vehicle_pos[v.vehicle_id] = (s.lat, s.lon)
+                self.available.setdefault(f"{s.station_id}|{v.vehicle_type}", set()).add(v.vehicle_id)
+                yield self._vehicle_event(t0, v.vehicle_id, VehicleStatus.AVAILABLE_AT_STATION, None, None)
+        max_rate = self.rate_per_s * max(HOURLY) * max(WEEKDAY)
+        self._push(t0 + self.rng.expovariate(max_rate), "arrival")
+        n_vehicles = len(self.ref.fleet)
+        if self.oos_per_s > 0:
+            self._push(t0 + self.rng.expovariate(self.oos_per_s * n_vehicles), "breakdown")
+        while self._queue:
+            a = heapq.heappop(self._queue)
+            if a.time >= end:
+                break
+            if a.kind == "arrival":
+                self._push(a.time + self.rng.expovariate(max_rate), "arrival")
+                if self.rng.random() * max_rate <= self._rate(a.time):  # thinning
+                    yield from self._open_intervention(a.time)
+            elif a.kind == "breakdown":
+                self._push(a.time + self.rng.expovariate(self.oos_per_s * n_vehicles), "breakdown")
+                yield from self._breakdown(a.time)
+            else:
+                yield from self._vehicle_step(a)
+
+    def _open_intervention(self, t: float) -> Iterator[SimEvent]:
+        r = self.rng.random()
+        acc = 0.0
+        nature, needs = NATURES[-1][0], NATURES[-1][2]
+        for nat, p, types in NATURES:
+            acc += p
+            if r < acc:
+                nature, needs = nat, types
+                break
+        base = self.rng.choice(self.stations)
+        loc = (base.lat + self.rng.gauss(0, 0.008), base.lon + self.rng.gauss(0, 0.011))
+        first_due = min(self.stations, key=lambda s: _km((s.lat, s.lon), loc))
+        self._n_interventions += 1
+        iid = f"I{int(self.start)}-{self._n_interventions:07d}"
+        priority = 1 if nature in (InterventionNature.FIRE, InterventionNature.HAZMAT) else self.rng.choice((2, 2, 3))
+        location = Location(lat=round(loc[0], 5), lon=round(loc[1], 5), sector=f"Z{first_due.station_id[1:]}")
+        yield SimEvent("interventions", iid, InterventionEvent(
+            schema_version=1, event_id=self._id(), event_time=self._dt(t), intervention_id=iid, nature=nature,
+            lifecycle=Lifecycle.OPENED, location=location, priority=priority))
+        units = []
+        for vtype in needs:
+            vid = self._nearest_available(vtype, loc) or (
+                self._nearest_available(FALLBACK[vtype], loc) if vtype in FALLBACK else None)
+            if vid is None:
+                self.shortfalls += 1
+                continue
+            units.append(vid)
+        dispatch_t = t + self.rng.uniform(30, 90)
+        info = {"iid": iid, "nature": nature, "loc": loc, "remaining": len(units), "location": location,
+                "priority": priority}
+        if not units:
+            self._push(dispatch_t + 600, "close", info=info)
+        for vid in units:
+            self._push(dispatch_t, "dispatched", vid=vid, info=info)
+
+    def _nearest_available(self, vtype: str, loc: tuple[float, float]) -> str | None:
+        best = None
+        for s in sorted(self.stations, key=lambda s: _km((s.lat, s.lon), loc)):
+            pool = self.available.get(f"{s.station_id}|{vtype}")
+            if pool:
+                best = min(pool)
+                pool.discard(best)
+                break
+        return best
+
+    def _breakdown(self, t: float) -> Iterator[SimEvent]:
+        pools = [p for p in self.available.values() if p]
+        if not pools:
+            return
+        pool = self.rng.choice(pools)
+        vid = min(pool)
+        pool.discard(vid)
+        yield self._vehicle_event(t, vid, VehicleStatus.OUT_OF_SERVICE, None, None)
+        self._push(t + self.rng.uniform(2, 8) * 3600, "repaired", vid=vid)
+
+    def _vehicle_step(self, a: _Action) -> Iterator[SimEvent]:
+        t, d, rng = a.time, a.data, self.rng
+        vid = d["vid"]
+        v = self.ref.fleet[vid]
+        home: Station = self.ref.stations[v.home_station]
+        info = d.get("info")
+        iid = info["iid"] if info else None
+        if a.kind == "dispatched":
+            yield self._vehicle_event(t, vid, VehicleStatus.DISPATCHED, iid, None)
+            self._push(t + rng.uniform(45, 180), "en_route", vid=vid, info=info)
+        elif a.kind == "en_route":
+            yield self._vehicle_event(t, vid, VehicleStatus.EN_ROUTE, iid, None)
+            km = _km((home.lat, home.lon), info["loc"])
+            self._push(t + max(120.0, km / 28.0 * 3600 * rng.uniform(0.8, 1.3)), "on_scene", vid=vid, info=info)
+        elif a.kind == "on_scene":
+            yield self._vehicle_event(t, vid, VehicleStatus.ON_SCENE, iid, info["loc"])
+            lo, hi = ON_SCENE_MIN[info["nature"]]
+            leave = t + rng.uniform(lo, hi) * 60
+            if v.vehicle_type == "VSAV" and rng.random() < 0.6:
+                self._push(leave, "transporting", vid=vid, info=info)
+            else:
+                self._push(leave, "returning", vid=vid, info=info)
+        elif a.kind == "transporting":
+            yield self._vehicle_event(t, vid, VehicleStatus.TRANSPORTING, iid, None)
+            yield from self._maybe_close(t, info)
+            hospital = min(HOSPITALS, key=lambda h: _km(h, info["loc"]))
+            self._push(t + rng.uniform(8, 20) * 60, "at_hospital", vid=vid, info=info, hospital=hospital)
+        elif a.kind == "at_hospital":
+            yield self._vehicle_event(t, vid, VehicleStatus.AT_HOSPITAL, iid, d["hospital"])
+            self._push(t + rng.uniform(15, 35) * 60, "returning", vid=vid, info=None, after_hospital=True)
+        elif a.kind == "returning":
+            yield self._vehicle_event(t, vid, VehicleStatus.RETURNING, iid, None)
+            if info is not None:
+                yield from self._maybe_close(t, info)
+            self._push(t + rng.uniform(8, 20) * 60, "back", vid=vid)
+        elif a.kind == "back":
+            yield self._vehicle_event(t, vid, VehicleStatus.AVAILABLE_AT_STATION, None, (home.lat, home.lon))
+            self.available[f"{v.home_station}|{v.vehicle_type}"].add(vid)
+        elif a.kind == "repaired":
+            yield self._vehicle_event(t, vid, VehicleStatus.AVAILABLE_AT_STATION, None, (home.lat, home.lon))
+            self.available[f"{v.home_station}|{v.vehicle_type}"].add(vid)
+        elif a.kind == "close":
+            yield from self._close(t, info)
+
+    def _maybe_close(self, t: float, info: dict) -> Iterator[SimEvent]:  # type: ignore[type-arg]
+        info["remaining"] -= 1
+        if info["remaining"] == 0:
+            yield from self._close(t, info)
+
+    def _close(self, t: float, info: dict) -> Iterator[SimEvent]:  # type: ignore[type-arg]
+        yield SimEvent("interventions", info["iid"], InterventionEvent(
+            schema_version=1, event_id=self._id(), event_time=self._dt(t), intervention_id=info["iid"],
+            nature=info["nature"], lifecycle=Lifecycle.CLOSED, location=info["location"],
+            priority=info["priority"]))
