@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT
+from mode import CrashingSupervisor
 
 from schemas.reference import Reference
 from sinks.clickhouse import ClickHouseSink
@@ -51,7 +52,7 @@ def faust_credentials(settings: Settings) -> Any:
 @dataclass
 class Pipeline:
     app: faust.App
-    sink: ClickHouseSink
+    sinks: tuple[ClickHouseSink, ClickHouseSink]
     vehicle_engine: VehicleEngine
     intervention_engine: InterventionEngine
 
@@ -99,11 +100,13 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
         key_serializer=KEY_CODEC, value_serializer=INTERVENTION_CODEC))
     sectors = app.Table("sector-windows", partitions=parts, schema=faust.Schema(
         key_serializer=KEY_CODEC, value_serializer=SECTORS_CODEC))
-    sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics())
+    # one connection per agent: a clickhouse-driver client must not run two queries at once
+    vehicle_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics())
+    intervention_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics())
     vehicle_engine = VehicleEngine(reference, settings.window_seconds, settings.allowed_lateness_seconds)
     intervention_engine = InterventionEngine(settings.window_seconds, settings.allowed_lateness_seconds)
 
-    async def finish(topic: str, events: Sequence[EventT], result: BatchResult) -> None:
+    async def finish(sink: ClickHouseSink, topic: str, events: Sequence[EventT], result: BatchResult) -> None:
         for dl in result.dead_letters:
             log.warning("dead letter %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset,
                         dl.reason)
@@ -123,26 +126,28 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
         for ev in events:
             last[ev.message.partition] = ev.message.offset
         for p, off in last.items():
-            hw = app.consumer.highwater(faust.TP(topic, p)) if app.consumer else None
+            hw = app.consumer.highwater(TP(topic, p)) if app.consumer else None
             if hw is not None:
                 metrics.CONSUMER_LAG.labels(topic, str(p)).set(max(0, hw - off - 1))
 
-    @app.agent(vehicle_topic, name="vehicle-status-processor")
+    # An unexpected error must stop the worker (its batch was not committed: a restart replays it);
+    # Faust's default would restart the agent further on in the stream, past the failed batch.
+    @app.agent(vehicle_topic, name="vehicle-status-processor", supervisor_strategy=CrashingSupervisor)
     async def process_vehicle_status(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
             result = vehicle_engine.process(_records(events), stations.data)
-            await finish(settings.topic_vehicle_status, events, result)
+            await finish(vehicle_sink, settings.topic_vehicle_status, events, result)
             for key, partition in result.touched.items():
                 stations.send_changelog(partition, key, stations.data[key])
 
-    @app.agent(intervention_topic, name="intervention-processor")
+    @app.agent(intervention_topic, name="intervention-processor", supervisor_strategy=CrashingSupervisor)
     async def process_interventions(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
             result, sector_keys = intervention_engine.process(_records(events), interventions.data, sectors.data)
-            await finish(settings.topic_interventions, events, result)
+            await finish(intervention_sink, settings.topic_interventions, events, result)
             for key, partition in result.touched.items():
                 interventions.send_changelog(partition, key, interventions.data[key])
             for key, partition in sector_keys.items():
                 sectors.send_changelog(partition, key, sectors.data[key])
 
-    return Pipeline(app, sink, vehicle_engine, intervention_engine)
+    return Pipeline(app, (vehicle_sink, intervention_sink), vehicle_engine, intervention_engine)

@@ -55,5 +55,6 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     try:
         worker.execute_from_commandline()
     finally:
-        pipeline.sink.close()
+        for sink in pipeline.sinks:
+            sink.close()
     return 0

