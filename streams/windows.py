@@ -89,7 +89,9 @@ class StationWindows:
                 i += 1
             for vtype in touched:
                 tc = self.types[vtype]
-                tc.min_available = min(tc.min_available, tc.counts[AVAILABLE])
+                # a value replaced at the very instant the window opens was never held in it
+                held = tc.min_available if t > self.window_start else tc.counts[AVAILABLE]
+                tc.min_available = min(held, tc.counts[AVAILABLE])
         rows += self._close_windows_before(until, station_id, area, max_fill_windows)
         self._integrate(until)
         return rows

@@ -27,6 +27,10 @@ def rate_query(db: str) -> str:
             f"UNION ALL SELECT count() FROM {db}.intervention_events WHERE ingested_at >= now() - 10")
 
 
+def clock_query(db: str) -> str:
+    return f"SELECT max(event_time) FROM {db}.vehicle_state"
+
+
 def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]], rate: float,
            clock: str) -> str:
     cells: dict[tuple[str, str], dict[str, int]] = {}
@@ -67,7 +71,7 @@ def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> 
             cap = client.execute(capacity_query(db))
             opened = client.execute(open_interventions_query(db))
             rate = sum(r[0] for r in client.execute(rate_query(db))) / 10.0
-            clock_rows = client.execute(f"SELECT max(event_time) FROM {db}.vehicle_state")
+            clock_rows = client.execute(clock_query(db))
             clock = f"simulated clock {clock_rows[0][0]:%Y-%m-%d %H:%M:%S} UTC"
             text = render(cap, opened, rate, clock)
         except Exception as e:

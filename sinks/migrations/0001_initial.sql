@@ -133,7 +133,7 @@ FROM
 (
     SELECT intervention_id, nature, priority, sector, status, opened_at, closed_at
     FROM {db}.interventions FINAL
-)
+) AS i
 ANY LEFT JOIN
 (
     SELECT
@@ -145,4 +145,4 @@ ANY LEFT JOIN
         argMinIf(travel_s, on_scene_at, on_scene_at > toDateTime(0)) AS first_unit_travel_s
     FROM {db}.engagements FINAL
     GROUP BY intervention_id
-) USING intervention_id;
+) AS e USING intervention_id;

@@ -1,0 +1,42 @@
+from streams.engine import InterventionEngine, Record
+from streams.interventions import InterventionState, SectorWindows
+from tests.helpers import T0, iev
+
+
+def test_opened_and_closed_out_of_order() -> None:
+    st = InterventionState("I1")
+    assert st.apply(iev("I1", "closed", T0 + 600), T0 + 600) == "applied"
+    assert st.apply(iev("I1", "opened", T0), T0) == "stale"  # older: descriptive fields kept
+    assert (st.opened_at, st.closed_at, st.status) == (T0, T0 + 600, "closed")
+    dup = iev("I1", "updated", T0 + 700, event_id="u1")
+    assert st.apply(dup, T0 + 700) == "applied" and st.apply(dup, T0 + 700) == "duplicate"
+
+
+def test_sector_windows_count_each_intervention_once() -> None:
+    sw = SectorWindows(60, 0)
+    sw.place("I1", "Z1", T0 + 5)
+    sw.place("I1", "Z1", T0 + 5)  # re-applied after a crash
+    sw.place("I2", "Z1", T0 + 10)
+    sw.place("I3", "Z2", T0 + 70)
+    rows = sw.seal(T0 + 120)
+    assert [(r.window_start - T0, r.sector, r.interventions_opened) for r in rows] == [(0, "Z1", 2), (60, "Z2", 1)]
+
+
+def _recs(*events) -> list[Record]:  # type: ignore[no-untyped-def]
+    return [Record("interventions", 0, i, e.intervention_id.encode(), e.model_dump_json().encode())
+            for i, e in enumerate(events)]
+
+
+def test_engine_crash_between_state_and_sector_entry_does_not_lose_or_double_count() -> None:
+    engine = InterventionEngine(60, 0)
+    states: dict[str, InterventionState] = {}
+    sectors: dict[str, SectorWindows] = {}
+    batch = _recs(iev("I1", "opened", T0 + 1), iev("I2", "opened", T0 + 2), iev("I3", "opened", T0 + 61))
+    engine.process(batch, states, sectors)
+    # crash: the intervention entries were written to the changelog, the sector entry was not
+    sectors.clear()
+    result, _ = InterventionEngine(60, 0).process(batch, states, sectors)
+    assert result.outcomes["duplicate"] == 3
+    rows = result.rows[next(k for k in result.rows if k.name == "sector_windows")]
+    rows += sectors["sectors:0"].seal(T0 + 120)
+    assert sorted((r.window_start - T0, r.interventions_opened) for r in rows) == [(0, 2), (60, 1)]

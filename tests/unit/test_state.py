@@ -1,0 +1,142 @@
+"""State machine and window aggregation, without Kafka."""
+
+import copy
+
+from streams.engine import Record, VehicleEngine
+from streams.state import Outcome, StationOutput, StationState
+from tests.helpers import T0, small_reference, vev
+
+REF = small_reference()
+
+
+def station() -> StationState:
+    return StationState.new("S1", REF, 60)
+
+
+def apply(st: StationState, *events, out: StationOutput | None = None) -> StationOutput:  # type: ignore[no-untyped-def]
+    out = out or StationOutput()
+    for ev in events:
+        st.apply(ev, ev.event_time.timestamp(), out)
+    return out
+
+
+def test_engagement_segments_and_release() -> None:
+    st = station()
+    out = apply(st, vev("V1", "available_at_station", T0), vev("V1", "dispatched", T0 + 10, "I1"),
+                vev("V1", "en_route", T0 + 70, "I1"), vev("V1", "on_scene", T0 + 370, "I1"),
+                vev("V1", "available_on_radio", T0 + 1000))
+    last = out.engagement_rows[-1]
+    assert (last.turnout_s, last.travel_s) == (60.0, 300.0)
+    assert last.released_at == T0 + 1000 and last.dispatched_at == T0 + 10
+    assert out.vehicle_rows[-1].category == "available" and out.vehicle_rows[-1].intervention_id == ""
+    assert out.vehicle_rows[-2].intervention_id == "I1"
+
+
+def test_older_event_and_repeated_event_id_do_not_change_state() -> None:
+    st = station()
+    apply(st, vev("V1", "dispatched", T0 + 10, "I1", event_id="a"), vev("V1", "en_route", T0 + 20, "I1"))
+    before = copy.deepcopy(st.to_dict())
+    out = StationOutput()
+    assert st.apply(vev("V1", "available_at_station", T0 + 5), T0 + 5, out) is Outcome.STALE
+    assert st.apply(vev("V1", "en_route", T0 + 20, "I1", event_id=st.vehicles["V1"].ids_at_time[0]), T0 + 20,
+                    out) is Outcome.DUPLICATE
+    assert st.to_dict() == before
+    assert out.vehicle_rows == [] and out.engagement_rows == []
+    # same time, another id: a real second event (minute-truncated CAD data) is applied
+    assert st.apply(vev("V1", "on_scene", T0 + 20, "I1"), T0 + 20, out) is Outcome.APPLIED
+
+
+def test_redeployment_closes_previous_engagement() -> None:
+    st = station()
+    out = apply(st, vev("V1", "dispatched", T0, "I1"), vev("V1", "dispatched", T0 + 60, "I2"))
+    closed = [r for r in out.engagement_rows if r.intervention_id == "I1"][-1]
+    assert closed.released_at == T0 + 60
+    assert st.vehicles["V1"].engagement.intervention_id == "I2"  # type: ignore[union-attr]
+
+
+def test_windows_counts_minimum_and_engaged_minutes() -> None:
+    st = station()  # V1, V2 (VSAV) and F1 (FPT), all unknown at first
+    out = apply(st, vev("V1", "available_at_station", T0), vev("V2", "available_at_station", T0),
+                vev("F1", "out_of_service", T0, vtype="FPT"),
+                vev("V1", "dispatched", T0 + 15, "I1"),     # VSAV available 2 -> 1 at :15
+                vev("V2", "dispatched", T0 + 30, "I2"),     # 1 -> 0 at :30
+                vev("V2", "available_on_radio", T0 + 45),   # 0 -> 1 at :45
+                vev("V1", "available_at_station", T0 + 90))  # next window: 1 -> 2 at 1:30
+    st.seal(T0 + 180, out)
+    rows = {(r.window_start - T0, r.vehicle_type): r for r in out.window_rows}
+    w0 = rows[(0, "VSAV")]
+    assert (w0.available, w0.engaged, w0.out_of_service, w0.unknown, w0.min_available) == (1, 1, 0, 0, 0)
+    # engaged: V1 from :15 to :60 (45 s) + V2 from :30 to :45 (15 s) = 60 s = 1 vehicle-minute
+    assert w0.engaged_vehicle_minutes == 1.0
+    w1 = rows[(60, "VSAV")]
+    assert (w1.available, w1.engaged, w1.min_available, w1.engaged_vehicle_minutes) == (2, 0, 1, 0.5)
+    w2 = rows[(120, "VSAV")]  # a quiet window is still emitted, counts carried over
+    assert (w2.available, w2.min_available, w2.engaged_vehicle_minutes) == (2, 2, 0.0)
+    assert rows[(0, "FPT")].out_of_service == 1
+    assert (T0 + 180, "VSAV") not in rows  # still open
+
+
+def test_simultaneous_changes_count_as_one_step_for_the_minimum() -> None:
+    st = station()
+    out = apply(st, vev("V1", "available_at_station", T0), vev("V2", "dispatched", T0, "I1"),
+                vev("V1", "dispatched", T0 + 10, "I2"), vev("V2", "available_at_station", T0 + 10))
+    st.seal(T0 + 60, out)
+    w0 = next(r for r in out.window_rows if r.vehicle_type == "VSAV")
+    assert w0.min_available == 1  # V1 leaves as V2 comes back, at the same instant
+
+
+def test_late_change_is_applied_to_the_open_window() -> None:
+    st = station()
+    out = apply(st, vev("V1", "available_at_station", T0), vev("V2", "available_at_station", T0 + 1))
+    st.seal(T0 + 120, out)
+    apply(st, vev("V1", "dispatched", T0 + 30, "I1"), out=out)  # its window was already emitted
+    st.seal(T0 + 180, out)
+    w = {r.window_start - T0: r for r in out.window_rows if r.vehicle_type == "VSAV"}
+    assert w[0].available == 2 and w[60].available == 2
+    assert w[120].available == 1 and w[120].engaged_vehicle_minutes == 1.0
+
+
+def test_state_survives_serialisation() -> None:
+    a = station()
+    apply(a, vev("V1", "available_at_station", T0), vev("V1", "dispatched", T0 + 5, "I1"))
+    b = StationState.from_dict(copy.deepcopy(a.to_dict()))
+    oa, ob = StationOutput(), StationOutput()
+    for st, out in ((a, oa), (b, ob)):
+        apply(st, vev("V1", "en_route", T0 + 65, "I1", event_id="x"), out=out)
+        st.seal(T0 + 200, out)
+    assert oa.window_rows == ob.window_rows and oa.engagement_rows == ob.engagement_rows
+    assert a.to_dict() == b.to_dict()
+
+
+def _rec(ev, key: str = "S1", offset: int = 0) -> Record:  # type: ignore[no-untyped-def]
+    return Record("vehicle-status", 0, offset, key.encode(), ev.model_dump_json().encode())
+
+
+def test_engine_dead_letters_bad_records_and_goes_on() -> None:
+    engine = VehicleEngine(REF, 60, 0)
+    store: dict[str, StationState] = {}
+    good = vev("V1", "available_at_station", T0)
+    records = [
+        Record("vehicle-status", 0, 1, b"S1", b"{not json"),
+        _rec(vev("V9", "available_at_station", T0), offset=2),
+        _rec(vev("V3", "available_at_station", T0, station="S2"), key="S1", offset=3),
+        _rec(good, offset=4),
+    ]
+    result = engine.process(records, store)
+    reasons = [d.reason for d in result.dead_letters]
+    assert [d.record.offset for d in result.dead_letters] == [1, 2, 3]
+    assert "not valid JSON" in reasons[0] and "unknown vehicle 'V9'" in reasons[1] and "home station" in reasons[2]
+    assert store["S1"].vehicles["V1"].status is not None
+    assert len(result.rows[next(k for k in result.rows if k.name == "vehicle_state")]) == 1
+
+
+def test_engine_replay_of_a_batch_is_idempotent() -> None:
+    engine = VehicleEngine(REF, 60, 0)
+    store: dict[str, StationState] = {}
+    evs = [vev("V1", "available_at_station", T0), vev("V1", "dispatched", T0 + 30, "I1"),
+           vev("V2", "available_at_station", T0 + 70)]
+    engine.process([_rec(e, offset=i) for i, e in enumerate(evs)], store)
+    snapshot = copy.deepcopy(store["S1"].to_dict())
+    again = engine.process([_rec(e, offset=i) for i, e in enumerate(evs)], store)
+    assert store["S1"].to_dict() == snapshot
+    assert again.outcomes["applied"] == 0 and again.outcomes["duplicate"] + again.outcomes["stale"] == 3
