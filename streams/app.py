@@ -138,7 +138,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
             result = vehicle_engine.process(_records(events), stations.data)
             await finish(vehicle_sink, settings.topic_vehicle_status, events, result)
             for key, partition in result.touched.items():
-                stations.send_changelog(partition, key, stations.data[key])
+                stations.send_changelog(partition, key, stations.data[key], KEY_CODEC, STATION_CODEC)
 
     @app.agent(intervention_topic, name="intervention-processor", supervisor_strategy=CrashingSupervisor)
     async def process_interventions(stream: faust.StreamT) -> None:
@@ -146,8 +146,9 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
             result, sector_keys = intervention_engine.process(_records(events), interventions.data, sectors.data)
             await finish(intervention_sink, settings.topic_interventions, events, result)
             for key, partition in result.touched.items():
-                interventions.send_changelog(partition, key, interventions.data[key])
+                interventions.send_changelog(partition, key, interventions.data[key], KEY_CODEC,
+                                            INTERVENTION_CODEC)
             for key, partition in sector_keys.items():
-                sectors.send_changelog(partition, key, sectors.data[key])
+                sectors.send_changelog(partition, key, sectors.data[key], KEY_CODEC, SECTORS_CODEC)
 
     return Pipeline(app, (vehicle_sink, intervention_sink), vehicle_engine, intervention_engine)

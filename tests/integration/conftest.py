@@ -1,0 +1,116 @@
+"""Fixtures: a real Tansu broker and a real ClickHouse 18.16, started once per test session on free
+ports, and workers run as real `vigie worker` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from clickhouse_driver import Client
+
+from sinks.clickhouse import run_migrations
+from streams.topics import ensure_topics
+from vigie.settings import PROJECT_ROOT, Settings
+from vigie.stack import ManagedProcess, free_port, start_broker, start_clickhouse
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    kafka_port: int
+    ch_tcp: int
+    ch_http: int
+    broker: ManagedProcess
+    clickhouse: ManagedProcess
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def restart_clickhouse_later(self) -> None:
+        self.clickhouse = start_clickhouse(self.ch_tcp, self.ch_http, self.tmp / "clickhouse")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("stack")
+    kafka_port, ch_tcp, ch_http = free_port(), free_port(), free_port()
+    broker = start_broker(kafka_port, tmp)
+    ch = start_clickhouse(ch_tcp, ch_http, tmp / "clickhouse")
+    s = Stack(tmp, kafka_port, ch_tcp, ch_http, broker, ch)
+    yield s
+    for w in s.workers:
+        if w.poll() is None:
+            w.kill()
+    s.broker.stop()
+    s.clickhouse.stop()
+
+
+@pytest.fixture
+def settings(stack: Stack) -> Settings:
+    """Settings of one isolated pipeline: its own topics, consumer group and database."""
+    tag = uuid.uuid4().hex[:8]
+    s = Settings(
+        kafka_bootstrap=f"127.0.0.1:{stack.kafka_port}",
+        clickhouse_port=stack.ch_tcp,
+        clickhouse_database=f"vigie_{tag}",
+        app_id=f"vigie-test-{tag}",
+        topic_vehicle_status=f"vehicle-status-{tag}",
+        topic_interventions=f"interventions-{tag}",
+        topic_dead_letter=f"dead-letter-{tag}",
+        topic_partitions=3,
+        batch_max_events=500,
+        batch_max_seconds=0.3,
+        allowed_lateness_seconds=30,
+        sink_retry_max_s=1.0,
+        metrics_port=free_port(),
+    )
+    run_migrations(s)
+    ensure_topics(s)
+    return s
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    for name, value in s.model_dump().items():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"VIGIE_{name.upper()}"] = str(value)
+    return env
+
+
+def start_worker(stack: Stack, s: Settings, log_name: str) -> subprocess.Popen[bytes]:
+    log = (stack.tmp / f"{log_name}.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "warn"],
+                            env=settings_env(s), stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+    stack.workers.append(proc)
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15.0) -> float:
+    started = time.monotonic()
+    proc.send_signal(sig)
+    proc.wait(timeout)
+    return time.monotonic() - started
+
+
+def ch_client(s: Settings) -> Client:
+    return Client("127.0.0.1", port=s.clickhouse_port, database=s.clickhouse_database)
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as e:
+            last_error = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
