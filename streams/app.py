@@ -65,6 +65,17 @@ def _records(events: Sequence[EventT]) -> list[Record]:
     return out
 
 
+def _state_table(app: faust.App, name: str, partitions: int, value_codec: str) -> Any:
+    """A changelog-backed table of state objects (str keys). Faust takes the serializers used both to
+    write the changelog and to decode it on recovery from these attributes (not from the schema), and
+    builds the changelog topic when the table is registered: rebuild it once they are set."""
+    table = app.Table(name, partitions=partitions)
+    table.key_serializer = KEY_CODEC
+    table.value_serializer = value_codec
+    table.changelog_topic = table._new_changelog_topic()
+    return table
+
+
 def create_pipeline(settings: Settings, reference: Reference | None = None) -> Pipeline:
     register_codecs()
     reference = reference or Reference.load(settings.reference_dir)
@@ -87,6 +98,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
         broker_commit_interval=max(0.2, settings.batch_max_seconds),
         stream_buffer_maxsize=max(4096, settings.batch_max_events * 2),
         producer_acks=-1,
+        producer_max_batch_size=settings.kafka_producer_max_batch_bytes,
         table_cleanup_interval=3600.0,
         logging_config=None,
     )
@@ -94,12 +106,9 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     vehicle_topic = app.topic(settings.topic_vehicle_status, schema=raw, partitions=parts)
     intervention_topic = app.topic(settings.topic_interventions, schema=raw, partitions=parts)
     dead_letter_topic = app.topic(settings.topic_dead_letter, schema=raw, partitions=1)
-    stations = app.Table("stations", partitions=parts, schema=faust.Schema(key_serializer=KEY_CODEC,
-                                                                         value_serializer=STATION_CODEC))
-    interventions = app.Table("interventions", partitions=parts, schema=faust.Schema(
-        key_serializer=KEY_CODEC, value_serializer=INTERVENTION_CODEC))
-    sectors = app.Table("sector-windows", partitions=parts, schema=faust.Schema(
-        key_serializer=KEY_CODEC, value_serializer=SECTORS_CODEC))
+    stations = _state_table(app, "stations", parts, STATION_CODEC)
+    interventions = _state_table(app, "interventions", parts, INTERVENTION_CODEC)
+    sectors = _state_table(app, "sector-windows", parts, SECTORS_CODEC)
     # one connection per agent: a clickhouse-driver client must not run two queries at once
     vehicle_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics())
     intervention_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics())
@@ -138,7 +147,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
             result = vehicle_engine.process(_records(events), stations.data)
             await finish(vehicle_sink, settings.topic_vehicle_status, events, result)
             for key, partition in result.touched.items():
-                stations.send_changelog(partition, key, stations.data[key], KEY_CODEC, STATION_CODEC)
+                stations.send_changelog(partition, key, stations.data[key])
 
     @app.agent(intervention_topic, name="intervention-processor", supervisor_strategy=CrashingSupervisor)
     async def process_interventions(stream: faust.StreamT) -> None:
@@ -146,9 +155,8 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
             result, sector_keys = intervention_engine.process(_records(events), interventions.data, sectors.data)
             await finish(intervention_sink, settings.topic_interventions, events, result)
             for key, partition in result.touched.items():
-                interventions.send_changelog(partition, key, interventions.data[key], KEY_CODEC,
-                                            INTERVENTION_CODEC)
+                interventions.send_changelog(partition, key, interventions.data[key])
             for key, partition in sector_keys.items():
-                sectors.send_changelog(partition, key, sectors.data[key], KEY_CODEC, SECTORS_CODEC)
+                sectors.send_changelog(partition, key, sectors.data[key])
 
     return Pipeline(app, (vehicle_sink, intervention_sink), vehicle_engine, intervention_engine)

@@ -175,10 +175,13 @@ class InterventionEngine:
             changed[key] = state
             skey = SECTORS_KEY.format(partition=p)
             sectors = sector_store.get(skey) or SectorWindows(self.window_seconds, p)
-            # Count when the opened time is set or moves, or when this very event set it (a re-delivery
-            # after a crash that stored the intervention but not the sector entry): set semantics.
-            if state.opened_at and (state.opened_at != opened_before or t == state.opened_at):
-                if sectors.place(key, state.sector, state.opened_at):
+            # Count when the opened time is set or moves. A re-delivery of the event that set it (after a
+            # crash that stored the intervention entry but maybe not the sector entry) is placed again only
+            # while its window is still open here (set semantics); an emitted window already counted it.
+            redelivered = state.opened_at == opened_before and t == state.opened_at
+            if state.opened_at and (state.opened_at != opened_before or redelivered):
+                already_emitted = redelivered and sectors.sealed_time is not None and t < sectors.sealed_time
+                if not already_emitted and sectors.place(key, state.sector, state.opened_at):
                     out.late_opened += 1
             sector_store[skey] = sectors
             sectors_touched[skey] = p

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     kafka_session_timeout_s: float = 3.0
     kafka_rebalance_timeout_s: float = 3.0
     kafka_heartbeat_interval_s: float = 1.0
+    # Upper bound of one producer record batch (bytes). Tansu, the local broker, reports a partition's
+    # high watermark as the base offset of its last *batch* + 1, so Faust's changelog recovery (which reads
+    # up to the high watermark) would miss the tail of each partition. A bound of 1 byte makes every record
+    # its own batch, which keeps recovery exact there. On Apache Kafka set 16384 or more.
+    kafka_producer_max_batch_bytes: int = Field(default=1, ge=1)
 
     topic_vehicle_status: str = "vehicle-status"
     topic_interventions: str = "interventions"

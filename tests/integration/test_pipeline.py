@@ -62,7 +62,8 @@ def assert_exact(s: Settings, ref: Reference, events: list[SimEvent]) -> None:
     got_status = dict(ch.execute("SELECT vehicle_id, status FROM vehicle_state FINAL"))
     assert got_status == expected.final_vehicle_status(events)
     got_cap = {(a, b, c): n for a, b, c, n in ch.execute(
-        "SELECT home_station, vehicle_type, category, count() FROM vehicle_state FINAL GROUP BY home_station, vehicle_type, category")}
+        "SELECT home_station, vehicle_type, category, count() FROM vehicle_state FINAL "
+        "GROUP BY home_station, vehicle_type, category")}
     want_cap = {k: v for k, v in expected.capacity(ref, events).items() if k[2] != "unknown"}
     assert got_cap == want_cap
     # 2. every 1-minute window of every station x type

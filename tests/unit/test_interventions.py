@@ -40,3 +40,16 @@ def test_engine_crash_between_state_and_sector_entry_does_not_lose_or_double_cou
     rows = result.rows[next(k for k in result.rows if k.name == "sector_windows")]
     rows += sectors["sectors:0"].seal(T0 + 120)
     assert sorted((r.window_start - T0, r.interventions_opened) for r in rows) == [(0, 2), (60, 1)]
+
+
+def test_redelivery_after_its_window_was_emitted_is_not_counted_again() -> None:
+    engine = InterventionEngine(60, 0)
+    states: dict[str, InterventionState] = {}
+    sectors: dict[str, SectorWindows] = {}
+    first = _recs(iev("I1", "opened", T0 + 1))
+    r1, _ = engine.process(first, states, sectors)
+    r2, _ = engine.process(_recs(iev("I2", "opened", T0 + 200)), states, sectors)  # emits I1's window
+    r3, _ = engine.process(first, states, sectors)  # re-delivered after a crash
+    r4, _ = engine.process(_recs(iev("I3", "opened", T0 + 400)), states, sectors)
+    rows = [row for r in (r1, r2, r3, r4) for row in r.rows[next(k for k in r.rows if k.name == "sector_windows")]]
+    assert sorted((r.window_start - T0, r.interventions_opened) for r in rows) == [(0, 1), (180, 1)]
