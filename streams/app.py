@@ -115,6 +115,18 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     vehicle_engine = VehicleEngine(reference, settings.window_seconds, settings.allowed_lateness_seconds)
     intervention_engine = InterventionEngine(settings.window_seconds, settings.allowed_lateness_seconds)
 
+    progress = {"at": time.monotonic(), "events": 0, "invalid": 0}
+
+    def log_progress(n_events: int, n_invalid: int, newest: float) -> None:
+        progress["events"] += n_events
+        progress["invalid"] += n_invalid
+        now = time.monotonic()
+        if now - progress["at"] >= 10.0:
+            log.info("processed %d events (%d invalid) in %.0fs; newest event time %s",
+                     progress["events"], progress["invalid"], now - progress["at"],
+                     time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(newest)) if newest else "-")
+            progress.update(at=now, events=0, invalid=0)
+
     async def finish(sink: ClickHouseSink, topic: str, events: Sequence[EventT], result: BatchResult) -> None:
         for dl in result.dead_letters:
             log.warning("dead letter %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset,
@@ -131,6 +143,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
             metrics.LATE_CHANGES.labels(topic).inc(result.late)
         if result.newest_event_time:
             metrics.FRESHNESS.labels(topic).set(time.time() - result.newest_event_time)
+        log_progress(len(events), len(result.dead_letters), result.newest_event_time)
         last: dict[int, int] = {}
         for ev in events:
             last[ev.message.partition] = ev.message.offset

@@ -86,7 +86,7 @@ def settings_env(s: Settings) -> dict[str, str]:
 
 def start_worker(stack: Stack, s: Settings, log_name: str) -> subprocess.Popen[bytes]:
     log = (stack.tmp / f"{log_name}.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "warn"],
+    proc = subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "info"],
                             env=settings_env(s), stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
     stack.workers.append(proc)
     return proc

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+import urllib.request
 from datetime import UTC, datetime
 
 import pytest
@@ -97,7 +98,26 @@ def test_end_to_end_matches_independent_computation(stack: Stack, settings: Sett
     publish(settings, events)
     wait_for_all_events(settings, events)
     assert_exact(settings, ref, events)
+    metrics = scrape(settings.metrics_port)
+    n_vehicle = sum(1 for e in events if e.topic == "vehicle-status")
+    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic_vehicle_status}"}}'] == n_vehicle
+    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic_interventions}"}}'] == len(events) - n_vehicle
+    assert metrics['vigie_rows_written_total{table="vehicle_status_events"}'] == n_vehicle
+    assert metrics['vigie_event_outcomes_total{outcome="applied",topic="' + settings.topic_vehicle_status + '"}'] \
+        == n_vehicle
+    assert any(k.startswith("vigie_consumer_lag_messages") for k in metrics)
+    assert any(k.startswith("vigie_freshness_seconds") for k in metrics)
     assert stop_worker(worker) < 10.0  # bounded, graceful stop
+
+
+def scrape(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
 
 
 def test_worker_killed_and_clickhouse_restarted_mid_stream(stack: Stack, settings: Settings) -> None:
@@ -124,7 +144,8 @@ def test_worker_killed_and_clickhouse_restarted_mid_stream(stack: Stack, setting
 def test_bad_input_goes_to_dead_letter_and_nothing_else_is_lost(stack: Stack, settings: Settings) -> None:
     ref, events = simulate(settings, hours=0.5, seed=13)
     worker = start_worker(stack, settings, "dlq-worker")
-    good = json.loads(events[-1].event.model_dump_json())
+    last_vehicle = next(e for e in reversed(events) if e.topic == "vehicle-status")
+    good = json.loads(last_vehicle.event.model_dump_json())
     bad_values = {
         b"\xff\xfe garbage": "not valid JSON",
         json.dumps({**good, "vehicle_type": 12}).encode(): "vehicle_type: Input should be a valid string",
@@ -136,7 +157,7 @@ def test_bad_input_goes_to_dead_letter_and_nothing_else_is_lost(stack: Stack, se
     half = len(events) // 2
     publish(settings, events[:half])
     for value in bad_values:
-        producer.produce(settings.topic_vehicle_status, key=events[-1].key.encode(), value=value)
+        producer.produce(settings.topic_vehicle_status, key=last_vehicle.key.encode(), value=value)
     producer.flush(10)
     publish(settings, events[half:])
     wait_for_all_events(settings, events)
