@@ -113,7 +113,9 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     vehicle_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics())
     intervention_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics())
     vehicle_engine = VehicleEngine(reference, settings.window_seconds, settings.allowed_lateness_seconds)
-    intervention_engine = InterventionEngine(settings.window_seconds, settings.allowed_lateness_seconds)
+    intervention_engine = InterventionEngine(settings.window_seconds, settings.allowed_lateness_seconds,
+                                             settings.intervention_retention_hours * 3600)
+    last_eviction = [time.monotonic()]
 
     progress = {"at": time.monotonic(), "events": 0, "invalid": 0}
 
@@ -171,5 +173,9 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
                 interventions.send_changelog(partition, key, interventions.data[key])
             for key, partition in sector_keys.items():
                 sectors.send_changelog(partition, key, sectors.data[key])
+            if time.monotonic() - last_eviction[0] >= settings.intervention_eviction_interval_s:
+                last_eviction[0] = time.monotonic()
+                for key, partition in intervention_engine.evict_closed(interventions.data).items():
+                    interventions.send_changelog(partition, key, None, value_serializer="raw")  # tombstone
 
     return Pipeline(app, (vehicle_sink, intervention_sink), vehicle_engine, intervention_engine)

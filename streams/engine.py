@@ -138,10 +138,24 @@ SECTORS_KEY = "sectors:{partition}"
 class InterventionEngine:
     """Intervention batches -> per-intervention state, intervention rows and sector windows."""
 
-    def __init__(self, window_seconds: int, allowed_lateness: float) -> None:
+    def __init__(self, window_seconds: int, allowed_lateness: float, retention_s: float = 86400.0) -> None:
         self.window_seconds = window_seconds
         self.allowed_lateness = allowed_lateness
+        self.retention_s = retention_s
         self.newest: dict[int, float] = {}
+
+    def evict_closed(self, store: MutableMapping[str, InterventionState]) -> dict[str, int]:
+        """Drop interventions closed more than the retention (event time) before their partition's newest
+        event, so the table does not grow for ever. Returns the evicted keys and their partitions (for the
+        changelog tombstones). An event for an evicted intervention would start it afresh: keep the
+        retention well beyond the latest a CAD system sends updates after closing."""
+        evicted = {}
+        for key, state in list(store.items()):
+            newest = self.newest.get(state.partition)
+            if newest is not None and state.status == "closed" and state.closed_at < newest - self.retention_s:
+                evicted[key] = state.partition
+                del store[key]
+        return evicted
 
     def process(
         self,
@@ -167,6 +181,7 @@ class InterventionEngine:
                 self.newest[p] = t
             key = ev.intervention_id
             state = store.get(key) or InterventionState(key)
+            state.partition = p
             opened_before = state.opened_at
             outcome = state.apply(ev, t)
             out.outcomes[outcome] += 1

@@ -29,6 +29,7 @@ class InterventionState:
     closed_at: float = NO_TIME
     event_time: float = NO_TIME
     ids_at_time: list[str] = field(default_factory=list)
+    partition: int = -1
 
     @property
     def status(self) -> str:
@@ -64,12 +65,12 @@ class InterventionState:
 
     def to_list(self) -> list[object]:
         return [self.nature, self.priority, self.sector, self.lat, self.lon,
-                self.opened_at, self.closed_at, self.event_time, self.ids_at_time]
+                self.opened_at, self.closed_at, self.event_time, self.ids_at_time, self.partition]
 
     @classmethod
     def from_list(cls, intervention_id: str, d: list) -> InterventionState:  # type: ignore[type-arg]
         return cls(intervention_id, d[0], int(d[1]), d[2], float(d[3]), float(d[4]),
-                   float(d[5]), float(d[6]), float(d[7]), list(d[8]))
+                   float(d[5]), float(d[6]), float(d[7]), list(d[8]), int(d[9]))
 
 
 @dataclass(slots=True)

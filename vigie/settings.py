@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Events up to this much older than the newest event time seen on their partition still
     # land in their own window; older ones are counted late and applied to the open window.
     allowed_lateness_seconds: int = Field(default=30, ge=0)
+    # Closed interventions leave the worker's state this long (event time) after closing.
+    intervention_retention_hours: float = Field(default=24.0, gt=0)
+    intervention_eviction_interval_s: float = Field(default=60.0, gt=0)
     # One batch = one ClickHouse write + one changelog write per touched key + one offset commit.
     batch_max_events: int = Field(default=2000, ge=1)
     batch_max_seconds: float = Field(default=0.5, gt=0)

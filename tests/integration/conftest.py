@@ -67,6 +67,9 @@ def settings(stack: Stack) -> Settings:
         batch_max_events=500,
         batch_max_seconds=0.3,
         allowed_lateness_seconds=30,
+        # closed interventions leave the state quickly, so restarts also recover eviction tombstones
+        intervention_retention_hours=0.5,
+        intervention_eviction_interval_s=1.0,
         sink_retry_max_s=1.0,
         metrics_port=free_port(),
     )

@@ -53,3 +53,17 @@ def test_redelivery_after_its_window_was_emitted_is_not_counted_again() -> None:
     r4, _ = engine.process(_recs(iev("I3", "opened", T0 + 400)), states, sectors)
     rows = [row for r in (r1, r2, r3, r4) for row in r.rows[next(k for k in r.rows if k.name == "sector_windows")]]
     assert sorted((r.window_start - T0, r.interventions_opened) for r in rows) == [(0, 1), (180, 1)]
+
+
+def test_closed_interventions_leave_the_state_after_the_retention() -> None:
+    engine = InterventionEngine(60, 0, retention_s=3600)
+    states: dict[str, InterventionState] = {}
+    sectors: dict[str, SectorWindows] = {}
+    engine.process(_recs(iev("I1", "opened", T0), iev("I1", "closed", T0 + 600), iev("I2", "opened", T0 + 700)),
+                   states, sectors)
+    engine.process(_recs(iev("I3", "opened", T0 + 4000)), states, sectors)
+    assert engine.evict_closed(states) == {}  # closed 3,400 s before the newest event: kept
+    engine.process(_recs(iev("I4", "opened", T0 + 4300)), states, sectors)
+    assert engine.evict_closed(states) == {"I1": 0}
+    assert set(states) == {"I2", "I3", "I4"}  # open ones stay, however old
+    assert InterventionState.from_list("I2", states["I2"].to_list()) == states["I2"]
