@@ -52,6 +52,22 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
+    import asyncio
+
+    from sinks.clickhouse import run_migrations
+    from streams.history import HistoryRunner, records_from_clickhouse, records_from_jsonl
+
+    run_migrations(s)
+    records = records_from_jsonl(Path(a.from_file), s) if a.from_file else records_from_clickhouse(s, a.from_clickhouse)
+    stats = asyncio.run(HistoryRunner(s).run(records, chunk_events=a.chunk))
+    print(f"{stats.events} events ({stats.invalid} invalid) in {stats.seconds:.1f}s = "
+          f"{stats.events_per_second:,.0f} events/s into database {s.clickhouse_database}")
+    for table, n in sorted(stats.rows.items()):
+        print(f"  {table}: {n} rows")
+    return 0
+
+
 def _cmd_board(s: Settings, a: argparse.Namespace) -> int:
     from vigie.board import run_board
 
@@ -113,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--start", default=None, help="simulated start time, ISO 8601 with zone (default: now)")
     sim.add_argument("--output", default=None, help="also write every event to this JSON-lines file")
     sim.set_defaults(func=_cmd_simulate)
+
+    h = sub.add_parser("history", help="batch path: run stored events through the same logic, no Kafka/Faust "
+                       "(backfill, analysis); writes to VIGIE_CLICKHOUSE_DATABASE")
+    src = h.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from-file", help="JSON-lines events, as written by `vigie simulate --output`")
+    src.add_argument("--from-clickhouse", metavar="DATABASE", help="the raw event history of this database")
+    h.add_argument("--chunk", type=int, default=20000, help="events per chunk (one ClickHouse write each)")
+    h.set_defaults(func=_cmd_history)
 
     b = sub.add_parser("board", help="live terminal board from ClickHouse, refreshed every second")
     b.add_argument("--once", action="store_true", help="print the board once and exit")

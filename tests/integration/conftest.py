@@ -53,6 +53,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def settings(stack: Stack) -> Settings:
+    return new_settings(stack)
+
+
+def new_settings(stack: Stack) -> Settings:
     """Settings of one isolated pipeline: its own topics, consumer group and database."""
     tag = uuid.uuid4().hex[:8]
     s = Settings(
