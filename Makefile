@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test lint unit integration schemas clean
+.PHONY: help install run test bench lint unit integration schemas clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ run: $(STAMP) ## live pipeline: broker + ClickHouse + worker + simulator x60 + b
 test: $(STAMP) ## lint, unit tests, then integration tests on a real broker and ClickHouse
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -ra tests
+
+bench: $(STAMP) ## throughput figures on this machine (own broker + ClickHouse), table + JSON in bench-results/
+	$(VENV)/bin/vigie bench
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .

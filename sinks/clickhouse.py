@@ -52,8 +52,10 @@ def run_migrations(settings: Settings) -> list[str]:
 
 
 def to_columns(spec: TableSpec, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    """Rows -> columns, with float epoch seconds turned into whole seconds for DateTime columns."""
-    columns = [list(c) for c in zip(*rows, strict=True)]
+    """Rows (or a block that already holds ``columns()``) -> columns, with float epoch seconds turned
+    into whole seconds for DateTime columns."""
+    columns_of = getattr(rows, "columns", None)
+    columns = list(columns_of()) if columns_of else [list(c) for c in zip(*rows, strict=True)]
     for i in spec.datetime_indexes:
         columns[i] = [int(x) for x in columns[i]]
     return columns

@@ -17,8 +17,8 @@ from enum import Enum
 
 from schemas.events import ENGAGED_STATUSES, VehicleStatus, VehicleStatusEvent, category_of
 from schemas.reference import Reference
-from streams.rows import NO_TIME, EngagementRow, StationWindowRow, VehicleStateRow
-from streams.windows import CAT_INDEX, StationWindows
+from streams.rows import NO_TIME, EngagementRow, VehicleStateRow
+from streams.windows import CAT_INDEX, StationWindows, WindowBlock
 
 _MILESTONE = {
     VehicleStatus.DISPATCHED: 0,
@@ -99,7 +99,7 @@ class VehicleState:
 class StationOutput:
     vehicle_rows: list[VehicleStateRow] = field(default_factory=list)
     engagement_rows: list[EngagementRow] = field(default_factory=list)
-    window_rows: list[StationWindowRow] = field(default_factory=list)
+    window_rows: WindowBlock = field(default_factory=WindowBlock)
     outcomes: Counter[str] = field(default_factory=Counter)
     late_changes: int = 0
 
@@ -177,7 +177,7 @@ class StationState:
             out.engagement_rows.append(eng.row(v, self.station_id, self.area, t))
 
     def seal(self, watermark: float, out: StationOutput, max_fill_windows: int = 1440) -> None:
-        out.window_rows += self.windows.seal(watermark, self.station_id, self.area, max_fill_windows)
+        self.windows.seal(watermark, self.station_id, self.area, max_fill_windows, out.window_rows)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -8,7 +8,9 @@ A change older than the sealed time is late: it is applied at the sealed time in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.rows import StationWindowRow
 
@@ -16,6 +18,44 @@ from streams.rows import StationWindowRow
 CATEGORIES = ("available", "engaged", "out_of_service", "unknown")
 CAT_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 AVAILABLE, ENGAGED = 0, 1
+
+
+class WindowBlock:
+    """Station window rows kept as columns (the order of ``StationWindowRow``). A run of identical quiet
+    windows is appended in one step, which is what most window rows are over history."""
+
+    __slots__ = ("cols",)
+
+    def __init__(self) -> None:
+        self.cols: list[list[Any]] = [[] for _ in StationWindowRow._fields]
+
+    def add(self, row: StationWindowRow) -> None:
+        for col, value in zip(self.cols, row, strict=True):
+            col.append(value)
+
+    def add_run(self, first_start: float, count: int, row: StationWindowRow) -> None:
+        """``count`` windows from ``first_start``, every other value as in ``row``."""
+        w = row.window_seconds
+        self.cols[0].extend([first_start + i * w for i in range(count)])
+        for col, value in zip(self.cols[1:], row[1:], strict=True):
+            col.extend([value] * count)
+
+    def columns(self) -> list[list[Any]]:
+        return self.cols
+
+    def rows(self) -> list[StationWindowRow]:
+        return [StationWindowRow(*r) for r in zip(*self.cols, strict=True)]
+
+    def __iter__(self) -> Iterator[StationWindowRow]:
+        return iter(self.rows())
+
+    def __len__(self) -> int:
+        return len(self.cols[0])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WindowBlock) and self.cols == other.cols
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -60,24 +100,23 @@ class StationWindows:
         self.pending.append((t, vehicle_type, from_cat, to_cat))
         return late
 
-    def seal(self, until: float, station_id: str, area: str, max_fill_windows: int) -> list[StationWindowRow]:
+    def seal(self, until: float, station_id: str, area: str, max_fill_windows: int, out: WindowBlock) -> None:
         """Fold the changes older than ``until`` and emit every window that ends at or before it."""
         if self.sealed_time is not None and until <= self.sealed_time:
-            return []
+            return
         ready = sorted(c for c in self.pending if c[0] < until)
         if self.window_start is None:
             if not ready:
-                return []  # nothing ever happened here: no window to start from
+                return  # nothing ever happened here: no window to start from
             self.window_start = ready[0][0] - ready[0][0] % self.window_seconds
             self.sealed_time = self.window_start
             for tc in self.types.values():
                 tc.min_available = tc.counts[AVAILABLE]
         self.pending = [c for c in self.pending if c[0] >= until]
-        rows: list[StationWindowRow] = []
         i = 0
         while i < len(ready):
             t = ready[i][0]
-            rows += self._close_windows_before(t, station_id, area, max_fill_windows)
+            self._close_windows_before(t, station_id, area, max_fill_windows, out)
             self._integrate(t)
             touched = set()
             while i < len(ready) and ready[i][0] == t:  # simultaneous changes count as one step
@@ -92,9 +131,8 @@ class StationWindows:
                 # a value replaced at the very instant the window opens was never held in it
                 held = tc.min_available if t > self.window_start else tc.counts[AVAILABLE]
                 tc.min_available = min(held, tc.counts[AVAILABLE])
-        rows += self._close_windows_before(until, station_id, area, max_fill_windows)
+        self._close_windows_before(until, station_id, area, max_fill_windows, out)
         self._integrate(until)
-        return rows
 
     def _integrate(self, t: float) -> None:
         assert self.sealed_time is not None
@@ -105,32 +143,36 @@ class StationWindows:
             self.sealed_time = t
 
     def _close_windows_before(
-        self, t: float, station_id: str, area: str, max_fill_windows: int
-    ) -> list[StationWindowRow]:
+        self, t: float, station_id: str, area: str, max_fill_windows: int, out: WindowBlock
+    ) -> None:
+        """Emit every window that ends at or before ``t``. Only the first can hold changes (they are folded
+        in time order): the ones after it are quiet copies of its end state, emitted as runs."""
         assert self.window_start is not None
-        rows: list[StationWindowRow] = []
         w = self.window_seconds
-        while self.window_start + w <= t:
-            end = self.window_start + w
-            if len(rows) >= max_fill_windows * max(1, len(self.types)):
-                # A long silence (idle partition, replay gap): jump instead of emitting every window.
-                self.window_start = t - t % w
-                self.sealed_time = self.window_start
-                for tc in self.types.values():
-                    tc.min_available, tc.engaged_seconds = tc.counts[AVAILABLE], 0.0
-                break
-            self._integrate(end)
-            for vtype, tc in sorted(self.types.items()):
-                c = tc.counts
-                rows.append(
-                    StationWindowRow(
-                        self.window_start, w, station_id, area, vtype,
-                        c[0], c[1], c[2], c[3], tc.min_available, round(tc.engaged_seconds / 60.0, 6),
-                    )
-                )
-                tc.min_available, tc.engaged_seconds = c[AVAILABLE], 0.0
-            self.window_start = end
-        return rows
+        if self.window_start + w > t:
+            return
+        end = self.window_start + w
+        self._integrate(end)
+        for vtype, tc in sorted(self.types.items()):
+            c = tc.counts
+            out.add(StationWindowRow(self.window_start, w, station_id, area, vtype, c[0], c[1], c[2], c[3],
+                                     tc.min_available, round(tc.engaged_seconds / 60.0, 6)))
+            tc.min_available, tc.engaged_seconds = c[AVAILABLE], 0.0
+        self.window_start = end
+        quiet = int((t - end) // w)
+        if quiet <= 0:
+            return
+        emitted = min(quiet, max_fill_windows - 1)
+        for vtype, tc in sorted(self.types.items()):
+            c = tc.counts
+            out.add_run(end, emitted, StationWindowRow(end, w, station_id, area, vtype, c[0], c[1], c[2], c[3],
+                                                       c[AVAILABLE], round(c[ENGAGED] * w / 60.0, 6)))
+        if emitted < quiet:
+            # A long silence (idle partition, replay gap): jump instead of emitting every window.
+            self.window_start = t - t % w
+        else:
+            self.window_start = end + quiet * w
+        self.sealed_time = self.window_start
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -68,6 +68,13 @@ def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.bench import run_bench
+
+    run_bench(days=a.days, partitions=a.partitions)
+    return 0
+
+
 def _cmd_board(s: Settings, a: argparse.Namespace) -> int:
     from vigie.board import run_board
 
@@ -137,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--from-clickhouse", metavar="DATABASE", help="the raw event history of this database")
     h.add_argument("--chunk", type=int, default=20000, help="events per chunk (one ClickHouse write each)")
     h.set_defaults(func=_cmd_history)
+
+    bn = sub.add_parser("bench", help="measure throughput (ceiling, Faust no-op, worker, batch path) on this machine")
+    bn.add_argument("--days", type=float, default=3.0, help="simulated days of traffic to push through each case")
+    bn.add_argument("--partitions", type=int, default=4, help="partitions of the input topics")
+    bn.set_defaults(func=_cmd_bench)
 
     b = sub.add_parser("board", help="live terminal board from ClickHouse, refreshed every second")
     b.add_argument("--once", action="store_true", help="print the board once and exit")

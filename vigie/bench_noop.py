@@ -1,0 +1,39 @@
+"""The Faust no-op reference for ``vigie bench``: an agent per topic that only counts messages.
+
+Run as ``python -m vigie.bench_noop BOOTSTRAP GROUP TOTAL TOPIC...``; prints ``RESULT <events> <seconds>``
+(first message to last) and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import faust
+
+
+def main() -> None:
+    bootstrap, group, total, *topics = sys.argv[1:]
+    expected = int(total)
+    app = faust.App(group, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False, autodiscover=False,
+                    broker_session_timeout=3, broker_rebalance_timeout=3, broker_heartbeat_interval=1,
+                    consumer_auto_offset_reset="earliest", topic_allow_declare=False)
+    state = {"n": 0, "first": 0.0}
+    source = app.topic(*topics, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(source)
+    async def count(stream: faust.StreamT) -> None:
+        async for _ in stream:
+            if state["n"] == 0:
+                state["first"] = time.perf_counter()
+            state["n"] += 1
+            if state["n"] == expected:
+                print(f"RESULT {state['n']} {time.perf_counter() - state['first']:.4f}", flush=True)
+                os._exit(0)
+
+    faust.Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
