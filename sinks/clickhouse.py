@@ -76,14 +76,14 @@ class ClickHouseSink:
         self.metrics = metrics or SinkMetrics()
         self._client: Client | None = None
         self._sleep = sleep
-        self.stopping = False
 
     def _insert(self, spec: TableSpec, rows: Sequence[Sequence[Any]]) -> None:
-        if self._client is None:
-            self._client = make_client(self.settings, self.database)
+        client = self._client
+        if client is None:
+            client = self._client = make_client(self.settings, self.database)
         cols = ", ".join(spec.columns)
-        self._client.execute(f"INSERT INTO {self.database}.{spec.name} ({cols}) VALUES",
-                             to_columns(spec, rows), columnar=True)
+        client.execute(f"INSERT INTO {self.database}.{spec.name} ({cols}) VALUES", to_columns(spec, rows),
+                       columnar=True)
 
     async def write(self, batch: Mapping[TableSpec, Sequence[Sequence[Any]]]) -> None:
         """Store every non-empty table of the batch; retry until done (never drops)."""
@@ -94,8 +94,10 @@ class ClickHouseSink:
             spec, rows = pending[0]
             started = time.perf_counter()
             try:
-                await loop.run_in_executor(None, self._insert, spec, rows)
-            except Exception as e:
+                # bounded: a call hung on a half-dead connection becomes a retry on a fresh one
+                await asyncio.wait_for(loop.run_in_executor(None, self._insert, spec, rows),
+                                       self.settings.sink_write_timeout_s)
+            except Exception as e:  # any failure, a timeout included: reconnect and retry
                 self.metrics.on_error(spec.name, e)
                 log.warning("ClickHouse write to %s failed (%s); retrying in %.1fs", spec.name, e, delay)
                 self._drop_client()

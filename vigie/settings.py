@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     batch_max_seconds: float = Field(default=0.5, gt=0)
     sink_retry_initial_s: float = 0.2
     sink_retry_max_s: float = 5.0
+    sink_write_timeout_s: float = Field(default=60.0, gt=0)
     worker_stop_timeout_s: float = 8.0
     metrics_port: int = 9464
     state_dir: Path = PROJECT_ROOT / ".vigie" / "worker-state"
