@@ -4,7 +4,9 @@ Starts its own broker and ClickHouse on free ports, simulates ``--days`` of Pari
 publishes it once, then measures:
 - ceiling:    confluent-kafka consumption + pydantic validation, no processing;
 - faust-noop: a Faust agent per topic that only counts;
-- vigie-1:    the real worker, end to end (Kafka -> state -> rows visible in ClickHouse), one process;
+- naive:      a per-event Faust agent with Vigie's state logic and one table write per event (reference);
+- vigie-1/2:  the real worker, end to end (Kafka -> state -> rows visible in ClickHouse), one process,
+              then two processes on twice the partitions;
 - history:    the batch path (same engines, no Kafka/Faust) from the event file into ClickHouse.
 Prints a table (with ratios to the ceiling and to the Faust no-op) and writes it as JSON to
 ``bench-results/`` (ignored by git).
@@ -79,29 +81,35 @@ def _ceiling(s: Settings, total: int) -> Figure:
     return Figure("ceiling", n, seconds, "confluent-kafka consume + pydantic validation")
 
 
-def _faust_noop(s: Settings, total: int) -> Figure:
+def _faust_reference(module: str, case: str, note: str, s: Settings, total: int) -> Figure:
+    """Run one of the Faust reference agents (``vigie.bench_noop``, ``vigie.bench_naive``) on the events."""
     out = subprocess.run(
-        [sys.executable, "-m", "vigie.bench_noop", s.kafka_bootstrap, f"bench-noop-{time.time_ns()}", str(total),
+        [sys.executable, "-m", module, s.kafka_bootstrap, f"bench-{case}-{time.time_ns()}", str(total),
          s.topic_vehicle_status, s.topic_interventions],
-        capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT)
+        capture_output=True, text=True, timeout=1800, cwd=PROJECT_ROOT, env=_env(s))
     found = re.search(r"RESULT (\d+) ([\d.]+)", out.stdout + out.stderr)  # Faust logs what agents print
     if found is None:
-        raise RuntimeError(f"faust no-op did not finish: {out.stdout[-500:]} {out.stderr[-2000:]}")
-    return Figure("faust-noop", int(found.group(1)), float(found.group(2)), "Faust agent per topic, counting only")
+        raise RuntimeError(f"{case} did not finish: {out.stdout[-500:]} {out.stderr[-2000:]}")
+    return Figure(case, int(found.group(1)), float(found.group(2)), note)
+
+
+def _env(s: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    for name, value in s.model_dump().items():
+        env[f"VIGIE_{name.upper()}"] = str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
+    env.update(extra)
+    return env
 
 
 def _vigie(s: Settings, total: int, workers: int) -> Figure:
     db = Settings(**{**s.model_dump(), "clickhouse_database": f"bench_vigie_{workers}",
                      "app_id": f"bench-vigie-{workers}-{time.time_ns()}"})
     run_migrations(db)
-    env = dict(os.environ)
-    for name, value in db.model_dump().items():
-        env[f"VIGIE_{name.upper()}"] = str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
     procs = []
     for _ in range(workers):
-        env_i = {**env, "VIGIE_METRICS_PORT": str(free_port())}
         procs.append(subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "warn"],
-                                      env=env_i, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env=_env(db, VIGIE_METRICS_PORT=str(free_port())),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       cwd=PROJECT_ROOT))
     ch = Client("127.0.0.1", port=s.clickhouse_port, database=db.clickhouse_database)
     first_t, first_n, n = 0.0, 0, 0
@@ -118,7 +126,8 @@ def _vigie(s: Settings, total: int, workers: int) -> Figure:
     for p in procs:
         p.wait(20)
     return Figure(f"vigie-{workers}", n - first_n, seconds,
-                  f"{workers} worker process(es), Kafka -> state -> rows visible in ClickHouse")
+                  f"{workers} worker process(es), {s.topic_partitions} partitions, Kafka -> state -> rows "
+                  "visible in ClickHouse")
 
 
 def _history(s: Settings, events_file: Path) -> Figure:
@@ -147,7 +156,21 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         print(f"simulating {days:g} days and publishing them ...", flush=True)
         with events_file.open("w") as copy:
             total = publish(s, sim.events(days * 86400), copy_to=copy)
-        figures = [_ceiling(s, total), _faust_noop(s, total), _vigie(s, total, 1), _history(s, events_file)]
+        figures = [
+            _ceiling(s, total),
+            _faust_reference("vigie.bench_noop", "faust-noop", "Faust agent per topic, counting only", s, total),
+            _faust_reference("vigie.bench_naive", "naive", "per-event Faust agent, Vigie's state logic, one table "
+                             "write per event, no ClickHouse", s, total),
+            _vigie(s, total, 1),
+        ]
+        # two workers, on twice the partitions (the same events, published again)
+        s2 = Settings(**{**s.model_dump(), "topic_partitions": partitions * 2,
+                         "topic_vehicle_status": "bench2-vehicle-status", "topic_interventions": "bench2-interventions",
+                         "topic_dead_letter": "bench2-dead-letter"})
+        ensure_topics(s2)
+        publish(s2, (ev for ev in Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC))
+                     .events(days * 86400)))
+        figures += [_vigie(s2, total, 2), _history(s, events_file)]
     finally:
         broker.stop()
         ch.stop()

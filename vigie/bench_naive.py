@@ -1,0 +1,80 @@
+"""The naive reference for ``vigie bench``: a plain per-event Faust agent with Vigie's semantics (decode,
+validate, the same state machine and windows) and one table write per event, no batching and no
+ClickHouse. Run as ``python -m vigie.bench_naive BOOTSTRAP GROUP TOTAL VEHICLE_TOPIC INTERVENTION_TOPIC``;
+prints ``RESULT <events> <seconds>`` (first event to last)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import faust
+
+from schemas.codec import InvalidEvent, decode_intervention, decode_vehicle_status
+from schemas.reference import Reference, UnknownReference
+from streams.app import _state_table
+from streams.codecs import INTERVENTION_CODEC, STATION_CODEC, register_codecs
+from streams.interventions import InterventionState
+from streams.state import StationOutput, StationState
+from vigie.settings import Settings
+
+
+def main() -> None:
+    bootstrap, group, total, vehicle_topic, intervention_topic = sys.argv[1:]
+    expected = int(total)
+    settings = Settings()
+    reference = Reference.load(settings.reference_dir)
+    register_codecs()
+    app = faust.App(group, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False, autodiscover=False,
+                    broker_session_timeout=3, broker_rebalance_timeout=3, broker_heartbeat_interval=1,
+                    consumer_auto_offset_reset="earliest", topic_allow_declare=True,
+                    producer_max_batch_size=settings.kafka_producer_max_batch_bytes)
+    raw = faust.Schema(key_serializer="raw", value_serializer="raw")
+    stations = _state_table(app, "naive-stations", settings.topic_partitions, STATION_CODEC)
+    interventions = _state_table(app, "naive-interventions", settings.topic_partitions, INTERVENTION_CODEC)
+    state = {"n": 0, "first": 0.0}
+
+    def counted() -> None:
+        if state["n"] == 0:
+            state["first"] = time.perf_counter()
+        state["n"] += 1
+        if state["n"] == expected:
+            print(f"RESULT {state['n']} {time.perf_counter() - state['first']:.4f}", flush=True)
+            os._exit(0)
+
+    @app.agent(app.topic(vehicle_topic, schema=raw))
+    async def vehicles(stream: faust.StreamT) -> None:
+        async for value in stream:
+            try:
+                ev = decode_vehicle_status(value)
+                reference.check_vehicle_event(ev)
+            except (InvalidEvent, UnknownReference):
+                counted()
+                continue
+            t = ev.event_time.timestamp()
+            st = stations.get(ev.home_station) or StationState.new(ev.home_station, reference, 60)
+            out = StationOutput()
+            st.apply(ev, t, out)
+            st.seal(t - settings.allowed_lateness_seconds, out)
+            stations[ev.home_station] = st  # one changelog write per event
+            counted()
+
+    @app.agent(app.topic(intervention_topic, schema=raw))
+    async def interventions_agent(stream: faust.StreamT) -> None:
+        async for value in stream:
+            try:
+                ev = decode_intervention(value)
+            except InvalidEvent:
+                counted()
+                continue
+            st = interventions.get(ev.intervention_id) or InterventionState(ev.intervention_id)
+            st.apply(ev, ev.event_time.timestamp())
+            interventions[ev.intervention_id] = st
+            counted()
+
+    faust.Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
