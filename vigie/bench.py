@@ -7,7 +7,9 @@ publishes it once, then measures:
 - naive:      a per-event Faust agent with Vigie's state logic and one table write per event (reference);
 - vigie-1/2:  the real worker, end to end (Kafka -> state -> rows visible in ClickHouse), one process,
               then two processes on twice the partitions;
-- history:    the batch path (same engines, no Kafka/Faust) from the event file into ClickHouse.
+- history:    the batch path (same engines, no Kafka/Faust) from the event file into ClickHouse;
+- freshness:  p50/p95/p99 of (row queryable in ClickHouse - event produced) at a steady 2,000 events/s;
+- memory:     worker RSS with 5,000 vehicles after 24 h of events.
 Prints a table (with ratios to the ceiling and to the Faust no-op) and writes it as JSON to
 ``bench-results/`` (ignored by git).
 """
@@ -21,6 +23,7 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -29,12 +32,13 @@ from pathlib import Path
 from clickhouse_driver import Client
 from confluent_kafka import Consumer
 
-from schemas.codec import decode_intervention, decode_vehicle_status
+from schemas.codec import decode_intervention, decode_vehicle_status, encode
 from schemas.reference import Reference
 from sinks.clickhouse import run_migrations
 from streams.history import HistoryRunner, records_from_jsonl
 from streams.topics import ensure_topics
-from vigie.produce import publish
+from vigie.brigade import generate_brigade
+from vigie.produce import make_producer, publish
 from vigie.settings import PROJECT_ROOT, Settings
 from vigie.simulator import Simulator
 from vigie.stack import free_port, start_broker, start_clickhouse
@@ -130,6 +134,117 @@ def _vigie(s: Settings, total: int, workers: int) -> Figure:
                   "visible in ClickHouse")
 
 
+def _start_worker(s: Settings, tag: str) -> tuple[Settings, subprocess.Popen[bytes]]:
+    w = Settings(**{**s.model_dump(), "clickhouse_database": f"bench_{tag}", "app_id": f"bench-{tag}-{time.time_ns()}"})
+    run_migrations(w)
+    proc = subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "warn"],
+                            env=_env(w, VIGIE_METRICS_PORT=str(free_port())),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT)
+    return w, proc
+
+
+def _stored(ch: Client) -> int:
+    return int(ch.execute("SELECT count() FROM vehicle_status_events")[0][0]
+               + ch.execute("SELECT count() FROM intervention_events")[0][0])
+
+
+def _freshness(s: Settings, ref: Reference, rate: float = 2000.0, seconds: float = 20.0) -> Figure:
+    """Events re-stamped to the wall clock and produced at a steady rate; latency = first seen queryable in
+    ClickHouse (polled every 25 ms) minus produced."""
+    topics = Settings(**{**s.model_dump(), "topic_vehicle_status": "fresh-vehicle-status",
+                         "topic_interventions": "fresh-interventions", "topic_dead_letter": "fresh-dead-letter"})
+    ensure_topics(topics)
+    w, proc = _start_worker(topics, "freshness")
+    ch = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
+    sim = Simulator(ref, seed=7, start=datetime.now(UTC)).events(86400 * 30)
+    producer = make_producer(topics)
+    names = {"vehicle-status": topics.topic_vehicle_status, "interventions": topics.topic_interventions}
+    warm = next(sim)  # wait until the worker has joined and stores
+    producer.produce(names[warm.topic], key=warm.key.encode(), value=encode(warm.event))
+    producer.flush(10)
+    deadline = time.monotonic() + 120
+    while _stored(ch) < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def poll() -> None:
+        poller = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
+        since = int(time.time()) - 2
+        while not stop.is_set():
+            now = time.time()
+            for (eid,) in poller.execute(
+                    "SELECT event_id FROM vehicle_status_events WHERE ingested_at >= toDateTime(%(t)s) UNION ALL "
+                    "SELECT event_id FROM intervention_events WHERE ingested_at >= toDateTime(%(t)s)", {"t": since}):
+                seen.setdefault(eid, now)
+            since = int(now) - 2
+            time.sleep(0.025)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    start = time.perf_counter()
+    total = int(rate * seconds)
+    for i in range(total):
+        ev = next(sim)
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        event = ev.event.model_copy(update={"event_time": datetime.now(UTC)})
+        producer.produce(names[ev.topic], key=ev.key.encode(), value=encode(event))
+        sent[event.event_id] = time.time()
+        producer.poll(0)
+    producer.flush(30)
+    achieved = total / (time.perf_counter() - start)
+    deadline = time.monotonic() + 60
+    while len(seen.keys() & sent.keys()) < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    poller.join(5)
+    proc.terminate()
+    proc.wait(20)
+    lat = sorted(seen[k] - sent[k] for k in sent if k in seen)
+    missing = len(sent) - len(lat)
+
+    def pct(q: float) -> float:
+        return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+
+    return Figure("freshness", len(lat), seconds,
+                  f"at {achieved:,.0f} events/s produced: p50 {pct(0.5):.2f}s, p95 {pct(0.95):.2f}s, "
+                  f"p99 {pct(0.99):.2f}s (row queryable - produced; 25 ms polls)"
+                  + (f"; {missing} not seen within 60 s" if missing else ""))
+
+
+def _memory(s: Settings, work: Path, vehicles: int = 5000) -> Figure:
+    """Worker RSS after 24 h of events for a fleet of about ``vehicles`` vehicles."""
+    per_station = 580 / 80
+    ref = generate_brigade(n_stations=round(vehicles / per_station), seed=11)
+    ref_dir = work / "reference-5000"
+    ref.write(ref_dir)
+    m = Settings(**{**s.model_dump(), "reference_dir": ref_dir, "topic_vehicle_status": "mem-vehicle-status",
+                    "topic_interventions": "mem-interventions", "topic_dead_letter": "mem-dead-letter"})
+    ensure_topics(m)
+    sim = Simulator(ref, seed=8, start=datetime(2026, 1, 5, tzinfo=UTC),
+                    annual_interventions=int(500_000 * len(ref.fleet) / 580))
+    total = publish(m, sim.events(86400))
+    w, proc = _start_worker(m, "memory")
+    ch = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
+    started = time.perf_counter()
+    deadline = time.monotonic() + 1800
+    while _stored(ch) < total and time.monotonic() < deadline:
+        time.sleep(0.5)
+    seconds = time.perf_counter() - started
+    rss_kb = 0
+    with open(f"/proc/{proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss_kb = int(line.split()[1])
+    proc.terminate()
+    proc.wait(20)
+    return Figure("memory", total, seconds, f"worker RSS {rss_kb / 1024:,.0f} MB with {len(ref.fleet):,} vehicles "
+                  f"in {len(ref.stations)} stations after 24 h of events")
+
+
 def _history(s: Settings, events_file: Path) -> Figure:
     db = Settings(**{**s.model_dump(), "clickhouse_database": "bench_history"})
     run_migrations(db)
@@ -171,6 +286,8 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         publish(s2, (ev for ev in Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC))
                      .events(days * 86400)))
         figures += [_vigie(s2, total, 2), _history(s, events_file)]
+        print("measuring freshness and memory ...", flush=True)
+        extra = [_freshness(s, ref), _memory(s, work)]
     finally:
         broker.stop()
         ch.stop()
@@ -185,7 +302,10 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
               f"{f.rate / noop:>7.2f}  {f.note}")
     results_dir.mkdir(parents=True, exist_ok=True)
     out = results_dir / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    for f in extra:
+        print(f"{f.case:<12} {f.note}")
     out.write_text(json.dumps({"machine": machine, "days": days, "partitions": partitions, "events": total,
-                               "figures": [{**asdict(f), "events_per_s": f.rate} for f in figures]}, indent=2))
+                               "figures": [{**asdict(f), "events_per_s": f.rate} for f in figures],
+                               "other": [asdict(f) for f in extra]}, indent=2))
     print(f"\nwritten to {out}")
-    return figures
+    return figures + extra
