@@ -122,8 +122,9 @@ class VehicleEngine:
                     result.touched[key] = state.partition
         result.rows = {
             VEHICLE_EVENTS: raw_rows,
-            VEHICLE_STATE: out.vehicle_rows,
-            ENGAGEMENTS: out.engagement_rows,
+            # only the newest row per key: the tables keep the highest version of a key anyway
+            VEHICLE_STATE: list({r.vehicle_id: r for r in out.vehicle_rows}.values()),
+            ENGAGEMENTS: list({(r.intervention_id, r.vehicle_id): r for r in out.engagement_rows}.values()),
             STATION_WINDOWS: out.window_rows,
         }
         result.outcomes = out.outcomes

@@ -110,6 +110,20 @@ def ch_client(s: Settings) -> Client:
     return Client("127.0.0.1", port=s.clickhouse_port, database=s.clickhouse_database)
 
 
+def dump_workers(stack: Stack) -> str:
+    """py-spy stacks of the worker processes still running (for the message of a failing wait)."""
+    out = []
+    for w in stack.workers:
+        if w.poll() is None:
+            try:
+                res = subprocess.run([str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(w.pid)],
+                                     capture_output=True, text=True, timeout=30)
+                out.append(f"--- worker {w.pid}\n{res.stdout[-6000:]}{res.stderr[-500:]}")
+            except (OSError, subprocess.TimeoutExpired) as e:
+                out.append(f"--- worker {w.pid}: no dump ({e})")
+    return "\n".join(out)
+
+
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.5) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None

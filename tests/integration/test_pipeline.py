@@ -21,7 +21,15 @@ from sinks.clickhouse import run_migrations
 from sinks.tables import ALL_TABLES
 from streams.history import HistoryRunner, records_from_clickhouse, records_from_jsonl
 from tests.integration import expected
-from tests.integration.conftest import Stack, ch_client, new_settings, start_worker, stop_worker, wait_until
+from tests.integration.conftest import (
+    Stack,
+    ch_client,
+    dump_workers,
+    new_settings,
+    start_worker,
+    stop_worker,
+    wait_until,
+)
 from vigie.produce import publish
 from vigie.settings import Settings
 from vigie.simulator import SimEvent, Simulator
@@ -39,7 +47,7 @@ def _ts(dt: datetime) -> float:
     return dt.replace(tzinfo=UTC).timestamp()
 
 
-def wait_for_all_events(s: Settings, events: list[SimEvent], timeout: float = 120) -> None:
+def wait_for_all_events(s: Settings, events: list[SimEvent], timeout: float = 120, stack: Stack | None = None) -> None:
     n_vehicle = sum(1 for e in events if e.topic == "vehicle-status")
     n_interv = len(events) - n_vehicle
     ch = ch_client(s)
@@ -49,7 +57,13 @@ def wait_for_all_events(s: Settings, events: list[SimEvent], timeout: float = 12
         (b,), = ch.execute("SELECT uniqExact(event_id) FROM intervention_events")
         return (a, b) == (n_vehicle, n_interv)
 
-    wait_until(stored, timeout, f"{n_vehicle} vehicle and {n_interv} intervention events in ClickHouse")
+    try:
+        wait_until(stored, timeout, f"{n_vehicle} vehicle and {n_interv} intervention events in ClickHouse")
+    except AssertionError as e:
+        counts = [ch.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0]
+                  for t in ("vehicle_status_events", "intervention_events")]
+        dumps = dump_workers(stack) if stack is not None else ""
+        raise AssertionError(f"{e}; stored {counts}\n{dumps}") from None
 
 
 def assert_exact(s: Settings, ref: Reference, events: list[SimEvent]) -> None:
@@ -196,7 +210,7 @@ def test_worker_killed_and_clickhouse_restarted_mid_stream(stack: Stack, setting
     time.sleep(5)
     assert worker.poll() is None, "the worker must hold and retry, not die"
     stack.restart_clickhouse_later()
-    wait_for_all_events(settings, events, timeout=180)
+    wait_for_all_events(settings, events, timeout=180, stack=stack)
     assert_exact(settings, ref, events)
     stop_worker(worker)
 
