@@ -98,11 +98,7 @@ def _faust_reference(module: str, case: str, note: str, s: Settings, total: int)
 
 
 def _env(s: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in s.model_dump().items():
-        env[f"VIGIE_{name.upper()}"] = str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
-    env.update(extra)
-    return env
+    return {**os.environ, **s.to_env(), **extra}
 
 
 def _vigie(s: Settings, total: int, workers: int) -> Figure:

@@ -9,8 +9,24 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 
 import faust
+
+
+def make_counter(expected: int) -> Callable[[], None]:
+    """Count one message; at ``expected``, print ``RESULT <n> <seconds since the first>`` and exit."""
+    state = {"n": 0, "first": 0.0}
+
+    def counted() -> None:
+        if state["n"] == 0:
+            state["first"] = time.perf_counter()
+        state["n"] += 1
+        if state["n"] == expected:
+            print(f"RESULT {state['n']} {time.perf_counter() - state['first']:.4f}", flush=True)
+            os._exit(0)
+
+    return counted
 
 
 def main() -> None:
@@ -19,18 +35,13 @@ def main() -> None:
     app = faust.App(group, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False, autodiscover=False,
                     broker_session_timeout=3, broker_rebalance_timeout=3, broker_heartbeat_interval=1,
                     consumer_auto_offset_reset="earliest", topic_allow_declare=False)
-    state = {"n": 0, "first": 0.0}
+    counted = make_counter(expected)
     source = app.topic(*topics, value_serializer="raw", key_serializer="raw")
 
     @app.agent(source)
     async def count(stream: faust.StreamT) -> None:
         async for _ in stream:
-            if state["n"] == 0:
-                state["first"] = time.perf_counter()
-            state["n"] += 1
-            if state["n"] == expected:
-                print(f"RESULT {state['n']} {time.perf_counter() - state['first']:.4f}", flush=True)
-                os._exit(0)
+            counted()
 
     faust.Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
 

@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     local_clickhouse_tcp_port: int = 9000
     local_clickhouse_http_port: int = 8123
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``VIGIE_*`` environment variables (to start another process with them)."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"VIGIE_{name.upper()}"] = str(value)
+        return env
+
     def kafka_url(self) -> str:
         return ",".join(f"kafka://{h.strip()}" for h in self.kafka_bootstrap.split(","))
 

@@ -82,19 +82,10 @@ def new_settings(stack: Stack) -> Settings:
     return s
 
 
-def settings_env(s: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in s.model_dump().items():
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"VIGIE_{name.upper()}"] = str(value)
-    return env
-
-
 def start_worker(stack: Stack, s: Settings, log_name: str) -> subprocess.Popen[bytes]:
     log = (stack.tmp / f"{log_name}.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "info"],
-                            env=settings_env(s), stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+                            env={**os.environ, **s.to_env()}, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
     stack.workers.append(proc)
     return proc
 
