@@ -102,21 +102,12 @@ def _env(s: Settings, **extra: str) -> dict[str, str]:
 
 
 def _vigie(s: Settings, total: int, workers: int) -> Figure:
-    db = Settings(**{**s.model_dump(), "clickhouse_database": f"bench_vigie_{workers}",
-                     "app_id": f"bench-vigie-{workers}-{time.time_ns()}"})
-    run_migrations(db)
-    procs = []
-    for _ in range(workers):
-        procs.append(subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "warn"],
-                                      env=_env(db, VIGIE_METRICS_PORT=str(free_port())),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      cwd=PROJECT_ROOT))
+    db, procs = _start_workers(s, f"vigie_{workers}", workers)
     ch = Client("127.0.0.1", port=s.clickhouse_port, database=db.clickhouse_database)
     first_t, first_n, n = 0.0, 0, 0
     deadline = time.monotonic() + 1800
     while n < total and time.monotonic() < deadline:
-        n = sum(ch.execute("SELECT count() FROM vehicle_status_events")[0]) + \
-            sum(ch.execute("SELECT count() FROM intervention_events")[0])
+        n = _stored(ch)
         if n and not first_t:
             first_t, first_n = time.perf_counter(), n
         time.sleep(0.05)
@@ -130,13 +121,15 @@ def _vigie(s: Settings, total: int, workers: int) -> Figure:
                   "visible in ClickHouse")
 
 
-def _start_worker(s: Settings, tag: str) -> tuple[Settings, subprocess.Popen[bytes]]:
-    w = Settings(**{**s.model_dump(), "clickhouse_database": f"bench_{tag}", "app_id": f"bench-{tag}-{time.time_ns()}"})
+def _start_workers(s: Settings, tag: str, count: int = 1) -> tuple[Settings, list[subprocess.Popen[bytes]]]:
+    """``count`` worker processes of one consumer group, writing to a database of their own."""
+    w = s.model_copy(update={"clickhouse_database": f"bench_{tag}", "app_id": f"bench-{tag}-{time.time_ns()}"})
     run_migrations(w)
-    proc = subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "warn"],
-                            env=_env(w, VIGIE_METRICS_PORT=str(free_port())),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT)
-    return w, proc
+    procs = [subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "warn"],
+                              env=_env(w, VIGIE_METRICS_PORT=str(free_port())),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT)
+             for _ in range(count)]
+    return w, procs
 
 
 def _stored(ch: Client) -> int:
@@ -147,10 +140,10 @@ def _stored(ch: Client) -> int:
 def _freshness(s: Settings, ref: Reference, rate: float = 2000.0, seconds: float = 20.0) -> Figure:
     """Events re-stamped to the wall clock and produced at a steady rate; latency = first seen queryable in
     ClickHouse (polled every 25 ms) minus produced."""
-    topics = Settings(**{**s.model_dump(), "topic_vehicle_status": "fresh-vehicle-status",
+    topics = s.model_copy(update={"topic_vehicle_status": "fresh-vehicle-status",
                          "topic_interventions": "fresh-interventions", "topic_dead_letter": "fresh-dead-letter"})
     ensure_topics(topics)
-    w, proc = _start_worker(topics, "freshness")
+    w, (proc,) = _start_workers(topics, "freshness")
     ch = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
     sim = Simulator(ref, seed=7, start=datetime.now(UTC)).events(86400 * 30)
     producer = make_producer(topics)
@@ -217,13 +210,13 @@ def _memory(s: Settings, work: Path, vehicles: int = 5000) -> Figure:
     ref = generate_brigade(n_stations=round(vehicles / per_station), seed=11)
     ref_dir = work / "reference-5000"
     ref.write(ref_dir)
-    m = Settings(**{**s.model_dump(), "reference_dir": ref_dir, "topic_vehicle_status": "mem-vehicle-status",
+    m = s.model_copy(update={"reference_dir": ref_dir, "topic_vehicle_status": "mem-vehicle-status",
                     "topic_interventions": "mem-interventions", "topic_dead_letter": "mem-dead-letter"})
     ensure_topics(m)
     sim = Simulator(ref, seed=8, start=datetime(2026, 1, 5, tzinfo=UTC),
                     annual_interventions=int(500_000 * len(ref.fleet) / 580))
     total = publish(m, sim.events(86400))
-    w, proc = _start_worker(m, "memory")
+    w, (proc,) = _start_workers(m, "memory")
     ch = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
     started = time.perf_counter()
     deadline = time.monotonic() + 1800
@@ -242,7 +235,7 @@ def _memory(s: Settings, work: Path, vehicles: int = 5000) -> Figure:
 
 
 def _history(s: Settings, events_file: Path) -> Figure:
-    db = Settings(**{**s.model_dump(), "clickhouse_database": "bench_history"})
+    db = s.model_copy(update={"clickhouse_database": "bench_history"})
     run_migrations(db)
     stats = asyncio.run(HistoryRunner(db).run(records_from_jsonl(events_file, db)))
     return Figure("history", stats.events, stats.seconds,
@@ -275,7 +268,7 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
             _vigie(s, total, 1),
         ]
         # two workers, on twice the partitions (the same events, published again)
-        s2 = Settings(**{**s.model_dump(), "topic_partitions": partitions * 2,
+        s2 = s.model_copy(update={"topic_partitions": partitions * 2,
                          "topic_vehicle_status": "bench2-vehicle-status", "topic_interventions": "bench2-interventions",
                          "topic_dead_letter": "bench2-dead-letter"})
         ensure_topics(s2)

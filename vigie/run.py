@@ -18,17 +18,6 @@ from vigie.settings import Settings
 from vigie.stack import ManagedProcess, start_broker, start_clickhouse
 
 
-def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "VIGIE_KAFKA_BOOTSTRAP": f"127.0.0.1:{settings.local_kafka_port}",
-        "VIGIE_CLICKHOUSE_HOST": "127.0.0.1",
-        "VIGIE_CLICKHOUSE_PORT": str(settings.local_clickhouse_tcp_port),
-    })
-    env.update(extra)
-    return env
-
-
 def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
     run_dir = settings.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -47,8 +36,10 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
     logs = run_dir / "logs"
     logs.mkdir(exist_ok=True)
     started: list[ManagedProcess] = []
-    local = Settings(**{**settings.model_dump(), "kafka_bootstrap": f"127.0.0.1:{settings.local_kafka_port}",
-                        "clickhouse_host": "127.0.0.1", "clickhouse_port": settings.local_clickhouse_tcp_port})
+    local = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{settings.local_kafka_port}",
+                                        "clickhouse_host": "127.0.0.1",
+                                        "clickhouse_port": settings.local_clickhouse_tcp_port})
+    env = {**os.environ, **local.to_env()}
     python = sys.executable
     try:
         print("starting the broker (Tansu) ...", flush=True)
@@ -57,18 +48,18 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
         started.append(start_clickhouse(settings.local_clickhouse_tcp_port, settings.local_clickhouse_http_port,
                                         run_dir / "clickhouse"))
         for cmd in (["db", "migrate"], ["topics"]):
-            subprocess.run([python, "-m", "vigie.cli", *cmd], env=_env(settings), check=True)
+            subprocess.run([python, "-m", "vigie.cli", *cmd], env=env, check=True)
         for i in range(workers):
             log_path = logs / f"worker-{i}.log"
             proc = subprocess.Popen(
                 [python, "-m", "vigie.cli", "worker"],
-                env=_env(settings, VIGIE_METRICS_PORT=str(settings.metrics_port + i)),
+                env={**env, "VIGIE_METRICS_PORT": str(settings.metrics_port + i)},
                 stdout=log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
             started.append(ManagedProcess(f"worker-{i}", proc, log_path))
         sim_log = logs / "simulator.log"
         sim = subprocess.Popen([python, "-m", "vigie.cli", "simulate", "--speed", str(speed),
                                 "--duration", str(365 * 86400)],
-                               env=_env(settings), stdout=sim_log.open("ab"), stderr=subprocess.STDOUT,
+                               env=env, stdout=sim_log.open("ab"), stderr=subprocess.STDOUT,
                                start_new_session=True)
         started.append(ManagedProcess("simulator", sim, sim_log))
         print(f"workers: metrics on :{settings.metrics_port}; logs in {logs}", flush=True)
