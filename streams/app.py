@@ -27,6 +27,7 @@ from sinks.clickhouse import ClickHouseSink
 from streams import metrics
 from streams.codecs import INTERVENTION_CODEC, KEY_CODEC, SECTORS_CODEC, STATION_CODEC, register_codecs
 from streams.engine import BatchResult, InterventionEngine, Record, VehicleEngine
+from streams.watchdog import Liveness
 from vigie.settings import Settings
 
 log = logging.getLogger("vigie.worker")
@@ -55,6 +56,18 @@ class Pipeline:
     sinks: tuple[ClickHouseSink, ClickHouseSink]
     vehicle_engine: VehicleEngine
     intervention_engine: InterventionEngine
+    liveness: Liveness
+    input_topics: tuple[str, str]
+
+    def assigned_inputs(self) -> list[tuple[str, int]]:
+        """Input partitions assigned to this worker (read from the watchdog thread; empty until started)."""
+        consumer = self.app._consumer
+        if consumer is None:
+            return []
+        try:
+            return [(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self.input_topics]
+        except Exception:
+            return []
 
 
 def _records(events: Sequence[EventT]) -> list[Record]:
@@ -80,11 +93,13 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     register_codecs()
     reference = reference or Reference.load(settings.reference_dir)
     parts = settings.topic_partitions
+    (settings.state_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=settings.kafka_url(),
         broker_credentials=faust_credentials(settings),
         store="memory://",
+        datadir=str(settings.state_dir / settings.app_id),  # Faust's own files (its tables live in memory)
         web_enabled=False,
         autodiscover=False,
         topic_partitions=parts,
@@ -110,8 +125,9 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     interventions = _state_table(app, "interventions", parts, INTERVENTION_CODEC)
     sectors = _state_table(app, "sector-windows", parts, SECTORS_CODEC)
     # one connection per agent: a clickhouse-driver client must not run two queries at once
-    vehicle_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics())
-    intervention_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics())
+    liveness = Liveness()  # a batch stored or a write attempted: progress, for the stall watchdog
+    vehicle_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics(liveness))
+    intervention_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics(liveness))
     vehicle_engine = VehicleEngine(reference, settings.window_seconds, settings.allowed_lateness_seconds)
     intervention_engine = InterventionEngine(settings.window_seconds, settings.allowed_lateness_seconds,
                                              settings.intervention_retention_hours * 3600)
@@ -135,6 +151,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
                         dl.reason)
             await dead_letter_topic.send(key=dl.record.key, value=dl.to_json())
         await sink.write(result.rows)
+        liveness.beat()
         metrics.EVENTS_CONSUMED.labels(topic).inc(len(events))
         metrics.BATCH_SIZE.labels(topic).observe(len(events))
         if result.dead_letters:
@@ -178,4 +195,5 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
                 for key, partition in intervention_engine.evict_closed(interventions.data).items():
                     interventions.send_changelog(partition, key, None, value_serializer="raw")  # tombstone
 
-    return Pipeline(app, (vehicle_sink, intervention_sink), vehicle_engine, intervention_engine)
+    return Pipeline(app, (vehicle_sink, intervention_sink), vehicle_engine, intervention_engine, liveness,
+                    (settings.topic_vehicle_status, settings.topic_interventions))

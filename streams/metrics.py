@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from sinks.clickhouse import SinkMetrics
+from streams.watchdog import Liveness
 
 EVENTS_CONSUMED = Counter("vigie_events_consumed_total", "Events consumed", ["topic"])
 EVENTS_INVALID = Counter("vigie_events_invalid_total", "Events sent to the dead-letter topic", ["topic"])
@@ -28,9 +29,18 @@ CONSUMER_LAG = Gauge("vigie_consumer_lag_messages", "High watermark minus next o
 
 
 class PrometheusSinkMetrics(SinkMetrics):
+    """Sink outcomes to Prometheus; each attempt is also a sign of life for the stall watchdog."""
+
+    def __init__(self, liveness: Liveness | None = None) -> None:
+        self.liveness = liveness
+
     def on_written(self, table: str, rows: int, seconds: float) -> None:
         ROWS_WRITTEN.labels(table).inc(rows)
         FLUSH_SECONDS.labels(table).observe(seconds)
+        if self.liveness is not None:
+            self.liveness.beat()
 
     def on_error(self, table: str, error: BaseException) -> None:
         SINK_ERRORS.labels(table).inc()
+        if self.liveness is not None:
+            self.liveness.beat()

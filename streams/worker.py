@@ -3,6 +3,7 @@
 Shutdown: on SIGTERM/SIGINT the worker stops gracefully (the current batch is stored and its offsets
 committed); if that takes longer than VIGIE_WORKER_STOP_TIMEOUT_S, the process exits anyway. Nothing is
 lost by that exit: offsets are only committed for stored batches, so the next owner re-reads the rest.
+A worker that stalls with work waiting restarts itself (streams/watchdog.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from prometheus_client import start_http_server
 
 from streams.app import create_pipeline
 from streams.topics import ensure_topics
+from streams.watchdog import StallWatchdog
 from vigie.settings import Settings
 
 log = logging.getLogger("vigie.worker")
@@ -52,6 +54,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
         start_http_server(settings.metrics_port, addr="0.0.0.0")
     worker = BoundedWorker(pipeline.app, loglevel=loglevel, quiet=True)
     worker.stop_timeout = settings.worker_stop_timeout_s
+    if settings.worker_stall_timeout_s > 0:
+        StallWatchdog(settings, pipeline.liveness, pipeline.assigned_inputs,
+                      lambda: pipeline.app.loop if pipeline.app._consumer is not None else None).start()
     try:
         worker.execute_from_commandline()
     finally:

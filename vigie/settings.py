@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     sink_retry_max_s: float = 5.0
     sink_write_timeout_s: float = Field(default=60.0, gt=0)
     worker_stop_timeout_s: float = 8.0
+    # No batch stored and no write attempted for this long while messages wait on the worker's
+    # partitions: the worker logs its task stacks and restarts itself (0 disables).
+    worker_stall_timeout_s: float = Field(default=60.0, ge=0)
     metrics_port: int = 9464
     state_dir: Path = PROJECT_ROOT / ".vigie" / "worker-state"
 

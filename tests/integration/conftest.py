@@ -75,6 +75,7 @@ def new_settings(stack: Stack) -> Settings:
         intervention_retention_hours=0.5,
         intervention_eviction_interval_s=1.0,
         sink_retry_max_s=1.0,
+        worker_stall_timeout_s=20.0,
         metrics_port=free_port(),
     )
     run_migrations(s)

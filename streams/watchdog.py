@@ -1,0 +1,108 @@
+"""Stall watchdog: a worker that has work waiting but makes no progress restarts itself.
+
+Progress is a processed batch or a ClickHouse write attempt (a worker holding its stream through a
+ClickHouse outage is alive: it retries). Work waiting is measured at the broker, independently of Faust:
+for the partitions assigned to this worker, the high watermark beyond the group's committed offset.
+When the worker has been idle for VIGIE_WORKER_STALL_TIMEOUT_S with work waiting, it logs the stacks of
+its asyncio tasks (to diagnose the stall) and re-executes itself: the new process rejoins the group and
+re-reads from the committed offsets, which is safe (writes are idempotent, state is deduplicated).
+
+It runs in a thread so that a blocked event loop cannot silence it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from confluent_kafka import Consumer, TopicPartition
+
+from vigie.settings import Settings
+
+log = logging.getLogger("vigie.watchdog")
+
+
+class Liveness:
+    """The time of the last sign of progress (monotonic), shared by the agents and the sinks."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def beat(self) -> None:
+        self.last = time.monotonic()
+
+    def idle_for(self) -> float:
+        return time.monotonic() - self.last
+
+
+def waiting_messages(consumer: Consumer, tps: Iterable[tuple[str, int]]) -> int:
+    """Messages beyond the committed offset on these partitions, per the broker."""
+    parts = [TopicPartition(t, p) for t, p in tps]
+    if not parts:
+        return 0
+    waiting = 0
+    for tp in consumer.committed(parts, timeout=10):
+        _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+        committed = tp.offset if tp.offset >= 0 else 0
+        waiting += max(0, high - committed)
+    return waiting
+
+
+def task_stacks(loop: asyncio.AbstractEventLoop | None) -> str:
+    if loop is None:
+        return "(no event loop)"
+    out = io.StringIO()
+    try:
+        for task in list(asyncio.all_tasks(loop)):
+            print(f"--- {task.get_name()}: {task.get_coro()}", file=out)
+            task.print_stack(limit=12, file=out)
+    except Exception as e:  # best effort: the loop may be changing under us
+        print(f"(could not list tasks: {e})", file=out)
+    return out.getvalue()
+
+
+def restart_process() -> None:
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+class StallWatchdog(threading.Thread):
+    def __init__(self, settings: Settings, liveness: Liveness,
+                 assigned: Callable[[], Iterable[tuple[str, int]]],
+                 loop: Callable[[], asyncio.AbstractEventLoop | None],
+                 on_stall: Callable[[], None] = restart_process) -> None:
+        super().__init__(name="stall-watchdog", daemon=True)
+        self.settings = settings
+        self.liveness = liveness
+        self.assigned = assigned
+        self.loop = loop
+        self.on_stall = on_stall
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        timeout = self.settings.worker_stall_timeout_s
+        consumer = Consumer({**self.settings.confluent_config(), "group.id": self.settings.app_id,
+                             "enable.auto.commit": False})
+        try:
+            while not self.stopped.wait(min(5.0, timeout / 3)):
+                if self.liveness.idle_for() < timeout:
+                    continue
+                try:
+                    waiting = waiting_messages(consumer, list(self.assigned()))
+                except Exception as e:
+                    log.warning("stall check could not reach the broker: %s", e)
+                    continue
+                if waiting and self.liveness.idle_for() >= timeout:
+                    log.error("no progress for %.0fs with %d messages waiting: restarting the worker "
+                              "(it re-reads from the committed offsets). Tasks:\n%s",
+                              self.liveness.idle_for(), waiting, task_stacks(self.loop()))
+                    self.on_stall()
+                    return
+        finally:
+            consumer.close()

@@ -1,0 +1,71 @@
+"""The stall watchdog, on the real broker: it fires when messages wait on the worker's partitions and
+nothing progresses, and never when the partitions are caught up or the worker shows progress."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from streams.watchdog import Liveness, StallWatchdog, waiting_messages
+from vigie.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def _produce(s: Settings, n: int) -> None:
+    p = Producer(s.confluent_config())
+    for i in range(n):
+        p.produce(s.topic_vehicle_status, key=b"S01", value=b"{}", partition=i % 3)
+    assert p.flush(10) == 0
+
+
+def _commit_all(s: Settings) -> None:
+    c = Consumer({**s.confluent_config(), "group.id": s.app_id, "enable.auto.commit": False})
+    offsets = []
+    for p in range(3):
+        _, high = c.get_watermark_offsets(TopicPartition(s.topic_vehicle_status, p), timeout=10)
+        offsets.append(TopicPartition(s.topic_vehicle_status, p, high))
+    c.commit(offsets=offsets, asynchronous=False)
+    c.close()
+
+
+def _watch(s: Settings, liveness: Liveness, seconds: float) -> bool:
+    fired = threading.Event()
+    dog = StallWatchdog(s, liveness, lambda: [(s.topic_vehicle_status, p) for p in range(3)], lambda: None,
+                        on_stall=fired.set)
+    dog.start()
+    fired.wait(seconds)
+    dog.stopped.set()
+    dog.join(15)
+    return fired.is_set()
+
+
+def test_watchdog_fires_only_on_a_real_stall(settings: Settings) -> None:
+    s = settings.model_copy(update={"worker_stall_timeout_s": 3.0})
+    c = Consumer({**s.confluent_config(), "group.id": s.app_id})
+    assert waiting_messages(c, [(s.topic_vehicle_status, p) for p in range(3)]) == 0
+    _produce(s, 30)
+    assert waiting_messages(c, [(s.topic_vehicle_status, p) for p in range(3)]) > 0
+    c.close()
+    # messages waiting, no progress: fires
+    assert _watch(s, Liveness(), 20)
+    # messages waiting but the worker shows progress (e.g. retrying ClickHouse): does not fire
+    alive = Liveness()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(0.5):
+            alive.beat()
+
+    beater = threading.Thread(target=beat, daemon=True)
+    beater.start()
+    assert not _watch(s, alive, 10)
+    stop.set()
+    # idle but caught up (a quiet night): does not fire
+    _commit_all(s)
+    idle = Liveness()
+    idle.last = time.monotonic() - 3600
+    assert not _watch(s, idle, 10)
