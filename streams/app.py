@@ -130,7 +130,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     intervention_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics(liveness))
     vehicle_engine = VehicleEngine(reference, settings.window_seconds, settings.allowed_lateness_seconds)
     intervention_engine = InterventionEngine(settings.window_seconds, settings.allowed_lateness_seconds,
-                                             settings.intervention_retention_hours * 3600)
+                                             settings.intervention_retention_hours * 3600, skip_applied_offsets=True)
     last_eviction = [time.monotonic()]
 
     progress = {"at": time.monotonic(), "events": 0, "invalid": 0}

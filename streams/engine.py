@@ -139,10 +139,17 @@ SECTORS_KEY = "sectors:{partition}"
 class InterventionEngine:
     """Intervention batches -> per-intervention state, intervention rows and sector windows."""
 
-    def __init__(self, window_seconds: int, allowed_lateness: float, retention_s: float = 86400.0) -> None:
+    def __init__(self, window_seconds: int, allowed_lateness: float, retention_s: float = 86400.0,
+                 skip_applied_offsets: bool = False) -> None:
+        """``skip_applied_offsets`` (the live path): each partition's sector entry records the last input
+        offset applied, and a record at or below it is a replay after a crash and is skipped. Without it an
+        intervention evicted after closing would be started afresh by the replay of its own ``closed``
+        event, and its stored row replaced by one without its opening. The history path, one pass over
+        records whose offsets need not grow per partition, leaves it off."""
         self.window_seconds = window_seconds
         self.allowed_lateness = allowed_lateness
         self.retention_s = retention_s
+        self.skip_applied_offsets = skip_applied_offsets
         self.newest: dict[int, float] = {}
 
     def evict_closed(self, store: MutableMapping[str, InterventionState]) -> dict[str, int]:
@@ -171,13 +178,22 @@ class InterventionEngine:
         sectors_touched: dict[str, int] = {}
         changed: dict[str, InterventionState] = {}
         for rec in records:
+            p = rec.partition
+            skey = SECTORS_KEY.format(partition=p)
+            sectors = sector_store.get(skey) or SectorWindows(self.window_seconds, p)
+            if self.skip_applied_offsets:
+                if rec.offset <= sectors.applied_offset:
+                    out.outcomes["duplicate"] += 1  # replayed after a crash: applied and stored already
+                    continue
+                sectors.applied_offset = rec.offset
+                sector_store[skey] = sectors
+                sectors_touched[skey] = p
             try:
                 ev = decode_intervention(rec.value)
             except InvalidEvent as e:
                 result.dead_letters.append(DeadLetter(rec, str(e)))
                 continue
             t = ev.event_time.timestamp()
-            p = rec.partition
             if t > self.newest.get(p, 0.0):
                 self.newest[p] = t
             key = ev.intervention_id
@@ -189,8 +205,6 @@ class InterventionEngine:
             store[key] = state
             result.touched[key] = p
             changed[key] = state
-            skey = SECTORS_KEY.format(partition=p)
-            sectors = sector_store.get(skey) or SectorWindows(self.window_seconds, p)
             # Count when the opened time is set or moves. A re-delivery of the event that set it (after a
             # crash that stored the intervention entry but maybe not the sector entry) is placed again only
             # while its window is still open here (set semantics); an emitted window already counted it.

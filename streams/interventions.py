@@ -83,6 +83,8 @@ class SectorWindows:
     sealed_time: float | None = None
     # intervention id -> window start it is counted in (only for open windows)
     placed: dict[str, float] = field(default_factory=dict)
+    # the input offset of this partition up to which events are applied (live path; -1: none yet)
+    applied_offset: int = -1
 
     def place(self, intervention_id: str, sector: str, opened_at: float) -> bool:
         """Count the intervention in the window of ``opened_at`` (moved if its opened time moved).
@@ -117,13 +119,13 @@ class SectorWindows:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "w": self.window_seconds, "p": self.partition, "st": self.sealed_time,
+            "w": self.window_seconds, "p": self.partition, "st": self.sealed_time, "ao": self.applied_offset,
             "o": [[start, {s: sorted(ids) for s, ids in secs.items()}] for start, secs in self.open.items()],
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> SectorWindows:  # type: ignore[type-arg]
-        sw = cls(int(d["w"]), int(d["p"]), sealed_time=d["st"])
+        sw = cls(int(d["w"]), int(d["p"]), sealed_time=d["st"], applied_offset=int(d.get("ao", -1)))
         for start, secs in d["o"]:
             sw.open[float(start)] = {s: set(ids) for s, ids in secs.items()}
             for ids in secs.values():

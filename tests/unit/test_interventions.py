@@ -67,3 +67,25 @@ def test_closed_interventions_leave_the_state_after_the_retention() -> None:
     assert engine.evict_closed(states) == {"I1": 0}
     assert set(states) == {"I2", "I3", "I4"}  # open ones stay, however old
     assert InterventionState.from_list("I2", states["I2"].to_list()) == states["I2"]
+
+
+def test_live_replay_after_eviction_neither_restarts_the_intervention_nor_degrades_its_row() -> None:
+    """A crash after the eviction tombstone but before the offsets were committed replays the batch that
+    closed the intervention: the replay must not start it afresh (its row would lose the opening)."""
+    engine = InterventionEngine(60, 0, retention_s=600, skip_applied_offsets=True)
+    states: dict[str, InterventionState] = {}
+    sectors: dict[str, SectorWindows] = {}
+    batch = [Record("interventions", 0, 10 + i, e.intervention_id.encode(), e.model_dump_json().encode())
+             for i, e in enumerate((iev("I1", "opened", T0), iev("I1", "closed", T0 + 60),
+                                    iev("I2", "opened", T0 + 1000)))]
+    engine.process(batch, states, sectors)
+    assert engine.evict_closed(states) == {"I1": 0}
+    restarted = InterventionEngine(60, 0, retention_s=600, skip_applied_offsets=True)
+    recovered = SectorWindows.from_dict(sectors["sectors:0"].to_dict())  # what the changelog restores
+    assert recovered.applied_offset == 12
+    result, _ = restarted.process(batch, states, {"sectors:0": recovered})
+    assert "I1" not in states and result.outcomes["duplicate"] == 3
+    assert result.rows[next(k for k in result.rows if k.name == "interventions")] == []
+    new = Record("interventions", 0, 13, b"I3", iev("I3", "opened", T0 + 1100).model_dump_json().encode())
+    result, _ = restarted.process([new], states, {"sectors:0": recovered})
+    assert result.outcomes["applied"] == 1 and "I3" in states
