@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +19,17 @@ def _cmd_worker(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(s: Settings, a: argparse.Namespace) -> int:
-    from sinks.clickhouse import run_migrations
+    from sinks.access import ensure_reader
+    from sinks.clickhouse import make_client, run_migrations
 
     applied = run_migrations(s)
     print(f"database {s.clickhouse_database}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    client = make_client(s)
+    try:
+        print(ensure_reader(client.execute, s.clickhouse_database, s.clickhouse_reader_user,
+                            s.clickhouse_reader_password.get_secret_value()))
+    finally:
+        client.disconnect()
     return 0
 
 
@@ -108,6 +116,36 @@ def _cmd_schemas(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grafana_generate(s: Settings, a: argparse.Namespace) -> int:
+    from grafana import generate
+
+    if a.check:
+        problems = generate.stale()
+        for problem in problems:
+            print(problem)
+        if problems:
+            print("run `make dashboards` and commit grafana/dashboards/")
+        return 1 if problems else 0
+    for path in generate.write():
+        print(path)
+    return 0
+
+
+def _cmd_grafana_push(s: Settings, a: argparse.Namespace) -> int:
+    from grafana.push import push_to
+
+    token = a.token or os.environ.get("GRAFANA_TOKEN", "")
+    report = push_to(a.url, token, a.folder)
+    if report.folder_created:
+        print(f"created folder {a.folder!r}")
+    for url in report.dashboards:
+        print(f"dashboard {url}")
+    for uid in report.missing_datasources:
+        print(f"warning: no data source with uid {uid!r} in that Grafana; create it (see "
+              "grafana/provisioning/datasources/vigie.yaml) or its panels stay empty")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vigie",
@@ -122,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database commands")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
-    m = dbsub.add_parser("migrate", help="apply the ClickHouse migrations not applied yet (idempotent)")
+    m = dbsub.add_parser("migrate", help="apply the ClickHouse migrations not applied yet (idempotent), and "
+                         "create the dashboards' read-only user")
     m.set_defaults(func=_cmd_migrate)
 
     t = sub.add_parser("topics", help="create the Kafka topics with VIGIE_TOPIC_PARTITIONS partitions")
@@ -167,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("schemas", help="export the events' JSON Schemas to schemas/jsonschema/")
     sc.set_defaults(func=_cmd_schemas)
+
+    g = sub.add_parser("grafana", help="dashboards as code: generate the JSON, push to a Grafana")
+    gsub = g.add_subparsers(dest="grafana_command", required=True, metavar="GRAFANA_COMMAND")
+    gg = gsub.add_parser("generate", help="write grafana/dashboards/*.json from the code (make dashboards)")
+    gg.add_argument("--check", action="store_true", help="only check the checked-in JSON is up to date")
+    gg.set_defaults(func=_cmd_grafana_generate)
+    gp = gsub.add_parser("push", help="upsert the dashboards into a folder of an existing Grafana")
+    gp.add_argument("--url", required=True, help="Grafana base URL, e.g. https://grafana.example.org")
+    gp.add_argument("--token", default=None, help="service-account token (default: $GRAFANA_TOKEN)")
+    gp.add_argument("--folder", default="vigie", help="folder uid (created if missing; title 'Vigie')")
+    gp.set_defaults(func=_cmd_grafana_push)
     return p
 
 

@@ -46,7 +46,8 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
         started.append(start_broker(settings.local_kafka_port, logs))
         print("starting ClickHouse ...", flush=True)
         started.append(start_clickhouse(settings.local_clickhouse_tcp_port, settings.local_clickhouse_http_port,
-                                        run_dir / "clickhouse"))
+                                        run_dir / "clickhouse", settings.clickhouse_reader_user,
+                                        settings.clickhouse_reader_password.get_secret_value()))
         for cmd in (["db", "migrate"], ["topics"]):
             subprocess.run([python, "-m", "vigie.cli", *cmd], env=env, check=True)
         for i in range(workers):

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     clickhouse_database: str = "vigie"
     clickhouse_secure: bool = False
     clickhouse_ca_certs: str = ""
+    # The read-only user of the dashboards (Grafana). `vigie db migrate` creates it on a ClickHouse with
+    # SQL users when the password is set; the local stack defines it in its users.xml.
+    clickhouse_reader_user: str = "vigie_reader"
+    clickhouse_reader_password: SecretStr = SecretStr("")
 
     # --- Processing --------------------------------------------------------------------------
     app_id: str = "vigie"

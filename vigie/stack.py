@@ -3,6 +3,7 @@ clickhouse-server, each run as a plain process on 127.0.0.1 with a data director
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -85,14 +86,21 @@ def clickhouse_binary() -> str:
     return path
 
 
-def start_clickhouse(tcp_port: int, http_port: int, data_dir: Path) -> ManagedProcess:
+LOCAL_READER_PASSWORD = "vigie-reader"  # local stack only; production sets VIGIE_CLICKHOUSE_READER_PASSWORD
+
+
+def start_clickhouse(tcp_port: int, http_port: int, data_dir: Path, reader_user: str = "vigie_reader",
+                     reader_password: str = "") -> ManagedProcess:
+    """ClickHouse 18.16 as a process, with the pipeline's user and the dashboards' read-only user."""
     if port_in_use(tcp_port):
         raise RuntimeError(f"port {tcp_port} is taken: is ClickHouse already running? "
                            "(set VIGIE_LOCAL_CLICKHOUSE_TCP_PORT)")
     data_dir = data_dir.resolve()
     (data_dir / "log").mkdir(parents=True, exist_ok=True)
     values = {"{data_dir}": str(data_dir), "{tcp_port}": str(tcp_port), "{http_port}": str(http_port),
-              "{users_file}": str(data_dir / "users.xml")}
+              "{users_file}": str(data_dir / "users.xml"), "{reader_user}": reader_user,
+              "{reader_password_sha256}": hashlib.sha256(
+                  (reader_password or LOCAL_READER_PASSWORD).encode()).hexdigest()}
     for name in ("config.xml", "users.xml"):
         text = (CLICKHOUSE_TEMPLATES / f"{name}.tmpl").read_text()
         for k, v in values.items():

@@ -1,0 +1,1 @@
+"""Grafana dashboards as code, their query expansion, provisioning and upload."""

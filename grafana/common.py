@@ -1,0 +1,58 @@
+"""Building blocks shared by the dashboards: variables, thresholds, panel placement."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import common as common_b
+from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.models import common, dashboard
+
+from grafana.datasources import CLICKHOUSE
+
+# Grafana's grid: 24 columns; a row unit is 30 px plus margins. 1080 px in kiosk mode ≈ 30 units.
+WALL_ROWS = 30
+
+RED, ORANGE, GREEN, BLUE, GREY = "red", "orange", "green", "blue", "#8e8e8e"
+
+
+def thresholds(*steps: tuple[float | None, str]) -> dash_b.ThresholdsConfig:
+    return (dash_b.ThresholdsConfig().mode(dashboard.ThresholdsMode.ABSOLUTE)
+            .steps([dashboard.Threshold(value=v, color=c) for v, c in steps]))
+
+
+def at(x: int, y: int, w: int, h: int) -> dashboard.GridPos:
+    return dashboard.GridPos(x=x, y=y, w=w, h=h)
+
+
+def all_values() -> common_b.ReduceDataOptions:
+    """Show one value per row of the result (a stat per vehicle type, a bar per area...)."""
+    return common_b.ReduceDataOptions().values(True).calcs(["lastNotNull"]).limit(50)
+
+
+def big_text(value_size: int, title_size: int) -> common_b.VizTextDisplayOptions:
+    return common_b.VizTextDisplayOptions().value_size(value_size).title_size(title_size)
+
+
+def query_variable(name: str, label: str, sql: str, multi: bool = True) -> dash_b.QueryVariable:
+    """A ClickHouse-backed variable; multi-select with All unless told otherwise."""
+    var = (dash_b.QueryVariable(name).label(label).datasource(CLICKHOUSE)
+           .query({"rawSql": sql, "editorType": "sql", "format": 1, "queryType": "table"})
+           .refresh(dashboard.VariableRefresh.ON_TIME_RANGE_CHANGED)
+           .sort(dashboard.VariableSort.ALPHABETICAL_ASC))
+    if multi:
+        var = var.multi(True).include_all(True).current(
+            dashboard.VariableOption(selected=True, text=["All"], value=["$__all"]))
+    return var
+
+
+def text_variable(name: str, label: str, default: str, hidden: bool = True) -> dash_b.TextBoxVariable:
+    """A value a user sets in the URL (``var-<name>=...``) or the dashboard settings."""
+    var = dash_b.TextBoxVariable(name).label(label).default_value(default).current(
+        dashboard.VariableOption(selected=True, text=default, value=default))
+    if hidden:
+        var = var.hide(dashboard.VariableHide.HIDE_VARIABLE)
+    return var
+
+
+def legend_bottom() -> common_b.VizLegendOptions:
+    return (common_b.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM))

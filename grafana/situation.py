@@ -1,0 +1,247 @@
+"""« Situation opérationnelle »: the wall screen (1920×1080, read from 5 m, refresh 5 s, kiosk).
+
+Current state comes from ``vehicle_state`` / ``interventions`` (FINAL: one row per key); trends from the
+1-minute ``station_windows``; response times from ``engagements`` and ``interventions`` over the time
+range. The situation clock is the newest event time seen (so replays read right, and live it is now).
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import bargauge, geomap, stat, table, timeseries
+from grafana_foundation_sdk.builders import common as common_b
+from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.models import common, dashboard
+
+from grafana.common import (
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    RED,
+    all_values,
+    at,
+    big_text,
+    legend_bottom,
+    query_variable,
+    text_variable,
+    thresholds,
+)
+from grafana.datasources import SQL
+
+UID = "vigie-situation"
+AREA_FILTER = "$__conditionalAll(area IN (${area:singlequote}), $area)"
+
+AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM vehicle_state ORDER BY area"
+
+
+def _count_by_type(category: str) -> str:
+    return f"""
+SELECT vehicle_type, countIf(category = '{category}') AS vehicles
+FROM vehicle_state FINAL
+WHERE {AREA_FILTER}
+GROUP BY vehicle_type
+ORDER BY vehicle_type"""
+
+
+AVAILABLE_BY_TYPE = _count_by_type("available")
+ENGAGED_BY_TYPE = _count_by_type("engaged")
+OUT_OF_SERVICE_BY_TYPE = _count_by_type("out_of_service")
+
+EXHAUSTED_TYPES_PER_AREA = f"""
+SELECT area, countIf(available = 0) AS types_with_nothing_left
+FROM
+(
+    SELECT area, vehicle_type, countIf(category = 'available') AS available
+    FROM vehicle_state FINAL
+    WHERE {AREA_FILTER}
+    GROUP BY area, vehicle_type
+)
+GROUP BY area
+ORDER BY area"""
+
+SHORTAGES = f"""
+SELECT area, vehicle_type, engaged, out_of_service
+FROM
+(
+    SELECT area, vehicle_type, countIf(category = 'available') AS available,
+           countIf(category = 'engaged') AS engaged, countIf(category = 'out_of_service') AS out_of_service
+    FROM vehicle_state FINAL
+    WHERE {AREA_FILTER}
+    GROUP BY area, vehicle_type
+)
+WHERE available = 0
+ORDER BY area, vehicle_type"""
+
+CAPACITY_PER_AREA = f"""
+SELECT area, round(100 * countIf(category = 'available') / count(), 1) AS available_pct
+FROM vehicle_state FINAL
+WHERE {AREA_FILTER}
+GROUP BY area
+ORDER BY area"""
+
+OPEN_INTERVENTIONS = f"""
+SELECT intervention_id, nature, priority, sector, opened_at,
+       toInt64((SELECT max(event_time) FROM vehicle_state)) - toInt64(opened_at) AS elapsed_s,
+       units, unit_list
+FROM
+(
+    SELECT intervention_id, nature, priority, sector, opened_at
+    FROM interventions FINAL
+    WHERE status = 'open'
+) AS i
+ANY LEFT JOIN
+(
+    SELECT intervention_id, count() AS units, arrayStringConcat(groupArray(vehicle_id), ' ') AS unit_list
+    FROM vehicle_state FINAL
+    WHERE category = 'engaged' AND intervention_id != '' AND {AREA_FILTER}
+    GROUP BY intervention_id
+) AS e USING intervention_id
+WHERE $__conditionalAll(units > 0, $area)
+ORDER BY priority, opened_at, intervention_id
+LIMIT 100"""
+
+AVAILABLE_TREND = f"""
+SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * greatest($__interval_s, 60)) AS t,
+       vehicle_type, min(available) AS available
+FROM
+(
+    SELECT window_start, vehicle_type, sum(available) AS available
+    FROM station_windows FINAL
+    WHERE $__timeFilter(window_start) AND {AREA_FILTER}
+    GROUP BY window_start, vehicle_type
+)
+GROUP BY t, vehicle_type
+ORDER BY t, vehicle_type"""
+
+VEHICLE_POSITIONS = f"""
+SELECT vehicle_id, vehicle_type, home_station, status, category, intervention_id, lat, lon
+FROM vehicle_state FINAL
+WHERE (lat != 0 OR lon != 0) AND {AREA_FILTER}
+ORDER BY vehicle_id"""
+
+RESPONSE_TIMES = f"""
+SELECT segment, count() AS n, quantileExact(0.5)(s) AS p50_s, quantileExact(0.9)(s) AS p90_s, any(target) AS target_s,
+       round(100 * countIf(s <= target) / count(), 1) AS within_target_pct
+FROM
+(
+    SELECT 'turnout (dispatched -> en route)' AS segment, turnout_s AS s, toFloat64($turnout_target_s) AS target
+    FROM engagements FINAL
+    WHERE $__timeFilter(dispatched_at) AND turnout_s >= 0 AND {AREA_FILTER}
+    UNION ALL
+    SELECT 'travel (en route -> on scene)' AS segment, travel_s AS s, toFloat64($travel_target_s) AS target
+    FROM engagements FINAL
+    WHERE $__timeFilter(dispatched_at) AND travel_s >= 0 AND {AREA_FILTER}
+    UNION ALL
+    SELECT 'call -> first arrival' AS segment, toFloat64(first_arrival - opened_at) AS s,
+           toFloat64($arrival_target_s) AS target
+    FROM
+    (
+        SELECT intervention_id, opened_at FROM interventions FINAL
+        WHERE $__timeFilter(opened_at) AND opened_at > toDateTime(0)
+    ) AS i
+    ANY INNER JOIN
+    (
+        SELECT intervention_id, min(on_scene_at) AS first_arrival
+        FROM engagements FINAL
+        WHERE on_scene_at > toDateTime(0) AND dispatched_at >= $__fromTime - 86400 AND {AREA_FILTER}
+        GROUP BY intervention_id
+    ) AS a USING intervention_id
+)
+GROUP BY segment
+ORDER BY segment"""
+
+
+def _stat_by_type(title: str, sql: str, pos: dashboard.GridPos, steps: dash_b.ThresholdsConfig,
+                  description: str) -> stat.Panel:
+    return (stat.Panel().title(title).description(description).grid_pos(pos)
+            .with_target(SQL(sql).table())
+            .reduce_options(all_values()).text(big_text(64, 22))
+            .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE)
+            .text_mode(common.BigValueTextMode.VALUE_AND_NAME).justify_mode(common.BigValueJustifyMode.CENTER)
+            .orientation(common.VizOrientation.HORIZONTAL)
+            .thresholds(steps).no_value("—").decimals(0))
+
+
+def build() -> dash_b.Dashboard:
+    d = (dash_b.Dashboard("Situation opérationnelle").uid(UID).tags(["vigie", "wall-screen"])
+         .description("Wall screen: what can still leave, what is engaged, where, and how fast.")
+         .refresh("5s").time("now-6h", "now").timezone("browser")
+         .editable()
+         .with_variable(query_variable("area", "Groupement / area", AREA_VARIABLE_SQL))
+         .with_variable(text_variable("turnout_target_s", "Turnout target (s)", "120"))
+         .with_variable(text_variable("travel_target_s", "Travel target (s)", "600"))
+         .with_variable(text_variable("arrival_target_s", "Call to first arrival target (s)", "720")))
+    d = d.with_panel(_stat_by_type(
+        "Disponibles par type", AVAILABLE_BY_TYPE, at(0, 0, 12, 7),
+        thresholds((None, RED), (1, ORANGE), (3, GREEN)),
+        "Vehicles available (at station or on radio) per type, selected areas. Red: none left; orange: 1-2."))
+    d = d.with_panel(_stat_by_type(
+        "Engagés par type", ENGAGED_BY_TYPE, at(12, 0, 6, 7), thresholds((None, BLUE)),
+        "Vehicles engaged (dispatched, en route, on scene, transporting, at hospital, returning)."))
+    d = d.with_panel(_stat_by_type(
+        "Hors service par type", OUT_OF_SERVICE_BY_TYPE, at(18, 0, 6, 7), thresholds((None, GREY)),
+        "Vehicles out of service per type."))
+    d = d.with_panel(
+        stat.Panel().title("Types épuisés par groupement").grid_pos(at(0, 7, 6, 7))
+        .description("Per area, how many vehicle types have no vehicle available. Red as soon as one type is out.")
+        .with_target(SQL(EXHAUSTED_TYPES_PER_AREA).table())
+        .reduce_options(all_values()).text(big_text(56, 22))
+        .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME).orientation(common.VizOrientation.VERTICAL)
+        .thresholds(thresholds((None, GREEN), (1, RED))).decimals(0))
+    d = d.with_panel(
+        table.Panel().title("Ruptures : type sans véhicule disponible").grid_pos(at(6, 7, 6, 7))
+        .description("Every area x vehicle type with nothing available, and where its vehicles are.")
+        .with_target(SQL(SHORTAGES).table()).no_value("Aucune rupture").cell_height(common.TableCellHeight.LG))
+    d = d.with_panel(
+        bargauge.Panel().title("Capacité disponible par groupement").grid_pos(at(12, 7, 12, 7))
+        .description("Share of each area's vehicles that are available now.")
+        .with_target(SQL(CAPACITY_PER_AREA).table())
+        .reduce_options(all_values()).unit("percent").min(0).max(100)
+        .display_mode(common.BarGaugeDisplayMode.LCD).orientation(common.VizOrientation.HORIZONTAL)
+        .text(big_text(40, 22))
+        .thresholds(thresholds((None, RED), (20, ORANGE), (40, GREEN))))
+    d = d.with_panel(
+        table.Panel().title("Interventions en cours").grid_pos(at(0, 14, 12, 9))
+        .description("Open interventions, oldest first within priority; elapsed on the situation clock "
+                     "(newest event time). With an area selected: those with units from it.")
+        .with_target(SQL(OPEN_INTERVENTIONS).table())
+        .override_by_name("elapsed_s", [dashboard.DynamicConfigValue(id_val="unit", value="dtdurations")])
+        .no_value("Aucune intervention en cours").cell_height(common.TableCellHeight.SM))
+    d = d.with_panel(
+        timeseries.Panel().title("Capacité disponible — tendance").grid_pos(at(12, 14, 12, 9))
+        .description("Vehicles available per type (sum over the selected areas), lowest 1-minute value "
+                     "in each interval, from the windowed tables.")
+        .with_target(SQL(AVAILABLE_TREND).time_series())
+        .line_width(2).fill_opacity(10).legend(legend_bottom()).min(0).decimals(0))
+    d = d.with_panel(
+        geomap.Panel().title("Véhicules").grid_pos(at(0, 23, 12, 7))
+        .description("Last known position of every vehicle; green available, blue engaged, grey out of service.")
+        .with_target(SQL(VEHICLE_POSITIONS).table())
+        .view(geomap.MapViewConfig().id("fit").lat(0).lon(0).zoom(10))
+        .basemap(common_b.MapLayerOptions().type("osm-standard").name("OpenStreetMap"))
+        .layers([common_b.MapLayerOptions().type("markers").name("vehicles").config({
+            "showLegend": True,
+            "style": {"size": {"fixed": 6}, "color": {"field": "category"}, "opacity": 0.9,
+                      "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"}},
+        }).location(common_b.FrameGeometrySource().mode(common.FrameGeometrySourceMode.COORDS)
+                    .latitude("lat").longitude("lon"))])
+        .mappings([dashboard.ValueMap(options={
+            "available": dashboard.ValueMappingResult(color=GREEN, text="disponible"),
+            "engaged": dashboard.ValueMappingResult(color=BLUE, text="engagé"),
+            "out_of_service": dashboard.ValueMappingResult(color=GREY, text="hors service"),
+        })]))
+    d = d.with_panel(
+        table.Panel().title("Délais d'intervention vs objectifs").grid_pos(at(12, 23, 12, 7))
+        .description("Over the time range: median and 90th percentile of turnout, travel and call to first "
+                     "arrival, against the targets (variables turnout_target_s, travel_target_s, "
+                     "arrival_target_s; set them in the URL).")
+        .with_target(SQL(RESPONSE_TIMES).table())
+        .override_by_name("within_target_pct", [
+            dashboard.DynamicConfigValue(id_val="unit", value="percent"),
+            dashboard.DynamicConfigValue(id_val="thresholds", value=thresholds(
+                (None, RED), (80, ORANGE), (90, GREEN)).build()),
+            dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+        ])
+        .cell_height(common.TableCellHeight.LG))
+    return d

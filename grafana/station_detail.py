@@ -1,0 +1,125 @@
+"""« Détail centre et groupement »: one station or area in depth. Every panel honours the area, station
+and vehicle-type variables (multi-select with All) and the time range where it shows history."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import barchart, table, timeseries
+from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.models import common, dashboard
+
+from grafana.common import at, legend_bottom, query_variable
+from grafana.datasources import SQL
+
+UID = "vigie-station-detail"
+
+
+def scope(station_column: str) -> str:
+    """The filter every panel applies: area, station, vehicle type (each 1=1 when All is selected)."""
+    return ("$__conditionalAll(area IN (${area:singlequote}), $area) "
+            f"AND $__conditionalAll({station_column} IN (${{station:singlequote}}), $station) "
+            "AND $__conditionalAll(vehicle_type IN (${vehicle_type:singlequote}), $vehicle_type)")
+
+
+AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM vehicle_state ORDER BY area"
+STATION_VARIABLE_SQL = ("SELECT DISTINCT home_station FROM vehicle_state "
+                        "WHERE $__conditionalAll(area IN (${area:singlequote}), $area) ORDER BY home_station")
+TYPE_VARIABLE_SQL = "SELECT DISTINCT vehicle_type FROM vehicle_state ORDER BY vehicle_type"
+
+CAPACITY_NOW = f"""
+SELECT home_station AS station, area, vehicle_type,
+       countIf(category = 'available') AS available, countIf(category = 'engaged') AS engaged,
+       countIf(category = 'out_of_service') AS out_of_service
+FROM vehicle_state FINAL
+WHERE {scope('home_station')}
+GROUP BY home_station, area, vehicle_type
+ORDER BY station, vehicle_type"""
+
+AVAILABLE_TREND = f"""
+SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * greatest($__interval_s, 60)) AS t,
+       vehicle_type, min(available) AS available
+FROM
+(
+    SELECT window_start, vehicle_type, sum(available) AS available
+    FROM station_windows FINAL
+    WHERE $__timeFilter(window_start) AND {scope('station_id')}
+    GROUP BY window_start, vehicle_type
+)
+GROUP BY t, vehicle_type
+ORDER BY t, vehicle_type"""
+
+ENGAGED_HOURS_PER_HOUR = f"""
+SELECT toStartOfHour(window_start) AS t, vehicle_type, round(sum(engaged_vehicle_minutes) / 60, 2) AS vehicle_hours
+FROM station_windows FINAL
+WHERE $__timeFilter(window_start) AND {scope('station_id')}
+GROUP BY t, vehicle_type
+ORDER BY t, vehicle_type"""
+
+INTERVENTIONS_SERVED_PER_HOUR = f"""
+SELECT toStartOfHour(dispatched_at) AS t, uniqExact(intervention_id) AS interventions
+FROM engagements FINAL
+WHERE $__timeFilter(dispatched_at) AND {scope('home_station')}
+GROUP BY t
+ORDER BY t"""
+
+RESPONSE_PER_STATION = f"""
+SELECT home_station AS station, count() AS engagements,
+       quantileExactIf(0.5)(turnout_s, turnout_s >= 0) AS turnout_p50_s,
+       quantileExactIf(0.9)(turnout_s, turnout_s >= 0) AS turnout_p90_s,
+       quantileExactIf(0.5)(travel_s, travel_s >= 0) AS travel_p50_s,
+       quantileExactIf(0.9)(travel_s, travel_s >= 0) AS travel_p90_s
+FROM engagements FINAL
+WHERE $__timeFilter(dispatched_at) AND {scope('home_station')}
+GROUP BY home_station
+ORDER BY station"""
+
+RECENT_ENGAGEMENTS = f"""
+SELECT dispatched_at, vehicle_id, vehicle_type, home_station AS station, intervention_id,
+       turnout_s, travel_s, if(released_at > toDateTime(0), toString(released_at), 'engaged') AS released
+FROM engagements FINAL
+WHERE $__timeFilter(dispatched_at) AND {scope('home_station')}
+ORDER BY dispatched_at DESC, vehicle_id
+LIMIT 200"""
+
+
+def build() -> dash_b.Dashboard:
+    d = (dash_b.Dashboard("Détail centre et groupement").uid(UID).tags(["vigie"])
+         .description("One area or station in depth: capacity now, availability over time, activity, response times.")
+         .refresh("30s").time("now-24h", "now").timezone("browser").editable()
+         .with_variable(query_variable("area", "Groupement / area", AREA_VARIABLE_SQL))
+         .with_variable(query_variable("station", "Centre / station", STATION_VARIABLE_SQL))
+         .with_variable(query_variable("vehicle_type", "Type", TYPE_VARIABLE_SQL)))
+    d = d.with_panel(
+        table.Panel().title("Capacité actuelle par centre et type").grid_pos(at(0, 0, 12, 10))
+        .description("Vehicles available / engaged / out of service now, per station and type.")
+        .with_target(SQL(CAPACITY_NOW).table()).filterable(True)
+        .override_by_name("available", [
+            dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+            dashboard.DynamicConfigValue(id_val="thresholds", value={"mode": "absolute", "steps": [
+                {"color": "red", "value": None}, {"color": "green", "value": 1}]}),
+        ]))
+    d = d.with_panel(
+        timeseries.Panel().title("Disponibles — tendance").grid_pos(at(12, 0, 12, 10))
+        .description("Available vehicles per type over the selected stations; lowest 1-minute value per interval.")
+        .with_target(SQL(AVAILABLE_TREND).time_series())
+        .line_width(2).fill_opacity(10).legend(legend_bottom()).min(0).decimals(0))
+    d = d.with_panel(
+        barchart.Panel().title("Heures-véhicules engagées par heure").grid_pos(at(0, 10, 12, 8))
+        .description("Engaged vehicle-hours in each hour, per type (from the 1-minute windows).")
+        .with_target(SQL(ENGAGED_HOURS_PER_HOUR).time_series())
+        .stacking(common.StackingMode.NORMAL).legend(legend_bottom()).x_tick_label_spacing(100))
+    d = d.with_panel(
+        timeseries.Panel().title("Interventions servies par heure").grid_pos(at(12, 10, 12, 8))
+        .description("Distinct interventions that the selected stations' vehicles were dispatched to, per hour.")
+        .with_target(SQL(INTERVENTIONS_SERVED_PER_HOUR).time_series())
+        .draw_style(common.GraphDrawStyle.BARS).fill_opacity(60).legend(legend_bottom()).decimals(0))
+    d = d.with_panel(
+        table.Panel().title("Délais par centre").grid_pos(at(0, 18, 12, 10))
+        .description("Turnout (dispatched to en route) and travel (en route to on scene) per station, "
+                     "median and 90th percentile over the time range.")
+        .with_target(SQL(RESPONSE_PER_STATION).table()).filterable(True)
+        .unit("s"))
+    d = d.with_panel(
+        table.Panel().title("Engagements récents").grid_pos(at(12, 18, 12, 10))
+        .description("The 200 latest engagements of the selected stations and types in the time range.")
+        .with_target(SQL(RECENT_ENGAGEMENTS).table()).filterable(True))
+    return d

@@ -1,0 +1,354 @@
+"""Every dashboard panel query, expanded as Grafana and the ClickHouse plugin do, runs on ClickHouse 18.16
+and on the current engine (chdb) after a simulated run, gives the same result on both, and shows the
+numbers an independent computation from the events expects. Also reports each query's time."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grafana import generate, situation, station_detail
+from grafana.datasources import CLICKHOUSE_PLUGIN
+from grafana.macros import ALL, TimeRange, Variable, expand
+from schemas.codec import encode
+from sinks.tables import ALL_TABLES
+from streams.engine import Record
+from streams.history import HistoryRunner, partition_for
+from tests.integration import expected
+from tests.integration.conftest import Stack, new_settings
+from tests.integration.expected_panels import Picture, counts_by, picture, quantile_exact
+from vigie.settings import Settings
+from vigie.simulator import Simulator
+from vigie.stack import LOCAL_READER_PASSWORD
+
+pytestmark = pytest.mark.integration
+START = datetime(2026, 3, 14, 6, 0, tzinfo=UTC)
+HOURS = 24  # a day of simulated history
+SIT = generate.load(situation.UID)
+DET = generate.load(station_detail.UID)
+
+
+def query_of(dash: dict, title: str) -> str:
+    return next(q.text for q in generate.panel_queries(dash) if q.panel == title)
+
+
+class Engines:
+    """The same database on ClickHouse 18.16 (HTTP, TSV) and in chdb (copied table by table)."""
+
+    def __init__(self, stack: Stack, s: Settings) -> None:
+        import chdb.session
+
+        self.http = f"http://127.0.0.1:{stack.ch_http}/"
+        self.db = s.clickhouse_database
+        self.chdb = chdb.session.Session()
+        self.chdb.query(f"CREATE DATABASE IF NOT EXISTS {self.db}")
+        self.timings: dict[str, list[float]] = defaultdict(list)
+        with tempfile.TemporaryDirectory() as tmp:
+            for spec in ALL_TABLES:
+                create = self.old(f"SHOW CREATE TABLE {self.db}.{spec.name}").replace("\\n", "\n").replace("\\'", "'")
+                self.chdb.query(create)
+                path = Path(tmp) / f"{spec.name}.tsv"
+                # DateTime as seconds: 18.16 writes the zero time as 0000-00-00 00:00:00, which the current
+                # engine does not read back as zero
+                cols = [line.split("\t") for line in self.old(
+                    f"SELECT name, type FROM system.columns WHERE database = '{self.db}' "
+                    f"AND table = '{spec.name}' FORMAT TabSeparated").splitlines()]
+                select = ", ".join(f"toUInt32({n}) AS {n}" if t == "DateTime" else n for n, t in cols)
+                structure = ", ".join(f"{n} {'UInt32' if t == 'DateTime' else t}" for n, t in cols)
+                path.write_text(self.old(f"SELECT {select} FROM {self.db}.{spec.name} FORMAT TabSeparated"))
+                self.chdb.query(f"INSERT INTO {self.db}.{spec.name} SELECT * FROM file('{path}', "
+                                f"'TabSeparated', '{structure}')")
+        self.chdb.query(f"USE {self.db}")
+
+    def old(self, sql: str, name: str | None = None) -> str:
+        """On ClickHouse 18.16 as the dashboards' read-only user, as Grafana would."""
+        url = self.http + "?" + urllib.parse.urlencode({"database": self.db, "user": "vigie_reader",
+                                                         "password": LOCAL_READER_PASSWORD})
+        started = time.perf_counter()
+        with urllib.request.urlopen(urllib.request.Request(url, data=sql.encode()), timeout=60) as r:
+            out = r.read().decode()
+        if name:
+            self.timings[name].append(time.perf_counter() - started)
+        return out
+
+    def both(self, sql: str, name: str) -> str:
+        old = self.old(sql + "\nFORMAT TabSeparated", name)
+        new = self.chdb.query(sql, "TabSeparated").data()
+        assert old == new, f"{name}: ClickHouse 18.16 and the current engine disagree"
+        return old
+
+
+@dataclass
+class Run:
+    p: Picture
+    ref: Any
+    windows: dict[tuple, tuple]
+    eng: Engines
+
+
+@pytest.fixture(scope="module")
+def run(stack: Stack) -> Iterator[Run]:
+    s = new_settings(stack)
+    from schemas.reference import Reference
+
+    ref = Reference.load(s.reference_dir)
+    events = list(Simulator(ref, seed=21, start=START).events(HOURS * 3600))
+    topics = {"vehicle-status": s.topic_vehicle_status, "interventions": s.topic_interventions}
+    records = [Record(topics[e.topic], partition_for(e.key.encode(), s.topic_partitions), i, e.key.encode(),
+                      encode(e.event)) for i, e in enumerate(events)]
+    asyncio.run(HistoryRunner(s, ref).run(records))
+    engines = Engines(stack, s)
+    p = picture(ref, events)
+    windows = expected.station_windows(ref, events, 60, tr(p).end.timestamp() + 1)
+    yield Run(p, ref, windows, engines)
+    engines.chdb.close()
+
+
+def tr(p: Picture, interval_s: int = 60) -> TimeRange:
+    end = p.clock - 600
+    end -= end % 60
+    return TimeRange(START, datetime.fromtimestamp(end - 1, UTC), interval_s)
+
+
+def state(**selected: list[str]) -> dict[str, Variable]:
+    out = {n: Variable(n, v, options=()) for n, v in selected.items()}
+    out.update({n: Variable(n, d) for n, d in
+                (("turnout_target_s", "120"), ("travel_target_s", "600"), ("arrival_target_s", "720"))})
+    return out
+
+
+def rows(engines: Engines, name: str, sql: str) -> list[list[str]]:
+    text = engines.both(sql, name)
+    return [line.split("\t") for line in text.splitlines()]
+
+
+def ts(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+
+
+AREA_STATES = [["$__all"], ["G2"]]
+
+
+@pytest.mark.parametrize("areas", AREA_STATES)
+def test_wall_screen_current_state_panels(run, areas: list[str]) -> None:  # type: ignore[no-untyped-def]
+    p, eng = run.p, run.eng
+    vars_ = state(area=areas)
+    seen = [v for v in p.vehicles.values() if areas == [ALL] or v.area in areas]
+    for title, cat in (("Disponibles par type", "available"), ("Engagés par type", "engaged"),
+                       ("Hors service par type", "out_of_service")):
+        got = {r[0]: int(r[1]) for r in rows(eng, title, expand(query_of(SIT, title), vars_, tr(p)))}
+        assert got == counts_by(seen, lambda v: v.vehicle_type, cat), title
+    per_area_type = counts_by(seen, lambda v: (v.area, v.vehicle_type), "available")
+    got = {r[0]: int(r[1]) for r in rows(eng, "exhausted", expand(query_of(SIT, "Types épuisés par groupement"),
+                                                                 vars_, tr(p)))}
+    want: dict[str, int] = defaultdict(int)
+    for (area, _), n in per_area_type.items():
+        want[area] += n == 0
+    assert got == dict(want)
+    got_short = [(r[0], r[1]) for r in rows(eng, "shortages", expand(
+        query_of(SIT, "Ruptures : type sans véhicule disponible"), vars_, tr(p)))]
+    assert got_short == sorted(k for k, n in per_area_type.items() if n == 0)
+    got_pct = {r[0]: float(r[1]) for r in rows(eng, "capacity per area", expand(
+        query_of(SIT, "Capacité disponible par groupement"), vars_, tr(p)))}
+    avail, total = counts_by(seen, lambda v: v.area, "available"), counts_by(seen, lambda v: v.area, "")
+    total = defaultdict(int)
+    for v in seen:
+        total[v.area] += 1
+    assert got_pct.keys() == avail.keys()
+    for area, pct in got_pct.items():
+        assert pct == pytest.approx(100 * avail[area] / total[area], abs=0.051)
+    # vehicles on the map: last known position and category
+    got_pos = {r[0]: (r[4], float(r[6]), float(r[7])) for r in rows(eng, "positions", expand(
+        query_of(SIT, "Véhicules"), vars_, tr(p)))}
+    assert got_pos == {vid: (v.category, v.lat, v.lon) for vid, v in p.vehicles.items() if v in seen}
+
+
+@pytest.mark.parametrize("areas", AREA_STATES)
+def test_wall_screen_open_interventions(run, areas: list[str]) -> None:  # type: ignore[no-untyped-def]
+    p, eng = run.p, run.eng
+    got = rows(eng, "open interventions", expand(query_of(SIT, "Interventions en cours"), state(area=areas), tr(p)))
+    units: dict[str, list[str]] = defaultdict(list)
+    for vid, v in p.vehicles.items():
+        if v.category == "engaged" and v.intervention and (areas == [ALL] or v.area in areas):
+            units[v.intervention].append(vid)
+    want = []
+    for iid, i in p.interventions.items():
+        if i["opened"] is not None and i["closed"] is None and (areas == [ALL] or units.get(iid)):
+            want.append((i["priority"], i["opened"], iid, i["nature"], i["sector"],
+                         int(p.clock - i["opened"]), len(units.get(iid, [])), sorted(units.get(iid, []))))
+    want.sort()
+    assert len(want) > 3
+    assert [(int(r[2]), ts(r[4]), r[0], r[1], r[3], int(r[5]), int(r[6]), sorted(r[7].split()))
+            for r in got] == want[:100]
+
+
+@pytest.mark.parametrize("interval_s", [60, 300])
+@pytest.mark.parametrize("areas", AREA_STATES)
+def test_wall_screen_available_trend(run, areas: list[str], interval_s: int) -> None:  # type: ignore[no-untyped-def]
+    p, ref, windows, eng = run.p, run.ref, run.windows, run.eng
+    t = tr(p, interval_s)
+    per_minute: dict[tuple[float, str], int] = defaultdict(int)
+    for (w, station, vtype), vals in windows.items():
+        if t.start.timestamp() <= w <= t.end.timestamp() and (areas == [ALL] or ref.stations[station].area in areas):
+            per_minute[(w, vtype)] += vals[0]
+    want: dict[tuple[float, str], int] = {}
+    for (w, vtype), n in per_minute.items():
+        k = (w - w % interval_s, vtype)
+        want[k] = min(n, want.get(k, n))
+    got = {(ts(r[0]), r[1]): int(r[2]) for r in rows(eng, f"trend {interval_s}s", expand(
+        query_of(SIT, "Capacité disponible — tendance"), state(area=areas), t))}
+    assert got == want and len(got) > 10
+
+
+def test_wall_screen_response_times_against_targets(run) -> None:  # type: ignore[no-untyped-def]
+    p, eng = run.p, run.eng
+    t = tr(p)
+    lo, hi = t.start.timestamp(), t.end.timestamp()
+    segments = {
+        "call -> first arrival": ([], 720.0), "travel (en route -> on scene)": ([], 600.0),
+        "turnout (dispatched -> en route)": ([], 120.0)}
+    first_arrival: dict[str, float] = {}
+    for g in p.engagements.values():
+        if g.dispatched is not None and lo <= g.dispatched <= hi:
+            if g.turnout() is not None:
+                segments["turnout (dispatched -> en route)"][0].append(g.turnout())
+            if g.travel() is not None:
+                segments["travel (en route -> on scene)"][0].append(g.travel())
+        if g.on_scene is not None and g.dispatched is not None and g.dispatched >= lo - 86400:
+            first_arrival[g.intervention] = min(g.on_scene, first_arrival.get(g.intervention, g.on_scene))
+    for iid, i in p.interventions.items():
+        if i["opened"] is not None and lo <= i["opened"] <= hi and iid in first_arrival:
+            segments["call -> first arrival"][0].append(first_arrival[iid] - i["opened"])
+    got = rows(eng, "response times", expand(query_of(SIT, "Délais d'intervention vs objectifs"), state(area=[ALL]), t))
+    assert [r[0] for r in got] == sorted(segments)
+    for r in got:
+        values, target = segments[r[0]]
+        assert int(r[1]) == len(values) > 10
+        assert float(r[2]) == pytest.approx(quantile_exact(values, 0.5))
+        assert float(r[3]) == pytest.approx(quantile_exact(values, 0.9))
+        assert float(r[4]) == target
+        assert float(r[5]) == pytest.approx(100 * sum(x <= target for x in values) / len(values), abs=0.051)
+
+
+DETAIL_STATES = [
+    {"area": [ALL], "station": [ALL], "vehicle_type": [ALL]},
+    {"area": ["G1"], "station": ["S01", "S05"], "vehicle_type": ["VSAV", "FPT"]},
+]
+
+
+def in_scope(sel: dict[str, list[str]], area: str, station: str, vtype: str) -> bool:
+    return all(sel[k] == [ALL] or v in sel[k] for k, v in (("area", area), ("station", station),
+                                                            ("vehicle_type", vtype)))
+
+
+@pytest.mark.parametrize("sel", DETAIL_STATES)
+def test_station_detail_panels(run, sel: dict[str, list[str]]) -> None:  # type: ignore[no-untyped-def]
+    p, ref, windows, eng = run.p, run.ref, run.windows, run.eng
+    t = tr(p)
+    lo, hi = t.start.timestamp(), t.end.timestamp()
+    vars_ = state(**sel)
+    # capacity now
+    cap: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for v in p.vehicles.values():
+        if in_scope(sel, v.area, v.station, v.vehicle_type):
+            c = cap[(v.station, v.area, v.vehicle_type)]
+            for i, cat in enumerate(("available", "engaged", "out_of_service")):
+                c[i] += v.category == cat
+    got = {(r[0], r[1], r[2]): [int(x) for x in r[3:6]] for r in rows(
+        eng, "capacity now", expand(query_of(DET, "Capacité actuelle par centre et type"), vars_, t))}
+    assert got == dict(cap) and got
+    # available trend and engaged vehicle-hours per hour, from the 1-minute windows
+    avail: dict[tuple[float, str], int] = defaultdict(int)
+    minutes: dict[tuple[float, str], float] = defaultdict(float)
+    for (w, station, vtype), vals in windows.items():
+        if lo <= w <= hi and in_scope(sel, ref.stations[station].area, station, vtype):
+            avail[(w, vtype)] += vals[0]
+            minutes[(w - w % 3600, vtype)] += vals[5]
+    got_avail = {(ts(r[0]), r[1]): int(r[2]) for r in rows(eng, "detail trend", expand(
+        query_of(DET, "Disponibles — tendance"), vars_, t))}
+    assert got_avail == dict(avail)
+    got_hours = {(ts(r[0]), r[1]): float(r[2]) for r in rows(eng, "engaged hours", expand(
+        query_of(DET, "Heures-véhicules engagées par heure"), vars_, t))}
+    assert got_hours.keys() == minutes.keys()
+    for k, m in minutes.items():
+        assert got_hours[k] == pytest.approx(m / 60, abs=0.0051), k
+    # engagements of the selection dispatched in the range
+    mine = [g for g in p.engagements.values()
+            if g.dispatched is not None and lo <= g.dispatched <= hi
+            and in_scope(sel, g.area, g.station, g.vehicle_type)]
+    served: dict[float, set[str]] = defaultdict(set)
+    for g in mine:
+        served[g.dispatched - g.dispatched % 3600].add(g.intervention)
+    got_served = {ts(r[0]): int(r[1]) for r in rows(eng, "served per hour", expand(
+        query_of(DET, "Interventions servies par heure"), vars_, t))}
+    assert got_served == {h: len(i) for h, i in served.items()} and got_served
+    per_station: dict[str, list] = defaultdict(list)
+    for g in mine:
+        per_station[g.station].append(g)
+    got_rt = rows(eng, "response per station", expand(query_of(DET, "Délais par centre"), vars_, t))
+    assert [r[0] for r in got_rt] == sorted(per_station)
+    for r in got_rt:
+        gs = per_station[r[0]]
+        assert int(r[1]) == len(gs)
+        for col, values, level in ((2, [g.turnout() for g in gs], 0.5), (3, [g.turnout() for g in gs], 0.9),
+                                   (4, [g.travel() for g in gs], 0.5), (5, [g.travel() for g in gs], 0.9)):
+            vals = [x for x in values if x is not None]
+            if vals:
+                assert float(r[col]) == pytest.approx(quantile_exact(vals, level)), (r[0], col)
+            else:
+                assert r[col] in ("0", "nan"), (r[0], col)
+    recent = rows(eng, "recent engagements", expand(query_of(DET, "Engagements récents"), vars_, t))
+    want_recent = sorted(mine, key=lambda g: (-g.dispatched, g.vehicle))[:200]
+    assert [(ts(r[0]), r[1], r[4]) for r in recent] == [(g.dispatched, g.vehicle, g.intervention)
+                                                         for g in want_recent]
+
+
+@pytest.mark.parametrize("dash", [SIT, DET], ids=["situation", "station-detail"])
+def test_variable_queries(run, dash: dict) -> None:  # type: ignore[no-untyped-def]
+    p, eng = run.p, run.eng
+    for name, sql in generate.variable_queries(dash).items():
+        got = [line for line in eng.both(expand(sql, state(area=["G1"]), tr(p)), f"variable {name}").splitlines()]
+        values = {"area": {v.area for v in p.vehicles.values()},
+                  "station": {v.station for v in p.vehicles.values() if v.area == "G1"},
+                  "vehicle_type": {v.vehicle_type for v in p.vehicles.values()}}[name]
+        assert got == sorted(values), name
+
+
+def test_every_panel_query_was_checked_and_its_time_reported(run) -> None:  # type: ignore[no-untyped-def]
+    p, eng = run.p, run.eng
+    n = 0
+    for dash in (SIT, DET):
+        for q in generate.panel_queries(dash):
+            assert q.datasource == CLICKHOUSE_PLUGIN
+            sql = expand(q.text, state(area=[ALL], station=[ALL], vehicle_type=[ALL]), tr(p, 300))
+            for _ in range(5):
+                eng.old(sql + "\nFORMAT Null", f"{dash['uid']}: {q.panel}")
+            n += 1
+    print(f"\npanel query times on ClickHouse 18.16, {HOURS} h of simulated history (5 runs each):")
+    for name, times in sorted(eng.timings.items()):
+        if len(times) >= 5:
+            print(f"  {1000 * max(times):7.1f} ms max  {1000 * sorted(times)[len(times) // 2]:7.1f} ms median  {name}")
+    assert n == len([q for d in (SIT, DET) for q in generate.panel_queries(d)])
+
+
+def test_the_dashboards_user_reads_but_cannot_write(run) -> None:  # type: ignore[no-untyped-def]
+    eng = run.eng
+    assert int(eng.old("SELECT count() FROM vehicle_state")) > 0
+    for stmt in ("INSERT INTO vehicle_state (vehicle_id) VALUES ('X')", "DROP TABLE vehicle_state",
+                 "CREATE TABLE evil (x UInt8) ENGINE = Memory"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            eng.old(stmt)
+        assert "readonly" in err.value.read().decode().lower(), stmt
+    assert int(eng.old("SELECT count() FROM vehicle_state SETTINGS max_execution_time = 30")) > 0
