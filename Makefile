@@ -4,21 +4,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test bench lint unit integration schemas clean
+.PHONY: help install run test bench lint unit integration schemas dashboards clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	@command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || { \
-	  echo "installing clickhouse-server (Debian package)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server) >/dev/null; }
+	@missing=""; \
+	  { command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ]; } || missing="clickhouse-server"; \
+	  { command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ]; } || missing="$$missing prometheus"; \
+	  if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) \
+	    >/dev/null; fi
 	@[ -x $(PY) ] || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## install what is missing (venv, Python packages, clickhouse-server)
+install: $(STAMP) ## install what is missing (venv, Python packages, clickhouse-server, prometheus)
 
 run: $(STAMP) ## live pipeline: broker + ClickHouse + worker + simulator x60 + board (Ctrl-C stops all)
 	$(VENV)/bin/vigie run
@@ -41,6 +44,9 @@ integration: $(STAMP) ## integration tests only
 
 schemas: $(STAMP) ## re-export the JSON Schemas of the events
 	$(VENV)/bin/vigie schemas
+
+dashboards: $(STAMP) ## regenerate grafana/dashboards/*.json from the code in grafana/
+	$(VENV)/bin/vigie grafana generate
 
 clean: ## remove local run data (.vigie/)
 	rm -rf .vigie

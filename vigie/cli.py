@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vigie.settings import Settings, load_settings
@@ -49,10 +49,16 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
     start = datetime.fromisoformat(a.start) if a.start else None
     if start is not None and start.tzinfo is None:
         raise SystemExit("--start needs a time zone, e.g. 2026-01-01T00:00:00+00:00")
+    origin = None
+    if a.backfill_hours:
+        if start is not None:
+            raise SystemExit("--backfill-hours starts the simulation that many hours ago: do not give --start")
+        now = datetime.now(UTC).replace(microsecond=0)
+        start, origin = now - timedelta(hours=a.backfill_hours), now.timestamp()
     sim = Simulator(Reference.load(s.reference_dir), seed=a.seed, start=start)
     out = Path(a.output).open("w") if a.output else None
     try:
-        n = publish(s, sim.events(a.duration), speed=a.speed, copy_to=out)
+        n = publish(s, sim.events(a.duration), speed=a.speed, copy_to=out, sim_origin=origin)
     finally:
         if out:
             out.close()
@@ -174,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1, help="random seed (same seed + start = same events)")
     sim.add_argument("--start", default=None, help="simulated start time, ISO 8601 with zone (default: now)")
     sim.add_argument("--output", default=None, help="also write every event to this JSON-lines file")
+    sim.add_argument("--backfill-hours", type=float, default=0.0,
+                     help="start that many hours ago: publish the past at once, then go on at --speed from now "
+                     "(with --speed 1 the simulated clock is the wall clock, as on a live system)")
     sim.set_defaults(func=_cmd_simulate)
 
     h = sub.add_parser("history", help="batch path: run stored events through the same logic, no Kafka/Faust "

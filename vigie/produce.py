@@ -27,10 +27,11 @@ def make_producer(settings: Settings) -> Producer:
     return Producer(conf)
 
 
-def paced(events: Iterable[SimEvent], speed: float) -> Iterator[SimEvent]:
-    """Yield events when the wall clock reaches their event time / speed (speed 0: no waiting)."""
+def paced(events: Iterable[SimEvent], speed: float, sim_origin: float | None = None) -> Iterator[SimEvent]:
+    """Yield events when the wall clock reaches their event time / speed (speed 0: no waiting). The
+    simulated instant ``sim_origin`` (default: the first event's) is now; earlier events go at once."""
     wall0 = time.monotonic()
-    sim0: float | None = None
+    sim0: float | None = sim_origin
     for ev in events:
         if speed > 0:
             t = ev.event.event_time.timestamp()
@@ -42,11 +43,11 @@ def paced(events: Iterable[SimEvent], speed: float) -> Iterator[SimEvent]:
 
 
 def publish(settings: Settings, events: Iterable[SimEvent], speed: float = 0.0,
-            copy_to: IO[str] | None = None) -> int:
+            copy_to: IO[str] | None = None, sim_origin: float | None = None) -> int:
     producer = make_producer(settings)
     topics = {"vehicle-status": settings.topic_vehicle_status, "interventions": settings.topic_interventions}
     n = 0
-    for ev in paced(events, speed):
+    for ev in paced(events, speed, sim_origin):
         value = encode(ev.event)
         while True:
             try:

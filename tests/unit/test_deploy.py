@@ -1,0 +1,130 @@
+"""The deployment files, checked statically (no Docker or Kubernetes here): they parse, every mounted or
+copied path exists, every command is a real CLI command, every VIGIE_* variable is a real setting, images
+are pinned, and the pieces agree with each other (data source uids, dashboard path, scrape job, ports)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from grafana import generate, pipeline_health
+from grafana.datasources import CLICKHOUSE_UID, PROMETHEUS_UID
+from vigie.cli import build_parser
+from vigie.settings import PROJECT_ROOT, Settings
+
+DEPLOY = PROJECT_ROOT / "deploy"
+COMPOSE = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+SETTINGS = {f"VIGIE_{name.upper()}" for name in Settings.model_fields}
+PROVISIONING = PROJECT_ROOT / "grafana" / "provisioning"
+
+
+def cli_accepts(args: list[str]) -> None:
+    try:
+        build_parser().parse_args(args)
+    except SystemExit as e:  # argparse exits on unknown commands or options
+        raise AssertionError(f"not a vigie command: {args}") from e
+
+
+def test_compose_images_are_pinned_and_commands_exist() -> None:
+    services = COMPOSE["services"]
+    assert {"kafka", "clickhouse", "grafana", "prometheus", "worker", "simulator", "migrate", "topics"} <= set(services)
+    for name, svc in services.items():
+        image = svc.get("image", "")
+        assert re.search(r":v?\d+(\.\d+)+$", image) or image == "vigie:local", f"{name}: image not pinned: {image}"
+        if image == "vigie:local":
+            cli_accepts(svc["command"])
+    assert services["worker"]["deploy"]["replicas"] >= 2
+    assert int(COMPOSE["x-vigie-env"]["VIGIE_TOPIC_PARTITIONS"]) >= services["worker"]["deploy"]["replicas"]
+
+
+def test_compose_mounts_and_build_context_exist() -> None:
+    for name, svc in COMPOSE["services"].items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name}: {source} does not exist"
+        if "build" in svc:
+            context = DEPLOY / svc["build"]["context"]
+            assert (context / svc["build"]["dockerfile"]).is_file()
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            for src in line.split()[1:-1]:
+                assert (PROJECT_ROOT / src).exists(), src
+
+
+def test_compose_environment_names_are_settings() -> None:
+    grafana_env = set(COMPOSE["services"]["grafana"]["environment"])
+    for name, svc in COMPOSE["services"].items():
+        env = svc.get("environment", {})
+        if name == "grafana":
+            continue
+        for key in env:
+            if key.startswith("VIGIE_"):
+                assert key in SETTINGS, f"{name}: {key} is not a setting"
+    # the provisioning file's ${...} placeholders are all set in Grafana's environment
+    text = (PROVISIONING / "datasources" / "vigie.yaml").read_text()
+    assert set(re.findall(r"\$\{(\w+)\}", text)) <= grafana_env
+
+
+def test_provisioning_matches_the_dashboards() -> None:
+    ds = yaml.safe_load((PROVISIONING / "datasources" / "vigie.yaml").read_text())["datasources"]
+    by_uid = {d["uid"]: d for d in ds}
+    assert by_uid[CLICKHOUSE_UID]["type"] == "grafana-clickhouse-datasource"
+    assert by_uid[CLICKHOUSE_UID]["jsonData"]["protocol"] == "native"
+    assert by_uid[PROMETHEUS_UID]["type"] == "prometheus"
+    used = set()
+    for uid in generate.BUILDERS:
+        used |= set(re.findall(r'"uid": "(vigie-[a-z]+)"', (generate.DASHBOARD_DIR / f"{uid}.json").read_text()))
+    assert used - set(generate.BUILDERS) <= set(by_uid)
+    provider = yaml.safe_load((PROVISIONING / "dashboards" / "vigie.yaml").read_text())["providers"][0]
+    mounts = dict(v.split(":")[:2][::-1] for v in COMPOSE["services"]["grafana"]["volumes"])
+    assert (DEPLOY / mounts[provider["options"]["path"]]).resolve() == generate.DASHBOARD_DIR
+    home = COMPOSE["services"]["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{provider['options']['path']}/vigie-situation.json"
+
+
+def test_prometheus_scrapes_the_workers_under_the_job_the_dashboard_expects() -> None:
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == pipeline_health.JOB)
+    sd = job["dns_sd_configs"][0]
+    assert sd["names"] == ["worker"] and str(sd["port"]) == COMPOSE["x-vigie-env"]["VIGIE_METRICS_PORT"]
+
+
+def _k8s_docs(directory: Path) -> list[dict]:
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    docs = []
+    for res in kustomization.get("resources", []):
+        path = directory / res
+        assert path.exists(), f"{directory}: {res} missing"
+        if path.is_file():
+            docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/production"])
+def test_kustomize_manifests(overlay: str) -> None:
+    directory = DEPLOY / "k8s" / overlay
+    docs = _k8s_docs(directory) if overlay == "base" else _k8s_docs(DEPLOY / "k8s" / "base")
+    kinds = {d["kind"]: d for d in docs}
+    assert {"ConfigMap", "Deployment", "Job", "Service", "PodDisruptionBudget"} <= set(kinds)
+    assert set(kinds["ConfigMap"]["data"]) <= SETTINGS
+    for doc in docs:
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for c in spec.get("initContainers", []) + spec.get("containers", []):
+            cli_accepts(c["args"])
+    worker = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    port = next(p for p in worker["ports"] if p["name"] == "metrics")["containerPort"]
+    assert str(port) == kinds["ConfigMap"]["data"]["VIGIE_METRICS_PORT"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert worker[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    grace = kinds["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > float(kinds["ConfigMap"]["data"]["VIGIE_WORKER_STOP_TIMEOUT_S"])
+    if overlay != "base":
+        prod = yaml.safe_load((directory / "kustomization.yaml").read_text())
+        replicas = prod["replicas"][0]["count"]
+        partitions = next(int(op["value"]) for p in prod["patches"] for op in yaml.safe_load(p["patch"])
+                          if op["path"].endswith("VIGIE_TOPIC_PARTITIONS"))
+        assert replicas <= partitions
