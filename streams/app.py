@@ -24,6 +24,7 @@ from mode import CrashingSupervisor
 
 from schemas.reference import Reference
 from sinks.clickhouse import ClickHouseSink
+from sinks.tables import ALL_TABLES
 from streams import metrics
 from streams.codecs import INTERVENTION_CODEC, KEY_CODEC, SECTORS_CODEC, STATION_CODEC, register_codecs
 from streams.engine import BatchResult, InterventionEngine, Record, VehicleEngine
@@ -125,6 +126,11 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     interventions = _state_table(app, "interventions", parts, INTERVENTION_CODEC)
     sectors = _state_table(app, "sector-windows", parts, SECTORS_CODEC)
     # one connection per agent: a clickhouse-driver client must not run two queries at once
+    # every labelled series exists from the start, so dashboards show 0 rather than "no data"
+    for topic in (settings.topic_vehicle_status, settings.topic_interventions):
+        metrics.EVENTS_INVALID.labels(topic)
+    for spec in ALL_TABLES:
+        metrics.SINK_ERRORS.labels(spec.name)
     liveness = Liveness()  # a batch stored or a write attempted: progress, for the stall watchdog
     vehicle_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics(liveness))
     intervention_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics(liveness))

@@ -4,6 +4,7 @@ ports, and workers run as real `vigie worker` processes."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,6 +97,24 @@ def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeou
     proc.send_signal(sig)
     proc.wait(timeout)
     return time.monotonic() - started
+
+
+def start_prometheus(stack: Stack, metrics_port: int, name: str) -> tuple[ManagedProcess, int]:
+    """A real Prometheus (Debian package) scraping one worker every second, as job `vigie-worker`."""
+    from grafana.pipeline_health import JOB
+
+    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    work = stack.tmp / name
+    work.mkdir()
+    (work / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"scrape_configs:\n  - job_name: {JOB}\n    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n")
+    port = free_port()
+    log = work / "prometheus.log"
+    proc = subprocess.Popen([binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    return ManagedProcess("prometheus", proc, log), port
 
 
 def ch_client(s: Settings) -> Client:

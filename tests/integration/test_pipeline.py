@@ -8,6 +8,7 @@ import asyncio
 import json
 import signal
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from grafana import generate, pipeline_health
 from schemas.reference import Reference
 from sinks.clickhouse import run_migrations
 from sinks.tables import ALL_TABLES
@@ -26,6 +28,7 @@ from tests.integration.conftest import (
     ch_client,
     dump_workers,
     new_settings,
+    start_prometheus,
     start_worker,
     stop_worker,
     wait_until,
@@ -120,6 +123,7 @@ class LiveRun:
     events_file: Path
     stop_seconds: float
     metrics: dict[str, float]
+    health: dict[str, tuple[dict[str, float], dict[str, float]]]  # panel -> (settled, while busy)
 
 
 @pytest.fixture(scope="module")
@@ -128,13 +132,32 @@ def live_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
     settings = new_settings(stack)
     ref, events = simulate(settings, hours=3, seed=11)
     events_file = tmp_path_factory.mktemp("events") / "events.jsonl"
+    prometheus, prom_port = start_prometheus(stack, settings.metrics_port, "prometheus-e2e")
     worker = start_worker(stack, settings, "e2e-worker")
-    with events_file.open("w") as copy:
-        publish(settings, events, copy_to=copy)
-    wait_for_all_events(settings, events)
-    assert_exact(settings, ref, events)  # also waits for every window to be sealed
-    metrics = scrape(settings.metrics_port)
-    return LiveRun(settings, ref, events, events_file, stop_worker(worker), metrics)
+    try:
+        with events_file.open("w") as copy:  # in four parts a few scrapes apart, so rates see the traffic
+            for i in range(4):
+                publish(settings, events[i * len(events) // 4:(i + 1) * len(events) // 4], copy_to=copy)
+                time.sleep(2.5)
+        wait_for_all_events(settings, events)
+        busy_until = time.time()
+        assert_exact(settings, ref, events)  # also waits for every window to be sealed
+        metrics = scrape(settings.metrics_port)
+        time.sleep(3)  # a few more scrapes of the settled worker
+        health = {q.panel: (prom_query(prom_port, q.text, time.time()), prom_query(prom_port, q.text, busy_until))
+                  for q in generate.panel_queries(generate.load(pipeline_health.UID))}
+    finally:
+        prometheus.stop()
+    return LiveRun(settings, ref, events, events_file, stop_worker(worker), metrics, health)
+
+
+def prom_query(port: int, expr: str, at: float) -> dict[str, float]:
+    """An instant query on the real Prometheus: {label values joined: value}."""
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
+    body = json.loads(urllib.request.urlopen(url, timeout=10).read())
+    assert body["status"] == "success", body
+    return {",".join(f"{k}={v}" for k, v in sorted(r["metric"].items()) if k not in ("instance", "job")):
+            float(r["value"][1]) for r in body["data"]["result"]}
 
 
 def test_end_to_end_matches_independent_computation(live_run: LiveRun) -> None:
@@ -148,6 +171,29 @@ def test_end_to_end_matches_independent_computation(live_run: LiveRun) -> None:
     assert any(k.startswith("vigie_consumer_lag_messages") for k in metrics)
     assert any(k.startswith("vigie_freshness_seconds") for k in metrics)
     assert live_run.stop_seconds < 10.0  # SIGTERM: bounded, graceful stop
+
+
+def test_pipeline_health_panels_on_a_real_prometheus(live_run: LiveRun) -> None:
+    """Every health panel's PromQL, evaluated by Prometheus scraping the live worker, shows the run."""
+    s, h = live_run.settings, live_run.health
+    topics = {f"topic={s.topic_vehicle_status}", f"topic={s.topic_interventions}"}
+    settled = {panel: now for panel, (now, _) in h.items()}
+    busy = {panel: then for panel, (_, then) in h.items()}
+    assert settled["Workers up"] == {"": 1.0}
+    assert settled["Total lag"] == {"": 0.0}
+    assert settled["Oldest picture"][""] > 0  # event times are in the past (simulated January)
+    assert set(busy["Events consumed per second"]) == topics
+    assert all(v > 0 for v in busy["Events consumed per second"].values())
+    assert set(settled["Consumer lag"]) == topics and set(settled["Consumer lag"].values()) == {0.0}
+    assert set(settled["Freshness"]) == topics
+    assert settled["Invalid events (dead-letter)"] == dict.fromkeys(topics, 0.0)
+    tables = {f"table={t.name}" for t in ALL_TABLES}
+    assert set(settled["ClickHouse write errors"]) == tables and set(settled["ClickHouse write errors"].values()) == {0}
+    latency = busy["ClickHouse write latency p95"]
+    assert {"table=vehicle_status_events", "table=station_windows"} <= set(latency)
+    assert all(0 < v < 10 for v in latency.values() if v == v)  # NaN where a table had no write in 5 min
+    assert busy["Rows written per second"]["table=vehicle_status_events"] > 0
+    assert busy["Event outcomes"]["outcome=applied"] > 0
 
 
 COMPARED_COLUMNS = {
