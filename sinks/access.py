@@ -36,12 +36,12 @@ def server_version(execute: Callable[..., Any]) -> tuple[int, int]:
 
 def ensure_reader(execute: Callable[..., Any], database: str, user: str, password: str) -> str:
     """Create or update the read-only user; returns what was done, for the operator."""
-    if not password:
-        return f"read-only user: skipped (set VIGIE_CLICKHOUSE_READER_PASSWORD to create {user!r})"
     version = server_version(execute)
     if version < SQL_USERS_SINCE:
         return (f"read-only user: ClickHouse {version[0]}.{version[1]} has no SQL users; {user!r} must be "
                 "defined in its users.xml (the local stack does)")
+    if not password:
+        return f"read-only user: skipped (set VIGIE_CLICKHOUSE_READER_PASSWORD to create {user!r})"
     for stmt in reader_statements(database, user, password):
         execute(stmt)
     return f"read-only user {user!r}: SELECT on {database}.*"

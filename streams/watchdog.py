@@ -68,8 +68,10 @@ def task_stacks(loop: asyncio.AbstractEventLoop | None) -> str:
 
 
 def restart_process() -> None:
+    """Replace this process by a fresh run of the same command line (``-m vigie.cli`` or the ``vigie``
+    script alike): same pid, so a supervisor sees no exit."""
     logging.shutdown()
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 class StallWatchdog(threading.Thread):

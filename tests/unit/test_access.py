@@ -33,6 +33,7 @@ def test_ensure_reader_by_server_version() -> None:
 
     assert "skipped" in ensure_reader(server("24.8.1.1"), "vigie", "vigie_reader", "")
     assert "users.xml" in ensure_reader(server("18.16.1"), "vigie", "vigie_reader", "pw")
+    assert "users.xml" in ensure_reader(server("18.16.1"), "vigie", "vigie_reader", "")
     assert [s for s in sent if s != "SELECT version()"] == []
     assert "SELECT on vigie.*" in ensure_reader(server("24.8.14.39"), "vigie", "vigie_reader", "pw")
     assert sent[-1] == "GRANT SELECT ON vigie.* TO vigie_reader"
