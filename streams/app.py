@@ -4,14 +4,16 @@ ClickHouse, then write the changed state to the changelog; offsets are committed
 Order inside one batch (what makes a crash at any point safe):
 1. decode, validate, apply to in-memory state (engines; invalid records -> dead letters);
 2. send dead letters; store rows in ClickHouse (retried until stored: the stream holds);
-3. send one changelog record per touched state key, to the partition the events came from;
-4. the batch is acknowledged; Faust flushes the producer, then commits the offsets.
+3. send one changelog record per touched state key, to the partition the events came from, and wait
+   for the broker to have them all;
+4. the batch is acknowledged; Faust commits the offsets.
 A crash before 3 replays the batch on the old state (same rows, replaced in ClickHouse);
 a crash after 3 finds the events already applied (deduplicated by event time and id).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -77,6 +79,22 @@ def _records(events: Sequence[EventT]) -> list[Record]:
         m = ev.message
         out.append(Record(m.topic, m.partition, m.offset, m.key, m.value))
     return out
+
+
+async def write_changelog(table: Any, entries: Sequence[tuple[str, int, Any]]) -> None:
+    """Send one changelog record per (key, partition, value) (None: a tombstone) and wait until the broker
+    has them all. Faust's own ``send_changelog`` only buffers the record, and its commit does not wait for
+    that buffer to drain (``ProducerBuffer.flush`` gives up after 0.1 s without a send), so offsets could
+    be committed for state a crash then loses. Here the batch is acknowledged only once its state is
+    durable."""
+    topic = table.changelog_topic
+    pending = []
+    for key, partition, value in entries:
+        pending.append(await topic.send(
+            key=key, value=value, partition=partition, key_serializer=table.key_serializer,
+            value_serializer=table.value_serializer if value is not None else "raw"))
+    if pending:
+        await asyncio.gather(*pending)
 
 
 def _state_table(app: faust.App, name: str, partitions: int, value_codec: str) -> Any:
@@ -184,22 +202,20 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
             result = vehicle_engine.process(_records(events), stations.data)
             await finish(vehicle_sink, settings.topic_vehicle_status, events, result)
-            for key, partition in result.touched.items():
-                stations.send_changelog(partition, key, stations.data[key])
+            await write_changelog(stations, [(key, p, stations.data[key]) for key, p in result.touched.items()])
 
     @app.agent(intervention_topic, name="intervention-processor", supervisor_strategy=CrashingSupervisor)
     async def process_interventions(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
             result, sector_keys = intervention_engine.process(_records(events), interventions.data, sectors.data)
             await finish(intervention_sink, settings.topic_interventions, events, result)
-            for key, partition in result.touched.items():
-                interventions.send_changelog(partition, key, interventions.data[key])
-            for key, partition in sector_keys.items():
-                sectors.send_changelog(partition, key, sectors.data[key])
+            await write_changelog(interventions,
+                                  [(key, p, interventions.data[key]) for key, p in result.touched.items()])
+            await write_changelog(sectors, [(key, p, sectors.data[key]) for key, p in sector_keys.items()])
             if time.monotonic() - last_eviction[0] >= settings.intervention_eviction_interval_s:
                 last_eviction[0] = time.monotonic()
-                for key, partition in intervention_engine.evict_closed(interventions.data).items():
-                    interventions.send_changelog(partition, key, None, value_serializer="raw")  # tombstone
+                evicted = intervention_engine.evict_closed(interventions.data)
+                await write_changelog(interventions, [(key, p, None) for key, p in evicted.items()])  # tombstones
 
     return Pipeline(app, (vehicle_sink, intervention_sink), vehicle_engine, intervention_engine, liveness,
                     (settings.topic_vehicle_status, settings.topic_interventions))

@@ -54,14 +54,30 @@ def waiting_messages(consumer: Consumer, tps: Iterable[tuple[str, int]]) -> int:
     return waiting
 
 
+def _await_chain(coro: object) -> list[str]:
+    """Where a coroutine waits: its frame, then the frame of what it awaits, and so on (``Task.get_stack``
+    gives only the outermost frame of a coroutine)."""
+    out = []
+    for _ in range(40):
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            out.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        nxt = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+        if nxt is None:
+            break
+        coro = nxt
+    return out
+
+
 def task_stacks(loop: asyncio.AbstractEventLoop | None) -> str:
     if loop is None:
         return "(no event loop)"
     out = io.StringIO()
     try:
         for task in list(asyncio.all_tasks(loop)):
-            print(f"--- {task.get_name()}: {task.get_coro()}", file=out)
-            task.print_stack(limit=12, file=out)
+            print(f"--- {task.get_name()}", file=out)
+            for line in _await_chain(task.get_coro()):
+                print(line, file=out)
     except Exception as e:  # best effort: the loop may be changing under us
         print(f"(could not list tasks: {e})", file=out)
     return out.getvalue()
