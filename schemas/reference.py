@@ -78,8 +78,8 @@ class Reference:
     @classmethod
     def load(cls, directory: Path) -> Reference:
         directory = Path(directory)
-        stations = [Station.model_validate(r) for r in _read_csv(directory / "stations.csv")]
-        fleet = [FleetVehicle.model_validate(r) for r in _read_csv(directory / "fleet.csv")]
+        stations = load_stations(directory / "stations.csv")
+        fleet = load_fleet(directory / "fleet.csv")
         types_file = directory / "vehicle_types.csv"
         extra = {r["code"]: r["label"] for r in _read_csv(types_file)} if types_file.exists() else {}
         return cls.build(stations, fleet, extra)
@@ -123,3 +123,11 @@ def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def load_stations(path: Path) -> list[Station]:
+    return [Station.model_validate(r) for r in _read_csv(Path(path))]
+
+
+def load_fleet(path: Path) -> list[FleetVehicle]:
+    return [FleetVehicle.model_validate(r) for r in _read_csv(Path(path))]

@@ -152,6 +152,44 @@ def _cmd_grafana_push(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.cad.importer import Importer
+    from vigie.cad.mapping import Mapping
+
+    importer = Importer(Mapping.load(Path(a.mapping)))
+    report = importer.run(Path(a.input), Path(a.out), Path(a.stations) if a.stations else None,
+                          Path(a.fleet) if a.fleet else None)
+    print(report.render())
+    print(f"wrote {a.out}/events.jsonl, {a.out}/reference/, {a.out}/report.json")
+    return 0
+
+
+def _cmd_replay_start(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.cad.replay import Replay, messages_from_clickhouse, messages_from_file
+
+    if a.events:
+        events = Path(a.events)
+        reference = Path(a.reference) if a.reference else events.parent / "reference"
+        total = sum(1 for _ in events.open(encoding="utf-8"))
+        messages, report = messages_from_file(events), events.parent / "report.json"
+    else:
+        reference = Path(a.reference) if a.reference else s.reference_dir
+        messages, total, report = messages_from_clickhouse(s, a.from_clickhouse), None, None
+    replay = Replay(s, a.run, reference, workers=a.workers)
+    replay.run(messages, a.speed, total, report)
+    return 0
+
+
+def _cmd_replay_signal(s: Settings, a: argparse.Namespace) -> int:
+    import signal
+
+    from vigie.cad.replay import signal_run
+
+    sig = {"pause": signal.SIGUSR1, "resume": signal.SIGUSR2, "stop": signal.SIGTERM}[a.replay_command]
+    print(f"replay {a.run}: {a.replay_command} sent to process {signal_run(s, a.run, sig)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vigie",
@@ -215,6 +253,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("schemas", help="export the events' JSON Schemas to schemas/jsonschema/")
     sc.set_defaults(func=_cmd_schemas)
+
+    im = sub.add_parser("import", help="turn a CAD per-unit export into Vigie events + fleet/stations + report")
+    im.add_argument("--mapping", required=True, help="the export's mapping file, e.g. deploy/cad-mappings/sffd.toml")
+    im.add_argument("--input", required=True, help="the CSV export (.csv or .csv.gz)")
+    im.add_argument("--out", required=True, help="output folder: events.jsonl, reference/, report.json")
+    im.add_argument("--stations", default=None, help="your stations.csv, instead of the stations the data implies")
+    im.add_argument("--fleet", default=None, help="your fleet.csv, instead of the fleet the data implies")
+    im.set_defaults(func=_cmd_import)
+
+    rp = sub.add_parser("replay", help="replay past events through the processors into a run of their own")
+    rpsub = rp.add_subparsers(dest="replay_command", required=True, metavar="REPLAY_COMMAND")
+    rs = rpsub.add_parser("start", help="publish the events and run workers for them (progress on stderr)")
+    rs.add_argument("--run", required=True, help="run id (a-z, 0-9, _): topics and database get it as suffix")
+    src = rs.add_mutually_exclusive_group(required=True)
+    src.add_argument("--events", help="events.jsonl from `vigie import` or `vigie simulate --output`")
+    src.add_argument("--from-clickhouse", metavar="DATABASE", help="the raw event history of this database")
+    rs.add_argument("--reference", default=None,
+                    help="stations/fleet folder (default: reference/ beside --events, else VIGIE_REFERENCE_DIR)")
+    rs.add_argument("--speed", type=float, default=0.0, help="x speed on event time (1 = as it happened, "
+                    "0 = as fast as possible)")
+    rs.add_argument("--workers", type=int, default=1, help="worker processes for the run")
+    rs.set_defaults(func=_cmd_replay_start)
+    for name, what in (("pause", "pause publishing"), ("resume", "resume publishing"),
+                       ("stop", "stop the replay (its workers stop too)")):
+        c = rpsub.add_parser(name, help=what)
+        c.add_argument("--run", required=True)
+        c.set_defaults(func=_cmd_replay_signal)
 
     g = sub.add_parser("grafana", help="dashboards as code: generate the JSON, push to a Grafana")
     gsub = g.add_subparsers(dest="grafana_command", required=True, metavar="GRAFANA_COMMAND")

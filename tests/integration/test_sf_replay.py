@@ -1,0 +1,165 @@
+"""Real data: the SF Fire week (second resolution) imported with `vigie import`, replayed as fast as possible
+with `vigie replay start` through the broker, a real worker and ClickHouse, then compared — for every
+minute and unit type, engaged and available; per unit response, turnout and travel — with a computation
+made here directly from the CSV (plain Python; the importer's code is not used)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from streams.history import partition_for  # Kafka's default partitioner
+from tests.integration.conftest import Stack, new_settings
+from vigie.cad.replay import run_settings
+from vigie.settings import PROJECT_ROOT, Settings
+
+pytestmark = pytest.mark.integration
+SF_WEEK = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2016-12-31_to_2017-01-07.csv.gz"
+MAPPING = PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd.toml"
+LA = ZoneInfo("America/Los_Angeles")
+TYPES = {"ENGINE": "FPT", "TRUCK": "EPA", "MEDIC": "VSAV", "PRIVATE": "VSAV", "RESCUE SQUAD": "VSR",
+         "RESCUE CAPTAIN": "VL", "CHIEF": "VL", "SUPPORT": "VL", "INVESTIGATION": "VL", "AIRPORT": "CCF"}
+ORDER = [("Dispatch DtTm", "dispatched"), ("Response DtTm", "en_route"), ("On Scene DtTm", "on_scene"),
+         ("Transport DtTm", "transporting"), ("Hospital DtTm", "at_hospital"), ("Available DtTm", "available")]
+
+
+def home_station(unit: str, vehicle_type: str) -> str:
+    """SFFD numbers engines, trucks and rescue squads after their station; the rest form pools per type."""
+    m = re.match(r"^(?:E|T|RS)0*(\d+)$", unit)
+    return f"SF{int(m.group(1)):02d}" if m else f"SF-POOL-{vehicle_type}"
+
+
+def when(text: str) -> float | None:
+    if not text.strip():
+        return None
+    return datetime.strptime(text.strip(), "%m/%d/%Y %I:%M:%S %p").replace(tzinfo=LA).timestamp()
+
+
+def from_csv() -> tuple[dict[str, str], dict[str, list[tuple[float, str, str]]]]:
+    """unit -> type, and unit -> [(time, status, call)] after the documented rules (clamp within a row,
+    a new dispatch ends the unit's previous response)."""
+    rows = list(csv.DictReader(gzip.open(SF_WEEK, "rt", encoding="utf-8")))
+    unit_type: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    responses: dict[str, list[tuple[float, str, list[tuple[float, str]]]]] = defaultdict(list)
+    for r in rows:
+        unit_type[r["Unit ID"]][TYPES[r["Unit Type"]]] += 1
+        seq, last = [], None
+        for column, status in ORDER:
+            t = when(r[column])
+            if t is None:
+                continue
+            t = max(t, last) if last is not None else t
+            seq.append((t, status))
+            last = t
+        responses[r["Unit ID"]].append((seq[0][0], r["RowID"], [(t, s, r["Call Number"]) for t, s in seq]))
+    timelines = {}
+    for unit, rs in responses.items():
+        rs.sort(key=lambda x: (x[0], x[1]))
+        out = []
+        for i, (_, _, seq) in enumerate(rs):
+            nxt = rs[i + 1][0] if i + 1 < len(rs) else None
+            out += [x for x in seq if nxt is None or x[0] < nxt or x[1] == "dispatched"]
+        timelines[unit] = out
+    types = {u: max(c, key=lambda k: (c[k], k)) for u, c in unit_type.items()}
+    return types, timelines
+
+
+@pytest.fixture(scope="module")
+def replayed(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+    if not SF_WEEK.exists():
+        pytest.fail(f"the SF week file is missing: {SF_WEEK}")
+    base = new_settings(stack)
+    out = tmp_path_factory.mktemp("sf")
+    env = {**os.environ, **base.to_env(), "VIGIE_RUN_DIR": str(out / "run")}
+    vigie = [sys.executable, "-m", "vigie.cli"]
+    imported = subprocess.run([*vigie, "import", "--mapping", str(MAPPING), "--input", str(SF_WEEK), "--out",
+                               str(out)], env=env, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+    assert imported.returncode == 0, imported.stderr
+    assert "rows read 7704, imported 7704" in imported.stdout
+    replay = subprocess.run([*vigie, "replay", "start", "--run", "sfweek", "--events", str(out / "events.jsonl"),
+                             "--speed", "0"], env=env, capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT)
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    assert "events published, processed" in replay.stderr
+    return run_settings(base, "sfweek", out / "reference"), out
+
+
+def test_every_minute_and_unit_type_and_every_response_segment_match_the_csv(replayed) -> None:  # type: ignore[no-untyped-def]
+    from clickhouse_driver import Client
+
+    s, _ = replayed
+    ch = Client("127.0.0.1", port=s.clickhouse_port, database=s.clickhouse_database)
+    types, timelines = from_csv()
+    # 1. engaged / available at the end of every minute, per unit type (summed over stations)
+    events = sorted((t, i, unit, status) for unit, tl in timelines.items() for i, (t, status, _) in enumerate(tl))
+    first = events[0][0]
+    start = first - first % 60 + 60
+    # windows are sealed per partition by its own newest event time: compare up to the slowest partition's
+    newest: dict[int, float] = {}
+    for t, _, unit, _ in events:
+        p = partition_for(home_station(unit, types[unit]).encode(), s.topic_partitions)
+        newest[p] = max(t, newest.get(p, t))
+    until = min(newest.values()) - s.allowed_lateness_seconds
+    until -= until % 60
+    got = {(w.replace(tzinfo=UTC).timestamp(), vt): (a, e) for w, vt, a, e in ch.execute(
+        "SELECT window_start, vehicle_type, sum(available), sum(engaged) FROM station_windows FINAL "
+        "WHERE window_start >= toDateTime(%(a)s) AND window_start < toDateTime(%(b)s) "
+        "GROUP BY window_start, vehicle_type", {"a": int(start), "b": int(until)})}
+    status: dict[str, str] = {}
+    want: dict[tuple[float, str], tuple[int, int]] = {}
+    i = 0
+    for w in range(int(start), int(until), 60):
+        while i < len(events) and events[i][0] < w + 60:  # the state at the end of the minute
+            status[events[i][2]] = events[i][3]
+            i += 1
+        counts: dict[str, list[int]] = {vt: [0, 0] for vt in set(types.values())}
+        for unit, st in status.items():
+            counts[types[unit]][0 if st == "available" else 1] += 1
+        for vt, (a, e) in counts.items():
+            want[(float(w), vt)] = (a, e)
+    assert len(want) > 10_000
+    diff = {k: (got.get(k), v) for k, v in want.items() if got.get(k, (0, 0)) != v}
+    assert not diff, f"{len(diff)} minute x type differ, e.g. {sorted(diff.items())[:5]}"
+    # 2. turnout (dispatched -> en route) and travel (en route -> on scene) of every response
+    want_turnout, want_travel = {}, {}
+    for unit, tl in timelines.items():
+        by_call: dict[str, dict[str, float]] = defaultdict(dict)
+        for t, st, call in tl:
+            by_call[call].setdefault(st, t)
+        for call, st in by_call.items():
+            if "dispatched" in st and "en_route" in st:
+                want_turnout[(call, unit)] = st["en_route"] - st["dispatched"]
+            if "en_route" in st and "on_scene" in st:
+                want_travel[(call, unit)] = st["on_scene"] - st["en_route"]
+    rows = ch.execute("SELECT intervention_id, vehicle_id, turnout_s, travel_s FROM engagements FINAL")
+    got_turnout = {(c, v): t for c, v, t, _ in rows if t >= 0}
+    got_travel = {(c, v): t for c, v, _, t in rows if t >= 0}
+    assert got_turnout == pytest.approx(want_turnout) and len(got_turnout) > 7000
+    assert got_travel == pytest.approx(want_travel) and len(got_travel) > 5000
+
+
+def test_data_quality_is_recorded_with_the_run(replayed) -> None:  # type: ignore[no-untyped-def]
+    from clickhouse_driver import Client
+
+    s, out = replayed
+    rows = list(csv.DictReader(gzip.open(SF_WEEK, "rt", encoding="utf-8")))
+    missing = sum(1 for r in rows if not all(r[c].strip() for c in ("Response DtTm", "On Scene DtTm",
+                                                                       "Available DtTm")))
+    ch = Client("127.0.0.1", port=s.clickhouse_port, database=s.clickhouse_database)
+    got = {(k, d): (n, share) for k, d, n, share in ch.execute(
+        "SELECT kind, detail, rows, share FROM data_quality FINAL WHERE run_id = 'sfweek'")}
+    assert got[("summary", "rows read")][0] == len(rows) == 7704
+    assert got[("summary", "rows missing a status time")] == (missing, pytest.approx(missing / len(rows), abs=1e-4))
+    report = json.loads((out / "report.json").read_text())
+    assert got[("missing", "On Scene DtTm")][0] == sum(1 for r in rows if not r["On Scene DtTm"].strip())
+    assert report["rejected"] == {}

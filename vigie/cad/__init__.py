@@ -1,0 +1,1 @@
+"""Importing real CAD exports (declarative mappings) and replaying them."""

@@ -1,0 +1,289 @@
+"""`vigie import`: a CAD per-unit export -> Vigie events (event-time order), the fleet and stations it
+implies, and a report of every row repaired or rejected, and why.
+
+Rules (the same for every brigade; the mapping file says which column is what):
+- A row is one unit sent to one call. Its status timestamps are read in lifecycle order (the mapping's
+  ``statuses``). An empty timestamp is a status that did not happen (a unit cancelled before arriving
+  has no on-scene time, a unit that did not transport has no transport time): counted, not an error.
+- A timestamp earlier than the previous one in the row is **clamped** to it (the transition is kept, in
+  order, with no duration).
+- A unit sent to a new call before the previous one made it available again: the previous response's
+  statuses at or after the new dispatch are **dropped** (the unit went from one call to the next).
+- Local times are converted with the mapping's time zone: a repeated hour (clocks going back) takes the
+  occurrence that keeps the row in order, a skipped hour (clocks going forward) moves one hour later.
+- Rejected: an unknown unit type, no dispatch time, an unreadable timestamp or location.
+- The call (intervention) opens at its earliest received time and closes at the last status of its
+  units.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import itertools
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from schemas.codec import encode
+from schemas.events import (
+    InterventionEvent,
+    InterventionNature,
+    Lifecycle,
+    Location,
+    Position,
+    VehicleStatus,
+    VehicleStatusEvent,
+)
+from schemas.reference import FleetVehicle, Reference, Station, load_fleet, load_stations
+from vigie.cad.mapping import LocalTimes, Mapping
+
+_LOCATION = re.compile(r"^\(?\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\)?$")
+
+
+@dataclass
+class Response:
+    """One unit sent to one call, after parsing and repairs."""
+
+    row_id: str
+    call_id: str
+    unit_id: str
+    vehicle_type: str
+    statuses: list[tuple[float, VehicleStatus]]  # in lifecycle order, non-decreasing times
+    received: float | None
+    lat: float
+    lon: float
+    sector: str
+    area: str
+    nature: str
+    priority: int
+    repaired: bool = False
+
+
+@dataclass
+class ImportReport:
+    source: str
+    mapping: str
+    rows: int = 0
+    imported: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    repairs: Counter[str] = field(default_factory=Counter)
+    missing: Counter[str] = field(default_factory=Counter)  # status column -> rows without it
+    rows_with_missing: int = 0
+    rows_repaired: int = 0
+    calls: int = 0
+    units: int = 0
+    stations: int = 0
+    events: int = 0
+    first_event: str = ""
+    last_event: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        d = dict(self.__dict__)
+        for k in ("rejected", "repairs", "missing"):
+            d[k] = dict(sorted(getattr(self, k).items()))
+        n = self.imported or 1
+        d["share_rows_with_missing_timestamps"] = round(self.rows_with_missing / n, 4)
+        d["share_rows_with_inconsistent_timestamps"] = round(self.rows_repaired / n, 4)
+        return d
+
+    def render(self) -> str:
+        d = self.to_dict()
+        lines = [f"import of {self.source} with mapping '{self.mapping}'",
+                 f"  rows read {self.rows}, imported {self.imported}, rejected {sum(self.rejected.values())}",
+                 f"  {self.calls} calls, {self.units} units, {self.stations} stations, {self.events} events "
+                 f"from {self.first_event} to {self.last_event}",
+                 f"  rows missing a status time (besides optional ones): "
+                 f"{d['share_rows_with_missing_timestamps']:.1%}; "
+                 f"with inconsistent times (repaired): {d['share_rows_with_inconsistent_timestamps']:.1%}"]
+        for title, counts in (("rejected", self.rejected), ("repaired", self.repairs), ("missing", self.missing)):
+            for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+                lines.append(f"  {title:9} {n:7d}  {reason}")
+        return "\n".join(lines)
+
+
+def read_rows(path: Path) -> Iterator[dict[str, str]]:
+    raw = gzip.open(path, "rb") if str(path).endswith(".gz") else Path(path).open("rb")
+    with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as f:
+        yield from csv.DictReader(f)
+
+
+class Importer:
+    def __init__(self, mapping: Mapping) -> None:
+        self.mapping = mapping
+        self.times = LocalTimes(mapping)
+
+    def parse(self, rows: Iterable[dict[str, str]], report: ImportReport) -> list[Response]:
+        out = []
+        for row in rows:
+            report.rows += 1
+            try:
+                resp = self._parse_row(row, report)
+            except ValueError as e:
+                report.rejected[str(e)] += 1
+                continue
+            out.append(resp)
+        report.imported = len(out)
+        return out
+
+    def _parse_row(self, row: dict[str, str], report: ImportReport) -> Response:
+        m, cols = self.mapping, self.mapping.columns
+        unit_type = row.get(cols.unit_type, "").strip()
+        if unit_type not in m.unit_types:
+            raise ValueError(f"unit type {unit_type!r} not in the mapping")
+        loc = _LOCATION.match(row.get(cols.location, "").strip())
+        if not loc:
+            raise ValueError("no readable location")
+        lat, lon = float(loc.group(1)), float(loc.group(2))
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ValueError("location out of range")
+        statuses: list[tuple[float, VehicleStatus]] = []
+        missing = False
+        repaired = False
+        previous: float | None = None
+        for column, status in m.statuses.items():
+            naive = self.times.naive(row.get(column, ""))
+            if naive is None:
+                if status is VehicleStatus.DISPATCHED:
+                    raise ValueError("no dispatch time")
+                report.missing[column] += 1
+                missing = missing or column not in m.optional_statuses.columns
+                continue
+            fold = 0
+            if self.times.is_ambiguous(naive):
+                report.repairs["ambiguous local time (clocks going back): the in-order occurrence taken"] += 1
+                if previous is not None and self.times.to_epoch(naive, 0) < previous:
+                    fold = 1
+            elif self.times.is_missing(naive):
+                report.repairs["non-existent local time (clocks going forward): moved one hour later"] += 1
+            t = self.times.to_epoch(naive, fold)
+            if previous is not None and t < previous:
+                report.repairs[f"{column} before the previous status: clamped to it"] += 1
+                repaired = True
+                t = previous
+            statuses.append((t, status))
+            previous = t
+        received_naive = self.times.naive(row.get(m.intervention.opened, ""))
+        received = self.times.to_epoch(received_naive) if received_naive is not None else None
+        if missing:
+            report.rows_with_missing += 1
+        return Response(
+            row_id=row[cols.row_id].strip(), call_id=row[cols.call_id].strip(), unit_id=row[cols.unit_id].strip(),
+            vehicle_type=m.unit_types[unit_type], statuses=statuses, received=received, lat=lat, lon=lon,
+            sector=row.get(cols.sector, "").strip() or "unknown", area=row.get(cols.area, "").strip() or "unknown",
+            nature=str(m.nature(row)), priority=int(m.priority(row)), repaired=repaired,
+        )
+
+    @staticmethod
+    def resolve_overlaps(responses: list[Response], report: ImportReport) -> None:
+        """A unit dispatched again before its previous response ended: end the previous one there."""
+        by_unit: dict[str, list[Response]] = defaultdict(list)
+        for r in responses:
+            by_unit[r.unit_id].append(r)
+        for rs in by_unit.values():
+            rs.sort(key=lambda r: (r.statuses[0][0], r.row_id))
+            for before, after in itertools.pairwise(rs):
+                cut = after.statuses[0][0]
+                kept = [(t, s) for t, s in before.statuses if t < cut or s is VehicleStatus.DISPATCHED]
+                if len(kept) < len(before.statuses):
+                    report.repairs["unit sent to another call before available: earlier response ended there"] += 1
+                    before.statuses = kept
+                    before.repaired = True
+
+    def derive_reference(self, responses: list[Response]) -> Reference:
+        types: dict[str, Counter[str]] = defaultdict(Counter)
+        for r in responses:
+            types[r.unit_id][r.vehicle_type] += 1
+        fleet = []
+        for unit, counts in sorted(types.items()):
+            vtype = counts.most_common(1)[0][0]
+            fleet.append(FleetVehicle(vehicle_id=unit, vehicle_type=vtype,
+                                      home_station=self.mapping.home_station_of(unit, vtype)))
+        by_sector: dict[str, list[Response]] = defaultdict(list)
+        for r in responses:
+            by_sector[self.mapping.stations.from_sector.format(sector=r.sector)].append(r)
+        all_lat = sum(r.lat for r in responses) / len(responses)
+        all_lon = sum(r.lon for r in responses) / len(responses)
+        stations = []
+        for sid in sorted({v.home_station for v in fleet}):
+            incidents = by_sector.get(sid)
+            if incidents:
+                area = Counter(r.area for r in incidents).most_common(1)[0][0]
+                lat = sum(r.lat for r in incidents) / len(incidents)
+                lon = sum(r.lon for r in incidents) / len(incidents)
+                name = f"Station {sid}"
+            else:
+                area, lat, lon, name = self.mapping.stations.pool_area, all_lat, all_lon, f"Pool {sid}"
+            stations.append(Station(station_id=sid, name=name, area=area, lat=round(lat, 5), lon=round(lon, 5)))
+        return Reference.build(stations, fleet)
+
+    def events(self, responses: list[Response], ref: Reference,
+               report: ImportReport) -> list[tuple[str, str, VehicleStatusEvent | InterventionEvent]]:
+        """(topic, key, event) in event-time order (a call opens before its units move, closes after)."""
+        out: list[tuple[float, int, str, str, VehicleStatusEvent | InterventionEvent]] = []
+        calls: dict[str, list[Response]] = defaultdict(list)
+        for r in responses:
+            calls[r.call_id].append(r)
+            home = ref.fleet[r.unit_id].home_station
+            vtype = ref.fleet[r.unit_id].vehicle_type
+            if vtype != r.vehicle_type:
+                report.repairs["unit listed with another unit type: its most frequent type kept"] += 1
+            for t, status in r.statuses:
+                engaged = status is not VehicleStatus.AVAILABLE_ON_RADIO
+                position = Position(lat=r.lat, lon=r.lon) if status is VehicleStatus.ON_SCENE else None
+                ev = VehicleStatusEvent(
+                    schema_version=1, event_id=f"{r.row_id}:{status.value}", event_time=_dt(t),
+                    vehicle_id=r.unit_id, vehicle_type=vtype, home_station=home, status=status,
+                    intervention_id=r.call_id if engaged else None, position=position)
+                out.append((t, 1, "vehicle-status", home, ev))
+        for call_id, rs in calls.items():
+            first = min(rs, key=lambda r: (r.received is None, r.received or 0.0))
+            opened = min((r.received for r in rs if r.received is not None),
+                         default=min(r.statuses[0][0] for r in rs))
+            closed = max(t for r in rs for t, _ in r.statuses)
+            loc = Location(lat=first.lat, lon=first.lon, sector=first.sector)
+            nature = InterventionNature(first.nature)
+            for lifecycle, t, order in ((Lifecycle.OPENED, opened, 0), (Lifecycle.CLOSED, closed, 2)):
+                ev = InterventionEvent(
+                    schema_version=1, event_id=f"{call_id}:{lifecycle.value}", event_time=_dt(t),
+                    intervention_id=call_id, nature=nature, lifecycle=lifecycle, location=loc,
+                    priority=first.priority)
+                out.append((t, order, "interventions", call_id, ev))
+        # stable: equal times keep lifecycle order (minute-truncated or clamped times are often equal)
+        out.sort(key=lambda e: (e[0], e[1]))
+        report.calls, report.events = len(calls), len(out)
+        if out:
+            report.first_event, report.last_event = _dt(out[0][0]).isoformat(), _dt(out[-1][0]).isoformat()
+        return [(topic, key, ev) for _, _, topic, key, ev in out]
+
+    def run(self, source: Path, out_dir: Path, stations_file: Path | None = None,
+            fleet_file: Path | None = None) -> ImportReport:
+        report = ImportReport(source=str(source), mapping=self.mapping.name)
+        responses = self.parse(read_rows(source), report)
+        if not responses:
+            raise ValueError(f"no row of {source} could be imported")
+        self.resolve_overlaps(responses, report)
+        report.rows_repaired = sum(r.repaired for r in responses)
+        ref = self.derive_reference(responses)
+        if stations_file or fleet_file:  # the brigade's own files win over what the data implies
+            stations = load_stations(stations_file) if stations_file else list(ref.stations.values())
+            fleet = load_fleet(fleet_file) if fleet_file else list(ref.fleet.values())
+            ref = Reference.build(stations, fleet)
+        events = self.events(responses, ref, report)
+        report.units, report.stations = len(ref.fleet), len(ref.stations)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ref.write(out_dir / "reference")
+        with (out_dir / "events.jsonl").open("w", encoding="utf-8") as f:
+            for topic, key, ev in events:
+                f.write(f'{{"topic":"{topic}","key":{json.dumps(key)},"event":{encode(ev).decode()}}}\n')
+        (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        return report
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)

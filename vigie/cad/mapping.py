@@ -1,0 +1,137 @@
+"""A declarative mapping from a CAD per-unit export to Vigie's events (a TOML file per brigade)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.events import InterventionNature, VehicleStatus
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Columns(_Strict):
+    row_id: str
+    call_id: str
+    unit_id: str
+    unit_type: str
+    location: str
+    sector: str
+    area: str
+
+
+class InterventionColumns(_Strict):
+    opened: str
+
+
+class ValueMap(_Strict):
+    column: str
+    default: str | int
+    values: dict[str, str | int] = Field(default_factory=dict)
+
+    def __call__(self, row: dict[str, str]) -> str | int:
+        return self.values.get(row.get(self.column, "").strip(), self.default)
+
+
+class HomeStationRule(_Strict):
+    unit: str
+    station: str
+
+    @field_validator("unit")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        re.compile(v)
+        return v
+
+
+class OptionalStatuses(_Strict):
+    columns: list[str] = Field(default_factory=list)
+
+
+class StationRules(_Strict):
+    from_sector: str
+    pool_area: str
+
+
+class Mapping(_Strict):
+    name: str
+    timezone: str
+    timestamp_formats: list[str]
+    columns: Columns
+    intervention: InterventionColumns
+    statuses: dict[str, VehicleStatus]  # CAD column -> status, in lifecycle order
+    optional_statuses: OptionalStatuses = Field(default_factory=OptionalStatuses)
+    unit_types: dict[str, str]
+    nature: ValueMap
+    priority: ValueMap
+    home_station: list[HomeStationRule]
+    stations: StationRules
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, v: str) -> str:
+        ZoneInfo(v)
+        return v
+
+    @field_validator("nature")
+    @classmethod
+    def _natures_exist(cls, v: ValueMap) -> ValueMap:
+        for nature in [v.default, *v.values.values()]:
+            InterventionNature(nature)
+        return v
+
+    @classmethod
+    def load(cls, path: Path) -> Mapping:
+        with Path(path).open("rb") as f:
+            return cls.model_validate(tomllib.load(f))
+
+    def home_station_of(self, unit_id: str, vehicle_type: str) -> str:
+        for rule in self.home_station:
+            m = re.match(rule.unit, unit_id)
+            if m:
+                return rule.station.format(unit=unit_id, type=vehicle_type, **m.groupdict())
+        raise ValueError(f"no home-station rule matches unit {unit_id!r}")
+
+
+class LocalTimes:
+    """CAD local wall-clock strings -> UTC epoch seconds, DST-aware.
+
+    An ambiguous time (the repeated hour when clocks go back) is resolved by the caller with ``fold``; a
+    time that does not exist (the hour skipped when clocks go forward) is moved one hour later, as CAD
+    systems that log local time without offset do in practice. Both are counted."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.zone = ZoneInfo(mapping.timezone)
+        self.formats = mapping.timestamp_formats
+
+    def naive(self, text: str) -> datetime | None:
+        text = text.strip()
+        if not text:
+            return None
+        for fmt in self.formats:
+            try:
+                return datetime.strptime(text, fmt)
+            except ValueError:
+                continue
+        raise ValueError(f"timestamp {text!r} matches none of {self.formats}")
+
+    def is_ambiguous(self, naive: datetime) -> bool:
+        """A wall time that happened twice (the offsets of its two readings differ, and it exists)."""
+        a, b = naive.replace(tzinfo=self.zone, fold=0), naive.replace(tzinfo=self.zone, fold=1)
+        return a.utcoffset() != b.utcoffset() and not self.is_missing(naive)
+
+    def is_missing(self, naive: datetime) -> bool:
+        local = naive.replace(tzinfo=self.zone)
+        return local.astimezone(ZoneInfo("UTC")).astimezone(self.zone).replace(tzinfo=None) != naive
+
+    def to_epoch(self, naive: datetime, fold: int = 0) -> float:
+        if self.is_missing(naive):
+            naive = naive + timedelta(hours=1)
+        return naive.replace(tzinfo=self.zone, fold=fold).timestamp()
