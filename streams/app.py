@@ -62,6 +62,23 @@ class Pipeline:
     liveness: Liveness
     input_topics: tuple[str, str]
 
+    def consumer_state(self) -> str:
+        """Faust's flow state of the input partitions (for the watchdog's diagnosis)."""
+        c = self.app._consumer
+        if c is None:
+            return "no consumer"
+
+        def mine(tps: Any) -> list[str]:
+            return sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if tp.topic in self.input_topics)
+
+        def offsets(d: Any) -> dict[str, Any]:
+            return {f"{tp.topic}[{tp.partition}]": o for tp, o in d.items() if tp.topic in self.input_topics}
+
+        return (f"flow_active={c.flow_active} app_flow_active={self.app.flow_control.is_active()} "
+                f"assigned={mine(c.assignment())} active={mine(c._active_partitions or ())} "
+                f"paused={mine(c._paused_partitions)} buffered={mine(c._buffered_partitions)} "
+                f"read={offsets(c._read_offset)} committed={offsets(c._committed_offset)}")
+
     def assigned_inputs(self) -> list[tuple[str, int]]:
         """Input partitions assigned to this worker (read from the watchdog thread; empty until started)."""
         consumer = self.app._consumer

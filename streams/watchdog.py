@@ -13,6 +13,7 @@ It runs in a thread so that a blocked event loop cannot silence it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import logging
 import os
@@ -65,6 +66,10 @@ def _await_chain(coro: object) -> list[str]:
         nxt = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
         if nxt is None:
             break
+        if not any(hasattr(nxt, a) for a in ("cr_frame", "ag_frame", "gi_frame", "cr_await")):
+            # an async generator's asend/athrow object: the generator is among what it refers to
+            inner = [o for o in gc.get_referents(nxt) if hasattr(o, "ag_frame")]
+            nxt = inner[0] if inner else nxt
         coro = nxt
     return out
 
@@ -94,13 +99,15 @@ class StallWatchdog(threading.Thread):
     def __init__(self, settings: Settings, liveness: Liveness,
                  assigned: Callable[[], Iterable[tuple[str, int]]],
                  loop: Callable[[], asyncio.AbstractEventLoop | None],
-                 on_stall: Callable[[], None] = restart_process) -> None:
+                 on_stall: Callable[[], None] = restart_process,
+                 describe: Callable[[], str] = lambda: "") -> None:
         super().__init__(name="stall-watchdog", daemon=True)
         self.settings = settings
         self.liveness = liveness
         self.assigned = assigned
         self.loop = loop
         self.on_stall = on_stall
+        self.describe = describe
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -117,9 +124,13 @@ class StallWatchdog(threading.Thread):
                     log.warning("stall check could not reach the broker: %s", e)
                     continue
                 if waiting and self.liveness.idle_for() >= timeout:
+                    try:
+                        state = self.describe()
+                    except Exception as e:
+                        state = f"(no state: {e})"
                     log.error("no progress for %.0fs with %d messages waiting: restarting the worker "
-                              "(it re-reads from the committed offsets). Tasks:\n%s",
-                              self.liveness.idle_for(), waiting, task_stacks(self.loop()))
+                              "(it re-reads from the committed offsets). State: %s\nTasks:\n%s",
+                              self.liveness.idle_for(), waiting, state, task_stacks(self.loop()))
                     self.on_stall()
                     return
         finally:

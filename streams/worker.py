@@ -56,7 +56,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     worker.stop_timeout = settings.worker_stop_timeout_s
     if settings.worker_stall_timeout_s > 0:
         StallWatchdog(settings, pipeline.liveness, pipeline.assigned_inputs,
-                      lambda: pipeline.app.loop if pipeline.app._consumer is not None else None).start()
+                      lambda: pipeline.app.loop if pipeline.app._consumer is not None else None,
+                      describe=pipeline.consumer_state).start()
     try:
         worker.execute_from_commandline()
     finally:
