@@ -56,3 +56,15 @@ def text_variable(name: str, label: str, default: str, hidden: bool = True) -> d
 def legend_bottom() -> common_b.VizLegendOptions:
     return (common_b.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
             .placement(common.LegendPlacement.BOTTOM))
+
+
+RUN_VARIABLE_SQL = "SELECT DISTINCT database FROM system.tables WHERE name = 'station_windows' ORDER BY database"
+
+
+def run_variable(default: str = "vigie") -> dash_b.QueryVariable:
+    """Which run to show: the live database (default) or a replay's (``<database>_replay_<run>``)."""
+    return (dash_b.QueryVariable("run").label("Run (live or replay)").datasource(CLICKHOUSE)
+            .query({"rawSql": RUN_VARIABLE_SQL, "editorType": "sql", "format": 1, "queryType": "table"})
+            .refresh(dashboard.VariableRefresh.ON_DASHBOARD_LOAD)
+            .sort(dashboard.VariableSort.ALPHABETICAL_ASC)
+            .current(dashboard.VariableOption(selected=True, text=default, value=default)))

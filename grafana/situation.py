@@ -23,6 +23,7 @@ from grafana.common import (
     big_text,
     legend_bottom,
     query_variable,
+    run_variable,
     text_variable,
     thresholds,
 )
@@ -31,13 +32,13 @@ from grafana.datasources import SQL
 UID = "vigie-situation"
 AREA_FILTER = "$__conditionalAll(area IN (${area:singlequote}), $area)"
 
-AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM vehicle_state ORDER BY area"
+AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM ${run}.vehicle_state ORDER BY area"
 
 
 def _count_by_type(category: str) -> str:
     return f"""
 SELECT vehicle_type, countIf(category = '{category}') AS vehicles
-FROM vehicle_state FINAL
+FROM ${{run}}.vehicle_state FINAL
 WHERE {AREA_FILTER}
 GROUP BY vehicle_type
 ORDER BY vehicle_type"""
@@ -52,7 +53,7 @@ SELECT area, countIf(available = 0) AS types_with_nothing_left
 FROM
 (
     SELECT area, vehicle_type, countIf(category = 'available') AS available
-    FROM vehicle_state FINAL
+    FROM ${{run}}.vehicle_state FINAL
     WHERE {AREA_FILTER}
     GROUP BY area, vehicle_type
 )
@@ -65,7 +66,7 @@ FROM
 (
     SELECT area, vehicle_type, countIf(category = 'available') AS available,
            countIf(category = 'engaged') AS engaged, countIf(category = 'out_of_service') AS out_of_service
-    FROM vehicle_state FINAL
+    FROM ${{run}}.vehicle_state FINAL
     WHERE {AREA_FILTER}
     GROUP BY area, vehicle_type
 )
@@ -74,25 +75,25 @@ ORDER BY area, vehicle_type"""
 
 CAPACITY_PER_AREA = f"""
 SELECT area, round(100 * countIf(category = 'available') / count(), 1) AS available_pct
-FROM vehicle_state FINAL
+FROM ${{run}}.vehicle_state FINAL
 WHERE {AREA_FILTER}
 GROUP BY area
 ORDER BY area"""
 
 OPEN_INTERVENTIONS = f"""
 SELECT intervention_id, nature, priority, sector, opened_at,
-       toInt64((SELECT max(event_time) FROM vehicle_state)) - toInt64(opened_at) AS elapsed_s,
+       toInt64((SELECT max(event_time) FROM ${{run}}.vehicle_state)) - toInt64(opened_at) AS elapsed_s,
        units, unit_list
 FROM
 (
     SELECT intervention_id, nature, priority, sector, opened_at
-    FROM interventions FINAL
+    FROM ${{run}}.interventions FINAL
     WHERE status = 'open'
 ) AS i
 ANY LEFT JOIN
 (
     SELECT intervention_id, count() AS units, arrayStringConcat(groupArray(vehicle_id), ' ') AS unit_list
-    FROM vehicle_state FINAL
+    FROM ${{run}}.vehicle_state FINAL
     WHERE category = 'engaged' AND intervention_id != '' AND {AREA_FILTER}
     GROUP BY intervention_id
 ) AS e USING intervention_id
@@ -106,7 +107,7 @@ SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * 
 FROM
 (
     SELECT window_start, vehicle_type, sum(available) AS available
-    FROM station_windows FINAL
+    FROM ${{run}}.station_windows FINAL
     WHERE $__timeFilter(window_start) AND {AREA_FILTER}
     GROUP BY window_start, vehicle_type
 )
@@ -115,7 +116,7 @@ ORDER BY t, vehicle_type"""
 
 VEHICLE_POSITIONS = f"""
 SELECT vehicle_id, vehicle_type, home_station, status, category, intervention_id, lat, lon
-FROM vehicle_state FINAL
+FROM ${{run}}.vehicle_state FINAL
 WHERE (lat != 0 OR lon != 0) AND {AREA_FILTER}
 ORDER BY vehicle_id"""
 
@@ -125,24 +126,24 @@ SELECT segment, count() AS n, quantileExact(0.5)(s) AS p50_s, quantileExact(0.9)
 FROM
 (
     SELECT 'turnout (dispatched -> en route)' AS segment, turnout_s AS s, toFloat64($turnout_target_s) AS target
-    FROM engagements FINAL
+    FROM ${{run}}.engagements FINAL
     WHERE $__timeFilter(dispatched_at) AND turnout_s >= 0 AND {AREA_FILTER}
     UNION ALL
     SELECT 'travel (en route -> on scene)' AS segment, travel_s AS s, toFloat64($travel_target_s) AS target
-    FROM engagements FINAL
+    FROM ${{run}}.engagements FINAL
     WHERE $__timeFilter(dispatched_at) AND travel_s >= 0 AND {AREA_FILTER}
     UNION ALL
     SELECT 'call -> first arrival' AS segment, toFloat64(first_arrival - opened_at) AS s,
            toFloat64($arrival_target_s) AS target
     FROM
     (
-        SELECT intervention_id, opened_at FROM interventions FINAL
+        SELECT intervention_id, opened_at FROM ${{run}}.interventions FINAL
         WHERE $__timeFilter(opened_at) AND opened_at > toDateTime(0)
     ) AS i
     ANY INNER JOIN
     (
         SELECT intervention_id, min(on_scene_at) AS first_arrival
-        FROM engagements FINAL
+        FROM ${{run}}.engagements FINAL
         WHERE on_scene_at > toDateTime(0) AND dispatched_at >= $__fromTime - 86400 AND {AREA_FILTER}
         GROUP BY intervention_id
     ) AS a USING intervention_id
@@ -167,6 +168,7 @@ def build() -> dash_b.Dashboard:
          .description("Wall screen: what can still leave, what is engaged, where, and how fast.")
          .refresh("5s").time("now-6h", "now").timezone("browser")
          .editable()
+         .with_variable(run_variable())
          .with_variable(query_variable("area", "Groupement / area", AREA_VARIABLE_SQL))
          .with_variable(text_variable("turnout_target_s", "Turnout target (s)", "120"))
          .with_variable(text_variable("travel_target_s", "Travel target (s)", "600"))

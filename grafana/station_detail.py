@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders import barchart, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.models import common, dashboard
 
-from grafana.common import at, legend_bottom, query_variable
+from grafana.common import at, legend_bottom, query_variable, run_variable
 from grafana.datasources import SQL
 
 UID = "vigie-station-detail"
@@ -20,16 +20,16 @@ def scope(station_column: str) -> str:
             "AND $__conditionalAll(vehicle_type IN (${vehicle_type:singlequote}), $vehicle_type)")
 
 
-AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM vehicle_state ORDER BY area"
-STATION_VARIABLE_SQL = ("SELECT DISTINCT home_station FROM vehicle_state "
+AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM ${run}.vehicle_state ORDER BY area"
+STATION_VARIABLE_SQL = ("SELECT DISTINCT home_station FROM ${run}.vehicle_state "
                         "WHERE $__conditionalAll(area IN (${area:singlequote}), $area) ORDER BY home_station")
-TYPE_VARIABLE_SQL = "SELECT DISTINCT vehicle_type FROM vehicle_state ORDER BY vehicle_type"
+TYPE_VARIABLE_SQL = "SELECT DISTINCT vehicle_type FROM ${run}.vehicle_state ORDER BY vehicle_type"
 
 CAPACITY_NOW = f"""
 SELECT home_station AS station, area, vehicle_type,
        countIf(category = 'available') AS available, countIf(category = 'engaged') AS engaged,
        countIf(category = 'out_of_service') AS out_of_service
-FROM vehicle_state FINAL
+FROM ${{run}}.vehicle_state FINAL
 WHERE {scope('home_station')}
 GROUP BY home_station, area, vehicle_type
 ORDER BY station, vehicle_type"""
@@ -40,7 +40,7 @@ SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * 
 FROM
 (
     SELECT window_start, vehicle_type, sum(available) AS available
-    FROM station_windows FINAL
+    FROM ${{run}}.station_windows FINAL
     WHERE $__timeFilter(window_start) AND {scope('station_id')}
     GROUP BY window_start, vehicle_type
 )
@@ -49,14 +49,14 @@ ORDER BY t, vehicle_type"""
 
 ENGAGED_HOURS_PER_HOUR = f"""
 SELECT toStartOfHour(window_start) AS t, vehicle_type, round(sum(engaged_vehicle_minutes) / 60, 2) AS vehicle_hours
-FROM station_windows FINAL
+FROM ${{run}}.station_windows FINAL
 WHERE $__timeFilter(window_start) AND {scope('station_id')}
 GROUP BY t, vehicle_type
 ORDER BY t, vehicle_type"""
 
 INTERVENTIONS_SERVED_PER_HOUR = f"""
 SELECT toStartOfHour(dispatched_at) AS t, uniqExact(intervention_id) AS interventions
-FROM engagements FINAL
+FROM ${{run}}.engagements FINAL
 WHERE $__timeFilter(dispatched_at) AND {scope('home_station')}
 GROUP BY t
 ORDER BY t"""
@@ -67,7 +67,7 @@ SELECT home_station AS station, count() AS engagements,
        quantileExactIf(0.9)(turnout_s, turnout_s >= 0) AS turnout_p90_s,
        quantileExactIf(0.5)(travel_s, travel_s >= 0) AS travel_p50_s,
        quantileExactIf(0.9)(travel_s, travel_s >= 0) AS travel_p90_s
-FROM engagements FINAL
+FROM ${{run}}.engagements FINAL
 WHERE $__timeFilter(dispatched_at) AND {scope('home_station')}
 GROUP BY home_station
 ORDER BY station"""
@@ -75,7 +75,7 @@ ORDER BY station"""
 RECENT_ENGAGEMENTS = f"""
 SELECT dispatched_at, vehicle_id, vehicle_type, home_station AS station, intervention_id,
        turnout_s, travel_s, if(released_at > toDateTime(0), toString(released_at), 'engaged') AS released
-FROM engagements FINAL
+FROM ${{run}}.engagements FINAL
 WHERE $__timeFilter(dispatched_at) AND {scope('home_station')}
 ORDER BY dispatched_at DESC, vehicle_id
 LIMIT 200"""
@@ -85,6 +85,7 @@ def build() -> dash_b.Dashboard:
     d = (dash_b.Dashboard("Détail centre et groupement").uid(UID).tags(["vigie"])
          .description("One area or station in depth: capacity now, availability over time, activity, response times.")
          .refresh("30s").time("now-24h", "now").timezone("browser").editable()
+         .with_variable(run_variable())
          .with_variable(query_variable("area", "Groupement / area", AREA_VARIABLE_SQL))
          .with_variable(query_variable("station", "Centre / station", STATION_VARIABLE_SQL))
          .with_variable(query_variable("vehicle_type", "Type", TYPE_VARIABLE_SQL)))

@@ -92,6 +92,10 @@ def _cmd_bench(s: Settings, a: argparse.Namespace) -> int:
 def _cmd_board(s: Settings, a: argparse.Namespace) -> int:
     from vigie.board import run_board
 
+    if a.run:
+        from vigie.cad.replay import run_settings
+
+        s = run_settings(s, a.run)
     try:
         run_board(s, once=a.once)
     except KeyboardInterrupt:
@@ -238,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("board", help="live terminal board from ClickHouse, refreshed every second")
     b.add_argument("--once", action="store_true", help="print the board once and exit")
+    b.add_argument("--run", default=None, help="show a replay run (its database) instead of the live one")
     b.set_defaults(func=_cmd_board)
 
     r = sub.add_parser("run", help="local stack: broker + ClickHouse + migrations + worker(s) + simulator + board")

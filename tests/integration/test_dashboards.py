@@ -110,6 +110,7 @@ def run(stack: Stack) -> Iterator[Run]:
                       encode(e.event)) for i, e in enumerate(events)]
     asyncio.run(HistoryRunner(s, ref).run(records))
     engines = Engines(stack, s)
+    RUN_DB[:] = [s.clickhouse_database]
     p = picture(ref, events)
     windows = expected.station_windows(ref, events, 60, tr(p).end.timestamp() + 1)
     yield Run(p, ref, windows, engines)
@@ -122,8 +123,12 @@ def tr(p: Picture, interval_s: int = 60) -> TimeRange:
     return TimeRange(START, datetime.fromtimestamp(end - 1, UTC), interval_s)
 
 
+RUN_DB: list[str] = []  # the run's database, set by the fixture (the dashboards' `run` variable)
+
+
 def state(**selected: list[str]) -> dict[str, Variable]:
     out = {n: Variable(n, v, options=()) for n, v in selected.items()}
+    out["run"] = Variable("run", RUN_DB[0])
     out.update({n: Variable(n, d) for n, d in
                 (("turnout_target_s", "120"), ("travel_target_s", "600"), ("arrival_target_s", "720"))})
     return out
@@ -319,6 +324,9 @@ def test_station_detail_panels(run, sel: dict[str, list[str]]) -> None:  # type:
 def test_variable_queries(run, dash: dict) -> None:  # type: ignore[no-untyped-def]
     p, eng = run.p, run.eng
     for name, sql in generate.variable_queries(dash).items():
+        if name == "run":  # every database holding Vigie's tables: on the shared server, all the tests' too
+            assert RUN_DB[0] in eng.old(expand(sql, state(), tr(p))).splitlines()
+            continue
         got = [line for line in eng.both(expand(sql, state(area=["G1"]), tr(p)), f"variable {name}").splitlines()]
         values = {"area": {v.area for v in p.vehicles.values()},
                   "station": {v.station for v in p.vehicles.values() if v.area == "G1"},

@@ -163,3 +163,27 @@ def test_data_quality_is_recorded_with_the_run(replayed) -> None:  # type: ignor
     report = json.loads((out / "report.json").read_text())
     assert got[("missing", "On Scene DtTm")][0] == sum(1 for r in rows if not r["On Scene DtTm"].strip())
     assert report["rejected"] == {}
+
+
+def test_the_replay_is_selectable_on_the_wall_screen_and_the_board(replayed) -> None:  # type: ignore[no-untyped-def]
+    from clickhouse_driver import Client
+
+    from grafana import generate, situation
+    from grafana.macros import ALL, TimeRange, Variable, expand
+
+    s, _ = replayed
+    dash = generate.load(situation.UID)
+    sql = next(q.text for q in generate.panel_queries(dash) if q.panel == "Engagés par type")
+    tr = TimeRange(datetime(2016, 12, 31, tzinfo=UTC), datetime(2017, 1, 9, tzinfo=UTC))
+    run = {"run": Variable("run", s.clickhouse_database), "area": Variable("area", [ALL])}
+    ch = Client("127.0.0.1", port=s.clickhouse_port)
+    got = dict(ch.execute(expand(sql, run, tr)))
+    assert set(got) == {"CCF", "EPA", "FPT", "VL", "VSAV", "VSR"}
+    runs = [r for (r,) in ch.execute(expand(generate.variable_queries(dash)["run"], run, tr))]
+    assert s.clickhouse_database in runs
+    board = subprocess.run([sys.executable, "-m", "vigie.cli", "board", "--once", "--run", "sfweek"],
+                           env={**os.environ, **s.model_copy(update={
+                               "clickhouse_database": s.clickhouse_database.rsplit("_replay_", 1)[0]}).to_env()},
+                           capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+    assert board.returncode == 0, board.stderr
+    assert "VSAV" in board.stdout and "2017-01-08" in board.stdout

@@ -16,17 +16,19 @@ from streams import metrics
 
 DASHBOARDS = {uid: generate.load(uid) for uid in generate.BUILDERS}
 RAW_HISTORY = ("vehicle_status_events", "intervention_events")
+DB = "vigie_dash"
 TR = TimeRange(datetime(2026, 1, 9, 6, tzinfo=UTC), datetime(2026, 1, 9, 12, tzinfo=UTC), 60)
 
 
 def variable_states(dash: dict) -> list[dict[str, Variable]]:
     """All selected; one value; two values — for every multi variable at once; text boxes at default."""
-    names = [v["name"] for v in dash["templating"]["list"] if v["type"] == "query"]
+    names = [v["name"] for v in dash["templating"]["list"] if v["type"] == "query" and v.get("multi")]
     texts = {v["name"]: v["current"]["value"] for v in dash["templating"]["list"] if v["type"] == "textbox"}
     states = []
     for pick in ([ALL], ["X1"], ["X1", "X'2"]):
         state = {n: Variable(n, pick, options=("X1", "X'2")) for n in names}
         state.update({n: Variable(n, v) for n, v in texts.items()})
+        state["run"] = Variable("run", DB)
         states.append(state)
     return states
 
@@ -62,9 +64,10 @@ def test_wall_screen_fits_1080p_refreshes_every_5s_and_is_dark_ready() -> None:
 
 def test_station_detail_panels_honour_area_station_and_type() -> None:
     d = DASHBOARDS[station_detail.UID]
-    assert {v["name"] for v in d["templating"]["list"]} == {"area", "station", "vehicle_type"}
-    for v in d["templating"]["list"]:
-        assert v["multi"] and v["includeAll"], v["name"]
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    assert set(variables) == {"run", "area", "station", "vehicle_type"}
+    for name in ("area", "station", "vehicle_type"):
+        assert variables[name]["multi"] and variables[name]["includeAll"], name
     for q in generate.panel_queries(d):
         for var in ("$area", "$station", "$vehicle_type"):
             assert var in q.text, f"{q.panel} ignores {var}"
@@ -94,7 +97,7 @@ chdb_session = pytest.importorskip("chdb.session")
 @pytest.fixture(scope="module")
 def chdb():  # type: ignore[no-untyped-def]
     s = chdb_session.Session()
-    db = "vigie_dash"
+    db = DB
     for stmt in bootstrap_statements(db):
         s.query(stmt)
     for mig in load_migrations(db):
@@ -113,3 +116,15 @@ def test_every_panel_and_variable_query_runs_on_current_clickhouse(chdb, uid: st
             chdb.query(expand(q.text, state, TR))  # raises on SQL the current engine refuses
         for sql in generate.variable_queries(dash).values():
             chdb.query(expand(sql, state, TR))
+
+
+@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID])
+def test_every_panel_reads_the_selected_run(uid: str) -> None:
+    """Live or a replay: every ClickHouse table a panel or variable reads is qualified by ${run}."""
+    dash = DASHBOARDS[uid]
+    texts = [q.text for q in generate.panel_queries(dash)] + [
+        sql for name, sql in generate.variable_queries(dash).items() if name != "run"]
+    for text in texts:
+        for table in re.findall(r"(?:FROM|JOIN)\s+([\w${}.]+)", text):
+            if table != "(":
+                assert table.startswith("${run}."), (table, text[:80])
