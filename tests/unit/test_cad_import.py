@@ -127,3 +127,29 @@ def test_daylight_saving_changes(tmp_path: Path) -> None:
     assert e2[0][0] == "2018-03-11T10:10:00Z"  # 02:10 does not exist: read as 03:10 PDT
     assert report["repairs"]["non-existent local time (clocks going forward): moved one hour later"] == 1
     assert report["rejected"] == {}
+
+
+def test_minute_truncated_export_keeps_lifecycle_order(tmp_path: Path) -> None:
+    """The 2018 file went through Excel: M/D/YY H:MM, several statuses in the same minute."""
+    r = row("9", "E3", received="1/1/18 23:50", dispatch="1/1/18 23:54", response="1/1/18 23:54",
+            on_scene="1/1/18 23:54", available="1/2/18 0:08")
+    _, events, _ = run(tmp_path, [r])
+    e3 = statuses_of(events, "E3")
+    assert [s for _, s, _ in e3] == ["dispatched", "en_route", "on_scene", "available_on_radio"]
+    assert e3[0][0] == e3[1][0] == e3[2][0] == "2018-01-02T07:54:00Z"  # PST = UTC-8
+
+
+def test_the_brigades_own_stations_and_fleet_override_the_derived_ones(tmp_path: Path) -> None:
+    (tmp_path / "stations.csv").write_text("station_id,name,area,lat,lon\nHQ,Headquarters,NORTH,37.8,-122.4\n")
+    (tmp_path / "fleet.csv").write_text("vehicle_id,vehicle_type,home_station\nE28,FPT,HQ\n")
+    src = tmp_path / "export.csv"
+    with src.open("w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS)
+        w.writeheader()
+        w.writerow(row("1", "E28", received="01/02/2017 10:00:00 AM", dispatch="01/02/2017 10:01:00 AM",
+                       available="01/02/2017 10:30:00 AM"))
+    Importer(MAPPING).run(src, tmp_path / "out", tmp_path / "stations.csv", tmp_path / "fleet.csv")
+    ref = Reference.load(tmp_path / "out" / "reference")
+    assert set(ref.stations) == {"HQ"} and ref.fleet["E28"].home_station == "HQ"
+    events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").open()]
+    assert {e["key"] for e in events if e["topic"] == "vehicle-status"} == {"HQ"}
