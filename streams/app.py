@@ -175,6 +175,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     last_eviction = [time.monotonic()]
 
     progress = {"at": time.monotonic(), "events": 0, "invalid": 0}
+    next_offset: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset expected next
 
     def log_progress(n_events: int, n_invalid: int, newest: float) -> None:
         progress["events"] += n_events
@@ -206,7 +207,14 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
         log_progress(len(events), len(result.dead_letters), result.newest_event_time)
         last: dict[int, int] = {}
         for ev in events:
-            last[ev.message.partition] = ev.message.offset
+            m = ev.message
+            expected = next_offset.get((m.topic, m.partition))
+            if expected is not None and m.offset != expected:
+                # offsets are contiguous on a partition: a jump means records were skipped or re-read
+                metrics.OFFSET_JUMPS.labels(m.topic).inc()
+                log.warning("offset jump on %s[%d]: expected %d, got %d", m.topic, m.partition, expected, m.offset)
+            next_offset[(m.topic, m.partition)] = m.offset + 1
+            last[m.partition] = m.offset
         for p, off in last.items():
             hw = app.consumer.highwater(TP(topic, p)) if app.consumer else None
             if hw is not None:
