@@ -30,7 +30,8 @@ from sinks.tables import ALL_TABLES
 from streams import metrics
 from streams.codecs import INTERVENTION_CODEC, KEY_CODEC, SECTORS_CODEC, STATION_CODEC, register_codecs
 from streams.engine import BatchResult, InterventionEngine, Record, VehicleEngine
-from streams.watchdog import Liveness
+from streams.offsets import OffsetTracker, records_between
+from streams.watchdog import Liveness, restart_process
 from vigie.settings import Settings
 
 log = logging.getLogger("vigie.worker")
@@ -175,7 +176,33 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     last_eviction = [time.monotonic()]
 
     progress = {"at": time.monotonic(), "events": 0, "invalid": 0}
-    next_offset: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset expected next
+    tracker = OffsetTracker()
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        tracker.forget((tp.topic, tp.partition) for tp in assigned)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        tracker.forget((tp.topic, tp.partition) for tp in revoked)
+
+    async def in_order(events: Sequence[EventT]) -> None:
+        """Before a batch is applied: no partition may skip records (see streams/offsets.py)."""
+        for j in tracker.check((ev.message.topic, ev.message.partition, ev.message.offset) for ev in events):
+            metrics.OFFSET_JUMPS.labels(j.topic).inc()
+            if not j.forward:
+                log.warning("%s[%d] re-read from offset %d (expected %d): applied records are deduplicated",
+                            j.topic, j.partition, j.got, j.expected)
+                continue
+            skipped = await asyncio.get_running_loop().run_in_executor(
+                None, records_between, settings, j.topic, j.partition, j.expected, j.got)
+            if skipped:
+                log.error("%d records skipped on %s[%d] (offsets %d to %d): restarting the worker before applying "
+                          "anything; it re-reads from the committed offsets", skipped, j.topic, j.partition,
+                          j.expected, j.got - 1)
+                restart_process()
+            log.info("%s[%d]: offsets %d to %d hold no record (transaction markers or compaction)",
+                     j.topic, j.partition, j.expected, j.got - 1)
 
     def log_progress(n_events: int, n_invalid: int, newest: float) -> None:
         progress["events"] += n_events
@@ -207,14 +234,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
         log_progress(len(events), len(result.dead_letters), result.newest_event_time)
         last: dict[int, int] = {}
         for ev in events:
-            m = ev.message
-            expected = next_offset.get((m.topic, m.partition))
-            if expected is not None and m.offset != expected:
-                # offsets are contiguous on a partition: a jump means records were skipped or re-read
-                metrics.OFFSET_JUMPS.labels(m.topic).inc()
-                log.warning("offset jump on %s[%d]: expected %d, got %d", m.topic, m.partition, expected, m.offset)
-            next_offset[(m.topic, m.partition)] = m.offset + 1
-            last[m.partition] = m.offset
+            last[ev.message.partition] = ev.message.offset
         for p, off in last.items():
             hw = app.consumer.highwater(TP(topic, p)) if app.consumer else None
             if hw is not None:
@@ -225,6 +245,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     @app.agent(vehicle_topic, name="vehicle-status-processor", supervisor_strategy=CrashingSupervisor)
     async def process_vehicle_status(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
+            await in_order(events)
             result = vehicle_engine.process(_records(events), stations.data)
             await finish(vehicle_sink, settings.topic_vehicle_status, events, result)
             await write_changelog(stations, [(key, p, stations.data[key]) for key, p in result.touched.items()])
@@ -232,6 +253,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     @app.agent(intervention_topic, name="intervention-processor", supervisor_strategy=CrashingSupervisor)
     async def process_interventions(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
+            await in_order(events)
             result, sector_keys = intervention_engine.process(_records(events), interventions.data, sectors.data)
             await finish(intervention_sink, settings.topic_interventions, events, result)
             await write_changelog(interventions,

@@ -22,8 +22,9 @@ FLUSH_SECONDS = Histogram(
     "vigie_sink_flush_seconds", "Time to store one table's rows of a batch", ["table"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-OFFSET_JUMPS = Counter("vigie_offset_jumps_total",
-                       "Batches whose next record on a partition was not the offset after the previous one", ["topic"])
+OFFSET_JUMPS = Counter(
+    "vigie_offset_jumps_total",
+    "Records delivered out of offset order (re-reads, or skipped records: the worker then restarts)", ["topic"])
 SINK_ERRORS = Counter("vigie_sink_errors_total", "Failed ClickHouse writes (each is retried)", ["table"])
 FRESHNESS = Gauge("vigie_freshness_seconds", "Now minus the newest event time of the last stored batch", ["topic"])
 CONSUMER_LAG = Gauge("vigie_consumer_lag_messages", "High watermark minus next offset to process",

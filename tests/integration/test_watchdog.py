@@ -69,3 +69,16 @@ def test_watchdog_fires_only_on_a_real_stall(settings: Settings) -> None:
     idle = Liveness()
     idle.last = time.monotonic() - 3600
     assert not _watch(s, idle, 10)
+
+
+def test_records_between_counts_what_the_broker_holds(settings: Settings) -> None:
+    from streams.offsets import records_between
+
+    p = Producer(settings.confluent_config())
+    for _ in range(10):
+        p.produce(settings.topic_interventions, key=b"k", value=b"{}", partition=1)
+    assert p.flush(10) == 0
+    t = settings.topic_interventions
+    assert records_between(settings, t, 1, 2, 7) == 5
+    assert records_between(settings, t, 1, 8, 20) == 2  # up to the end of the partition
+    assert records_between(settings, t, 1, 10, 20) == 0
