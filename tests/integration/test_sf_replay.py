@@ -187,3 +187,25 @@ def test_the_replay_is_selectable_on_the_wall_screen_and_the_board(replayed) -> 
                            capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
     assert board.returncode == 0, board.stderr
     assert "VSAV" in board.stdout and "2017-01-08" in board.stdout
+
+
+def test_replay_from_the_clickhouse_history_gives_the_same_picture(replayed) -> None:  # type: ignore[no-untyped-def]
+    from clickhouse_driver import Client
+
+    s, out = replayed
+    base_db = s.clickhouse_database.rsplit("_replay_", 1)[0]
+    base = s.model_copy(update={"clickhouse_database": base_db, "topic_vehicle_status": s.topic_vehicle_status
+                                .rsplit("-replay-", 1)[0], "topic_interventions": s.topic_interventions
+                                .rsplit("-replay-", 1)[0], "topic_dead_letter": s.topic_dead_letter
+                                .rsplit("-replay-", 1)[0], "app_id": s.app_id.rsplit("-replay-", 1)[0]})
+    env = {**os.environ, **base.to_env(), "VIGIE_RUN_DIR": str(out / "run")}
+    again = subprocess.run([sys.executable, "-m", "vigie.cli", "replay", "start", "--run", "sfweek_again",
+                            "--from-clickhouse", s.clickhouse_database, "--reference", str(out / "reference")],
+                           env=env, capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT)
+    assert again.returncode == 0, again.stderr[-3000:]
+    ch = Client("127.0.0.1", port=s.clickhouse_port)
+    query = ("SELECT intervention_id, vehicle_id, dispatched_at, en_route_at, on_scene_at, released_at "
+             "FROM {db}.engagements FINAL ORDER BY intervention_id, vehicle_id")
+    first = ch.execute(query.format(db=s.clickhouse_database))
+    second = ch.execute(query.format(db=f"{base_db}_replay_sfweek_again"))
+    assert len(first) > 7000 and second == first
