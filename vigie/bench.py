@@ -7,6 +7,7 @@ publishes it once, then measures:
 - naive:      a per-event Faust agent with Vigie's state logic and one table write per event (reference);
 - vigie-1/2:  the real worker, end to end (Kafka -> state -> rows visible in ClickHouse), one process,
               then two processes on twice the partitions;
+- panels:     p95 time of every dashboard panel query on the history the batch path wrote;
 - history:    the batch path (same engines, no Kafka/Faust) from the event file into ClickHouse;
 - freshness:  p50/p95/p99 of (row queryable in ClickHouse - event produced) at a steady 2,000 events/s;
 - memory:     worker RSS with 5,000 vehicles after 24 h of events.
@@ -26,7 +27,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clickhouse_driver import Client
@@ -34,7 +35,7 @@ from confluent_kafka import Consumer
 
 from schemas.codec import decode_intervention, decode_vehicle_status, encode
 from schemas.reference import Reference
-from sinks.clickhouse import run_migrations
+from sinks.clickhouse import make_client, run_migrations
 from streams.history import HistoryRunner, records_from_jsonl
 from streams.topics import ensure_topics
 from vigie.brigade import generate_brigade
@@ -242,6 +243,37 @@ def _history(s: Settings, events_file: Path) -> Figure:
                   f"batch path, event file -> ClickHouse ({sum(stats.rows.values()):,} rows written)")
 
 
+def _panels(s: Settings, database: str, days: float, runs: int = 20) -> list[Figure]:
+    """p95 time of every dashboard panel query (expanded as Grafana would, default time ranges ending at
+    the newest event) on the history the batch path wrote."""
+    from grafana import generate, situation, station_detail
+    from grafana.macros import ALL, TimeRange, Variable, expand
+
+    client = make_client(s, database)
+    (newest,), = client.execute("SELECT max(window_start) FROM station_windows")
+    end = newest.replace(tzinfo=UTC)
+    out = []
+    for uid, hours in ((situation.UID, 6), (station_detail.UID, 24)):
+        dash = generate.load(uid)
+        tr = TimeRange(end - timedelta(hours=hours), end, 60 if hours <= 6 else 120)
+        variables = {n: Variable(n, [ALL]) for n in ("area", "station", "vehicle_type")}
+        variables |= {"run": Variable("run", database), "turnout_target_s": Variable("t", "120"),
+                      "travel_target_s": Variable("t", "600"), "arrival_target_s": Variable("t", "720")}
+        for q in generate.panel_queries(dash):
+            sql = expand(q.text, variables, tr)
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                client.execute(sql)
+                times.append(time.perf_counter() - started)
+            times.sort()
+            p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+            out.append(Figure("panel", runs, sum(times), f"p95 {1000 * p95:6.1f} ms  {dash['title']}: {q.panel} "
+                              f"(last {hours} h of {days:g} simulated days)"))
+    client.disconnect()
+    return out
+
+
 def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None = None) -> list[Figure]:
     results_dir = results_dir or PROJECT_ROOT / "bench-results"
     work = PROJECT_ROOT / ".vigie" / "bench"
@@ -277,6 +309,8 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         figures += [_vigie(s2, total, 2), _history(s, events_file)]
         print("measuring freshness and memory ...", flush=True)
         extra = [_freshness(s, ref), _memory(s, work)]
+        print("timing the dashboard panels ...", flush=True)
+        extra += _panels(s, "bench_history", days)
     finally:
         broker.stop()
         ch.stop()
