@@ -68,3 +68,20 @@ def run_variable(default: str = "vigie") -> dash_b.QueryVariable:
             .refresh(dashboard.VariableRefresh.ON_DASHBOARD_LOAD)
             .sort(dashboard.VariableSort.ALPHABETICAL_ASC)
             .current(dashboard.VariableOption(selected=True, text=default, value=default)))
+
+
+def available_trend_sql(scope: str) -> str:
+    """Vehicles available per type over the stations ``scope`` selects: the lowest 1-minute total in each
+    interval (never finer than the 1-minute windows)."""
+    return f"""
+SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * greatest($__interval_s, 60)) AS t,
+       vehicle_type, min(available) AS available
+FROM
+(
+    SELECT window_start, vehicle_type, sum(available) AS available
+    FROM ${{run}}.station_windows FINAL
+    WHERE $__timeFilter(window_start) AND {scope}
+    GROUP BY window_start, vehicle_type
+)
+GROUP BY t, vehicle_type
+ORDER BY t, vehicle_type"""

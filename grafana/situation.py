@@ -20,6 +20,7 @@ from grafana.common import (
     RED,
     all_values,
     at,
+    available_trend_sql,
     big_text,
     legend_bottom,
     query_variable,
@@ -101,18 +102,7 @@ WHERE $__conditionalAll(units > 0, $area)
 ORDER BY priority, opened_at, intervention_id
 LIMIT 100"""
 
-AVAILABLE_TREND = f"""
-SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * greatest($__interval_s, 60)) AS t,
-       vehicle_type, min(available) AS available
-FROM
-(
-    SELECT window_start, vehicle_type, sum(available) AS available
-    FROM ${{run}}.station_windows FINAL
-    WHERE $__timeFilter(window_start) AND {AREA_FILTER}
-    GROUP BY window_start, vehicle_type
-)
-GROUP BY t, vehicle_type
-ORDER BY t, vehicle_type"""
+AVAILABLE_TREND = available_trend_sql(AREA_FILTER)
 
 VEHICLE_POSITIONS = f"""
 SELECT vehicle_id, vehicle_type, home_station, status, category, intervention_id, lat, lon

@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders import barchart, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.models import common, dashboard
 
-from grafana.common import at, legend_bottom, query_variable, run_variable
+from grafana.common import at, available_trend_sql, legend_bottom, query_variable, run_variable
 from grafana.datasources import SQL
 
 UID = "vigie-station-detail"
@@ -34,18 +34,7 @@ WHERE {scope('home_station')}
 GROUP BY home_station, area, vehicle_type
 ORDER BY station, vehicle_type"""
 
-AVAILABLE_TREND = f"""
-SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * greatest($__interval_s, 60)) AS t,
-       vehicle_type, min(available) AS available
-FROM
-(
-    SELECT window_start, vehicle_type, sum(available) AS available
-    FROM ${{run}}.station_windows FINAL
-    WHERE $__timeFilter(window_start) AND {scope('station_id')}
-    GROUP BY window_start, vehicle_type
-)
-GROUP BY t, vehicle_type
-ORDER BY t, vehicle_type"""
+AVAILABLE_TREND = available_trend_sql(scope('station_id'))
 
 ENGAGED_HOURS_PER_HOUR = f"""
 SELECT toStartOfHour(window_start) AS t, vehicle_type, round(sum(engaged_vehicle_minutes) / 60, 2) AS vehicle_hours
