@@ -167,8 +167,8 @@ def test_wall_screen_current_state_panels(run, areas: list[str]) -> None:  # typ
     assert got_short == sorted(k for k, n in per_area_type.items() if n == 0)
     got_pct = {r[0]: float(r[1]) for r in rows(eng, "capacity per area", expand(
         query_of(SIT, "Capacité disponible par groupement"), vars_, tr(p)))}
-    avail, total = counts_by(seen, lambda v: v.area, "available"), counts_by(seen, lambda v: v.area, "")
-    total = defaultdict(int)
+    avail = counts_by(seen, lambda v: v.area, "available")
+    total: dict[str, int] = defaultdict(int)
     for v in seen:
         total[v.area] += 1
     assert got_pct.keys() == avail.keys()
