@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from schemas.events import InterventionEvent, VehicleStatusEvent
+from schemas.events import CrewStatusEvent, InterventionEvent, VehicleStatusEvent
 
 
 class InvalidEvent(ValueError):
@@ -25,7 +25,7 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _decode(model: type[VehicleStatusEvent] | type[InterventionEvent], raw: bytes | None):
+def _decode(model: type[VehicleStatusEvent] | type[InterventionEvent] | type[CrewStatusEvent], raw: bytes | None):
     if raw is None:
         raise InvalidEvent("empty message (no value)")
     try:
@@ -44,5 +44,9 @@ def decode_intervention(raw: bytes | None) -> InterventionEvent:
     return _decode(InterventionEvent, raw)
 
 
-def encode(event: VehicleStatusEvent | InterventionEvent) -> bytes:
+def decode_crew_status(raw: bytes | None) -> CrewStatusEvent:
+    return _decode(CrewStatusEvent, raw)
+
+
+def encode(event: VehicleStatusEvent | InterventionEvent | CrewStatusEvent) -> bytes:
     return event.model_dump_json(exclude_none=True).encode()

@@ -131,7 +131,51 @@ class InterventionEvent(_Event):
     priority: int = Field(ge=1, le=5, description="1 = most urgent")
 
 
+class Qualification(StrEnum):
+    """What a firefighter may do on board. A seat of a crew needs one of these; a person holds every
+    qualification they may serve as (a crew leader usually also holds ``team_leader`` and ``team_member``)."""
+
+    CREW_LEADER = "crew_leader"  # chef d'agrès
+    DRIVER = "driver"  # conducteur
+    TEAM_LEADER = "team_leader"  # chef d'équipe
+    TEAM_MEMBER = "team_member"  # équipier
+
+
+class CrewStatus(StrEnum):
+    """A firefighter's status. ``available``, ``assigned`` and ``unavailable`` are on duty."""
+
+    OFF_DUTY = "off_duty"
+    AVAILABLE = "available"  # on duty at the station, free to crew a vehicle
+    ASSIGNED = "assigned"  # on board a vehicle (``vehicle_id``), engaged with it
+    UNAVAILABLE = "unavailable"  # on duty but cannot leave (training, sport, short absence)
+
+
+class CrewStatusEvent(_Event):
+    """A firefighter's status at a station (topic ``crew-status``, key: the station id, so a station's
+    crews and vehicles share a partition). Like a vehicle event, each event states the whole current
+    status, so the newest one wins whatever the arrival order. Personal data stays out: ``person_id`` is
+    a pseudonymous identifier issued by the roster system, and there is no name, rank or reason field."""
+
+    person_id: Identifier
+    station_id: Identifier
+    status: CrewStatus
+    qualifications: tuple[Qualification, ...] = Field(min_length=1, max_length=len(Qualification))
+    vehicle_id: Identifier | None = None
+    intervention_id: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _assignment(self) -> CrewStatusEvent:
+        if len(set(self.qualifications)) != len(self.qualifications):
+            raise ValueError("qualifications: listed twice")
+        if self.status is CrewStatus.ASSIGNED and self.vehicle_id is None:
+            raise ValueError("status 'assigned' requires a vehicle_id")
+        if self.status is not CrewStatus.ASSIGNED and (self.vehicle_id or self.intervention_id):
+            raise ValueError(f"status {self.status.value!r} takes no vehicle_id or intervention_id")
+        return self
+
+
 EVENT_MODELS: dict[str, type[_Event]] = {
     "VehicleStatusEvent": VehicleStatusEvent,
     "InterventionEvent": InterventionEvent,
+    "CrewStatusEvent": CrewStatusEvent,
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import Identifier, VehicleStatusEvent, VehicleTypeCode
+from schemas.events import CrewStatusEvent, Identifier, Qualification, VehicleStatusEvent, VehicleTypeCode
 
 #: The built-in catalogue. A reference directory may extend it with ``vehicle_types.csv``.
 DEFAULT_VEHICLE_TYPES: dict[str, str] = {
@@ -21,6 +21,58 @@ DEFAULT_VEHICLE_TYPES: dict[str, str] = {
     "VL": "Véhicule léger de commandement",
     "PSE": "Premier secours évacuation",
 }
+
+
+#: Seats of a vehicle's minimum crew, by the qualification each seat needs; and the order in which a
+#: station crews its vehicle types when its staff cannot crew them all (see ``streams/crewing.py``).
+#: A reference directory may replace it with ``crew_requirements.csv``
+#: (``vehicle_type,priority,crew_leader,driver,team_leader,team_member``).
+DEFAULT_CREW_REQUIREMENTS: dict[str, dict[Qualification, int]] = {
+    "VSAV": {Qualification.CREW_LEADER: 1, Qualification.DRIVER: 1, Qualification.TEAM_MEMBER: 1},
+    "FPT": {Qualification.CREW_LEADER: 1, Qualification.DRIVER: 1, Qualification.TEAM_LEADER: 2,
+            Qualification.TEAM_MEMBER: 2},
+    "PSE": {Qualification.CREW_LEADER: 1, Qualification.DRIVER: 1, Qualification.TEAM_LEADER: 2,
+            Qualification.TEAM_MEMBER: 2},
+    "EPA": {Qualification.CREW_LEADER: 1, Qualification.DRIVER: 1},
+    "CCF": {Qualification.CREW_LEADER: 1, Qualification.DRIVER: 1, Qualification.TEAM_MEMBER: 2},
+    "VSR": {Qualification.CREW_LEADER: 1, Qualification.DRIVER: 1, Qualification.TEAM_MEMBER: 1},
+    "VL": {Qualification.DRIVER: 1},
+}
+DEFAULT_CREW_PRIORITY: tuple[str, ...] = ("VSAV", "FPT", "PSE", "EPA", "VSR", "CCF", "VL")
+
+
+@dataclass(frozen=True)
+class CrewRules:
+    """Reference data of the crewing rule: seats per vehicle type and the types' crewing order."""
+
+    requirements: dict[str, dict[Qualification, int]]
+    priority: tuple[str, ...]
+
+    @classmethod
+    def default(cls) -> CrewRules:
+        return cls(DEFAULT_CREW_REQUIREMENTS, DEFAULT_CREW_PRIORITY)
+
+    @classmethod
+    def load(cls, path: Path, vehicle_types: Iterable[str]) -> CrewRules:
+        known = set(vehicle_types)
+        rows = []
+        for r in _read_csv(path):
+            vtype = r.get("vehicle_type", "")
+            if vtype not in known:
+                raise ReferenceError(f"{path.name}: unknown vehicle type {vtype!r}")
+            try:
+                seats = {q: int(r.get(q.value) or 0) for q in Qualification}
+                priority = int(r["priority"])
+            except (KeyError, ValueError) as e:
+                raise ReferenceError(f"{path.name}: {vtype}: priority and seat counts must be integers ({e})") from e
+            if any(n < 0 for n in seats.values()) or not any(seats.values()):
+                raise ReferenceError(f"{path.name}: {vtype}: seat counts must be >= 0 with at least one seat")
+            rows.append((priority, vtype, {q: n for q, n in seats.items() if n}))
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return cls({vtype: seats for _, vtype, seats in rows}, tuple(vtype for _, vtype, _ in rows))
+
+    def crew_size(self, vehicle_type: str) -> int:
+        return sum(self.requirements.get(vehicle_type, {}).values())
 
 
 class Station(BaseModel):
@@ -55,10 +107,12 @@ class Reference:
     stations: dict[str, Station]
     fleet: dict[str, FleetVehicle]
     fleet_by_station: dict[str, tuple[FleetVehicle, ...]] = field(default_factory=dict)
+    crew_rules: CrewRules = field(default_factory=CrewRules.default)
 
     @classmethod
     def build(
-        cls, stations: Iterable[Station], fleet: Iterable[FleetVehicle], extra_types: dict[str, str] | None = None
+        cls, stations: Iterable[Station], fleet: Iterable[FleetVehicle], extra_types: dict[str, str] | None = None,
+        crew_rules: CrewRules | None = None,
     ) -> Reference:
         types = {**DEFAULT_VEHICLE_TYPES, **(extra_types or {})}
         by_id = {s.station_id: s for s in stations}
@@ -73,7 +127,7 @@ class Reference:
                 raise ReferenceError(f"fleet: vehicle {v.vehicle_id} has unknown station {v.home_station}")
             vehicles[v.vehicle_id] = v
             grouped[v.home_station].append(v)
-        return cls(types, by_id, vehicles, {k: tuple(v) for k, v in grouped.items()})
+        return cls(types, by_id, vehicles, {k: tuple(v) for k, v in grouped.items()}, crew_rules or CrewRules.default())
 
     @classmethod
     def load(cls, directory: Path) -> Reference:
@@ -82,7 +136,9 @@ class Reference:
         fleet = load_fleet(directory / "fleet.csv")
         types_file = directory / "vehicle_types.csv"
         extra = {r["code"]: r["label"] for r in _read_csv(types_file)} if types_file.exists() else {}
-        return cls.build(stations, fleet, extra)
+        crew_file = directory / "crew_requirements.csv"
+        crew_rules = CrewRules.load(crew_file, {**DEFAULT_VEHICLE_TYPES, **extra}) if crew_file.exists() else None
+        return cls.build(stations, fleet, extra, crew_rules)
 
     def write(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -109,6 +165,14 @@ class Reference:
                 f"home_station: vehicle {event.vehicle_id} belongs to {known.home_station} in the fleet, "
                 f"the event says {event.home_station}"
             )
+
+
+    def check_crew_event(self, event: CrewStatusEvent) -> None:
+        """Raise :class:`UnknownReference` when a crew event names an unknown station or vehicle."""
+        if event.station_id not in self.stations:
+            raise UnknownReference(f"station_id: unknown station {event.station_id!r}")
+        if event.vehicle_id is not None and event.vehicle_id not in self.fleet:
+            raise UnknownReference(f"vehicle_id: unknown vehicle {event.vehicle_id!r} (not in the fleet)")
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
