@@ -9,6 +9,8 @@ from pathlib import Path
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# ClickHouse 18.16 has no ``ADD COLUMN IF NOT EXISTS``: such a statement is skipped when the column exists
+_ADD_COLUMN = re.compile(r"^ALTER\s+TABLE\s+(\w+)\.(\w+)\s+ADD\s+COLUMN\s+(\w+)\s", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,13 @@ def migrate(execute: Callable[..., list[tuple]], database: str) -> list[Migratio
     for mig in load_migrations(database):
         if mig.version in done:
             continue
-        for stmt in mig.statements:  # every statement is IF NOT EXISTS: a half-applied file re-runs
+        for stmt in mig.statements:  # every statement is IF NOT EXISTS (or checked): a half-applied file re-runs
+            add = _ADD_COLUMN.match(stmt)
+            if add and execute(
+                f"SELECT count() FROM system.columns WHERE database = '{add.group(1)}' "
+                f"AND table = '{add.group(2)}' AND name = '{add.group(3)}'"
+            )[0][0]:
+                continue
             execute(stmt)
         execute(f"INSERT INTO {database}.schema_migrations (version, name) VALUES", [(mig.version, mig.name)])
         applied.append(mig)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from sinks.clickhouse import ClickHouseSink
 from sinks.tables import ALL_TABLES
 from streams import metrics
 from streams.codecs import INTERVENTION_CODEC, KEY_CODEC, SECTORS_CODEC, STATION_CODEC, register_codecs
-from streams.engine import BatchResult, InterventionEngine, Record, VehicleEngine
+from streams.engine import BatchResult, InterventionEngine, Record, StationEngine
 from streams.offsets import OffsetTracker, records_between
 from streams.watchdog import Liveness, restart_process
 from vigie.settings import Settings
@@ -58,10 +59,10 @@ def faust_credentials(settings: Settings) -> Any:
 class Pipeline:
     app: faust.App
     sinks: tuple[ClickHouseSink, ClickHouseSink]
-    vehicle_engine: VehicleEngine
+    station_engine: StationEngine
     intervention_engine: InterventionEngine
     liveness: Liveness
-    input_topics: tuple[str, str]
+    input_topics: tuple[str, ...]
 
     def consumer_state(self) -> str:
         """Faust's flow state of the input partitions (for the watchdog's diagnosis)."""
@@ -155,7 +156,9 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
         logging_config=None,
     )
     raw = faust.Schema(key_serializer="raw", value_serializer="raw")
-    vehicle_topic = app.topic(settings.topic_vehicle_status, schema=raw, partitions=parts)
+    # one agent for both station-keyed topics: a station's vehicles and crews meet in one state entry
+    station_topics = app.topic(settings.topic_vehicle_status, settings.topic_crew_status, schema=raw,
+                               partitions=parts)
     intervention_topic = app.topic(settings.topic_interventions, schema=raw, partitions=parts)
     dead_letter_topic = app.topic(settings.topic_dead_letter, schema=raw, partitions=1)
     stations = _state_table(app, "stations", parts, STATION_CODEC)
@@ -163,14 +166,15 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     sectors = _state_table(app, "sector-windows", parts, SECTORS_CODEC)
     # one connection per agent: a clickhouse-driver client must not run two queries at once
     # every labelled series exists from the start, so dashboards show 0 rather than "no data"
-    for topic in (settings.topic_vehicle_status, settings.topic_interventions):
+    for topic in (settings.topic_vehicle_status, settings.topic_crew_status, settings.topic_interventions):
         metrics.EVENTS_INVALID.labels(topic)
     for spec in ALL_TABLES:
         metrics.SINK_ERRORS.labels(spec.name)
     liveness = Liveness()  # a batch stored or a write attempted: progress, for the stall watchdog
     vehicle_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics(liveness))
     intervention_sink = ClickHouseSink(settings, metrics.PrometheusSinkMetrics(liveness))
-    vehicle_engine = VehicleEngine(reference, settings.window_seconds, settings.allowed_lateness_seconds)
+    station_engine = StationEngine(reference, settings.window_seconds, settings.allowed_lateness_seconds,
+                                   crew_topic=settings.topic_crew_status)
     intervention_engine = InterventionEngine(settings.window_seconds, settings.allowed_lateness_seconds,
                                              settings.intervention_retention_hours * 3600, skip_applied_offsets=True)
     last_eviction = [time.monotonic()]
@@ -204,6 +208,25 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
             log.info("%s[%d]: offsets %d to %d hold no record (transaction markers or compaction)",
                      j.topic, j.partition, j.expected, j.got - 1)
 
+    station_inputs = (settings.topic_vehicle_status, settings.topic_crew_status)
+
+    def inputs_behind() -> set[tuple[str, int]]:
+        """Station-topic partitions of this worker that hold records not applied yet (see
+        ``StationEngine.watermark``): the broker's high watermark (from the last fetch) is past the next
+        offset to apply. Unknown high watermark: behind (nothing fetched yet)."""
+        consumer = app.consumer
+        out = set()
+        for tp in consumer.assignment():
+            if tp.topic not in station_inputs:
+                continue
+            hw = consumer.highwater(tp)
+            nxt = tracker.next.get((tp.topic, tp.partition))
+            if nxt is None:
+                nxt = consumer._committed_offset.get(tp) or 0  # Kafka semantics: the next offset to read
+            if hw is None or nxt < hw:
+                out.add((tp.topic, tp.partition))
+        return out
+
     def log_progress(n_events: int, n_invalid: int, newest: float) -> None:
         progress["events"] += n_events
         progress["invalid"] += n_invalid
@@ -214,40 +237,47 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
                      time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(newest)) if newest else "-")
             progress.update(at=now, events=0, invalid=0)
 
-    async def finish(sink: ClickHouseSink, topic: str, events: Sequence[EventT], result: BatchResult) -> None:
+    async def finish(sink: ClickHouseSink, events: Sequence[EventT], result: BatchResult, agent_topic: str) -> None:
+        """Store the batch; then metrics. Outcomes and late changes are the agent's (labelled with its main
+        topic: the station agent counts vehicle and crew events together); freshness is per topic."""
         for dl in result.dead_letters:
             log.warning("dead letter %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset,
                         dl.reason)
             await dead_letter_topic.send(key=dl.record.key, value=dl.to_json())
         await sink.write(result.rows)
         liveness.beat()
-        metrics.EVENTS_CONSUMED.labels(topic).inc(len(events))
-        metrics.BATCH_SIZE.labels(topic).observe(len(events))
-        if result.dead_letters:
-            metrics.EVENTS_INVALID.labels(topic).inc(len(result.dead_letters))
-        for outcome, n in result.outcomes.items():
-            metrics.EVENT_OUTCOMES.labels(topic, outcome).inc(n)
-        if result.late:
-            metrics.LATE_CHANGES.labels(topic).inc(result.late)
-        if result.newest_event_time:
-            metrics.FRESHNESS.labels(topic).set(time.time() - result.newest_event_time)
-        log_progress(len(events), len(result.dead_letters), result.newest_event_time)
-        last: dict[int, int] = {}
+        last: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset of the batch
+        per_topic: Counter[str] = Counter()
         for ev in events:
-            last[ev.message.partition] = ev.message.offset
-        for p, off in last.items():
+            m = ev.message
+            last[(m.topic, m.partition)] = m.offset
+            per_topic[m.topic] += 1
+        for topic, n in per_topic.items():
+            metrics.EVENTS_CONSUMED.labels(topic).inc(n)
+            metrics.BATCH_SIZE.labels(topic).observe(n)
+        for topic, n in Counter(dl.record.topic for dl in result.dead_letters).items():
+            metrics.EVENTS_INVALID.labels(topic).inc(n)
+        for outcome, n in result.outcomes.items():
+            metrics.EVENT_OUTCOMES.labels(agent_topic, outcome).inc(n)
+        if result.late:
+            metrics.LATE_CHANGES.labels(agent_topic).inc(result.late)
+        now = time.time()
+        for topic, newest in result.newest_by_topic.items():
+            metrics.FRESHNESS.labels(topic).set(now - newest)
+        log_progress(len(events), len(result.dead_letters), result.newest_event_time)
+        for (topic, p), off in last.items():
             hw = app.consumer.highwater(TP(topic, p)) if app.consumer else None
             if hw is not None:
                 metrics.CONSUMER_LAG.labels(topic, str(p)).set(max(0, hw - off - 1))
 
     # An unexpected error must stop the worker (its batch was not committed: a restart replays it);
     # Faust's default would restart the agent further on in the stream, past the failed batch.
-    @app.agent(vehicle_topic, name="vehicle-status-processor", supervisor_strategy=CrashingSupervisor)
+    @app.agent(station_topics, name="vehicle-status-processor", supervisor_strategy=CrashingSupervisor)
     async def process_vehicle_status(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
             await in_order(events)
-            result = vehicle_engine.process(_records(events), stations.data)
-            await finish(vehicle_sink, settings.topic_vehicle_status, events, result)
+            result = station_engine.process(_records(events), stations.data, inputs_behind())
+            await finish(vehicle_sink, events, result, settings.topic_vehicle_status)
             await write_changelog(stations, [(key, p, stations.data[key]) for key, p in result.touched.items()])
 
     @app.agent(intervention_topic, name="intervention-processor", supervisor_strategy=CrashingSupervisor)
@@ -255,7 +285,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
             await in_order(events)
             result, sector_keys = intervention_engine.process(_records(events), interventions.data, sectors.data)
-            await finish(intervention_sink, settings.topic_interventions, events, result)
+            await finish(intervention_sink, events, result, settings.topic_interventions)
             await write_changelog(interventions,
                                   [(key, p, interventions.data[key]) for key, p in result.touched.items()])
             await write_changelog(sectors, [(key, p, sectors.data[key]) for key, p in sector_keys.items()])
@@ -264,5 +294,5 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
                 evicted = intervention_engine.evict_closed(interventions.data)
                 await write_changelog(interventions, [(key, p, None) for key, p in evicted.items()])  # tombstones
 
-    return Pipeline(app, (vehicle_sink, intervention_sink), vehicle_engine, intervention_engine, liveness,
-                    (settings.topic_vehicle_status, settings.topic_interventions))
+    return Pipeline(app, (vehicle_sink, intervention_sink), station_engine, intervention_engine, liveness,
+                    (settings.topic_vehicle_status, settings.topic_crew_status, settings.topic_interventions))

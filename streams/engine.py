@@ -10,22 +10,28 @@ import base64
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Collection, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.codec import InvalidEvent, decode_intervention, decode_vehicle_status
+from schemas.codec import InvalidEvent, decode_crew_status, decode_intervention, decode_vehicle_status
 from schemas.reference import Reference, UnknownReference
 from sinks.tables import (
+    CREW_EVENTS,
     ENGAGEMENTS,
     INTERVENTION_EVENTS,
     INTERVENTIONS,
     SECTOR_WINDOWS,
+    STAFF_STATE,
+    STAFF_WINDOWS,
+    STATION_CAPACITY,
+    STATION_STAFF,
     STATION_WINDOWS,
     VEHICLE_EVENTS,
     VEHICLE_STATE,
     TableSpec,
 )
+from streams.crewing import Crewing
 from streams.interventions import InterventionOutput, InterventionState, SectorWindows
 from streams.state import StationOutput, StationState
 
@@ -66,70 +72,140 @@ class BatchResult:
     outcomes: Counter[str] = field(default_factory=Counter)
     late: int = 0
     newest_event_time: float = 0.0
+    newest_by_topic: dict[str, float] = field(default_factory=dict)  # freshness per input topic
 
 
-class VehicleEngine:
-    """Vehicle-status batches -> per-station state, vehicle/engagement/window rows."""
+class StationEngine:
+    """Vehicle-status and crew-status batches (both keyed by station) -> per-station state; vehicle,
+    engagement, staff, current-capacity and window rows."""
 
     def __init__(self, reference: Reference, window_seconds: int, allowed_lateness: float,
-                 max_fill_windows: int = 1440) -> None:
+                 max_fill_windows: int = 1440, crew_topic: str = "crew-status") -> None:
         self.reference = reference
+        self.crewing = Crewing(reference.crew_rules)
         self.window_seconds = window_seconds
         self.allowed_lateness = allowed_lateness
         self.max_fill_windows = max_fill_windows
+        self.crew_topic = crew_topic
         self.newest: dict[int, float] = {}  # partition -> newest event time seen
+        self.newest_tp: dict[tuple[str, int], float] = {}  # (topic, partition) -> newest event time seen
 
-    def process(self, records: Iterable[Record], store: MutableMapping[str, StationState]) -> BatchResult:
+    def watermark(self, partition: int, behind: Collection[tuple[str, int]] | None) -> float | None:
+        """Event time up to which a partition's stations may close windows (before the lateness).
+
+        Vehicles and crews of a partition come from two topics read side by side, one possibly ahead of
+        the other. ``behind``: the (topic, partition) pairs that hold records not read yet (the worker knows
+        from the broker). While any input of the partition is behind, the watermark is the oldest newest
+        time among those (a topic behind that has given nothing yet holds it entirely: None); inputs read
+        to their end hold nothing back (a topic with no traffic never stalls the windows). Without
+        ``behind`` (the history path, one time-ordered stream), it is the newest time of the partition."""
+        if behind:
+            held = []
+            for (topic, p) in behind:
+                if p == partition:
+                    t = self.newest_tp.get((topic, p))
+                    if t is None:
+                        return None
+                    held.append(t)
+            if held:
+                return min(held)
+        return self.newest.get(partition)
+
+    def _state(self, station_id: str, store: MutableMapping[str, StationState]) -> StationState:
+        state = store.get(station_id)
+        if state is None:
+            state = StationState.new(station_id, self.reference, self.window_seconds)
+        return state
+
+    def process(self, records: Iterable[Record], store: MutableMapping[str, StationState],
+                behind: Collection[tuple[str, int]] | None = None) -> BatchResult:
+        """Apply a batch. ``behind``: see :meth:`watermark` (the live worker passes it)."""
         out = StationOutput()
         raw_rows: list[tuple[Any, ...]] = []
+        crew_rows: list[tuple[Any, ...]] = []
         result = BatchResult({})
         partitions: set[int] = set()
+        applied_to: set[str] = set()
+        newest_by_topic: dict[str, float] = {}
+        crew_topic = self.crew_topic
         for rec in records:
             partitions.add(rec.partition)
+            crew = rec.topic == crew_topic
             try:
-                ev = decode_vehicle_status(rec.value)
-                self.reference.check_vehicle_event(ev)
-                if rec.key is not None and rec.key.decode("utf-8", "replace") != ev.home_station:
+                if crew:
+                    cev = decode_crew_status(rec.value)
+                    self.reference.check_crew_event(cev)
+                    station_id = cev.station_id
+                else:
+                    ev = decode_vehicle_status(rec.value)
+                    self.reference.check_vehicle_event(ev)
+                    station_id = ev.home_station
+                if rec.key is not None and rec.key.decode("utf-8", "replace") != station_id:
+                    field_name = "station_id" if crew else "home station"
                     raise InvalidEvent(
-                        f"key: message key {rec.key.decode('utf-8', 'replace')!r} must be the home station "
-                        f"{ev.home_station!r} (all vehicles of a station share a partition)"
+                        f"key: message key {rec.key.decode('utf-8', 'replace')!r} must be the {field_name} "
+                        f"{station_id!r} (a station's vehicles and crews share a partition)"
                     )
             except (InvalidEvent, UnknownReference) as e:
                 result.dead_letters.append(DeadLetter(rec, str(e)))
                 continue
-            t = ev.event_time.timestamp()
+            event_time = (cev if crew else ev).event_time
+            t = event_time.timestamp()
             if t > self.newest.get(rec.partition, 0.0):
                 self.newest[rec.partition] = t
-            state = store.get(ev.home_station)
-            if state is None:
-                state = StationState.new(ev.home_station, self.reference, self.window_seconds)
+            if t > self.newest_tp.get((rec.topic, rec.partition), 0.0):
+                self.newest_tp[(rec.topic, rec.partition)] = t
+            if t > newest_by_topic.get(rec.topic, 0.0):
+                newest_by_topic[rec.topic] = t
+            state = self._state(station_id, store)
             state.partition = rec.partition
+            applied_to.add(station_id)
+            result.touched[station_id] = rec.partition
+            payload = rec.value.decode() if rec.value else ""
+            if crew:
+                state.apply_crew(cev, t, out)
+                store[station_id] = state
+                crew_rows.append((
+                    cev.event_id, t, int(t * 1000), cev.person_id, cev.station_id, cev.status.value,
+                    [q.value for q in cev.qualifications], cev.vehicle_id or "", cev.intervention_id or "",
+                    rec.partition, rec.offset, payload,
+                ))
+                continue
             state.apply(ev, t, out)
-            store[ev.home_station] = state
-            result.touched[ev.home_station] = rec.partition
+            store[station_id] = state
             pos = ev.position
             raw_rows.append((
                 ev.event_id, t, int(t * 1000), ev.vehicle_id, ev.vehicle_type, ev.home_station, ev.status.value,
                 ev.intervention_id or "", pos.lat if pos else 0.0, pos.lon if pos else 0.0,
-                rec.partition, rec.offset, rec.value.decode() if rec.value else "",
+                rec.partition, rec.offset, payload,
             ))
+        for station_id in sorted(applied_to):
+            store[station_id].current_capacity(self.crewing, out)
         # Seal every station of the partitions seen, so idle stations' windows close too.
+        marks = {p: self.watermark(p, behind) for p in partitions}
         for key, state in list(store.items()):
-            if state.partition in partitions and state.partition in self.newest:
+            mark = marks.get(state.partition)
+            if mark is not None:
                 before = len(out.window_rows)
-                state.seal(self.newest[state.partition] - self.allowed_lateness, out, self.max_fill_windows)
-                if len(out.window_rows) != before or state.windows.pending:
+                state.seal(mark - self.allowed_lateness, out, self.crewing, self.max_fill_windows)
+                if len(out.window_rows) != before or state.windows.pending or state.windows.staff_pending:
                     result.touched[key] = state.partition
         result.rows = {
             VEHICLE_EVENTS: raw_rows,
+            CREW_EVENTS: crew_rows,
             # only the newest row per key: the tables keep the highest version of a key anyway
             VEHICLE_STATE: list({r.vehicle_id: r for r in out.vehicle_rows}.values()),
             ENGAGEMENTS: list({(r.intervention_id, r.vehicle_id): r for r in out.engagement_rows}.values()),
+            STAFF_STATE: list({r.person_id: r for r in out.staff_rows}.values()),
+            STATION_CAPACITY: out.capacity_rows,
+            STATION_STAFF: out.staff_count_rows,
             STATION_WINDOWS: out.window_rows,
+            STAFF_WINDOWS: out.staff_window_rows,
         }
         result.outcomes = out.outcomes
         result.late = out.late_changes
         result.newest_event_time = max((self.newest[p] for p in partitions if p in self.newest), default=0.0)
+        result.newest_by_topic = newest_by_topic
         return result
 
 
@@ -177,7 +253,9 @@ class InterventionEngine:
         result = BatchResult({})
         sectors_touched: dict[str, int] = {}
         changed: dict[str, InterventionState] = {}
+        records_topic = ""
         for rec in records:
+            records_topic = rec.topic
             p = rec.partition
             skey = SECTORS_KEY.format(partition=p)
             sectors = sector_store.get(skey) or SectorWindows(self.window_seconds, p)
@@ -239,4 +317,6 @@ class InterventionEngine:
         result.outcomes = out.outcomes
         result.late = out.late_opened
         result.newest_event_time = max(self.newest.values(), default=0.0)
+        if raw_rows:
+            result.newest_by_topic = {records_topic: max(r[1] for r in raw_rows)}
         return result, sectors_touched

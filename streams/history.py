@@ -21,7 +21,7 @@ from aiokafka.partitioner import murmur2
 from schemas.reference import Reference
 from sinks.clickhouse import ClickHouseSink, make_client
 from sinks.tables import TableSpec
-from streams.engine import InterventionEngine, Record, VehicleEngine
+from streams.engine import InterventionEngine, Record, StationEngine
 from streams.interventions import InterventionState, SectorWindows
 from streams.state import StationState
 from vigie.settings import Settings
@@ -32,9 +32,15 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def logical_topics(settings: Settings) -> dict[str, str]:
+    """Logical topic names (simulator, event files) -> this deployment's topic names."""
+    return {"vehicle-status": settings.topic_vehicle_status, "interventions": settings.topic_interventions,
+            "crew-status": settings.topic_crew_status}
+
+
 def records_from_jsonl(path: Path, settings: Settings) -> Iterator[Record]:
     """Lines of ``vigie simulate --output``: ``{"topic": ..., "key": ..., "event": {...}}``."""
-    topics = {"vehicle-status": settings.topic_vehicle_status, "interventions": settings.topic_interventions}
+    topics = logical_topics(settings)
     with Path(path).open(encoding="utf-8") as f:
         for line_no, line in enumerate(f):
             doc = json.loads(line)
@@ -44,17 +50,19 @@ def records_from_jsonl(path: Path, settings: Settings) -> Iterator[Record]:
 
 
 def records_from_clickhouse(settings: Settings, source_database: str) -> Iterator[Record]:
-    """The stored raw history of ``source_database``, both topics merged in event-time order."""
+    """The stored raw history of ``source_database``, every topic merged in event-time order."""
     client = make_client(settings, source_database)
     query = (
         "SELECT event_ts_ms, 0 AS kind, home_station AS key, source_offset, payload "
         "FROM vehicle_status_events FINAL "
         "UNION ALL SELECT event_ts_ms, 1 AS kind, intervention_id AS key, source_offset, payload "
-        "FROM intervention_events FINAL"
+        "FROM intervention_events FINAL "
+        "UNION ALL SELECT event_ts_ms, 2 AS kind, station_id AS key, source_offset, payload "
+        "FROM crew_status_events FINAL"
     )
     rows = sorted(client.execute(query), key=lambda r: (r[0], r[1], r[3]))
     client.disconnect()
-    topics = (settings.topic_vehicle_status, settings.topic_interventions)
+    topics = (settings.topic_vehicle_status, settings.topic_interventions, settings.topic_crew_status)
     for _, kind, key, offset, payload in rows:
         k = key.encode()
         yield Record(topics[kind], partition_for(k, settings.topic_partitions), offset, k, payload.encode())
@@ -79,7 +87,8 @@ class HistoryRunner:
                  sink: ClickHouseSink | None = None) -> None:
         self.settings = settings
         ref = reference or Reference.load(settings.reference_dir)
-        self.vehicles = VehicleEngine(ref, settings.window_seconds, settings.allowed_lateness_seconds)
+        self.vehicles = StationEngine(ref, settings.window_seconds, settings.allowed_lateness_seconds,
+                                      crew_topic=settings.topic_crew_status)
         self.interventions = InterventionEngine(settings.window_seconds, settings.allowed_lateness_seconds,
                                                 settings.intervention_retention_hours * 3600)
         self.stations: dict[str, StationState] = {}
@@ -90,11 +99,11 @@ class HistoryRunner:
 
     async def run(self, records: Iterable[Record], chunk_events: int = 20_000) -> HistoryStats:
         started = time.perf_counter()
-        vehicle_topic = self.settings.topic_vehicle_status
-        vehicle_buf: list[Record] = []
+        intervention_topic = self.settings.topic_interventions
+        vehicle_buf: list[Record] = []  # station-keyed records: vehicle and crew status
         intervention_buf: list[Record] = []
         for rec in records:
-            (vehicle_buf if rec.topic == vehicle_topic else intervention_buf).append(rec)
+            (intervention_buf if rec.topic == intervention_topic else vehicle_buf).append(rec)
             if len(vehicle_buf) + len(intervention_buf) >= chunk_events:
                 await self._flush(vehicle_buf, intervention_buf)
                 vehicle_buf, intervention_buf = [], []

@@ -55,6 +55,10 @@ class StationWindowRow(NamedTuple):
     unknown: int
     min_available: int
     engaged_vehicle_minutes: float
+    # crewing (see streams/crewing.py); 0 where the station reports no crews (crew_tracked = 0)
+    staffed: int
+    min_staffed: int
+    crew_tracked: int
 
 
 class InterventionRow(NamedTuple):
@@ -76,6 +80,63 @@ class SectorWindowRow(NamedTuple):
     sector: str
     source_partition: int
     interventions_opened: int
+
+
+class StaffStateRow(NamedTuple):
+    """One firefighter's current status (pseudonymous id, no personal data)."""
+
+    person_id: str
+    station_id: str
+    area: str
+    status: str
+    qualifications: list[str]
+    vehicle_id: str
+    intervention_id: str
+    status_since: float
+    event_time: float
+    version: int
+
+
+class StationCapacityRow(NamedTuple):
+    """Per station and vehicle type, now: vehicles available and how many of them can be crewed."""
+
+    station_id: str
+    area: str
+    vehicle_type: str
+    vehicles: int
+    available: int
+    staffed: int
+    uncrewed: int  # available but not crewable (0 where crews are not tracked)
+    crew_tracked: int
+    as_of: float
+    version: int
+
+
+class StationStaffRow(NamedTuple):
+    """Per station and qualification, now: people on duty holding it, by status."""
+
+    station_id: str
+    area: str
+    qualification: str
+    on_duty: int
+    assigned: int
+    available: int
+    unavailable: int
+    as_of: float
+    version: int
+
+
+class StaffWindowRow(NamedTuple):
+    window_start: float
+    window_seconds: int
+    station_id: str
+    area: str
+    qualification: str
+    on_duty: int
+    assigned: int
+    available: int
+    unavailable: int
+    min_available: int
 
 
 #: 0.0 stands for "no time" in the optional time columns (ClickHouse DateTime 0 = 1970-01-01).

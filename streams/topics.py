@@ -11,6 +11,9 @@ def wanted_topics(settings: Settings) -> dict[str, int]:
     return {
         settings.topic_vehicle_status: settings.topic_partitions,
         settings.topic_interventions: settings.topic_partitions,
+        # keyed by station like vehicle-status, with as many partitions: a station's crews and vehicles
+        # land on the same partition number and meet in one state entry
+        settings.topic_crew_status: settings.topic_partitions,
         settings.topic_dead_letter: 1,
     }
 

@@ -1,41 +1,51 @@
-"""Tumbling event-time windows of resource counts for one station, per vehicle type.
+"""Tumbling event-time windows of resource counts for one station, per vehicle type, and of its staff
+per qualification once the station reports crews.
 
-Category changes are buffered as ``pending`` until the watermark passes them, then folded in
-time order. Per window and type the row holds the counts at the window end, the minimum available
-count held during the window, and the engaged vehicle-minutes (integral of the engaged count).
-A change older than the sealed time is late: it is applied at the sealed time instead.
+Category changes (vehicles, and staff by qualification profile) are buffered as ``pending`` until the
+watermark passes them, then folded in time order. Per window and type the row holds the counts at
+the window end, the minimum available count held during the window, the engaged vehicle-minutes
+(integral of the engaged count), and the staffed capacity (crewing rule, ``streams/crewing.py``) at
+the end and its minimum. Per window and qualification: staff by status at the end and the minimum
+available. A change older than the sealed time is late: it is applied at the sealed time instead.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from streams.rows import StationWindowRow
+from streams.crewing import QUAL_BIT, QUALIFICATIONS, Crewing
+from streams.rows import StaffWindowRow, StationWindowRow
 
 #: Order of the counters in ``TypeCounts.counts``.
 CATEGORIES = ("available", "engaged", "out_of_service", "unknown")
 CAT_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 AVAILABLE, ENGAGED = 0, 1
+#: Order of the counters of a staff profile (``StationWindows.staff``); -1: not counted before.
+STAFF_CATEGORIES = ("available", "assigned", "unavailable", "off_duty")
+STAFF_INDEX = {c: i for i, c in enumerate(STAFF_CATEGORIES)}
+S_AVAILABLE, S_ASSIGNED, S_UNAVAILABLE = 0, 1, 2
 
 
 class WindowBlock:
-    """Station window rows kept as columns (the order of ``StationWindowRow``). A run of identical quiet
+    """Window rows kept as columns (the order of the row type's fields). A run of identical quiet
     windows is appended in one step, which is what most window rows are over history."""
 
-    __slots__ = ("cols",)
+    __slots__ = ("cols", "row_type")
 
-    def __init__(self) -> None:
-        self.cols: list[list[Any]] = [[] for _ in StationWindowRow._fields]
+    def __init__(self, row_type: type[NamedTuple] = StationWindowRow) -> None:
+        self.row_type = row_type
+        self.cols: list[list[Any]] = [[] for _ in row_type._fields]
 
-    def add(self, row: StationWindowRow) -> None:
+    def add(self, row: tuple[Any, ...]) -> None:
         for col, value in zip(self.cols, row, strict=True):
             col.append(value)
 
-    def add_run(self, first_start: float, count: int, row: StationWindowRow) -> None:
+    def add_run(self, first_start: float, count: int, row: tuple[Any, ...]) -> None:
         """``count`` windows from ``first_start``, every other value as in ``row``."""
-        w = row.window_seconds
+        w = row[1]  # window_seconds
         self.cols[0].extend([first_start + i * w for i in range(count)])
         for col, value in zip(self.cols[1:], row[1:], strict=True):
             col.extend([value] * count)
@@ -43,17 +53,17 @@ class WindowBlock:
     def columns(self) -> list[list[Any]]:
         return self.cols
 
-    def rows(self) -> list[StationWindowRow]:
-        return [StationWindowRow(*r) for r in zip(*self.cols, strict=True)]
+    def rows(self) -> list[Any]:
+        return [self.row_type(*r) for r in zip(*self.cols, strict=True)]
 
-    def __iter__(self) -> Iterator[StationWindowRow]:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.rows())
 
     def __len__(self) -> int:
         return len(self.cols[0])
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, WindowBlock) and self.cols == other.cols
+        return isinstance(other, WindowBlock) and self.row_type is other.row_type and self.cols == other.cols
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -63,76 +73,163 @@ class TypeCounts:
     counts: list[int]
     min_available: int
     engaged_seconds: float = 0.0
+    min_staffed: int = 0
 
     def to_list(self) -> list[object]:
-        return [self.counts, self.min_available, self.engaged_seconds]
+        return [self.counts, self.min_available, self.engaged_seconds, self.min_staffed]
 
     @classmethod
     def from_list(cls, data: list) -> TypeCounts:  # type: ignore[type-arg]
-        return cls(list(data[0]), int(data[1]), float(data[2]))
+        return cls(list(data[0]), int(data[1]), float(data[2]), int(data[3]) if len(data) > 3 else 0)
 
 
 @dataclass(slots=True)
 class StationWindows:
-    """Window accumulators of one station. ``pending`` holds (time, type, from_cat, to_cat)."""
+    """Window accumulators of one station. ``pending`` holds (time, type, from_cat, to_cat) of vehicles;
+    ``staff`` the people per qualification profile (mask) and status, ``staff_pending`` their changes
+    (time, mask, from_cat, to_cat; -1: not counted on that side)."""
 
     window_seconds: int
     types: dict[str, TypeCounts]
     window_start: float | None = None
     sealed_time: float | None = None
     pending: list[tuple[float, str, int, int]] = field(default_factory=list)
+    staff: dict[int, list[int]] = field(default_factory=dict)
+    staff_pending: list[tuple[float, int, int, int]] = field(default_factory=list)
+    min_staff_available: list[int] = field(default_factory=lambda: [0] * len(QUALIFICATIONS))
 
     @classmethod
     def for_fleet(cls, window_seconds: int, unknown_per_type: dict[str, int]) -> StationWindows:
         types = {t: TypeCounts([0, 0, 0, n], 0) for t, n in unknown_per_type.items()}
         return cls(window_seconds, types)
 
+    @property
+    def crew_tracked(self) -> bool:
+        return bool(self.staff)
+
     def add_type(self, vehicle_type: str) -> None:
         if vehicle_type not in self.types:
             self.types[vehicle_type] = TypeCounts([0, 0, 0, 0], 0)
 
+    def _clamp(self, t: float) -> tuple[float, bool]:
+        late = self.sealed_time is not None and t < self.sealed_time
+        return (self.sealed_time if late else t), late  # type: ignore[return-value]
+
     def record(self, t: float, vehicle_type: str, from_cat: int, to_cat: int) -> bool:
         """Buffer one category change. Returns True when it was late (clamped to the sealed time)."""
-        late = self.sealed_time is not None and t < self.sealed_time
-        if late:
-            t = self.sealed_time  # type: ignore[assignment]
+        t, late = self._clamp(t)
         self.add_type(vehicle_type)
         self.pending.append((t, vehicle_type, from_cat, to_cat))
         return late
 
-    def seal(self, until: float, station_id: str, area: str, max_fill_windows: int, out: WindowBlock) -> None:
+    def record_staff(self, t: float, from_mask: int, from_cat: int, to_mask: int, to_cat: int) -> bool:
+        """Buffer one person's change of profile and/or status (-1: not counted). True when late."""
+        t, late = self._clamp(t)
+        if from_mask == to_mask:
+            self.staff_pending.append((t, to_mask, from_cat, to_cat))
+        else:
+            if from_cat >= 0:
+                self.staff_pending.append((t, from_mask, from_cat, -1))
+            self.staff_pending.append((t, to_mask, -1, to_cat))
+        return late
+
+    def available_by_type(self) -> dict[str, int]:
+        return {t: tc.counts[AVAILABLE] for t, tc in self.types.items()}
+
+    def staff_available(self) -> dict[int, int]:
+        return {mask: c[S_AVAILABLE] for mask, c in self.staff.items()}
+
+    def staff_by_qualification(self) -> list[list[int]]:
+        """Per qualification (``QUALIFICATIONS`` order): [available, assigned, unavailable]."""
+        out = []
+        for q in QUALIFICATIONS:
+            bit = QUAL_BIT[q]
+            tot = [0, 0, 0]
+            for mask, c in self.staff.items():
+                if mask & bit:
+                    tot[0] += c[S_AVAILABLE]
+                    tot[1] += c[S_ASSIGNED]
+                    tot[2] += c[S_UNAVAILABLE]
+            out.append(tot)
+        return out
+
+    def staffed(self, crewing: Crewing) -> dict[str, int]:
+        if not self.staff:
+            return {}
+        return crewing.staffed(self.available_by_type(), self.staff_available())
+
+    def seal(self, until: float, station_id: str, area: str, max_fill_windows: int, out: WindowBlock,
+             crewing: Crewing, staff_out: WindowBlock | None = None) -> None:
         """Fold the changes older than ``until`` and emit every window that ends at or before it."""
         if self.sealed_time is not None and until <= self.sealed_time:
             return
         ready = sorted(c for c in self.pending if c[0] < until)
+        staff_ready = sorted(c for c in self.staff_pending if c[0] < until)
         if self.window_start is None:
-            if not ready:
+            if not ready and not staff_ready:
                 return  # nothing ever happened here: no window to start from
-            self.window_start = ready[0][0] - ready[0][0] % self.window_seconds
+            first = min(c[0] for c in (ready[:1] + staff_ready[:1]))  # type: ignore[operator]
+            self.window_start = first - first % self.window_seconds
             self.sealed_time = self.window_start
-            for tc in self.types.values():
-                tc.min_available = tc.counts[AVAILABLE]
-        self.pending = [c for c in self.pending if c[0] >= until]
+            self._open_minimums(crewing)
+        if ready:
+            self.pending = [c for c in self.pending if c[0] >= until]
+        if staff_ready:
+            self.staff_pending = [c for c in self.staff_pending if c[0] >= until]
+        staff_out = staff_out if staff_out is not None else WindowBlock(StaffWindowRow)
+        # vehicle changes (kind 0) and staff changes (kind 1) in time order
+        changes = list(heapq.merge(((c[0], 0, c) for c in ready), ((c[0], 1, c) for c in staff_ready),
+                                   key=lambda x: (x[0], x[1])))
         i = 0
-        while i < len(ready):
-            t = ready[i][0]
-            self._close_windows_before(t, station_id, area, max_fill_windows, out)
+        while i < len(changes):
+            t = changes[i][0]
+            self._close_windows_before(t, station_id, area, max_fill_windows, out, crewing, staff_out)
             self._integrate(t)
             touched = set()
-            while i < len(ready) and ready[i][0] == t:  # simultaneous changes count as one step
-                _, vtype, frm, to = ready[i]
-                counts = self.types[vtype].counts
-                counts[frm] -= 1
-                counts[to] += 1
-                touched.add(vtype)
+            staff_changed = False
+            while i < len(changes) and changes[i][0] == t:  # simultaneous changes count as one step
+                _, kind, c = changes[i]
+                if kind == 0:
+                    _, vtype, frm, to = c
+                    counts = self.types[vtype].counts
+                    counts[frm] -= 1
+                    counts[to] += 1
+                    touched.add(vtype)
+                else:
+                    _, mask, frm, to = c
+                    scounts = self.staff.setdefault(mask, [0, 0, 0, 0])
+                    if frm >= 0:
+                        scounts[frm] -= 1
+                    if to >= 0:
+                        scounts[to] += 1
+                    staff_changed = True
                 i += 1
+            opening = t <= self.window_start
             for vtype in touched:
                 tc = self.types[vtype]
                 # a value replaced at the very instant the window opens was never held in it
-                held = tc.min_available if t > self.window_start else tc.counts[AVAILABLE]
+                held = tc.counts[AVAILABLE] if opening else tc.min_available
                 tc.min_available = min(held, tc.counts[AVAILABLE])
-        self._close_windows_before(until, station_id, area, max_fill_windows, out)
+            if self.staff and (touched or staff_changed):
+                self._update_crew_minimums(crewing, opening)
+        self._close_windows_before(until, station_id, area, max_fill_windows, out, crewing, staff_out)
         self._integrate(until)
+
+    def _open_minimums(self, crewing: Crewing) -> None:
+        """At a window's opening the minimums start from the values held then."""
+        staffed = self.staffed(crewing)
+        for vtype, tc in self.types.items():
+            tc.min_available = tc.counts[AVAILABLE]
+            tc.min_staffed = staffed.get(vtype, 0)
+        self.min_staff_available = [q[0] for q in self.staff_by_qualification()]
+
+    def _update_crew_minimums(self, crewing: Crewing, opening: bool) -> None:
+        staffed = self.staffed(crewing)
+        for vtype, tc in self.types.items():
+            n = staffed.get(vtype, 0)
+            tc.min_staffed = n if opening else min(tc.min_staffed, n)
+        for qi, q in enumerate(self.staff_by_qualification()):
+            self.min_staff_available[qi] = q[0] if opening else min(self.min_staff_available[qi], q[0])
 
     def _integrate(self, t: float) -> None:
         assert self.sealed_time is not None
@@ -143,7 +240,8 @@ class StationWindows:
             self.sealed_time = t
 
     def _close_windows_before(
-        self, t: float, station_id: str, area: str, max_fill_windows: int, out: WindowBlock
+        self, t: float, station_id: str, area: str, max_fill_windows: int, out: WindowBlock, crewing: Crewing,
+        staff_out: WindowBlock,
     ) -> None:
         """Emit every window that ends at or before ``t``. Only the first can hold changes (they are folded
         in time order): the ones after it are quiet copies of its end state, emitted as runs."""
@@ -153,11 +251,21 @@ class StationWindows:
             return
         end = self.window_start + w
         self._integrate(end)
+        tracked = int(bool(self.staff))
+        staffed = self.staffed(crewing)
         for vtype, tc in sorted(self.types.items()):
             c = tc.counts
             out.add(StationWindowRow(self.window_start, w, station_id, area, vtype, c[0], c[1], c[2], c[3],
-                                     tc.min_available, round(tc.engaged_seconds / 60.0, 6)))
+                                     tc.min_available, round(tc.engaged_seconds / 60.0, 6),
+                                     staffed.get(vtype, 0), tc.min_staffed if tracked else 0, tracked))
             tc.min_available, tc.engaged_seconds = c[AVAILABLE], 0.0
+            tc.min_staffed = staffed.get(vtype, 0)
+        by_qual = self.staff_by_qualification() if tracked else []
+        for qi, (q, (avail, assigned, unavail)) in enumerate(zip(QUALIFICATIONS, by_qual, strict=False)):
+            staff_out.add(StaffWindowRow(self.window_start, w, station_id, area, q.value,
+                                         avail + assigned + unavail, assigned, avail, unavail,
+                                         self.min_staff_available[qi]))
+            self.min_staff_available[qi] = avail
         self.window_start = end
         quiet = int((t - end) // w)
         if quiet <= 0:
@@ -165,8 +273,14 @@ class StationWindows:
         emitted = min(quiet, max_fill_windows - 1)
         for vtype, tc in sorted(self.types.items()):
             c = tc.counts
+            n = staffed.get(vtype, 0)
             out.add_run(end, emitted, StationWindowRow(end, w, station_id, area, vtype, c[0], c[1], c[2], c[3],
-                                                       c[AVAILABLE], round(c[ENGAGED] * w / 60.0, 6)))
+                                                       c[AVAILABLE], round(c[ENGAGED] * w / 60.0, 6),
+                                                       n, n, tracked))
+        for q, (avail, assigned, unavail) in zip(QUALIFICATIONS, by_qual, strict=False):
+            staff_out.add_run(end, emitted, StaffWindowRow(end, w, station_id, area, q.value,
+                                                           avail + assigned + unavail, assigned, avail, unavail,
+                                                           avail))
         if emitted < quiet:
             # A long silence (idle partition, replay gap): jump instead of emitting every window.
             self.window_start = t - t % w
@@ -181,6 +295,9 @@ class StationWindows:
             "ws": self.window_start,
             "st": self.sealed_time,
             "p": [list(c) for c in self.pending],
+            "s": [[m, c] for m, c in self.staff.items()],
+            "sp": [list(c) for c in self.staff_pending],
+            "ms": self.min_staff_available,
         }
 
     @classmethod
@@ -191,5 +308,7 @@ class StationWindows:
             d["ws"],
             d["st"],
             [(float(a), str(b), int(c), int(e)) for a, b, c, e in d["p"]],
+            {int(m): list(c) for m, c in d.get("s", [])},
+            [(float(a), int(b), int(c), int(e)) for a, b, c, e in d.get("sp", [])],
+            list(d.get("ms", [0] * len(QUALIFICATIONS))),
         )
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
-from schemas.events import InterventionEvent, VehicleStatusEvent
+from schemas.events import CrewStatusEvent, InterventionEvent, VehicleStatusEvent
 from schemas.reference import FleetVehicle, Reference, Station
 
 T0 = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC).timestamp()
@@ -37,4 +37,13 @@ def iev(intervention: str, lifecycle: str, t: float, sector: str = "Z1", event_i
         "schema_version": 1, "event_id": event_id or f"i{next(_ids)}",
         "event_time": datetime.fromtimestamp(t, UTC), "intervention_id": intervention, "nature": nature,
         "lifecycle": lifecycle, "location": {"lat": 48.8, "lon": 2.3, "sector": sector}, "priority": 2,
+    }, strict=False)
+
+
+def cev(person: str, status: str, t: float, quals: tuple[str, ...] = ("team_member",), vehicle: str | None = None,
+        intervention: str | None = None, station: str = "S1", event_id: str | None = None) -> CrewStatusEvent:
+    return CrewStatusEvent.model_validate({
+        "schema_version": 1, "event_id": event_id or f"c{next(_ids)}",
+        "event_time": datetime.fromtimestamp(t, UTC), "person_id": person, "station_id": station,
+        "status": status, "qualifications": list(quals), "vehicle_id": vehicle, "intervention_id": intervention,
     }, strict=False)

@@ -1,0 +1,155 @@
+"""Crews in the station state: ordering rules per person, current staffed capacity, windows."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from schemas.codec import InvalidEvent, decode_crew_status
+from streams.crewing import Crewing
+from streams.engine import Record, StationEngine
+from streams.state import Outcome, StationOutput, StationState
+from tests.helpers import T0, cev, small_reference, vev
+
+REF = small_reference()  # S1: V1, V2 (VSAV), F1 (FPT)
+CREWING = Crewing(REF.crew_rules)
+LEADER, DRIVER, MEMBER = ("crew_leader", "team_leader", "team_member"), ("driver", "team_member"), ("team_member",)
+
+
+def run(st: StationState, *events, out: StationOutput | None = None) -> StationOutput:  # type: ignore[no-untyped-def]
+    out = out or StationOutput()
+    for ev in events:
+        t = ev.event_time.timestamp()
+        (st.apply_crew if hasattr(ev, "person_id") else st.apply)(ev, t, out)
+    return out
+
+
+def crew_for_one_vsav(t: float) -> list:  # type: ignore[type-arg]
+    return [cev("P1", "available", t, LEADER), cev("P2", "available", t, DRIVER), cev("P3", "available", t, MEMBER)]
+
+
+def capacity(st: StationState) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    out = StationOutput()
+    st.current_capacity(CREWING, out)
+    return ({r.vehicle_type: (r.available, r.staffed, r.uncrewed, r.crew_tracked) for r in out.capacity_rows},
+            {r.qualification: (r.on_duty, r.assigned, r.available, r.unavailable) for r in out.staff_count_rows})
+
+
+def test_untracked_station_reports_vehicles_only() -> None:
+    st = StationState.new("S1", REF, 60)
+    run(st, vev("V1", "available_at_station", T0))
+    cap, staff = capacity(st)
+    assert cap["VSAV"] == (1, 0, 0, 0) and staff == {}
+
+
+def test_staffed_capacity_and_uncrewed_flag_follow_vehicles_and_crews() -> None:
+    st = StationState.new("S1", REF, 60)
+    run(st, vev("V1", "available_at_station", T0), vev("V2", "available_at_station", T0),
+        vev("F1", "available_at_station", T0, vtype="FPT"), *crew_for_one_vsav(T0))
+    cap, staff = capacity(st)
+    assert cap["VSAV"] == (2, 1, 1, 1) and cap["FPT"] == (1, 0, 1, 1)
+    assert staff["team_member"] == (3, 0, 3, 0) and staff["crew_leader"] == (1, 0, 1, 0)
+    # the crew leaves with V1: no VSAV left that can be crewed, V2 flagged
+    run(st, vev("V1", "dispatched", T0 + 60, "I1"), cev("P1", "assigned", T0 + 60, LEADER, "V1", "I1"),
+        cev("P2", "assigned", T0 + 60, DRIVER, "V1", "I1"), cev("P3", "assigned", T0 + 60, MEMBER, "V1", "I1"))
+    cap, staff = capacity(st)
+    assert cap["VSAV"] == (1, 0, 1, 1)
+    assert staff["team_member"] == (3, 3, 0, 0)
+    # a team member becomes unavailable, another comes on duty
+    run(st, cev("P4", "available", T0 + 120, DRIVER), cev("P5", "unavailable", T0 + 120, MEMBER))
+    cap, staff = capacity(st)
+    assert staff["driver"] == (2, 1, 1, 0) and staff["team_member"] == (5, 3, 1, 1)
+
+
+def test_crew_events_out_of_order_and_duplicated_change_nothing() -> None:
+    st = StationState.new("S1", REF, 60)
+    run(st, cev("P1", "available", T0 + 10, LEADER, event_id="a"))
+    out = StationOutput()
+    assert st.apply_crew(cev("P1", "off_duty", T0, LEADER), T0, out) is Outcome.STALE
+    assert st.apply_crew(cev("P1", "available", T0 + 10, LEADER, event_id="a"), T0 + 10, out) is Outcome.DUPLICATE
+    assert st.staff["P1"].status.value == "available" and out.staff_rows == []  # type: ignore[union-attr]
+    # the newer event wins whatever the arrival order
+    assert st.apply_crew(cev("P1", "off_duty", T0 + 20, LEADER), T0 + 20, out) is Outcome.APPLIED
+    assert out.staff_rows[-1].status == "off_duty" and out.staff_rows[-1].qualifications == list(LEADER)
+
+
+def test_windows_hold_staffed_capacity_its_minimum_and_staff_per_qualification() -> None:
+    st = StationState.new("S1", REF, 60)
+    out = run(st, vev("V1", "available_at_station", T0), vev("V2", "available_at_station", T0),
+              vev("F1", "out_of_service", T0, vtype="FPT"), *crew_for_one_vsav(T0),
+              *[cev(f"Q{i}", "available", T0, q) for i, q in enumerate((LEADER, DRIVER, MEMBER))],
+              # :20 one crew leader unavailable -> one VSAV crewable; :40 back
+              cev("Q0", "unavailable", T0 + 20, LEADER), cev("Q0", "available", T0 + 40, LEADER),
+              # next window: V1 and its crew leave at 1:10
+              vev("V1", "dispatched", T0 + 70, "I1"), cev("P1", "assigned", T0 + 70, LEADER, "V1", "I1"),
+              cev("P2", "assigned", T0 + 70, DRIVER, "V1", "I1"), cev("P3", "assigned", T0 + 70, MEMBER, "V1", "I1"))
+    st.seal(T0 + 180, out, CREWING)
+    rows = {(r.window_start - T0, r.vehicle_type): r for r in out.window_rows}
+    w0, w1, w2 = rows[(0, "VSAV")], rows[(60, "VSAV")], rows[(120, "VSAV")]
+    assert (w0.available, w0.staffed, w0.min_staffed, w0.crew_tracked) == (2, 2, 1, 1)
+    assert (w1.available, w1.staffed, w1.min_staffed) == (1, 1, 1)
+    assert (w2.available, w2.staffed, w2.min_staffed) == (1, 1, 1)  # quiet window, carried over
+    assert rows[(0, "FPT")].staffed == 0  # out of service: nothing to crew
+    staff = {(r.window_start - T0, r.qualification): r for r in out.staff_window_rows}
+    cl0 = staff[(0, "crew_leader")]
+    assert (cl0.on_duty, cl0.available, cl0.unavailable, cl0.min_available) == (2, 2, 0, 1)
+    cl1 = staff[(60, "crew_leader")]
+    assert (cl1.on_duty, cl1.assigned, cl1.available, cl1.min_available) == (2, 1, 1, 1)
+    assert staff[(120, "team_member")].available == 3 and staff[(120, "team_member")].min_available == 3
+
+
+def test_state_with_staff_survives_serialisation() -> None:
+    a = StationState.new("S1", REF, 60)
+    run(a, vev("V1", "available_at_station", T0), *crew_for_one_vsav(T0 + 5))
+    b = StationState.from_dict(copy.deepcopy(a.to_dict()))
+    oa, ob = StationOutput(), StationOutput()
+    for st, out in ((a, oa), (b, ob)):
+        run(st, cev("P1", "unavailable", T0 + 65, LEADER, event_id="x"), out=out)
+        st.seal(T0 + 200, out, CREWING)
+        st.current_capacity(CREWING, out)
+    assert oa.window_rows == ob.window_rows and oa.staff_window_rows == ob.staff_window_rows
+    assert oa.capacity_rows == ob.capacity_rows and a.to_dict() == b.to_dict()
+
+
+def _crew_rec(ev, key: str = "S1", offset: int = 0) -> Record:  # type: ignore[no-untyped-def]
+    return Record("crew-status", 0, offset, key.encode(), ev.model_dump_json().encode())
+
+
+def test_engine_routes_crew_records_and_dead_letters_bad_ones() -> None:
+    engine = StationEngine(REF, 60, 0)
+    store: dict[str, StationState] = {}
+    records = [
+        _crew_rec(cev("P1", "available", T0, LEADER)),
+        _crew_rec(cev("P2", "available", T0, DRIVER, station="S2"), key="S1", offset=1),
+        _crew_rec(cev("P3", "available", T0, station="S9"), key="S9", offset=2),
+        _crew_rec(cev("P4", "assigned", T0, DRIVER, vehicle="X9"), offset=3),
+        Record("crew-status", 0, 4, b"S1", b'{"schema_version":1}'),
+    ]
+    result = engine.process(records, store)
+    reasons = [d.reason for d in result.dead_letters]
+    assert [d.record.offset for d in result.dead_letters] == [1, 2, 3, 4]
+    assert "station_id" in reasons[0] and "unknown station 'S9'" in reasons[1] and "unknown vehicle 'X9'" in reasons[2]
+    assert "person_id" in reasons[3]
+    names = {spec.name: rows for spec, rows in result.rows.items()}
+    assert [r[3] for r in names["crew_status_events"]] == ["P1"]
+    assert [r.person_id for r in names["staff_state"]] == ["P1"]
+    assert {r.vehicle_type for r in names["station_capacity"]} == {"VSAV", "FPT"}
+    assert store["S1"].records == 1
+
+
+@pytest.mark.parametrize("doc, reason", [
+    ({"status": "assigned"}, "requires a vehicle_id"),
+    ({"status": "available", "vehicle_id": "V1"}, "takes no vehicle_id"),
+    ({"qualifications": ["driver", "driver"]}, "listed twice"),
+    ({"qualifications": []}, "qualifications"),
+    ({"qualifications": ["pilot"]}, "qualifications"),
+    ({"name": "Jean Dupont"}, "name"),
+])
+def test_crew_event_validation(doc: dict, reason: str) -> None:  # type: ignore[type-arg]
+    base = {"schema_version": 1, "event_id": "e1", "event_time": "2026-03-01T10:00:00Z", "person_id": "FF01",
+            "station_id": "S1", "status": "available", "qualifications": ["driver"]}
+    import json
+    with pytest.raises(InvalidEvent) as e:
+        decode_crew_status(json.dumps({**base, **doc}).encode())
+    assert reason in e.value.reason
