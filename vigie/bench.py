@@ -142,11 +142,12 @@ def _freshness(s: Settings, ref: Reference, rate: float = 2000.0, seconds: float
     """Events re-stamped to the wall clock and produced at a steady rate; latency = first seen queryable in
     ClickHouse (polled every 25 ms) minus produced."""
     topics = s.model_copy(update={"topic_vehicle_status": "fresh-vehicle-status",
-                         "topic_interventions": "fresh-interventions", "topic_dead_letter": "fresh-dead-letter"})
+                         "topic_interventions": "fresh-interventions", "topic_dead_letter": "fresh-dead-letter",
+                         "topic_crew_status": "fresh-crew-status"})
     ensure_topics(topics)
     w, (proc,) = _start_workers(topics, "freshness")
     ch = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
-    sim = Simulator(ref, seed=7, start=datetime.now(UTC)).events(86400 * 30)
+    sim = Simulator(ref, seed=7, start=datetime.now(UTC), crews=False).events(86400 * 30)
     producer = make_producer(topics)
     names = {"vehicle-status": topics.topic_vehicle_status, "interventions": topics.topic_interventions}
     warm = next(sim)  # wait until the worker has joined and stores
@@ -212,9 +213,10 @@ def _memory(s: Settings, work: Path, vehicles: int = 5000) -> Figure:
     ref_dir = work / "reference-5000"
     ref.write(ref_dir)
     m = s.model_copy(update={"reference_dir": ref_dir, "topic_vehicle_status": "mem-vehicle-status",
-                    "topic_interventions": "mem-interventions", "topic_dead_letter": "mem-dead-letter"})
+                    "topic_interventions": "mem-interventions", "topic_dead_letter": "mem-dead-letter",
+                    "topic_crew_status": "mem-crew-status"})
     ensure_topics(m)
-    sim = Simulator(ref, seed=8, start=datetime(2026, 1, 5, tzinfo=UTC),
+    sim = Simulator(ref, seed=8, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False,
                     annual_interventions=int(500_000 * len(ref.fleet) / 580))
     total = publish(m, sim.events(86400))
     w, (proc,) = _start_workers(m, "memory")
@@ -284,10 +286,10 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
     try:
         s = Settings(kafka_bootstrap=f"127.0.0.1:{kafka_port}", clickhouse_port=ch_tcp, topic_partitions=partitions,
                      topic_vehicle_status="bench-vehicle-status", topic_interventions="bench-interventions",
-                     topic_dead_letter="bench-dead-letter")
+                     topic_dead_letter="bench-dead-letter", topic_crew_status="bench-crew-status")
         ensure_topics(s)
         ref = Reference.load(s.reference_dir)
-        sim = Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC))
+        sim = Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
         events_file = work / "events.jsonl"
         print(f"simulating {days:g} days and publishing them ...", flush=True)
         with events_file.open("w") as copy:
@@ -302,9 +304,10 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         # two workers, on twice the partitions (the same events, published again)
         s2 = s.model_copy(update={"topic_partitions": partitions * 2,
                          "topic_vehicle_status": "bench2-vehicle-status", "topic_interventions": "bench2-interventions",
+                         "topic_crew_status": "bench2-crew-status",
                          "topic_dead_letter": "bench2-dead-letter"})
         ensure_topics(s2)
-        publish(s2, (ev for ev in Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC))
+        publish(s2, (ev for ev in Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
                      .events(days * 86400)))
         figures += [_vigie(s2, total, 2), _history(s, events_file)]
         print("measuring freshness and memory ...", flush=True)

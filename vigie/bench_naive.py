@@ -13,6 +13,7 @@ from schemas.codec import InvalidEvent, decode_intervention, decode_vehicle_stat
 from schemas.reference import Reference, UnknownReference
 from streams.app import _state_table
 from streams.codecs import INTERVENTION_CODEC, STATION_CODEC, register_codecs
+from streams.crewing import Crewing
 from streams.interventions import InterventionState
 from streams.state import StationOutput, StationState
 from vigie.bench_noop import make_counter
@@ -33,6 +34,7 @@ def main() -> None:
     stations = _state_table(app, "naive-stations", settings.topic_partitions, STATION_CODEC)
     interventions = _state_table(app, "naive-interventions", settings.topic_partitions, INTERVENTION_CODEC)
     counted = make_counter(expected)
+    crewing = Crewing(reference.crew_rules)
 
     @app.agent(app.topic(vehicle_topic, schema=raw))
     async def vehicles(stream: faust.StreamT) -> None:
@@ -47,7 +49,7 @@ def main() -> None:
             st = stations.get(ev.home_station) or StationState.new(ev.home_station, reference, 60)
             out = StationOutput()
             st.apply(ev, t, out)
-            st.seal(t - settings.allowed_lateness_seconds, out)
+            st.seal(t - settings.allowed_lateness_seconds, out, crewing)
             stations[ev.home_station] = st  # one changelog write per event
             counted()
 

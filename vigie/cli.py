@@ -55,14 +55,16 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
             raise SystemExit("--backfill-hours starts the simulation that many hours ago: do not give --start")
         now = datetime.now(UTC).replace(microsecond=0)
         start, origin = now - timedelta(hours=a.backfill_hours), now.timestamp()
-    sim = Simulator(Reference.load(s.reference_dir), seed=a.seed, start=start)
+    sim = Simulator(Reference.load(s.reference_dir), seed=a.seed, start=start, crews=not a.no_crews,
+                    staffing_ratio=a.staffing_ratio, shift_hour=a.shift_hour)
     out = Path(a.output).open("w") if a.output else None
     try:
         n = publish(s, sim.events(a.duration), speed=a.speed, copy_to=out, sim_origin=origin)
     finally:
         if out:
             out.close()
-    print(f"published {n} events ({sim._n_interventions} interventions, {sim.shortfalls} unfilled requests)")
+    print(f"published {n} events ({sim._n_interventions} interventions, {sim.shortfalls} unfilled requests, "
+          f"{sim.uncrewed} times a nearer vehicle was passed over for lack of crew)")
     return 0
 
 
@@ -225,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--backfill-hours", type=float, default=0.0,
                      help="start that many hours ago: publish the past at once, then go on at --speed from now "
                      "(with --speed 1 the simulated clock is the wall clock, as on a live system)")
+    sim.add_argument("--no-crews", action="store_true", help="vehicles and interventions only (no crew-status)")
+    sim.add_argument("--staffing-ratio", type=float, default=0.75,
+                     help="on-duty strength of a watch, as a share of the seats of its station's whole fleet")
+    sim.add_argument("--shift-hour", type=int, default=7, choices=range(24), metavar="HOUR",
+                     help="hour (UTC) at which the 24-hour watches change")
     sim.set_defaults(func=_cmd_simulate)
 
     h = sub.add_parser("history", help="batch path: run stored events through the same logic, no Kafka/Faust "

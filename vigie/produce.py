@@ -9,6 +9,7 @@ from typing import IO
 from confluent_kafka import Producer
 
 from schemas.codec import encode
+from streams.history import logical_topics
 from vigie.settings import Settings
 from vigie.simulator import SimEvent
 
@@ -21,6 +22,10 @@ def make_producer(settings: Settings) -> Producer:
         "linger.ms": 20,
         "batch.num.messages": 10000,
         "acks": "all",
+        # Tansu (the local broker) reports a high watermark at the base offset of a partition's last record
+        # batch + 1; the worker's watermark across the vehicle and crew topics needs it exact, so locally
+        # every record is its own batch (VIGIE_KAFKA_PRODUCER_MAX_BATCH_BYTES; raise it on Apache Kafka)
+        "batch.size": settings.kafka_producer_max_batch_bytes,
         "message.send.max.retries": 1_000_000,
         "retry.backoff.ms": 200,
     })
@@ -45,7 +50,7 @@ def paced(events: Iterable[SimEvent], speed: float, sim_origin: float | None = N
 def publish(settings: Settings, events: Iterable[SimEvent], speed: float = 0.0,
             copy_to: IO[str] | None = None, sim_origin: float | None = None) -> int:
     producer = make_producer(settings)
-    topics = {"vehicle-status": settings.topic_vehicle_status, "interventions": settings.topic_interventions}
+    topics = logical_topics(settings)
     n = 0
     for ev in paced(events, speed, sim_origin):
         value = encode(ev.event)

@@ -4,7 +4,17 @@ Intervention arrivals follow a non-homogeneous Poisson process (~500,000 a year)
 day and weekday; each nature engages a set of vehicle types, taken from the nearest stations that
 have one available; every vehicle then goes dispatched -> en route -> on scene -> (transporting ->
 at hospital) -> returning -> available at station, with plausible durations. Vehicles also go out
-of service now and then. The same seed and start time give the same events, ids included.
+of service now and then.
+
+Crews (``crews=True``): each station has three watches that take 24-hour turns at ``shift_hour``
+(UTC); a watch's strength is ``staffing_ratio`` times the seats of the station's whole fleet, so a
+station cannot crew every vehicle at once. A person is absent for a whole watch with probability
+``absence_rate`` (not on duty), and becomes unavailable for 1 to 3 hours now and then. A vehicle is
+dispatched only with a crew formed from its station's available staff (seats by scarcity, each to
+the qualified person with the fewest other qualifications); the crew is assigned with the dispatch
+and released when the vehicle is back (off duty then if its watch ended meanwhile).
+
+The same seed and start time give the same events, ids included.
 """
 
 from __future__ import annotations
@@ -18,11 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from schemas.events import (
+    CrewStatus,
+    CrewStatusEvent,
     InterventionEvent,
     InterventionNature,
     Lifecycle,
     Location,
     Position,
+    Qualification,
     VehicleStatus,
     VehicleStatusEvent,
 )
@@ -57,9 +70,24 @@ class _Action:
 
 @dataclass
 class SimEvent:
-    topic: str  # "vehicle-status" or "interventions" (logical names)
+    topic: str  # "vehicle-status", "interventions" or "crew-status" (logical names)
     key: str
-    event: VehicleStatusEvent | InterventionEvent
+    event: VehicleStatusEvent | InterventionEvent | CrewStatusEvent
+
+
+Q = Qualification
+# seats filled scarcest first
+SEAT_ORDER = (Q.CREW_LEADER, Q.DRIVER, Q.TEAM_LEADER, Q.TEAM_MEMBER)
+
+
+@dataclass
+class _Person:
+    person_id: str
+    station_id: str
+    watch: int
+    qualifications: tuple[Qualification, ...]
+    status: CrewStatus = CrewStatus.OFF_DUTY
+    leaving: bool = False  # its watch ended while it was out on a vehicle
 
 
 def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -70,7 +98,9 @@ def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 class Simulator:
     def __init__(self, reference: Reference, seed: int = 1, start: datetime | None = None,
-                 annual_interventions: int = ANNUAL_INTERVENTIONS, out_of_service_per_day: float = 0.08) -> None:
+                 annual_interventions: int = ANNUAL_INTERVENTIONS, out_of_service_per_day: float = 0.08,
+                 crews: bool = True, shift_hour: int = 7, staffing_ratio: float = 0.75, absence_rate: float = 0.06,
+                 unavailable_per_person_day: float = 0.15) -> None:
         self.ref = reference
         self.rng = random.Random(seed)
         self.start = (start or datetime.now(UTC)).replace(microsecond=0).timestamp()
@@ -83,6 +113,15 @@ class Simulator:
         self._seq = 0
         self._n_interventions = 0
         self.shortfalls = 0
+        self.crews = crews
+        self.shift_hour = shift_hour
+        self.staffing_ratio = staffing_ratio
+        self.absence_rate = absence_rate
+        self.unavailable_per_person_day = unavailable_per_person_day
+        self.people: dict[str, _Person] = {}
+        self.free_staff: dict[str, set[str]] = {}  # station -> ids of available people
+        self.crew_of: dict[str, list[str]] = {}  # vehicle -> its crew while out
+        self.uncrewed = 0  # vehicles passed over because their station could not crew them
 
     def _push(self, t: float, kind: str, **data: object) -> None:
         self._seq += 1
@@ -107,6 +146,88 @@ class Simulator:
         )
         return SimEvent("vehicle-status", v.home_station, ev)
 
+    def _crew_event(self, t: float, person: _Person, status: CrewStatus, vehicle_id: str | None = None,
+                    iid: str | None = None) -> SimEvent:
+        person.status = status
+        free = self.free_staff[person.station_id]
+        if status is CrewStatus.AVAILABLE:
+            free.add(person.person_id)
+        else:
+            free.discard(person.person_id)
+        ev = CrewStatusEvent(
+            schema_version=1, event_id=self._id(), event_time=self._dt(t), person_id=person.person_id,
+            station_id=person.station_id, status=status, qualifications=person.qualifications,
+            vehicle_id=vehicle_id, intervention_id=iid if vehicle_id else None,
+        )
+        return SimEvent("crew-status", person.station_id, ev)
+
+    def _build_rosters(self) -> None:
+        rules = self.ref.crew_rules
+        for s in self.stations:
+            self.free_staff[s.station_id] = set()
+            seats = sum(rules.crew_size(v.vehicle_type) for v in self.ref.fleet_by_station[s.station_id])
+            strength = max(3, round(seats * self.staffing_ratio))
+            for watch in range(3):
+                n_leaders = max(1, round(strength * 0.2))
+                n_drivers = max(1, round(strength * 0.25))
+                n_team_leaders = max(1, round(strength * 0.2))
+                for i in range(strength):
+                    if i < n_leaders:
+                        quals = [Q.CREW_LEADER, Q.TEAM_LEADER, Q.TEAM_MEMBER]
+                        if self.rng.random() < 0.3:
+                            quals.append(Q.DRIVER)
+                    elif i < n_leaders + n_drivers:
+                        quals = [Q.DRIVER, Q.TEAM_MEMBER]
+                        if self.rng.random() < 0.2:
+                            quals.append(Q.TEAM_LEADER)
+                    elif i < n_leaders + n_drivers + n_team_leaders:
+                        quals = [Q.TEAM_LEADER, Q.TEAM_MEMBER]
+                    else:
+                        quals = [Q.TEAM_MEMBER]
+                    pid = f"FF{self.rng.getrandbits(40):010x}"  # pseudonymous: no name, no rank
+                    self.people[pid] = _Person(pid, s.station_id, watch, tuple(quals))
+
+    def _watch_on(self, t: float) -> int:
+        """The watch on duty at ``t``: watches turn every day at ``shift_hour``."""
+        day = int((t - self.shift_hour * 3600) // 86400)
+        return day % 3
+
+    def _next_shift(self, t: float) -> float:
+        base = t - (t - self.shift_hour * 3600) % 86400
+        return base + 86400
+
+    def _shift_change(self, t: float, first: bool) -> Iterator[SimEvent]:
+        on = self._watch_on(t)
+        for p in self.people.values():
+            if p.watch == on:
+                p.leaving = False
+                if p.status is CrewStatus.OFF_DUTY and self.rng.random() >= self.absence_rate:
+                    yield self._crew_event(t, p, CrewStatus.AVAILABLE)
+                    if self.unavailable_per_person_day > 0 and self.rng.random() < self.unavailable_per_person_day:
+                        self._push(t + self.rng.uniform(1, 20) * 3600, "unavailable", pid=p.person_id)
+            elif not first and p.status is not CrewStatus.OFF_DUTY:
+                reserved = p.status is CrewStatus.AVAILABLE and p.person_id not in self.free_staff[p.station_id]
+                if p.status is CrewStatus.ASSIGNED or reserved:
+                    p.leaving = True  # off duty when its vehicle is back
+                else:
+                    yield self._crew_event(t, p, CrewStatus.OFF_DUTY)
+        self._push(self._next_shift(t), "shift")
+
+    def _form_crew(self, station_id: str, vehicle_type: str) -> list[str] | None:
+        """People for every seat of the vehicle's crew, or None when the station cannot crew it."""
+        seats = self.ref.crew_rules.requirements.get(vehicle_type)
+        if seats is None:
+            return None
+        free = sorted(self.free_staff[station_id])
+        taken: list[str] = []
+        for q in SEAT_ORDER:
+            for _ in range(seats.get(q, 0)):
+                fit = [pid for pid in free if q in self.people[pid].qualifications and pid not in taken]
+                if not fit:
+                    return None
+                taken.append(min(fit, key=lambda pid: (len(self.people[pid].qualifications), pid)))
+        return taken
+
     def _rate(self, t: float) -> float:
         d = datetime.fromtimestamp(t, UTC)
         return self.rate_per_s * HOURLY[d.hour] * WEEKDAY[d.weekday()]
@@ -120,6 +241,9 @@ class Simulator:
                 self.vehicle_pos[v.vehicle_id] = (s.lat, s.lon)
                 self.available.setdefault(f"{s.station_id}|{v.vehicle_type}", set()).add(v.vehicle_id)
                 yield self._vehicle_event(t0, v.vehicle_id, VehicleStatus.AVAILABLE_AT_STATION, None, None)
+        if self.crews:
+            self._build_rosters()
+            yield from self._shift_change(t0, first=True)
         max_rate = self.rate_per_s * max(HOURLY) * max(WEEKDAY)
         self._push(t0 + self.rng.expovariate(max_rate), "arrival")
         n_vehicles = len(self.ref.fleet)
@@ -133,6 +257,10 @@ class Simulator:
                 self._push(a.time + self.rng.expovariate(max_rate), "arrival")
                 if self.rng.random() * max_rate <= self._rate(a.time):  # thinning
                     yield from self._open_intervention(a.time)
+            elif a.kind == "shift":
+                yield from self._shift_change(a.time, first=False)
+            elif a.kind in ("unavailable", "unavailable_end"):
+                yield from self._unavailability(a)
             elif a.kind == "breakdown":
                 self._push(a.time + self.rng.expovariate(self.oos_per_s * n_vehicles), "breakdown")
                 yield from self._breakdown(a.time)
@@ -175,14 +303,36 @@ class Simulator:
             self._push(dispatch_t, "dispatched", vid=vid, info=info)
 
     def _nearest_available(self, vtype: str, loc: tuple[float, float]) -> str | None:
+        """The nearest available vehicle of the type whose station can crew it; its crew is taken."""
         best = None
         for s in sorted(self.stations, key=lambda s: _km((s.lat, s.lon), loc)):
             pool = self.available.get(f"{s.station_id}|{vtype}")
-            if pool:
+            if not pool:
+                continue
+            if self.crews:
+                crew = self._form_crew(s.station_id, vtype)
+                if crew is None:
+                    self.uncrewed += 1
+                    continue
                 best = min(pool)
-                pool.discard(best)
-                break
+                self.crew_of[best] = crew
+                for pid in crew:  # reserved now, assigned with the dispatch event
+                    self.free_staff[s.station_id].discard(pid)
+            else:
+                best = min(pool)
+            pool.discard(best)
+            break
         return best
+
+    def _unavailability(self, a: _Action) -> Iterator[SimEvent]:
+        p = self.people[a.data["pid"]]
+        if a.kind == "unavailable":
+            if p.status is CrewStatus.AVAILABLE and p.person_id in self.free_staff[p.station_id]:
+                yield self._crew_event(a.time, p, CrewStatus.UNAVAILABLE)
+                self._push(a.time + self.rng.uniform(1, 3) * 3600, "unavailable_end", pid=p.person_id)
+        elif p.status is CrewStatus.UNAVAILABLE:
+            on_duty = p.watch == self._watch_on(a.time)
+            yield self._crew_event(a.time, p, CrewStatus.AVAILABLE if on_duty else CrewStatus.OFF_DUTY)
 
     def _breakdown(self, t: float) -> Iterator[SimEvent]:
         pools = [p for p in self.available.values() if p]
@@ -203,6 +353,8 @@ class Simulator:
         iid = info["iid"] if info else None
         if a.kind == "dispatched":
             yield self._vehicle_event(t, vid, VehicleStatus.DISPATCHED, iid, None)
+            for pid in self.crew_of.get(vid, ()):
+                yield self._crew_event(t, self.people[pid], CrewStatus.ASSIGNED, vid, iid)
             self._push(t + rng.uniform(45, 180), "en_route", vid=vid, info=info)
         elif a.kind == "en_route":
             yield self._vehicle_event(t, vid, VehicleStatus.EN_ROUTE, iid, None)
@@ -232,6 +384,9 @@ class Simulator:
         elif a.kind == "back":
             yield self._vehicle_event(t, vid, VehicleStatus.AVAILABLE_AT_STATION, None, (home.lat, home.lon))
             self.available[f"{v.home_station}|{v.vehicle_type}"].add(vid)
+            for pid in self.crew_of.pop(vid, ()):
+                p = self.people[pid]
+                yield self._crew_event(t, p, CrewStatus.OFF_DUTY if p.leaving else CrewStatus.AVAILABLE)
         elif a.kind == "repaired":
             yield self._vehicle_event(t, vid, VehicleStatus.AVAILABLE_AT_STATION, None, (home.lat, home.lon))
             self.available[f"{v.home_station}|{v.vehicle_type}"].add(vid)

@@ -67,6 +67,7 @@ def new_settings(stack: Stack) -> Settings:
         app_id=f"vigie-test-{tag}",
         topic_vehicle_status=f"vehicle-status-{tag}",
         topic_interventions=f"interventions-{tag}",
+        topic_crew_status=f"crew-status-{tag}",
         topic_dead_letter=f"dead-letter-{tag}",
         topic_partitions=3,
         batch_max_events=500,

@@ -130,3 +130,166 @@ def sector_openings(events: list[SimEvent], window: int) -> dict[tuple[float, st
             t = ev.event_time.timestamp()
             out[(t - t % window, ev.location.sector)] += 1
     return dict(out)
+
+
+# --- crews ---------------------------------------------------------------------------------------
+# The crewing rule as documented (types in the reference's order, one vehicle at a time while the whole
+# set can be crewed), with feasibility decided by an explicit seat-to-person matching (augmenting paths)
+# rather than the pipeline's counting argument.
+
+ON_DUTY = ("available", "assigned", "unavailable")
+QUALS = ("crew_leader", "driver", "team_leader", "team_member")
+
+
+def _can_crew(seats: list[str], people: list[frozenset[str]]) -> bool:
+    owner: dict[int, int] = {}  # person -> seat
+
+    def place(seat: int, seen: set[int]) -> bool:
+        for person, quals in enumerate(people):
+            if seats[seat] in quals and person not in seen:
+                seen.add(person)
+                if person not in owner or place(owner[person], seen):
+                    owner[person] = seat
+                    return True
+        return False
+
+    return len(seats) <= len(people) and all(place(i, set()) for i in range(len(seats)))
+
+
+_staffed_memo: dict[tuple, dict[str, int]] = {}  # type: ignore[type-arg]
+
+
+def staffed(ref: Reference, available: dict[str, int], people: list[frozenset[str]]) -> dict[str, int]:
+    key = (tuple(sorted(available.items())), tuple(sorted(tuple(sorted(p)) for p in people)))
+    if key in _staffed_memo:
+        return _staffed_memo[key]
+    seats: list[str] = []
+    out = {t: 0 for t in available}
+    for vtype in ref.crew_rules.priority:
+        need = [q.value for q, n in ref.crew_rules.requirements[vtype].items() for _ in range(n)]
+        for _ in range(available.get(vtype, 0)):
+            if not _can_crew(seats + need, people):
+                break
+            seats += need
+            out[vtype] += 1
+    _staffed_memo[key] = out
+    return out
+
+
+class _Station:
+    """One station's vehicles and people, replayed event by event."""
+
+    def __init__(self, ref: Reference, station_id: str) -> None:
+        self.ref = ref
+        self.vehicles = {v.vehicle_id: v.vehicle_type for v in ref.fleet_by_station[station_id]}
+        self.vehicle_status: dict[str, str] = {}
+        self.people: dict[str, tuple[str, frozenset[str]]] = {}  # person -> (status, qualifications)
+
+    def available(self) -> dict[str, int]:
+        out = {t: 0 for t in self.vehicles.values()}
+        for vid, st in self.vehicle_status.items():
+            if category(st) == "available":
+                out[self.vehicles[vid]] += 1
+        return out
+
+    def staffed(self) -> dict[str, int]:
+        if not self.people:
+            return {}
+        free = [q for st, q in self.people.values() if st == "available"]
+        return staffed(self.ref, self.available(), free)
+
+    def staff(self) -> dict[str, tuple[int, int, int, int]]:
+        """qualification -> (on duty, assigned, available, unavailable)."""
+        out = {}
+        for q in QUALS:
+            c = [sum(1 for st, qs in self.people.values() if st == s and q in qs) for s in ON_DUTY]
+            out[q] = (sum(c), c[1], c[0], c[2])
+        return out
+
+
+def _station_timeline(events: list[SimEvent]) -> list[tuple[float, str, SimEvent]]:
+    """Station-keyed events in event-time order (ties in publishing order, as the pipeline applies them)."""
+    out = [(e.event.event_time.timestamp(), e.key, e) for e in events if e.topic in ("vehicle-status", "crew-status")]
+    return sorted(out, key=lambda x: x[0])
+
+
+def _apply(st: _Station, e: SimEvent) -> None:
+    ev = e.event
+    if e.topic == "vehicle-status":
+        st.vehicle_status[ev.vehicle_id] = ev.status.value
+    else:
+        st.people[ev.person_id] = (ev.status.value, frozenset(q.value for q in ev.qualifications))
+
+
+def capacity_now(ref: Reference, events: list[SimEvent]) -> dict[tuple[str, str], tuple[int, int, int, int, int]]:
+    """(station, type) -> (vehicles, available, staffed, uncrewed, crew_tracked) after every event."""
+    stations = {sid: _Station(ref, sid) for sid in ref.stations}
+    for _, key, e in _station_timeline(events):
+        _apply(stations[key], e)
+    out = {}
+    for sid, st in stations.items():
+        if not st.vehicle_status and not st.people:
+            continue
+        avail, crewed, tracked = st.available(), st.staffed(), int(bool(st.people))
+        for vtype in set(st.vehicles.values()):
+            n = sum(1 for t in st.vehicles.values() if t == vtype)
+            s = crewed.get(vtype, 0)
+            out[(sid, vtype)] = (n, avail[vtype], s, avail[vtype] - s if tracked else 0, tracked)
+    return out
+
+
+def staff_now(ref: Reference, events: list[SimEvent]) -> dict[tuple[str, str], tuple[int, int, int, int]]:
+    stations = {sid: _Station(ref, sid) for sid in ref.stations}
+    for _, key, e in _station_timeline(events):
+        _apply(stations[key], e)
+    return {(sid, q): v for sid, st in stations.items() if st.people for q, v in st.staff().items()}
+
+
+def crew_windows(ref: Reference, events: list[SimEvent], window: int, until: float
+                 ) -> tuple[dict[tuple, tuple], dict[tuple, tuple]]:  # type: ignore[type-arg]
+    """Per window ending at or before ``until``: (window_start, station, type) -> (staffed, min_staffed,
+    crew_tracked) and (window_start, station, qualification) -> (on_duty, assigned, available, unavailable,
+    min_available), from the first event on. Values held during a window: after the changes at its start,
+    then after each later instant before its end (as for the vehicle counts)."""
+    timeline = _station_timeline(events)
+    stations = {sid: _Station(ref, sid) for sid in ref.stations}
+    first = timeline[0][0]
+    w = first - first % window
+    types_of = {sid: sorted(set(st.vehicles.values())) for sid, st in stations.items()}
+    seen: set[str] = set()
+    cap: dict[tuple, tuple] = {}  # type: ignore[type-arg]
+    staff: dict[tuple, tuple] = {}  # type: ignore[type-arg]
+    i = 0
+    while w + window <= until:
+        end = w + window
+        touched: set[str] = set()
+        while i < len(timeline) and timeline[i][0] <= w:
+            _apply(stations[timeline[i][1]], timeline[i][2])
+            seen.add(timeline[i][1])
+            i += 1
+        current = {sid: (stations[sid].staffed(), stations[sid].staff()) for sid in seen}
+        mins = {sid: ({t: c[0].get(t, 0) for t in types_of[sid]}, {q: v[2] for q, v in c[1].items()})
+                for sid, c in current.items()}
+        while i < len(timeline) and timeline[i][0] < end:
+            t = timeline[i][0]
+            touched.clear()
+            while i < len(timeline) and timeline[i][0] == t:
+                _apply(stations[timeline[i][1]], timeline[i][2])
+                seen.add(timeline[i][1])
+                touched.add(timeline[i][1])
+                i += 1
+            for sid in touched:
+                current[sid] = (stations[sid].staffed(), stations[sid].staff())
+                m = mins.setdefault(sid, ({t: 0 for t in types_of[sid]}, {}))
+                for vtype in types_of[sid]:
+                    m[0][vtype] = min(m[0].get(vtype, 0), current[sid][0].get(vtype, 0))
+                for q, v in current[sid][1].items():
+                    m[1][q] = min(m[1].get(q, v[2]), v[2])
+        for sid, (crewed, by_qual) in current.items():
+            tracked = int(bool(stations[sid].people))
+            for vtype in types_of[sid]:
+                cap[(w, sid, vtype)] = (crewed.get(vtype, 0), mins[sid][0][vtype] if tracked else 0, tracked)
+            for q, v in by_qual.items() if tracked else ():
+                staff[(w, sid, q)] = (*v, mins[sid][1][q])
+        w = end
+    return cap, staff

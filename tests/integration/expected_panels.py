@@ -67,6 +67,8 @@ def picture(ref: Reference, events: list[SimEvent]) -> Picture:
             elif ev.lifecycle.value == "closed":
                 i["closed"] = t
             continue
+        if e.topic == "crew-status":
+            continue
         fleet = ref.fleet[ev.vehicle_id]
         area = ref.stations[fleet.home_station].area
         v = p.vehicles.setdefault(ev.vehicle_id, Vehicle(fleet.vehicle_type, fleet.home_station, area))

@@ -25,7 +25,7 @@ from grafana.macros import ALL, TimeRange, Variable, expand
 from schemas.codec import encode
 from sinks.tables import ALL_TABLES
 from streams.engine import Record
-from streams.history import HistoryRunner, partition_for
+from streams.history import HistoryRunner, logical_topics, partition_for
 from tests.integration import expected
 from tests.integration.conftest import Stack, new_settings
 from tests.integration.expected_panels import Picture, counts_by, picture, quantile_exact
@@ -96,6 +96,7 @@ class Run:
     ref: Any
     windows: dict[tuple, tuple]
     eng: Engines
+    events: list[Any]
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def run(stack: Stack) -> Iterator[Run]:
 
     ref = Reference.load(s.reference_dir)
     events = list(Simulator(ref, seed=21, start=START).events(HOURS * 3600))
-    topics = {"vehicle-status": s.topic_vehicle_status, "interventions": s.topic_interventions}
+    topics = logical_topics(s)
     records = [Record(topics[e.topic], partition_for(e.key.encode(), s.topic_partitions), i, e.key.encode(),
                       encode(e.event)) for i, e in enumerate(events)]
     asyncio.run(HistoryRunner(s, ref).run(records))
@@ -113,7 +114,7 @@ def run(stack: Stack) -> Iterator[Run]:
     RUN_DB[:] = [s.clickhouse_database]
     p = picture(ref, events)
     windows = expected.station_windows(ref, events, 60, tr(p).end.timestamp() + 1)
-    yield Run(p, ref, windows, engines)
+    yield Run(p, ref, windows, engines, events)
     engines.chdb.close()
 
 
@@ -247,6 +248,37 @@ def test_wall_screen_response_times_against_targets(run) -> None:  # type: ignor
         assert float(r[5]) == pytest.approx(100 * sum(x <= target for x in values) / len(values), abs=0.051)
 
 
+QUALS = (("crew_leader", "chefs_agres"), ("driver", "conducteurs"), ("team_leader", "chefs_equipe"),
+         ("team_member", "equipiers"))
+
+
+@pytest.mark.parametrize("areas", AREA_STATES)
+def test_wall_screen_staffed_capacity_and_staff(run, areas: list[str]) -> None:  # type: ignore[no-untyped-def]
+    ref, eng, p = run.ref, run.eng, run.p
+    cap = expected.capacity_now(ref, run.events)  # (station, type) -> (vehicles, available, staffed, uncrewed, tracked)
+    staff = expected.staff_now(ref, run.events)  # (station, qualification) -> (on duty, assigned, available, unavail.)
+    mine = {k: v for k, v in cap.items() if v[4] and (areas == [ALL] or ref.stations[k[0]].area in areas)}
+    want: dict[str, int] = defaultdict(int)
+    for (_, vtype), v in mine.items():
+        want[vtype] += v[2]
+    got = {r[0]: int(r[1]) for r in rows(eng, "staffed by type", expand(query_of(SIT, "Armables par type"),
+                                                                         state(area=areas), tr(p)))}
+    assert got == dict(want) and sum(got.values()) > 0
+    avail_now = {r[0]: int(r[1]) for r in rows(eng, "available by type", expand(
+        query_of(SIT, "Disponibles par type"), state(area=areas), tr(p)))}
+    assert all(got[t] <= avail_now[t] for t in got)
+    per_area: dict[str, list[int]] = defaultdict(lambda: [0] * 5)
+    for (sid, q), v in staff.items():
+        area = ref.stations[sid].area
+        if areas == [ALL] or area in areas:
+            per_area[area][[x for x, _ in QUALS].index(q)] += v[2]
+    for (sid, _), v in mine.items():
+        per_area[ref.stations[sid].area][4] += v[3]
+    got_staff = {r[0]: [int(x) for x in r[1:]] for r in rows(eng, "staff per area", expand(
+        query_of(SIT, "Personnel disponible par qualification"), state(area=areas), tr(p)))}
+    assert got_staff == dict(per_area) and got_staff
+
+
 DETAIL_STATES = [
     {"area": [ALL], "station": [ALL], "vehicle_type": [ALL]},
     {"area": ["G1"], "station": ["S01", "S05"], "vehicle_type": ["VSAV", "FPT"]},
@@ -318,6 +350,36 @@ def test_station_detail_panels(run, sel: dict[str, list[str]]) -> None:  # type:
     want_recent = sorted(mine, key=lambda g: (-g.dispatched, g.vehicle))[:200]
     assert [(ts(r[0]), r[1], r[4]) for r in recent] == [(g.dispatched, g.vehicle, g.intervention)
                                                          for g in want_recent]
+
+
+@pytest.mark.parametrize("sel", DETAIL_STATES)
+def test_station_detail_staffing_panels(run, sel: dict[str, list[str]]) -> None:  # type: ignore[no-untyped-def]
+    p, ref, eng = run.p, run.ref, run.eng
+    t = tr(p)
+    lo, hi = t.start.timestamp(), t.end.timestamp()
+    vars_ = state(**sel)
+    cap = expected.capacity_now(ref, run.events)
+    want_now = sorted((sid, ref.stations[sid].area, vtype, v[1], v[2], v[3]) for (sid, vtype), v in cap.items()
+                      if v[4] and in_scope(sel, ref.stations[sid].area, sid, vtype))
+    got_now = [(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows(eng, "staffed now", expand(
+        query_of(DET, "Capacité armée par centre et type"), vars_, t))]
+    assert got_now == want_now and got_now
+    windows, _ = expected.crew_windows(ref, run.events, 60, hi + 1)
+    trend: dict[tuple[float, str], int] = defaultdict(int)
+    for (w, sid, vtype), (_, min_staffed, tracked) in windows.items():
+        if tracked and lo <= w <= hi and in_scope(sel, ref.stations[sid].area, sid, vtype):
+            trend[(w, vtype)] += min_staffed
+    got_trend = {(ts(r[0]), r[1]): int(r[2]) for r in rows(eng, "staffed trend", expand(
+        query_of(DET, "Armables — tendance"), vars_, t))}
+    assert got_trend == dict(trend) and got_trend
+    staff = expected.staff_now(ref, run.events)
+    per_station: dict[str, list[int]] = defaultdict(lambda: [0] * 4)
+    for (sid, q), v in staff.items():
+        if in_scope({**sel, "vehicle_type": [ALL]}, ref.stations[sid].area, sid, ""):
+            per_station[sid][[x for x, _ in QUALS].index(q)] += v[2]
+    got_staff = {r[0]: [int(x) for x in r[2:]] for r in rows(eng, "staff per station", expand(
+        query_of(DET, "Personnel disponible par centre"), vars_, t))}
+    assert got_staff == dict(per_station) and got_staff
 
 
 @pytest.mark.parametrize("dash", [SIT, DET], ids=["situation", "station-detail"])

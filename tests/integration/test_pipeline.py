@@ -52,24 +52,26 @@ def _ts(dt: datetime) -> float:
 
 def wait_for_all_events(s: Settings, events: list[SimEvent], timeout: float = 120, stack: Stack | None = None) -> None:
     n_vehicle = sum(1 for e in events if e.topic == "vehicle-status")
-    n_interv = len(events) - n_vehicle
+    n_crew = sum(1 for e in events if e.topic == "crew-status")
+    n_interv = len(events) - n_vehicle - n_crew
     ch = ch_client(s)
+    tables = ("vehicle_status_events", "intervention_events", "crew_status_events")
 
     def stored() -> bool:
-        (a,), = ch.execute("SELECT uniqExact(event_id) FROM vehicle_status_events")
-        (b,), = ch.execute("SELECT uniqExact(event_id) FROM intervention_events")
-        return (a, b) == (n_vehicle, n_interv)
+        got = tuple(ch.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables)
+        return got == (n_vehicle, n_interv, n_crew)
 
     try:
-        wait_until(stored, timeout, f"{n_vehicle} vehicle and {n_interv} intervention events in ClickHouse")
+        wait_until(stored, timeout, f"{n_vehicle} vehicle, {n_interv} intervention and {n_crew} crew events "
+                   "in ClickHouse")
     except AssertionError as e:
-        counts = [ch.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0]
-                  for t in ("vehicle_status_events", "intervention_events")]
+        counts = [ch.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables]
         dumps = dump_workers(stack) if stack is not None else ""
         raise AssertionError(f"{e}; stored {counts}\n{dumps}") from None
 
 
-def assert_exact(s: Settings, ref: Reference, events: list[SimEvent]) -> None:
+def assert_exact(s: Settings, ref: Reference, events: list[SimEvent], long_run: bool = True) -> None:
+    """``long_run``: the run is long enough for the checks to meet shortages (not only agree)."""
     ch = ch_client(s)
     last = max(e.event.event_time.timestamp() for e in events)
     until = last - 600
@@ -113,6 +115,37 @@ def assert_exact(s: Settings, ref: Reference, events: list[SimEvent]) -> None:
     # 5. nothing counted twice in the raw history either
     (dups,), = ch.execute("SELECT count() - uniqExact(event_id) FROM vehicle_status_events FINAL")
     assert dups == 0
+    assert_crews_exact(ch, ref, events, s.window_seconds, until, long_run)
+
+
+def assert_crews_exact(ch, ref: Reference, events: list[SimEvent], window: int, until: float,  # type: ignore[no-untyped-def]
+                       long_run: bool) -> None:
+    """Staff and staffed capacity, now and per window, against the independent replay of the events."""
+    crew_events = [e for e in events if e.topic == "crew-status"]
+    assert crew_events, "the simulated run must carry crews"
+    last: dict[str, str] = {}
+    for e in crew_events:
+        last[e.event.person_id] = e.event.status.value
+    assert dict(ch.execute("SELECT person_id, status FROM staff_state FINAL")) == last
+    got_cap = {(r[0], r[1]): tuple(r[2:]) for r in ch.execute(
+        "SELECT station_id, vehicle_type, vehicles, available, staffed, uncrewed, crew_tracked "
+        "FROM station_capacity FINAL")}
+    want_cap = expected.capacity_now(ref, events)
+    assert got_cap == want_cap
+    assert not long_run or sum(v[3] for v in want_cap.values()) > 0, "some vehicles cannot be crewed at the end"
+    got_staff = {(r[0], r[1]): tuple(r[2:]) for r in ch.execute(
+        "SELECT station_id, qualification, on_duty, assigned, available, unavailable FROM station_staff FINAL")}
+    assert got_staff == expected.staff_now(ref, events)
+    want_cap_w, want_staff_w = expected.crew_windows(ref, events, window, until)
+    got_cap_w = {(_ts(r[0]), r[1], r[2]): tuple(r[3:]) for r in ch.execute(
+        "SELECT window_start, station_id, vehicle_type, staffed, min_staffed, crew_tracked FROM station_windows FINAL "
+        "WHERE window_start < toDateTime(%(u)s)", {"u": int(until)})}
+    assert got_cap_w == want_cap_w
+    assert not long_run or any(v[1] < v[0] for v in want_cap_w.values()), "staffed capacity dipped in a window"
+    got_staff_w = {(_ts(r[0]), r[1], r[2]): tuple(r[3:]) for r in ch.execute(
+        "SELECT window_start, station_id, qualification, on_duty, assigned, available, unavailable, min_available "
+        "FROM staff_windows FINAL WHERE window_start < toDateTime(%(u)s)", {"u": int(until)})}
+    assert got_staff_w == want_staff_w
 
 
 @dataclass
@@ -163,11 +196,16 @@ def prom_query(port: int, expr: str, at: float) -> dict[str, float]:
 def test_end_to_end_matches_independent_computation(live_run: LiveRun) -> None:
     settings, events, metrics = live_run.settings, live_run.events, live_run.metrics
     n_vehicle = sum(1 for e in events if e.topic == "vehicle-status")
+    n_crew = sum(1 for e in events if e.topic == "crew-status")
     assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic_vehicle_status}"}}'] == n_vehicle
-    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic_interventions}"}}'] == len(events) - n_vehicle
+    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic_crew_status}"}}'] == n_crew
+    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic_interventions}"}}'] == \
+        len(events) - n_vehicle - n_crew
     assert metrics['vigie_rows_written_total{table="vehicle_status_events"}'] == n_vehicle
+    assert metrics['vigie_rows_written_total{table="crew_status_events"}'] == n_crew
+    # the station agent counts the outcomes of vehicle and crew events together
     assert metrics['vigie_event_outcomes_total{outcome="applied",topic="' + settings.topic_vehicle_status + '"}'] \
-        == n_vehicle
+        == n_vehicle + n_crew
     assert any(k.startswith("vigie_consumer_lag_messages") for k in metrics)
     assert any(k.startswith("vigie_freshness_seconds") for k in metrics)
     assert live_run.stop_seconds < 10.0  # SIGTERM: bounded, graceful stop
@@ -176,7 +214,7 @@ def test_end_to_end_matches_independent_computation(live_run: LiveRun) -> None:
 def test_pipeline_health_panels_on_a_real_prometheus(live_run: LiveRun) -> None:
     """Every health panel's PromQL, evaluated by Prometheus scraping the live worker, shows the run."""
     s, h = live_run.settings, live_run.health
-    topics = {f"topic={s.topic_vehicle_status}", f"topic={s.topic_interventions}"}
+    topics = {f"topic={s.topic_vehicle_status}", f"topic={s.topic_interventions}", f"topic={s.topic_crew_status}"}
     settled = {panel: now for panel, (now, _) in h.items()}
     busy = {panel: then for panel, (_, then) in h.items()}
     assert settled["Workers up"] == {"": 1.0}
@@ -202,6 +240,8 @@ COMPARED_COLUMNS = {
                              "intervention_id, lat, lon, source_partition, payload",
     "intervention_events": "event_id, event_time, event_ts_ms, intervention_id, nature, lifecycle, sector, lat, lon, "
                            "priority, source_partition, payload",
+    "crew_status_events": "event_id, event_time, event_ts_ms, person_id, station_id, status, qualifications, "
+                          "vehicle_id, intervention_id, source_partition, payload",
 }
 
 
@@ -262,7 +302,7 @@ def test_worker_killed_and_clickhouse_restarted_mid_stream(stack: Stack, setting
 
 
 def test_bad_input_goes_to_dead_letter_and_nothing_else_is_lost(stack: Stack, settings: Settings) -> None:
-    ref, events = simulate(settings, hours=0.5, seed=13)
+    ref, events = simulate(settings, hours=0.5, seed=14)  # a seed with traffic on every partition
     worker = start_worker(stack, settings, "dlq-worker")
     last_vehicle = next(e for e in reversed(events) if e.topic == "vehicle-status")
     good = json.loads(last_vehicle.event.model_dump_json())
@@ -297,5 +337,5 @@ def test_bad_input_goes_to_dead_letter_and_nothing_else_is_lost(stack: Stack, se
         original = base64.b64decode(letter["value_b64"])
         assert bad_values[original] in letter["reason"]
         assert letter["source_topic"] == settings.topic_vehicle_status and letter["source_offset"] >= 0
-    assert_exact(settings, ref, events)
+    assert_exact(settings, ref, events, long_run=False)
     stop_worker(worker)

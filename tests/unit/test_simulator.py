@@ -53,3 +53,55 @@ def test_board_renders_capacity_per_area_and_type() -> None:
     text = render([("G1", "VSAV", "available", 5), ("G1", "VSAV", "engaged", 2), ("G2", "FPT", "available", 1)],
                   [("fire", 2), ("rescue_to_person", 7)], 12.0, "clock")
     assert "5/7" in text and "1/1" in text and "open interventions: 9" in text
+    assert "crews: not reported" in text
+
+
+def test_board_renders_staffed_capacity_and_staff_by_qualification() -> None:
+    text = render([("G1", "VSAV", "available", 5)], [], 0.0, "clock",
+                  staffed=[("G1", "VSAV", 5, 3), ("G1", "FPT", 1, 1)],
+                  staff=[("G1", "driver", 2, 6), ("G1", "crew_leader", 1, 4)])
+    line = next(row for row in text.splitlines() if row.startswith("  area G1") and "!" in row)
+    assert "3/5!" in line and "1/1 " in line
+    staff_line = text.splitlines()[-3]
+    assert "1/4" in staff_line and "2/6" in staff_line and "0/0" in staff_line
+
+
+def test_crews_leave_with_their_vehicles_and_follow_the_watches() -> None:
+    events = list(Simulator(REF, seed=9, start=START).events(2 * 86400))
+    rules = REF.crew_rules
+    status: dict[str, str] = {}
+    station_of: dict[str, str] = {}
+    crew_of: dict[str, dict[str, list[str]]] = {}  # vehicle -> person -> qualifications
+    dispatched_at: dict[str, float] = {}
+    on_duty_by_day: dict[tuple[str, int], set[str]] = {}
+    for e in events:
+        ev = e.event
+        t = ev.event_time.timestamp()
+        if e.topic == "vehicle-status" and ev.status.value == "dispatched":
+            dispatched_at[ev.vehicle_id] = t
+            crew_of[ev.vehicle_id] = {}
+        if e.topic != "crew-status":
+            continue
+        assert e.key == ev.station_id and "name" not in ev.model_dump()
+        station_of.setdefault(ev.person_id, ev.station_id)
+        assert station_of[ev.person_id] == ev.station_id
+        if ev.status.value == "assigned":
+            assert status.get(ev.person_id) == "available"  # only free staff leave
+            assert dispatched_at[ev.vehicle_id] == t  # with the vehicle's dispatch
+            assert REF.fleet[ev.vehicle_id].home_station == ev.station_id
+            crew_of[ev.vehicle_id][ev.person_id] = [q.value for q in ev.qualifications]
+        if ev.status.value != "off_duty":
+            on_duty_by_day.setdefault((ev.station_id, int((t - 7 * 3600) // 86400)), set()).add(ev.person_id)
+        status[ev.person_id] = ev.status.value
+    assert crew_of and all(crew_of.values())
+    for vid, crew in crew_of.items():  # each crew fills its vehicle's seats exactly
+        seats = rules.requirements[REF.fleet[vid].vehicle_type]
+        assert len(crew) == sum(seats.values()), vid
+        for q, n in seats.items():
+            assert sum(q.value in quals for quals in crew.values()) >= n
+    # a new watch each day: the people on duty one day are not those of the next
+    station = next(iter(REF.stations))
+    days = sorted(d for s, d in on_duty_by_day if s == station)
+    assert len(days) >= 2 and not on_duty_by_day[(station, days[1])] & on_duty_by_day[(station, days[2])]
+    seen = {e.event.status.value for e in events if e.topic == "crew-status"}
+    assert seen == {"available", "assigned", "off_duty", "unavailable"}

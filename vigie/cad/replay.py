@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from sinks.access import SQL_USERS_SINCE, server_version
 from sinks.clickhouse import make_client, run_migrations
-from streams.history import records_from_clickhouse
+from streams.history import logical_topics, records_from_clickhouse
 from streams.topics import ensure_topics
 from vigie.settings import Settings
 
@@ -42,6 +42,7 @@ def run_settings(base: Settings, run_id: str, reference_dir: Path | None = None)
         "clickhouse_database": f"{base.clickhouse_database}_replay_{run_id}",
         "topic_vehicle_status": base.topic_vehicle_status + suffix,
         "topic_interventions": base.topic_interventions + suffix,
+        "topic_crew_status": base.topic_crew_status + suffix,
         "topic_dead_letter": base.topic_dead_letter + suffix,
         "app_id": base.app_id + suffix,
         "metrics_port": 0,
@@ -53,7 +54,7 @@ def run_settings(base: Settings, run_id: str, reference_dir: Path | None = None)
 
 @dataclass(frozen=True)
 class Message:
-    topic: str  # "vehicle-status" or "interventions"
+    topic: str  # logical name: "vehicle-status", "interventions" or "crew-status"
     key: bytes
     value: bytes
     event_time: float
@@ -70,8 +71,8 @@ def messages_from_file(path: Path) -> Iterator[Message]:
 
 
 def messages_from_clickhouse(settings: Settings, database: str) -> Iterator[Message]:
-    """The raw event history of a database, both topics merged in event-time order."""
-    names = {settings.topic_vehicle_status: "vehicle-status", settings.topic_interventions: "interventions"}
+    """The raw event history of a database, every topic merged in event-time order."""
+    names = {v: k for k, v in logical_topics(settings).items()}
     for rec in records_from_clickhouse(settings, database):
         t = json.loads(rec.value)["event_time"]
         yield Message(names[rec.topic], rec.key, rec.value,
@@ -175,10 +176,10 @@ class Replay:
             self.stopped = True
 
     def publish(self, messages: Iterator[Message], speed: float, total: int | None = None) -> int:
-        topics = {"vehicle-status": self.settings.topic_vehicle_status,
-                  "interventions": self.settings.topic_interventions}
+        topics = logical_topics(self.settings)
         producer = Producer({**self.settings.confluent_config(), "partitioner": "murmur2_random",
-                             "linger.ms": 20, "acks": "all", "message.send.max.retries": 1_000_000})
+                             "linger.ms": 20, "acks": "all", "message.send.max.retries": 1_000_000,
+                             "batch.size": self.settings.kafka_producer_max_batch_bytes})
         wall0, sim0, n, last_shown = time.monotonic(), None, 0, 0.0
         paused_for = 0.0
         failed: list[str] = []
