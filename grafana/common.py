@@ -85,3 +85,30 @@ FROM
 )
 GROUP BY t, vehicle_type
 ORDER BY t, vehicle_type"""
+
+
+def staffed_trend_sql(scope: str) -> str:
+    """Vehicles that can be crewed per type, over the stations ``scope`` selects that report crews: the lowest
+    1-minute total of the windows' minimum staffed capacity in each interval."""
+    return f"""
+SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * greatest($__interval_s, 60)) AS t,
+       vehicle_type, min(staffed) AS staffed
+FROM
+(
+    SELECT window_start, vehicle_type, sum(min_staffed) AS staffed
+    FROM ${{run}}.station_windows FINAL
+    WHERE $__timeFilter(window_start) AND crew_tracked = 1 AND {scope}
+    GROUP BY window_start, vehicle_type
+)
+GROUP BY t, vehicle_type
+ORDER BY t, vehicle_type"""
+
+
+#: Qualification columns of the staff tables, as shown (French labels: the wall screens' language).
+QUALIFICATION_LABELS = (("crew_leader", "chefs_agres"), ("driver", "conducteurs"), ("team_leader", "chefs_equipe"),
+                        ("team_member", "equipiers"))
+
+
+def staff_pivot(value: str) -> str:
+    """``sumIf`` of a station_staff column per qualification, one output column per qualification."""
+    return ", ".join(f"sumIf({value}, qualification = '{q}') AS {label}" for q, label in QUALIFICATION_LABELS)

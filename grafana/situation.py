@@ -1,7 +1,8 @@
 """« Situation opérationnelle »: the wall screen (1920×1080, read from 5 m, refresh 5 s, kiosk).
 
-Current state comes from ``vehicle_state`` / ``interventions`` (FINAL: one row per key); trends from the
-1-minute ``station_windows``; response times from ``engagements`` and ``interventions`` over the time
+Current state comes from ``vehicle_state`` / ``interventions`` (FINAL: one row per key), staffed capacity
+and staff from ``station_capacity`` / ``station_staff``; trends from the 1-minute ``station_windows``;
+response times from ``engagements`` and ``interventions`` over the time
 range. The situation clock is the newest event time seen (so replays read right, and live it is now).
 """
 
@@ -25,6 +26,7 @@ from grafana.common import (
     legend_bottom,
     query_variable,
     run_variable,
+    staff_pivot,
     text_variable,
     thresholds,
 )
@@ -48,6 +50,29 @@ ORDER BY vehicle_type"""
 AVAILABLE_BY_TYPE = _count_by_type("available")
 ENGAGED_BY_TYPE = _count_by_type("engaged")
 OUT_OF_SERVICE_BY_TYPE = _count_by_type("out_of_service")
+
+# only stations that report crews count: elsewhere staffed capacity is not known (not zero)
+STAFFED_BY_TYPE = f"""
+SELECT vehicle_type, sum(staffed) AS vehicles
+FROM ${{run}}.station_capacity FINAL
+WHERE crew_tracked = 1 AND {AREA_FILTER}
+GROUP BY vehicle_type
+ORDER BY vehicle_type"""
+
+STAFF_AVAILABLE_PER_AREA = f"""
+SELECT area, {staff_pivot('available')}, sum(uncrewed) AS vehicules_sans_equipage
+FROM
+(
+    SELECT area, qualification, available, 0 AS uncrewed
+    FROM ${{run}}.station_staff FINAL
+    WHERE {AREA_FILTER}
+    UNION ALL
+    SELECT area, '' AS qualification, 0 AS available, uncrewed
+    FROM ${{run}}.station_capacity FINAL
+    WHERE crew_tracked = 1 AND {AREA_FILTER}
+)
+GROUP BY area
+ORDER BY area"""
 
 EXHAUSTED_TYPES_PER_AREA = f"""
 SELECT area, countIf(available = 0) AS types_with_nothing_left
@@ -164,14 +189,20 @@ def build() -> dash_b.Dashboard:
          .with_variable(text_variable("travel_target_s", "Travel target (s)", "600"))
          .with_variable(text_variable("arrival_target_s", "Call to first arrival target (s)", "720")))
     d = d.with_panel(_stat_by_type(
-        "Disponibles par type", AVAILABLE_BY_TYPE, at(0, 0, 12, 7),
+        "Disponibles par type", AVAILABLE_BY_TYPE, at(0, 0, 8, 7),
         thresholds((None, RED), (1, ORANGE), (3, GREEN)),
         "Vehicles available (at station or on radio) per type, selected areas. Red: none left; orange: 1-2."))
     d = d.with_panel(_stat_by_type(
-        "Engagés par type", ENGAGED_BY_TYPE, at(12, 0, 6, 7), thresholds((None, BLUE)),
+        "Armables par type", STAFFED_BY_TYPE, at(8, 0, 8, 7),
+        thresholds((None, RED), (1, ORANGE), (3, GREEN)),
+        "Available vehicles that the available qualified staff can crew (staffed capacity, crewing rule of "
+        "streams/crewing.py), at the stations that report crews. Compare with Disponibles: the gap is vehicles "
+        "that cannot leave for lack of crew."))
+    d = d.with_panel(_stat_by_type(
+        "Engagés par type", ENGAGED_BY_TYPE, at(16, 0, 4, 7), thresholds((None, BLUE)),
         "Vehicles engaged (dispatched, en route, on scene, transporting, at hospital, returning)."))
     d = d.with_panel(_stat_by_type(
-        "Hors service par type", OUT_OF_SERVICE_BY_TYPE, at(18, 0, 6, 7), thresholds((None, GREY)),
+        "Hors service par type", OUT_OF_SERVICE_BY_TYPE, at(20, 0, 4, 7), thresholds((None, GREY)),
         "Vehicles out of service per type."))
     d = d.with_panel(
         stat.Panel().title("Types épuisés par groupement").grid_pos(at(0, 7, 6, 7))
@@ -186,13 +217,23 @@ def build() -> dash_b.Dashboard:
         .description("Every area x vehicle type with nothing available, and where its vehicles are.")
         .with_target(SQL(SHORTAGES).table()).no_value("Aucune rupture").cell_height(common.TableCellHeight.LG))
     d = d.with_panel(
-        bargauge.Panel().title("Capacité disponible par groupement").grid_pos(at(12, 7, 12, 7))
+        bargauge.Panel().title("Capacité disponible par groupement").grid_pos(at(12, 7, 5, 7))
         .description("Share of each area's vehicles that are available now.")
         .with_target(SQL(CAPACITY_PER_AREA).table())
         .reduce_options(all_values()).unit("percent").min(0).max(100)
         .display_mode(common.BarGaugeDisplayMode.LCD).orientation(common.VizOrientation.HORIZONTAL)
         .text(big_text(40, 22))
         .thresholds(thresholds((None, RED), (20, ORANGE), (40, GREEN))))
+    d = d.with_panel(
+        table.Panel().title("Personnel disponible par qualification").grid_pos(at(17, 7, 7, 7))
+        .description("Per area: firefighters on duty and free to leave, by qualification (a person counts under "
+                     "each qualification held), and available vehicles that cannot be crewed.")
+        .with_target(SQL(STAFF_AVAILABLE_PER_AREA).table())
+        .override_by_name("vehicules_sans_equipage", [
+            dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+            dashboard.DynamicConfigValue(id_val="thresholds", value=thresholds((None, GREEN), (1, ORANGE)).build()),
+        ])
+        .no_value("Équipages non suivis").cell_height(common.TableCellHeight.SM))
     d = d.with_panel(
         table.Panel().title("Interventions en cours").grid_pos(at(0, 14, 12, 9))
         .description("Open interventions, oldest first within priority; elapsed on the situation clock "

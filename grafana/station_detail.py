@@ -7,7 +7,15 @@ from grafana_foundation_sdk.builders import barchart, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.models import common, dashboard
 
-from grafana.common import at, available_trend_sql, legend_bottom, query_variable, run_variable
+from grafana.common import (
+    at,
+    available_trend_sql,
+    legend_bottom,
+    query_variable,
+    run_variable,
+    staff_pivot,
+    staffed_trend_sql,
+)
 from grafana.datasources import SQL
 
 UID = "vigie-station-detail"
@@ -18,6 +26,12 @@ def scope(station_column: str) -> str:
     return ("$__conditionalAll(area IN (${area:singlequote}), $area) "
             f"AND $__conditionalAll({station_column} IN (${{station:singlequote}}), $station) "
             "AND $__conditionalAll(vehicle_type IN (${vehicle_type:singlequote}), $vehicle_type)")
+
+
+def station_scope(station_column: str) -> str:
+    """The area and station part of :func:`scope`, for tables without a vehicle type (staff)."""
+    return ("$__conditionalAll(area IN (${area:singlequote}), $area) "
+            f"AND $__conditionalAll({station_column} IN (${{station:singlequote}}), $station)")
 
 
 AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM ${run}.vehicle_state ORDER BY area"
@@ -35,6 +49,21 @@ GROUP BY home_station, area, vehicle_type
 ORDER BY station, vehicle_type"""
 
 AVAILABLE_TREND = available_trend_sql(scope('station_id'))
+
+STAFFED_NOW = f"""
+SELECT station_id AS station, area, vehicle_type, available, staffed, uncrewed
+FROM ${{run}}.station_capacity FINAL
+WHERE crew_tracked = 1 AND {scope('station_id')}
+ORDER BY station, vehicle_type"""
+
+STAFFED_TREND = staffed_trend_sql(scope('station_id'))
+
+STAFF_NOW = f"""
+SELECT station_id AS station, area, {staff_pivot('available')}
+FROM ${{run}}.station_staff FINAL
+WHERE {station_scope('station_id')}
+GROUP BY station_id, area
+ORDER BY station"""
 
 ENGAGED_HOURS_PER_HOUR = f"""
 SELECT toStartOfHour(window_start) AS t, vehicle_type, round(sum(engaged_vehicle_minutes) / 60, 2) AS vehicle_hours
@@ -112,4 +141,25 @@ def build() -> dash_b.Dashboard:
         table.Panel().title("Engagements récents").grid_pos(at(12, 18, 12, 10))
         .description("The 200 latest engagements of the selected stations and types in the time range.")
         .with_target(SQL(RECENT_ENGAGEMENTS).table()).filterable(True))
+    d = d.with_panel(
+        table.Panel().title("Capacité armée par centre et type").grid_pos(at(0, 28, 8, 10))
+        .description("Now, at stations that report crews: vehicles available, how many the available qualified "
+                     "staff can crew (crewing rule, streams/crewing.py), and how many cannot leave for lack of crew.")
+        .with_target(SQL(STAFFED_NOW).table()).filterable(True).no_value("Équipages non suivis")
+        .override_by_name("uncrewed", [
+            dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+            dashboard.DynamicConfigValue(id_val="thresholds", value={"mode": "absolute", "steps": [
+                {"color": "green", "value": None}, {"color": "orange", "value": 1}]}),
+        ]))
+    d = d.with_panel(
+        timeseries.Panel().title("Armables — tendance").grid_pos(at(8, 28, 8, 10))
+        .description("Vehicles that could be crewed per type over the selected stations that report crews; "
+                     "lowest 1-minute value per interval (each minute's own minimum).")
+        .with_target(SQL(STAFFED_TREND).time_series())
+        .line_width(2).fill_opacity(10).legend(legend_bottom()).min(0).decimals(0))
+    d = d.with_panel(
+        table.Panel().title("Personnel disponible par centre").grid_pos(at(16, 28, 8, 10))
+        .description("Now, per station: firefighters on duty and free to leave, by qualification (a person "
+                     "counts under each qualification held). The vehicle type filter does not apply.")
+        .with_target(SQL(STAFF_NOW).table()).filterable(True).no_value("Équipages non suivis"))
     return d

@@ -27,12 +27,27 @@ def rate_query(db: str) -> str:
             f"UNION ALL SELECT count() FROM {db}.intervention_events WHERE ingested_at >= now() - 10")
 
 
+def staffed_query(db: str) -> str:
+    """Per area and type, at stations that report crews: available vehicles and how many can be crewed."""
+    return (f"SELECT area, vehicle_type, sum(available), sum(staffed) FROM {db}.station_capacity FINAL "
+            "WHERE crew_tracked = 1 GROUP BY area, vehicle_type ORDER BY area, vehicle_type")
+
+
+def staff_query(db: str) -> str:
+    return (f"SELECT area, qualification, sum(available), sum(on_duty) FROM {db}.station_staff FINAL "
+            "GROUP BY area, qualification ORDER BY area, qualification")
+
+
+QUALIFICATIONS = (("crew_leader", "crew leaders"), ("driver", "drivers"), ("team_leader", "team leaders"),
+                  ("team_member", "team members"))
+
+
 def clock_query(db: str) -> str:
     return f"SELECT max(event_time) FROM {db}.vehicle_state"
 
 
 def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]], rate: float,
-           clock: str) -> str:
+           clock: str, staffed: list[tuple[Any, ...]] = (), staff: list[tuple[Any, ...]] = ()) -> str:
     cells: dict[tuple[str, str], dict[str, int]] = {}
     areas: list[str] = []
     for area, vtype, cat, n in capacity:
@@ -57,6 +72,27 @@ def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]
     lines.append("")
     lines.append("engaged                  " + "".join(f"{tot[t][1]:>10}" for t in TYPES))
     lines.append("out of service           " + "".join(f"{tot[t][2]:>10}" for t in TYPES))
+    lines.append("")
+    if staffed:
+        lines.append(f"{'can leave (crewed) / available':<32}" + "".join(f"{t:>9}" for t in TYPES))
+        crewed: dict[tuple[str, str], tuple[int, int]] = {(a, t): (int(s), int(n)) for a, t, n, s in staffed}
+        for area in sorted({a for a, _, _, _ in staffed}):
+            row = f"  area {area:<25}"
+            for t in TYPES:
+                s, n = crewed.get((area, t), (0, 0))
+                flag = "!" if s < n else " "  # available vehicles that cannot be crewed
+                row += f"{(str(s) + '/' + str(n) + flag) if (area, t) in crewed else '-':>9}"
+            lines.append(row)
+        lines.append("  (! = available vehicles without a crew)")
+    else:
+        lines.append("crews: not reported (staffed capacity unknown)")
+    if staff:
+        per: dict[tuple[str, str], tuple[int, int]] = {(a, q): (int(n), int(d)) for a, q, n, d in staff}
+        lines.append("")
+        lines.append(f"{'staff free / on duty':<32}" + "".join(f"{label:>15}" for _, label in QUALIFICATIONS))
+        for area in sorted({a for a, _, _, _ in staff}):
+            cells = [per.get((area, q), (0, 0)) for q, _ in QUALIFICATIONS]
+            lines.append(f"  area {area:<25}" + "".join(f"{f'{n}/{d}':>15}" for n, d in cells))
     n_open = sum(int(n) for _, n in open_by_nature)
     detail = ", ".join(f"{nat} {n}" for nat, n in open_by_nature)
     lines += ["", f"open interventions: {n_open}  ({detail})"]
@@ -73,7 +109,7 @@ def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> 
             rate = sum(r[0] for r in client.execute(rate_query(db))) / 10.0
             clock_rows = client.execute(clock_query(db))
             clock = f"simulated clock {clock_rows[0][0]:%Y-%m-%d %H:%M:%S} UTC"
-            text = render(cap, opened, rate, clock)
+            text = render(cap, opened, rate, clock, client.execute(staffed_query(db)), client.execute(staff_query(db)))
         except Exception as e:
             text = f"VIGIE — waiting for ClickHouse ({e.__class__.__name__}: {str(e)[:80]})"
             client.disconnect()

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
 
     topic_vehicle_status: str = "vehicle-status"
     topic_interventions: str = "interventions"
+    topic_crew_status: str = "crew-status"
     topic_dead_letter: str = "vigie-dead-letter"
     topic_partitions: int = Field(default=4, ge=1)
 
