@@ -144,6 +144,10 @@ class Reference:
         directory.mkdir(parents=True, exist_ok=True)
         _write_csv(directory / "stations.csv", [s.model_dump() for s in self.stations.values()])
         _write_csv(directory / "fleet.csv", [v.model_dump() for v in self.fleet.values()])
+        rules = self.crew_rules
+        _write_csv(directory / "crew_requirements.csv", [
+            {"vehicle_type": t, "priority": i + 1, **{q.value: rules.requirements[t].get(q, 0) for q in Qualification}}
+            for i, t in enumerate(rules.priority)])
 
     def check_vehicle_event(self, event: VehicleStatusEvent) -> None:
         """Raise :class:`UnknownReference` with a precise reason when the event contradicts the fleet."""

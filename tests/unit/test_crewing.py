@@ -88,3 +88,13 @@ def test_rules_load_from_csv(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert Crewing(rules).staffed({"VSAV": 1, "FPT": 1}, staff((CL,), (DRV,), (TM,))) == {"VSAV": 1, "FPT": 0}
     assert Crewing(rules).staffed({"VSAV": 1, "FPT": 1}, staff(
         (CL,), (DRV,), (TL, TM), (TL, TM), (TM,), (TM,), (CL,), (DRV,))) == {"FPT": 1, "VSAV": 0}
+
+
+def test_shipped_reference_states_the_default_requirements(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from schemas.reference import Reference
+    from vigie.settings import PROJECT_ROOT
+
+    ref = Reference.load(PROJECT_ROOT / "deploy" / "reference" / "paris-sim")
+    assert ref.crew_rules == RULES
+    ref.write(tmp_path)  # `vigie reference` writes them too
+    assert Reference.load(tmp_path).crew_rules == RULES
