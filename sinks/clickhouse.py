@@ -74,47 +74,59 @@ class ClickHouseSink:
         self.settings = settings
         self.database = settings.clickhouse_database
         self.metrics = metrics or SinkMetrics()
-        self._client: Client | None = None
+        self._clients: dict[str, Client] = {}  # one connection per table: a batch's tables go in parallel
         self._sleep = sleep
 
     def _insert(self, spec: TableSpec, rows: Sequence[Sequence[Any]]) -> None:
-        client = self._client
+        client = self._clients.get(spec.name)
         if client is None:
-            client = self._client = make_client(self.settings, self.database)
+            client = self._clients[spec.name] = make_client(self.settings, self.database)
         cols = ", ".join(spec.columns)
-        client.execute(f"INSERT INTO {self.database}.{spec.name} ({cols}) VALUES", to_columns(spec, rows),
-                       columnar=True)
+        columns = to_columns(spec, rows)
+        repeat = getattr(rows, "repeat", None)
+        if spec.runs_table and repeat is not None:  # runs expanded by ClickHouse (materialized view)
+            run_cols = ", ".join(("first_window_start", *spec.columns[1:], "window_count"))
+            client.execute(f"INSERT INTO {self.database}.{spec.runs_table} ({run_cols}) VALUES",
+                           [*columns, repeat], columnar=True)
+            return
+        client.execute(f"INSERT INTO {self.database}.{spec.name} ({cols}) VALUES", columns, columnar=True)
+
+    async def _write_one(self, spec: TableSpec, rows: Sequence[Sequence[Any]]) -> bool:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            # bounded: a call hung on a half-dead connection becomes a retry on a fresh one
+            await asyncio.wait_for(loop.run_in_executor(None, self._insert, spec, rows),
+                                   self.settings.sink_write_timeout_s)
+        except Exception as e:  # any failure, a timeout included: reconnect and retry
+            self.metrics.on_error(spec.name, e)
+            log.warning("ClickHouse write to %s failed (%s)", spec.name, e)
+            self._drop_client(spec.name)
+            return False
+        self.metrics.on_written(spec.name, len(rows), time.perf_counter() - started)
+        return True
 
     async def write(self, batch: Mapping[TableSpec, Sequence[Sequence[Any]]]) -> None:
-        """Store every non-empty table of the batch; retry until done (never drops)."""
-        loop = asyncio.get_running_loop()
+        """Store every non-empty table of the batch, the tables in parallel (one connection each); retry
+        the failed ones with capped back-off until all are stored (never drops)."""
         pending = [(spec, rows) for spec, rows in batch.items() if rows]
         delay = self.settings.sink_retry_initial_s
         while pending:
-            spec, rows = pending[0]
-            started = time.perf_counter()
-            try:
-                # bounded: a call hung on a half-dead connection becomes a retry on a fresh one
-                await asyncio.wait_for(loop.run_in_executor(None, self._insert, spec, rows),
-                                       self.settings.sink_write_timeout_s)
-            except Exception as e:  # any failure, a timeout included: reconnect and retry
-                self.metrics.on_error(spec.name, e)
-                log.warning("ClickHouse write to %s failed (%s); retrying in %.1fs", spec.name, e, delay)
-                self._drop_client()
+            done = await asyncio.gather(*(self._write_one(spec, rows) for spec, rows in pending))
+            pending = [item for item, ok in zip(pending, done, strict=True) if not ok]
+            if pending:
+                log.warning("retrying %d table(s) in %.1fs", len(pending), delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, self.settings.sink_retry_max_s)
-                continue
-            self.metrics.on_written(spec.name, len(rows), time.perf_counter() - started)
-            pending.pop(0)
-            delay = self.settings.sink_retry_initial_s
 
-    def _drop_client(self) -> None:
-        if self._client is not None:
+    def _drop_client(self, table: str) -> None:
+        client = self._clients.pop(table, None)
+        if client is not None:
             try:
-                self._client.disconnect()
+                client.disconnect()
             except Exception:
                 pass
-            self._client = None
 
     def close(self) -> None:
-        self._drop_client()
+        for table in list(self._clients):
+            self._drop_client(table)

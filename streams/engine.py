@@ -186,9 +186,9 @@ class StationEngine:
         for key, state in list(store.items()):
             mark = marks.get(state.partition)
             if mark is not None:
-                before = len(out.window_rows)
+                before = out.window_rows.entries
                 state.seal(mark - self.allowed_lateness, out, self.crewing, self.max_fill_windows)
-                if len(out.window_rows) != before or state.windows.pending or state.windows.staff_pending:
+                if out.window_rows.entries != before or state.windows.pending or state.windows.staff_pending:
                     result.touched[key] = state.partition
         result.rows = {
             VEHICLE_EVENTS: raw_rows,

@@ -30,40 +30,60 @@ S_AVAILABLE, S_ASSIGNED, S_UNAVAILABLE = 0, 1, 2
 
 
 class WindowBlock:
-    """Window rows kept as columns (the order of the row type's fields). A run of identical quiet
-    windows is appended in one step, which is what most window rows are over history."""
+    """Window rows kept as columns (the order of the row type's fields), each with a repeat count: a run of
+    identical quiet windows (most window rows over history) is one entry, ``repeat`` consecutive windows
+    from its ``window_start``. The sink sends entries as they are and ClickHouse expands the runs
+    (``sinks/migrations/0004_window_runs.sql``); ``rows()`` expands them in Python."""
 
-    __slots__ = ("cols", "row_type")
+    __slots__ = ("cols", "repeat", "row_type")
 
     def __init__(self, row_type: type[NamedTuple] = StationWindowRow) -> None:
         self.row_type = row_type
         self.cols: list[list[Any]] = [[] for _ in row_type._fields]
+        self.repeat: list[int] = []
 
     def add(self, row: tuple[Any, ...]) -> None:
         for col, value in zip(self.cols, row, strict=True):
             col.append(value)
+        self.repeat.append(1)
 
     def add_run(self, first_start: float, count: int, row: tuple[Any, ...]) -> None:
         """``count`` windows from ``first_start``, every other value as in ``row``."""
-        w = row[1]  # window_seconds
-        self.cols[0].extend([first_start + i * w for i in range(count)])
+        if count <= 0:
+            return
+        self.cols[0].append(first_start)
         for col, value in zip(self.cols[1:], row[1:], strict=True):
-            col.extend([value] * count)
+            col.append(value)
+        self.repeat.append(count)
 
     def columns(self) -> list[list[Any]]:
+        """The entries as columns (runs not expanded); see ``repeat``."""
         return self.cols
 
     def rows(self) -> list[Any]:
-        return [self.row_type(*r) for r in zip(*self.cols, strict=True)]
+        out = []
+        for r, n in zip(zip(*self.cols, strict=True), self.repeat, strict=True):
+            if n == 1:
+                out.append(self.row_type(*r))
+            else:
+                w = r[1]  # window_seconds
+                out.extend(self.row_type(r[0] + i * w, *r[1:]) for i in range(n))
+        return out
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.rows())
 
+    @property
+    def entries(self) -> int:
+        """Entries held (a run counts once): cheap, to see whether anything was added."""
+        return len(self.repeat)
+
     def __len__(self) -> int:
-        return len(self.cols[0])
+        """Windows held (runs counted in full)."""
+        return sum(self.repeat)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, WindowBlock) and self.row_type is other.row_type and self.cols == other.cols
+        return isinstance(other, WindowBlock) and self.row_type is other.row_type and self.rows() == other.rows()
 
     __hash__ = None  # type: ignore[assignment]
 
