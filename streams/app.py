@@ -116,6 +116,23 @@ async def write_changelog(table: Any, entries: Sequence[tuple[str, int, Any]]) -
         await asyncio.gather(*pending)
 
 
+def _apply_fetch_max_wait(fetch_max_wait_ms: int) -> None:
+    """Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting: wrap the factory
+    and set ours on the consumer before it starts (its fetcher takes the value at start)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    original = getattr(AIOKafkaConsumerThread._create_worker_consumer, "__wrapped__",
+                       AIOKafkaConsumerThread._create_worker_consumer)
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = fetch_max_wait_ms
+        return consumer
+
+    create.__wrapped__ = original  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
+
+
 def _state_table(app: faust.App, name: str, partitions: int, value_codec: str) -> Any:
     """A changelog-backed table of state objects (str keys). Faust takes the serializers used both to
     write the changelog and to decode it on recovery from these attributes (not from the schema), and
@@ -129,6 +146,7 @@ def _state_table(app: faust.App, name: str, partitions: int, value_codec: str) -
 
 def create_pipeline(settings: Settings, reference: Reference | None = None) -> Pipeline:
     register_codecs()
+    _apply_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
     reference = reference or Reference.load(settings.reference_dir)
     parts = settings.topic_partitions
     (settings.state_dir / settings.app_id).mkdir(parents=True, exist_ok=True)

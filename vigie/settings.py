@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # up to the high watermark) would miss the tail of each partition. A bound of 1 byte makes every record
     # its own batch, which keeps recovery exact there. On Apache Kafka set 16384 or more.
     kafka_producer_max_batch_bytes: int = Field(default=1, ge=1)
+    # Longest a fetch may wait at the broker for data. Faust fixes it at 1,500 ms; Tansu answers a fetch only
+    # when that wait ends even if data came meanwhile (measured: raw consumption latency p50 0.36 s, p99 0.77 s
+    # at 2,000 events/s, against 0.04 / 0.07 s at 100 ms). Apache Kafka answers as soon as data is there.
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=1)
 
     topic_vehicle_status: str = "vehicle-status"
     topic_interventions: str = "interventions"
