@@ -102,7 +102,7 @@ def _env(s: Settings, **extra: str) -> dict[str, str]:
     return {**os.environ, **s.to_env(), **extra}
 
 
-def _vigie(s: Settings, total: int, workers: int) -> Figure:
+def _vigie(s: Settings, total: int, workers: int) -> tuple[Figure, Settings]:
     db, procs = _start_workers(s, f"vigie_{workers}", workers)
     ch = Client("127.0.0.1", port=s.clickhouse_port, database=db.clickhouse_database)
     first_t, first_n, n = 0.0, 0, 0
@@ -119,7 +119,40 @@ def _vigie(s: Settings, total: int, workers: int) -> Figure:
         p.wait(20)
     return Figure(f"vigie-{workers}", n - first_n, seconds,
                   f"{workers} worker process(es), {s.topic_partitions} partitions, Kafka -> state -> rows "
-                  "visible in ClickHouse")
+                  "visible in ClickHouse"), db
+
+
+def _recovery(w: Settings, work: Path) -> Figure:
+    """A worker restarted on the state another left (same group and changelogs): seconds from process start
+    to 'Worker ready' (every changelog read back), and how many changelog records that was."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**w.confluent_config(), "group.id": f"{w.app_id}-bench-count"})
+    records = 0
+    for table in ("stations", "interventions", "sector-windows"):
+        for p in range(w.topic_partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(f"{w.app_id}-{table}-changelog", p), 10)
+            records += high - low
+    consumer.close()
+    log_path = work / "recovery-worker.log"
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "info"],
+                                env=_env(w, VIGIE_METRICS_PORT=str(free_port())), stdout=log,
+                                stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        seconds = 0.0
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if "Worker ready" in log_path.read_text(errors="replace"):
+                seconds = time.perf_counter() - started
+                break
+            time.sleep(0.05)
+        proc.terminate()
+        proc.wait(20)
+    if not seconds:
+        raise RuntimeError(f"the restarted worker never got ready: see {log_path}")
+    return Figure("recovery", records, seconds, f"restart of vigie-1's worker: {records:,} changelog records read "
+                  f"back, ready after {seconds:.1f} s (process start included)")
 
 
 def _start_workers(s: Settings, tag: str, count: int = 1) -> tuple[Settings, list[subprocess.Popen[bytes]]]:
@@ -148,7 +181,8 @@ def _freshness(s: Settings, ref: Reference, rate: float = 2000.0, seconds: float
     w, (proc,) = _start_workers(topics, "freshness")
     ch = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
     sim = Simulator(ref, seed=7, start=datetime.now(UTC), crews=False).events(86400 * 30)
-    producer = make_producer(topics)
+    # the event source batches like any producer on Apache Kafka (crews are off: no cross-topic watermark here)
+    producer = make_producer(topics.model_copy(update={"kafka_producer_max_batch_bytes": 65536}))
     names = {"vehicle-status": topics.topic_vehicle_status, "interventions": topics.topic_interventions}
     warm = next(sim)  # wait until the worker has joined and stores
     producer.produce(names[warm.topic], key=warm.key.encode(), value=encode(warm.event))
@@ -299,8 +333,10 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
             _faust_reference("vigie.bench_noop", "faust-noop", "Faust agent per topic, counting only", s, total),
             _faust_reference("vigie.bench_naive", "naive", "per-event Faust agent, Vigie's state logic, one table "
                              "write per event, no ClickHouse", s, total),
-            _vigie(s, total, 1),
         ]
+        vigie_1, vigie_1_settings = _vigie(s, total, 1)
+        figures.append(vigie_1)
+        recovery = _recovery(vigie_1_settings, work)
         # two workers, on twice the partitions (the same events, published again)
         s2 = s.model_copy(update={"topic_partitions": partitions * 2,
                          "topic_vehicle_status": "bench2-vehicle-status", "topic_interventions": "bench2-interventions",
@@ -309,9 +345,9 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         ensure_topics(s2)
         publish(s2, (ev for ev in Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
                      .events(days * 86400)))
-        figures += [_vigie(s2, total, 2), _history(s, events_file)]
+        figures += [_vigie(s2, total, 2)[0], _history(s, events_file)]
         print("measuring freshness and memory ...", flush=True)
-        extra = [_freshness(s, ref), _memory(s, work)]
+        extra = [recovery, _freshness(s, ref), _memory(s, work)]
         print("timing the dashboard panels ...", flush=True)
         extra += _panels(s, "bench_history", days)
     finally:
