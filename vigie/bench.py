@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -279,6 +280,30 @@ def _history(s: Settings, events_file: Path) -> Figure:
                   f"batch path, event file -> ClickHouse ({sum(stats.rows.values()):,} rows written)")
 
 
+def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Figure]]:
+    """The batch path over ``days`` of Paris-scale history (a year: ~500,000 interventions), then the panel
+    times on what it wrote. The simulated events are cached (same seed and length, same file)."""
+    path = work / f"history-{days:g}d-seed2026.jsonl"
+    if not path.exists():
+        print(f"simulating {days:g} days of history (cached in {path}) ...", flush=True)
+        ref = Reference.load(s.reference_dir)
+        tmp = path.with_suffix(".part")
+        with tmp.open("w") as f:
+            for ev in Simulator(ref, seed=2026, start=datetime(2025, 1, 6, tzinfo=UTC), crews=False).events(
+                    days * 86400):
+                f.write(f'{{"topic":"{ev.topic}","key":"{ev.key}","event":{encode(ev.event).decode()}}}\n')
+        tmp.rename(path)
+    db = s.model_copy(update={"clickhouse_database": "bench_year"})
+    run_migrations(db)
+    print(f"batch path over {days:g} days of history ...", flush=True)
+    stats = asyncio.run(HistoryRunner(db).run(records_from_jsonl(path, db), chunk_events=50_000))
+    rows = sum(stats.rows.values())
+    figure = Figure("batch-year", stats.events, stats.seconds,
+                    f"batch path over {days:g} simulated days, event file -> ClickHouse ({rows:,} rows)")
+    print("timing the dashboard panels on it ...", flush=True)
+    return figure, _panels(s, "bench_year", days)
+
+
 def _panels(s: Settings, database: str, days: float, runs: int = 20) -> list[Figure]:
     """p95 time of every dashboard panel query (expanded as Grafana would, default time ranges ending at
     the newest event) on the history the batch path wrote."""
@@ -310,13 +335,15 @@ def _panels(s: Settings, database: str, days: float, runs: int = 20) -> list[Fig
     return out
 
 
-def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None = None) -> list[Figure]:
+def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None = None,
+              history_days: float = 365.0) -> list[Figure]:
     results_dir = results_dir or PROJECT_ROOT / "bench-results"
     work = PROJECT_ROOT / ".vigie" / "bench"
     work.mkdir(parents=True, exist_ok=True)
     kafka_port, ch_tcp = free_port(), free_port()
     broker = start_broker(kafka_port, work)
-    ch = start_clickhouse(ch_tcp, free_port(), work / f"clickhouse-{time.time_ns()}")
+    ch_dir = work / f"clickhouse-{time.time_ns()}"
+    ch = start_clickhouse(ch_tcp, free_port(), ch_dir)
     try:
         s = Settings(kafka_bootstrap=f"127.0.0.1:{kafka_port}", clickhouse_port=ch_tcp, topic_partitions=partitions,
                      topic_vehicle_status="bench-vehicle-status", topic_interventions="bench-interventions",
@@ -348,11 +375,17 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         figures += [_vigie(s2, total, 2)[0], _history(s, events_file)]
         print("measuring freshness and memory ...", flush=True)
         extra = [recovery, _freshness(s, ref), _memory(s, work)]
-        print("timing the dashboard panels ...", flush=True)
-        extra += _panels(s, "bench_history", days)
+        if history_days > 0:
+            year, panels = _history_year(s, work, history_days)
+            figures.append(year)
+            extra += panels
+        else:
+            print("timing the dashboard panels ...", flush=True)
+            extra += _panels(s, "bench_history", days)
     finally:
         broker.stop()
         ch.stop()
+        shutil.rmtree(ch_dir, ignore_errors=True)  # a year of history is gigabytes
     ceiling = next(f.rate for f in figures if f.case == "ceiling")
     noop = next(f.rate for f in figures if f.case == "faust-noop")
     machine = _machine()
@@ -366,7 +399,8 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
     out = results_dir / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     for f in extra:
         print(f"{f.case:<12} {f.note}")
-    out.write_text(json.dumps({"machine": machine, "days": days, "partitions": partitions, "events": total,
+    out.write_text(json.dumps({"machine": machine, "days": days, "history_days": history_days,
+                               "partitions": partitions, "events": total,
                                "figures": [{**asdict(f), "events_per_s": f.rate} for f in figures],
                                "other": [asdict(f) for f in extra]}, indent=2))
     print(f"\nwritten to {out}")

@@ -87,7 +87,7 @@ def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
 def _cmd_bench(s: Settings, a: argparse.Namespace) -> int:
     from vigie.bench import run_bench
 
-    run_bench(days=a.days, partitions=a.partitions)
+    run_bench(days=a.days, partitions=a.partitions, history_days=a.history_days)
     return 0
 
 
@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="measure throughput (ceiling, Faust no-op, worker, batch path) on this machine")
     bn.add_argument("--days", type=float, default=3.0, help="simulated days of traffic to push through each case")
     bn.add_argument("--partitions", type=int, default=4, help="partitions of the input topics")
+    bn.add_argument("--history-days", type=float, default=365.0,
+                    help="simulated days of history for the batch path and the panel timings (0: skip; the event "
+                    "file is cached under .vigie/bench/)")
     bn.set_defaults(func=_cmd_bench)
 
     b = sub.add_parser("board", help="live terminal board from ClickHouse, refreshed every second")
