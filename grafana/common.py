@@ -112,3 +112,10 @@ QUALIFICATION_LABELS = (("crew_leader", "chefs_agres"), ("driver", "conducteurs"
 def staff_pivot(value: str) -> str:
     """``sumIf`` of a station_staff column per qualification, one output column per qualification."""
     return ", ".join(f"sumIf({value}, qualification = '{q}') AS {label}" for q, label in QUALIFICATION_LABELS)
+
+
+def engagement_partitions(days_before_from: int = 7) -> str:
+    """A bound on ``started_at``, the partition key of ``engagements`` (by month), so that a query over the
+    time range reads one or two months instead of the whole history. Exact for engagements dispatched less
+    than ``days_before_from`` days after they started (a unit is engaged by its dispatch)."""
+    return f"started_at >= $__fromTime - {days_before_from * 86400}"

@@ -23,6 +23,7 @@ from grafana.common import (
     at,
     available_trend_sql,
     big_text,
+    engagement_partitions,
     legend_bottom,
     query_variable,
     run_variable,
@@ -142,11 +143,11 @@ FROM
 (
     SELECT 'turnout (dispatched -> en route)' AS segment, turnout_s AS s, toFloat64($turnout_target_s) AS target
     FROM ${{run}}.engagements FINAL
-    WHERE $__timeFilter(dispatched_at) AND turnout_s >= 0 AND {AREA_FILTER}
+    WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND turnout_s >= 0 AND {AREA_FILTER}
     UNION ALL
     SELECT 'travel (en route -> on scene)' AS segment, travel_s AS s, toFloat64($travel_target_s) AS target
     FROM ${{run}}.engagements FINAL
-    WHERE $__timeFilter(dispatched_at) AND travel_s >= 0 AND {AREA_FILTER}
+    WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND travel_s >= 0 AND {AREA_FILTER}
     UNION ALL
     SELECT 'call -> first arrival' AS segment, toFloat64(first_arrival - opened_at) AS s,
            toFloat64($arrival_target_s) AS target
@@ -154,12 +155,16 @@ FROM
     (
         SELECT intervention_id, opened_at FROM ${{run}}.interventions FINAL
         WHERE $__timeFilter(opened_at) AND opened_at > toDateTime(0)
+          -- the primary key: only the granules of interventions with a unit on scene lately are read
+          AND intervention_id IN (SELECT intervention_id FROM ${{run}}.engagements
+                                  WHERE on_scene_at > toDateTime(0) AND {engagement_partitions(8)})
     ) AS i
     ANY INNER JOIN
     (
         SELECT intervention_id, min(on_scene_at) AS first_arrival
         FROM ${{run}}.engagements FINAL
-        WHERE on_scene_at > toDateTime(0) AND dispatched_at >= $__fromTime - 86400 AND {AREA_FILTER}
+        WHERE on_scene_at > toDateTime(0) AND dispatched_at >= $__fromTime - 86400 AND {engagement_partitions(8)}
+          AND {AREA_FILTER}
         GROUP BY intervention_id
     ) AS a USING intervention_id
 )

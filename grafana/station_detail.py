@@ -10,6 +10,7 @@ from grafana_foundation_sdk.models import common, dashboard
 from grafana.common import (
     at,
     available_trend_sql,
+    engagement_partitions,
     legend_bottom,
     query_variable,
     run_variable,
@@ -75,7 +76,7 @@ ORDER BY t, vehicle_type"""
 INTERVENTIONS_SERVED_PER_HOUR = f"""
 SELECT toStartOfHour(dispatched_at) AS t, uniqExact(intervention_id) AS interventions
 FROM ${{run}}.engagements FINAL
-WHERE $__timeFilter(dispatched_at) AND {scope('home_station')}
+WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND {scope('home_station')}
 GROUP BY t
 ORDER BY t"""
 
@@ -86,7 +87,7 @@ SELECT home_station AS station, count() AS engagements,
        quantileExactIf(0.5)(travel_s, travel_s >= 0) AS travel_p50_s,
        quantileExactIf(0.9)(travel_s, travel_s >= 0) AS travel_p90_s
 FROM ${{run}}.engagements FINAL
-WHERE $__timeFilter(dispatched_at) AND {scope('home_station')}
+WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND {scope('home_station')}
 GROUP BY home_station
 ORDER BY station"""
 
@@ -94,7 +95,7 @@ RECENT_ENGAGEMENTS = f"""
 SELECT dispatched_at, vehicle_id, vehicle_type, home_station AS station, intervention_id,
        turnout_s, travel_s, if(released_at > toDateTime(0), toString(released_at), 'engaged') AS released
 FROM ${{run}}.engagements FINAL
-WHERE $__timeFilter(dispatched_at) AND {scope('home_station')}
+WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND {scope('home_station')}
 ORDER BY dispatched_at DESC, vehicle_id
 LIMIT 200"""
 
