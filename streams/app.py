@@ -228,21 +228,40 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
 
     station_inputs = (settings.topic_vehicle_status, settings.topic_crew_status)
 
-    def inputs_behind() -> set[tuple[str, int]]:
-        """Station-topic partitions of this worker that hold records not applied yet (see
+    caught_up_since: dict[tuple[str, int], float] = {}
+    records_at: dict[int, float] = {}  # partition -> when a batch last brought station records for it
+    station_lock = asyncio.Lock()  # one station batch (or re-seal) at a time: state, rows, changelog
+
+    def inputs_behind(batch_partitions: set[int] | None = None) -> set[tuple[str, int]]:
+        """Station-topic partitions of this worker that may still bring older records (see
         ``StationEngine.watermark``): the broker's high watermark (from the last fetch) is past the next
-        offset to apply. Unknown high watermark: behind (nothing fetched yet)."""
+        offset to apply (unknown: nothing fetched yet), or the partition was read to its end less than
+        ``VIGIE_INPUT_IDLE_S`` ago — records produced at the same moment on the other topic may still be on
+        their way (a full-speed replay sends hours of event time in a second). Traffic coming back to a
+        partition quiet for longer than that re-arms the wait. After it an input is idle and holds nothing
+        back; a partition that never gave an event holds nothing either."""
         consumer = app.consumer
+        now = time.monotonic()
+        for p in batch_partitions or ():
+            if now - records_at.get(p, float("-inf")) > settings.input_idle_s:
+                for topic in station_inputs:
+                    if (topic, p) in caught_up_since:
+                        caught_up_since[(topic, p)] = now
+            records_at[p] = now
         out = set()
         for tp in consumer.assignment():
             if tp.topic not in station_inputs:
                 continue
+            key = (tp.topic, tp.partition)
             hw = consumer.highwater(tp)
-            nxt = tracker.next.get((tp.topic, tp.partition))
+            nxt = tracker.next.get(key)
             if nxt is None:
                 nxt = consumer._committed_offset.get(tp) or 0  # Kafka semantics: the next offset to read
             if hw is None or nxt < hw:
-                out.add((tp.topic, tp.partition))
+                out.add(key)
+                caught_up_since.pop(key, None)
+            elif key in station_engine.newest_tp and now - caught_up_since.setdefault(key, now) < settings.input_idle_s:
+                out.add(key)
         return out
 
     def log_progress(n_events: int, n_invalid: int, newest: float) -> None:
@@ -293,10 +312,28 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
     @app.agent(station_topics, name="vehicle-status-processor", supervisor_strategy=CrashingSupervisor)
     async def process_vehicle_status(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
-            await in_order(events)
-            result = station_engine.process(_records(events), stations.data, inputs_behind())
-            await finish(vehicle_sink, events, result, settings.topic_vehicle_status)
-            await write_changelog(stations, [(key, p, stations.data[key]) for key, p in result.touched.items()])
+            async with station_lock:
+                await in_order(events)
+                result = station_engine.process(_records(events), stations.data,
+                                                inputs_behind({ev.message.partition for ev in events}))
+                await finish(vehicle_sink, events, result, settings.topic_vehicle_status)
+                await write_changelog(stations, [(key, p, stations.data[key]) for key, p in result.touched.items()])
+
+    @app.timer(interval=max(0.2, settings.input_idle_s / 2))
+    async def release_watermark_holds() -> None:
+        """Windows held back by an input that just caught up close once it is idle, even if no record comes."""
+        if app.rebalancing or station_lock.locked() or app._consumer is None:
+            return
+        async with station_lock:
+            behind = inputs_behind()
+            assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in station_inputs}
+            due = station_engine.partitions_to_reseal(behind, assigned)
+            if not due:
+                return
+            result = station_engine.process([], stations.data, behind, seal_partitions=due)
+            if result.touched:
+                await finish(vehicle_sink, [], result, settings.topic_vehicle_status)
+                await write_changelog(stations, [(key, p, stations.data[key]) for key, p in result.touched.items()])
 
     @app.agent(intervention_topic, name="intervention-processor", supervisor_strategy=CrashingSupervisor)
     async def process_interventions(stream: faust.StreamT) -> None:

@@ -89,6 +89,7 @@ class StationEngine:
         self.crew_topic = crew_topic
         self.newest: dict[int, float] = {}  # partition -> newest event time seen
         self.newest_tp: dict[tuple[str, int], float] = {}  # (topic, partition) -> newest event time seen
+        self.last_mark: dict[int, float] = {}  # partition -> watermark of its last seal
 
     def watermark(self, partition: int, behind: Collection[tuple[str, int]] | None) -> float | None:
         """Event time up to which a partition's stations may close windows (before the lateness).
@@ -117,9 +118,22 @@ class StationEngine:
             state = StationState.new(station_id, self.reference, self.window_seconds)
         return state
 
+    def partitions_to_reseal(self, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
+                             ) -> set[int]:
+        """Assigned partitions whose watermark moved since their last seal (a hold was released)."""
+        due = set()
+        for p, last in self.last_mark.items():
+            mark = self.watermark(p, behind)
+            if p in assigned and mark is not None and mark > last:
+                due.add(p)
+        return due
+
     def process(self, records: Iterable[Record], store: MutableMapping[str, StationState],
-                behind: Collection[tuple[str, int]] | None = None) -> BatchResult:
-        """Apply a batch. ``behind``: see :meth:`watermark` (the live worker passes it)."""
+                behind: Collection[tuple[str, int]] | None = None, seal_partitions: Iterable[int] = ()
+                ) -> BatchResult:
+        """Apply a batch, then seal the windows of its partitions (and of ``seal_partitions``: the live worker
+        re-seals when a hold on the watermark is released without new records). ``behind``: see
+        :meth:`watermark` (the live worker passes it)."""
         out = StationOutput()
         raw_rows: list[tuple[Any, ...]] = []
         crew_rows: list[tuple[Any, ...]] = []
@@ -182,14 +196,21 @@ class StationEngine:
         for station_id in sorted(applied_to):
             store[station_id].current_capacity(self.crewing, out)
         # Seal every station of the partitions seen, so idle stations' windows close too.
+        partitions.update(seal_partitions)
         marks = {p: self.watermark(p, behind) for p in partitions}
+        for p, mark in marks.items():
+            if mark is not None:
+                self.last_mark[p] = mark
         for key, state in list(store.items()):
             mark = marks.get(state.partition)
             if mark is not None:
-                before = out.window_rows.entries
+                w = state.windows
+                before = (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),
+                          len(w.staff_pending))
                 state.seal(mark - self.allowed_lateness, out, self.crewing, self.max_fill_windows)
-                if out.window_rows.entries != before or state.windows.pending or state.windows.staff_pending:
-                    result.touched[key] = state.partition
+                if (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),
+                        len(w.staff_pending)) != before:
+                    result.touched[key] = state.partition  # its windows changed: a changelog record
         result.rows = {
             VEHICLE_EVENTS: raw_rows,
             CREW_EVENTS: crew_rows,

@@ -39,6 +39,10 @@ from vigie.simulator import SimEvent, Simulator
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 1, 9, 6, 0, tzinfo=UTC)
+# Events go out paced at 600x real time while workers read them: a replay's pace. Unpaced, the two station
+# topics of a partition can reach the broker hours of event time apart within a second, beyond what the
+# watermark's wait for a caught-up input (VIGIE_INPUT_IDLE_S) covers (see README, "Two topics, one watermark").
+PACE = 600.0
 
 
 def simulate(s: Settings, hours: float, seed: int) -> tuple[Reference, list[SimEvent]]:
@@ -170,7 +174,8 @@ def live_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
     try:
         with events_file.open("w") as copy:  # in four parts a few scrapes apart, so rates see the traffic
             for i in range(4):
-                publish(settings, events[i * len(events) // 4:(i + 1) * len(events) // 4], copy_to=copy)
+                publish(settings, events[i * len(events) // 4:(i + 1) * len(events) // 4], copy_to=copy,
+                        speed=PACE)
                 time.sleep(2.5)
         wait_for_all_events(settings, events)
         busy_until = time.time()
@@ -284,15 +289,15 @@ def test_worker_killed_and_clickhouse_restarted_mid_stream(stack: Stack, setting
     ref, events = simulate(settings, hours=4, seed=12)
     cut1, cut2 = len(events) // 3, 2 * len(events) // 3
     worker = start_worker(stack, settings, "crash-worker-1")
-    publish(settings, events[:cut1])
+    publish(settings, events[:cut1], speed=PACE)
     ch = ch_client(settings)
     wait_until(lambda: ch.execute("SELECT count() FROM vehicle_status_events")[0][0] > 0, 60, "first rows")
     stop_worker(worker, signal.SIGKILL)  # mid-stream: uncommitted batches, changelog partly written
-    publish(settings, events[cut1:cut2])
+    publish(settings, events[cut1:cut2])  # the worker is down: a backlog, read later
     worker = start_worker(stack, settings, "crash-worker-2")
     time.sleep(6)
     stack.clickhouse.stop()  # ClickHouse goes away while the worker is busy
-    publish(settings, events[cut2:])
+    publish(settings, events[cut2:], speed=PACE)
     time.sleep(5)
     assert worker.poll() is None, "the worker must hold and retry, not die"
     stack.restart_clickhouse_later()
@@ -315,11 +320,11 @@ def test_bad_input_goes_to_dead_letter_and_nothing_else_is_lost(stack: Stack, se
     }
     producer = Producer({**settings.confluent_config(), "partitioner": "murmur2_random"})
     half = len(events) // 2
-    publish(settings, events[:half])
+    publish(settings, events[:half], speed=PACE)
     for value in bad_values:
         producer.produce(settings.topic_vehicle_status, key=last_vehicle.key.encode(), value=value)
     producer.flush(10)
-    publish(settings, events[half:])
+    publish(settings, events[half:], speed=PACE)
     wait_for_all_events(settings, events)
     consumer = Consumer({**settings.confluent_config(), "group.id": f"{settings.app_id}-check",
                          "auto.offset.reset": "earliest"})

@@ -153,3 +153,27 @@ def test_crew_event_validation(doc: dict, reason: str) -> None:  # type: ignore[
     with pytest.raises(InvalidEvent) as e:
         decode_crew_status(json.dumps({**base, **doc}).encode())
     assert reason in e.value.reason
+
+
+def test_watermark_waits_for_the_input_behind_then_a_reseal_closes_the_windows() -> None:
+    engine = StationEngine(REF, 60, 0)
+    store: dict[str, StationState] = {}
+    vehicle = [Record("vehicle-status", 0, i, b"S1", vev("V1", s, T0 + t, iid).model_dump_json().encode())
+               for i, (s, t, iid) in enumerate([("available_at_station", 0, None), ("dispatched", 200, "I1")])]
+    crew = _crew_rec(cev("P1", "available", T0 + 10, LEADER))
+    # the crew partition has unread records and gave nothing yet: no window may close
+    held = engine.process(vehicle, store, behind={("crew-status", 0)})
+    assert len(held.rows[next(k for k in held.rows if k.name == "station_windows")]) == 0
+    assert engine.partitions_to_reseal({("crew-status", 0)}, {0}) == set()
+    # its record arrives (older than the vehicles'): it is in time, and the watermark is the crew's newest
+    in_time = engine.process([crew], store, behind={("crew-status", 0)})
+    assert in_time.late == 0 and engine.watermark(0, {("crew-status", 0)}) == T0 + 10
+    # nothing behind any more: the partition's watermark moved, a re-seal without records closes the windows
+    assert engine.partitions_to_reseal(set(), {0}) == {0}
+    assert engine.partitions_to_reseal(set(), set()) == set()  # not assigned here: never resealed
+    resealed = engine.process([], store, set(), seal_partitions={0})
+    windows = [r for r in resealed.rows[next(k for k in resealed.rows if k.name == "station_windows")]
+               if r.vehicle_type == "VSAV"]
+    assert [r.window_start - T0 for r in windows] == [0, 60, 120]
+    assert windows[0].crew_tracked == 1 and "S1" in resealed.touched
+    assert engine.partitions_to_reseal(set(), {0}) == set()
