@@ -169,8 +169,8 @@ class StationState:
     windows: StationWindows
     partition: int = -1
     staff: dict[str, PersonState] = field(default_factory=dict)
-    # records of this station consumed so far (applied, duplicate or stale): the version of its
-    # current-capacity rows. It only grows with the input read, also across a crash and its replay.
+    # records of this station consumed so far (applied, duplicate or stale): with the newest event time,
+    # the version of its current-capacity rows. Both only grow with the input read, also across a replay.
     records: int = 0
     newest_event_time: float = NO_TIME
 
@@ -274,7 +274,9 @@ class StationState:
                     on_duty[qi][cat] += 1
         tracked = bool(self.staff)
         staffed = crewing.staffed(available, staff_available) if tracked else {}
-        version = self.records
+        # newest event time first: it survives a lost state (a fresh worker on an old database); then the
+        # records consumed, which order the rows of one instant and only grow across a crash's replay
+        version = int(self.newest_event_time * 1000) * 1_000_000 + self.records % 1_000_000
         for vtype in sorted(vehicles):
             n, s = available[vtype], staffed.get(vtype, 0)
             out.capacity_rows.append(StationCapacityRow(

@@ -1,7 +1,9 @@
 """``vigie run`` (what ``make run`` calls): the whole live pipeline on this machine.
 
 Starts the broker and ClickHouse, applies migrations, creates topics, starts the worker(s) and the
-simulator, and shows the board until Ctrl-C; then stops everything it started. A second run while
+simulator, and shows the board until Ctrl-C; then stops everything it started. The local broker keeps
+nothing (memory storage), so each run starts a fresh live picture: the live database of the previous
+run is dropped first (replays' databases are kept). A second run while
 one is going says so (a lock file) instead of failing on taken ports.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +44,8 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
                                         "clickhouse_port": settings.local_clickhouse_tcp_port})
     env = {**os.environ, **local.to_env()}
     python = sys.executable
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # stop everything, as on Ctrl-C
+        signal.signal(sig, _interrupt)
     try:
         print("starting the broker (Tansu) ...", flush=True)
         started.append(start_broker(settings.local_kafka_port, logs))
@@ -48,6 +53,11 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
         started.append(start_clickhouse(settings.local_clickhouse_tcp_port, settings.local_clickhouse_http_port,
                                         run_dir / "clickhouse", settings.clickhouse_reader_user,
                                         settings.clickhouse_reader_password.get_secret_value()))
+        from sinks.clickhouse import make_client
+
+        client = make_client(local)  # the workers' state went with the broker: rows of the last run would mix in
+        client.execute(f"DROP DATABASE IF EXISTS {local.clickhouse_database}")
+        client.disconnect()
         for cmd in (["db", "migrate"], ["topics"]):
             subprocess.run([python, "-m", "vigie.cli", *cmd], env=env, check=True)
         for i in range(workers):
@@ -68,13 +78,25 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
         from vigie.board import run_board
 
         run_board(local)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C, SIGTERM/SIGHUP, or the terminal went away
         pass
     finally:
-        print("\nstopping ...", flush=True)
+        _say("\nstopping ...")
         for p in reversed(started):
             p.stop()
         lock.close()
         Path(run_dir / "run.lock").unlink(missing_ok=True)
-        print("stopped.")
+        _say("stopped.")
     return 0
+
+
+def _say(text: str) -> None:
+    """Print, unless stdout is gone (a closed terminal or pipe must not keep children running)."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS {db}.staff_state (
 ORDER BY person_id;
 
 -- Now, per station and vehicle type: vehicles available and how many of them can be crewed.
--- version = records of the station consumed so far (grows with the input, also across a replay).
+-- version = newest event time of the station (ms) x 10^6 + records of it consumed so far (both only grow with
+-- the input read, also across a crash's replay; the time also across a state lost on an old database).
 CREATE TABLE IF NOT EXISTS {db}.station_capacity (
     station_id String,
     area String,

@@ -177,3 +177,19 @@ def test_watermark_waits_for_the_input_behind_then_a_reseal_closes_the_windows()
     assert [r.window_start - T0 for r in windows] == [0, 60, 120]
     assert windows[0].crew_tracked == 1 and "S1" in resealed.touched
     assert engine.partitions_to_reseal(set(), {0}) == set()
+
+
+def test_capacity_rows_versions_grow_with_the_input_and_across_a_lost_state() -> None:
+    def versions(st: StationState) -> int:
+        out = StationOutput()
+        st.current_capacity(CREWING, out)
+        return out.capacity_rows[0].version
+
+    old = StationState.new("S1", REF, 60)
+    run(old, *[vev("V1", "available_at_station", T0 + i) for i in range(50)])
+    v_old = versions(old)
+    run(old, vev("V1", "available_at_station", T0))  # a stale re-delivery still moves the version forward
+    assert versions(old) > v_old
+    fresh = StationState.new("S1", REF, 60)  # state lost, same database: later events must still win
+    run(fresh, vev("V1", "dispatched", T0 + 60, "I1"))
+    assert versions(fresh) > versions(old)
