@@ -144,6 +144,24 @@ class PersonState:
                    float(d[4]), str(d[5]), str(d[6]))
 
 
+def _admit(entity: VehicleState | PersonState, event_id: str, t: float, out: StationOutput) -> Outcome | None:
+    """The ordering rule shared by vehicles and people: an event older than the entity's state is stale, an
+    ``event_id`` already applied at that time a duplicate (returned, counted); otherwise it is recorded as the
+    entity's newest and None is returned (apply it)."""
+    if t < entity.event_time:
+        out.outcomes["stale"] += 1
+        return Outcome.STALE
+    if t == entity.event_time:
+        if event_id in entity.ids_at_time:
+            out.outcomes["duplicate"] += 1
+            return Outcome.DUPLICATE
+        entity.ids_at_time.append(event_id)
+    else:
+        entity.event_time = t
+        entity.ids_at_time = [event_id]
+    return None
+
+
 def _staff_index(status: CrewStatus | None) -> int:
     return -1 if status is None else STAFF_INDEX[status.value]
 
@@ -192,17 +210,9 @@ class StationState:
             v = self.vehicles[event.vehicle_id] = VehicleState(event.vehicle_id, event.vehicle_type)
             self.windows.add_type(event.vehicle_type)
             self.windows.types[event.vehicle_type].counts[UNKNOWN_INDEX] += 1
-        if t < v.event_time:
-            out.outcomes["stale"] += 1
-            return Outcome.STALE
-        if t == v.event_time:
-            if event.event_id in v.ids_at_time:
-                out.outcomes["duplicate"] += 1
-                return Outcome.DUPLICATE
-            v.ids_at_time.append(event.event_id)
-        else:
-            v.event_time = t
-            v.ids_at_time = [event.event_id]
+        rejected = _admit(v, event.event_id, t, out)
+        if rejected is not None:
+            return rejected
 
         status = event.status
         old_cat = UNKNOWN_INDEX if v.status is None else _CAT_INDEX_OF_STATUS[v.status]
@@ -227,17 +237,9 @@ class StationState:
         p = self.staff.get(event.person_id)
         if p is None:
             p = self.staff[event.person_id] = PersonState(event.person_id)
-        if t < p.event_time:
-            out.outcomes["stale"] += 1
-            return Outcome.STALE
-        if t == p.event_time:
-            if event.event_id in p.ids_at_time:
-                out.outcomes["duplicate"] += 1
-                return Outcome.DUPLICATE
-            p.ids_at_time.append(event.event_id)
-        else:
-            p.event_time = t
-            p.ids_at_time = [event.event_id]
+        rejected = _admit(p, event.event_id, t, out)
+        if rejected is not None:
+            return rejected
         old_mask, old_cat = p.mask, _staff_index(p.status)
         new_mask, new_cat = profile_mask(event.qualifications), _staff_index(event.status)
         if event.status is not p.status:
