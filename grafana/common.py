@@ -70,38 +70,33 @@ def run_variable(default: str = "vigie") -> dash_b.QueryVariable:
             .current(dashboard.VariableOption(selected=True, text=default, value=default)))
 
 
-def available_trend_sql(scope: str) -> str:
-    """Vehicles available per type over the stations ``scope`` selects: the lowest 1-minute total in each
-    interval (never finer than the 1-minute windows)."""
+def _lowest_per_interval_sql(column: str, alias: str, where: str) -> str:
+    """Per type, the lowest 1-minute total of ``station_windows.column`` over the stations ``where`` selects in
+    each interval (never finer than the 1-minute windows)."""
     return f"""
 SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * greatest($__interval_s, 60)) AS t,
-       vehicle_type, min(available) AS available
+       vehicle_type, min({alias}) AS {alias}
 FROM
 (
-    SELECT window_start, vehicle_type, sum(available) AS available
+    SELECT window_start, vehicle_type, sum({column}) AS {alias}
     FROM ${{run}}.station_windows FINAL
-    WHERE $__timeFilter(window_start) AND {scope}
+    WHERE $__timeFilter(window_start) AND {where}
     GROUP BY window_start, vehicle_type
 )
 GROUP BY t, vehicle_type
 ORDER BY t, vehicle_type"""
+
+
+def available_trend_sql(scope: str) -> str:
+    """Vehicles available per type over the stations ``scope`` selects: the lowest 1-minute total in each
+    interval."""
+    return _lowest_per_interval_sql("available", "available", scope)
 
 
 def staffed_trend_sql(scope: str) -> str:
     """Vehicles that can be crewed per type, over the stations ``scope`` selects that report crews: the lowest
     1-minute total of the windows' minimum staffed capacity in each interval."""
-    return f"""
-SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * greatest($__interval_s, 60)) AS t,
-       vehicle_type, min(staffed) AS staffed
-FROM
-(
-    SELECT window_start, vehicle_type, sum(min_staffed) AS staffed
-    FROM ${{run}}.station_windows FINAL
-    WHERE $__timeFilter(window_start) AND crew_tracked = 1 AND {scope}
-    GROUP BY window_start, vehicle_type
-)
-GROUP BY t, vehicle_type
-ORDER BY t, vehicle_type"""
+    return _lowest_per_interval_sql("min_staffed", "staffed", f"crew_tracked = 1 AND {scope}")
 
 
 #: Qualification columns of the staff tables, as shown (French labels: the wall screens' language).
