@@ -34,6 +34,7 @@ from sinks.tables import (
 from streams.crewing import Crewing
 from streams.interventions import InterventionOutput, InterventionState, SectorWindows
 from streams.state import StationOutput, StationState
+from streams.windows import StationWindows
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +96,11 @@ class StationEngine:
         """Event time up to which a partition's stations may close windows (before the lateness).
 
         Vehicles and crews of a partition come from two topics read side by side, one possibly ahead of
-        the other. ``behind``: the (topic, partition) pairs that hold records not read yet (the worker knows
-        from the broker). While any input of the partition is behind, the watermark is the oldest newest
-        time among those (a topic behind that has given nothing yet holds it entirely: None); inputs read
-        to their end hold nothing back (a topic with no traffic never stalls the windows). Without
+        the other. ``behind``: the (topic, partition) pairs that may still bring older records (the worker
+        knows from the broker, and waits a little after an input is read to its end: see ``inputs_behind``
+        in app.py). While any input of the partition is behind, the watermark is the oldest newest time
+        among those (a topic behind that has given nothing yet holds it entirely: None); other inputs hold
+        nothing back (a topic with no traffic never stalls the windows). Without
         ``behind`` (the history path, one time-ordered stream), it is the newest time of the partition."""
         if behind:
             held = []
@@ -139,7 +141,6 @@ class StationEngine:
         crew_rows: list[tuple[Any, ...]] = []
         result = BatchResult({})
         partitions: set[int] = set()
-        applied_to: set[str] = set()
         newest_by_topic: dict[str, float] = {}
         crew_topic = self.crew_topic
         for rec in records:
@@ -173,12 +174,11 @@ class StationEngine:
                 newest_by_topic[rec.topic] = t
             state = self._state(station_id, store)
             state.partition = rec.partition
-            applied_to.add(station_id)
+            store[station_id] = state
             result.touched[station_id] = rec.partition
             payload = rec.value.decode() if rec.value else ""
             if crew:
                 state.apply_crew(cev, t, out)
-                store[station_id] = state
                 crew_rows.append((
                     cev.event_id, t, int(t * 1000), cev.person_id, cev.station_id, cev.status.value,
                     [q.value for q in cev.qualifications], cev.vehicle_id or "", cev.intervention_id or "",
@@ -186,14 +186,13 @@ class StationEngine:
                 ))
                 continue
             state.apply(ev, t, out)
-            store[station_id] = state
             pos = ev.position
             raw_rows.append((
                 ev.event_id, t, int(t * 1000), ev.vehicle_id, ev.vehicle_type, ev.home_station, ev.status.value,
                 ev.intervention_id or "", pos.lat if pos else 0.0, pos.lon if pos else 0.0,
                 rec.partition, rec.offset, payload,
             ))
-        for station_id in sorted(applied_to):
+        for station_id in sorted(result.touched):  # so far: the stations records were applied to
             store[station_id].current_capacity(self.crewing, out)
         # Seal every station of the partitions seen, so idle stations' windows close too.
         partitions.update(seal_partitions)
@@ -201,15 +200,18 @@ class StationEngine:
         for p, mark in marks.items():
             if mark is not None:
                 self.last_mark[p] = mark
+
+
+        def windows_now(w: StationWindows) -> tuple[object, ...]:
+            return (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),
+                    len(w.staff_pending))
+
         for key, state in list(store.items()):
             mark = marks.get(state.partition)
             if mark is not None:
-                w = state.windows
-                before = (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),
-                          len(w.staff_pending))
+                before = windows_now(state.windows)
                 state.seal(mark - self.allowed_lateness, out, self.crewing, self.max_fill_windows)
-                if (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),
-                        len(w.staff_pending)) != before:
+                if windows_now(state.windows) != before:
                     result.touched[key] = state.partition  # its windows changed: a changelog record
         result.rows = {
             VEHICLE_EVENTS: raw_rows,
