@@ -307,6 +307,11 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
             if hw is not None:
                 metrics.CONSUMER_LAG.labels(topic, str(p)).set(max(0, hw - off - 1))
 
+    async def store_stations(events: Sequence[EventT], result: BatchResult) -> None:
+        """Rows to ClickHouse, then the touched stations to their changelog (under ``station_lock``)."""
+        await finish(vehicle_sink, events, result, settings.topic_vehicle_status)
+        await write_changelog(stations, [(key, p, stations.data[key]) for key, p in result.touched.items()])
+
     # An unexpected error must stop the worker (its batch was not committed: a restart replays it);
     # Faust's default would restart the agent further on in the stream, past the failed batch.
     @app.agent(station_topics, name="vehicle-status-processor", supervisor_strategy=CrashingSupervisor)
@@ -316,8 +321,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
                 await in_order(events)
                 result = station_engine.process(_records(events), stations.data,
                                                 inputs_behind({ev.message.partition for ev in events}))
-                await finish(vehicle_sink, events, result, settings.topic_vehicle_status)
-                await write_changelog(stations, [(key, p, stations.data[key]) for key, p in result.touched.items()])
+                await store_stations(events, result)
 
     @app.timer(interval=max(0.2, settings.input_idle_s / 2))
     async def release_watermark_holds() -> None:
@@ -332,8 +336,7 @@ def create_pipeline(settings: Settings, reference: Reference | None = None) -> P
                 return
             result = station_engine.process([], stations.data, behind, seal_partitions=due)
             if result.touched:
-                await finish(vehicle_sink, [], result, settings.topic_vehicle_status)
-                await write_changelog(stations, [(key, p, stations.data[key]) for key, p in result.touched.items()])
+                await store_stations([], result)
 
     @app.agent(intervention_topic, name="intervention-processor", supervisor_strategy=CrashingSupervisor)
     async def process_interventions(stream: faust.StreamT) -> None:
