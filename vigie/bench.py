@@ -87,12 +87,18 @@ def _ceiling(s: Settings, total: int) -> Figure:
     return Figure("ceiling", n, seconds, "confluent-kafka consume + pydantic validation")
 
 
-def _faust_reference(module: str, case: str, note: str, s: Settings, total: int) -> Figure:
-    """Run one of the Faust reference agents (``vigie.bench_noop``, ``vigie.bench_naive``) on the events."""
-    out = subprocess.run(
-        [sys.executable, "-m", module, s.kafka_bootstrap, f"bench-{case}-{time.time_ns()}", str(total),
-         s.topic_vehicle_status, s.topic_interventions],
-        capture_output=True, text=True, timeout=1800, cwd=PROJECT_ROOT, env=_env(s))
+def _faust_reference(module: str, case: str, note: str, s: Settings, total: int, work: Path) -> Figure:
+    """Run one of the Faust reference agents (``vigie.bench_noop``, ``vigie.bench_naive``) on the events, in a
+    directory of its own under ``work`` (Faust writes its data directory there), removed afterwards."""
+    run_dir = work / f"{case}-{time.time_ns()}"
+    run_dir.mkdir(parents=True)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", module, s.kafka_bootstrap, f"bench-{case}-{time.time_ns()}", str(total),
+             s.topic_vehicle_status, s.topic_interventions],
+            capture_output=True, text=True, timeout=1800, cwd=run_dir, env=_env(s))
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
     found = re.search(r"RESULT (\d+) ([\d.]+)", out.stdout + out.stderr)  # Faust logs what agents print
     if found is None:
         raise RuntimeError(f"{case} did not finish: {out.stdout[-500:]} {out.stderr[-2000:]}")
@@ -357,9 +363,10 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
             total = publish(s, sim.events(days * 86400), copy_to=copy)
         figures = [
             _ceiling(s, total),
-            _faust_reference("vigie.bench_noop", "faust-noop", "Faust agent per topic, counting only", s, total),
+            _faust_reference("vigie.bench_noop", "faust-noop", "Faust agent per topic, counting only", s, total,
+                             work),
             _faust_reference("vigie.bench_naive", "naive", "per-event Faust agent, Vigie's state logic, one table "
-                             "write per event, no ClickHouse", s, total),
+                             "write per event, no ClickHouse", s, total, work),
         ]
         vigie_1, vigie_1_settings = _vigie(s, total, 1)
         figures.append(vigie_1)
