@@ -188,7 +188,7 @@ class StationEngine:
             state.apply(ev, t, out)
             pos = ev.position
             raw_rows.append((
-                ev.event_id, t, int(t * 1000), ev.vehicle_id, ev.vehicle_type, ev.home_station, ev.status.value,
+                ev.event_id, t, int(t * 1000), ev.vehicle_id, ev.vehicle_type, ev.home_station, ev.status._value_,
                 ev.intervention_id or "", pos.lat if pos else 0.0, pos.lon if pos else 0.0,
                 rec.partition, rec.offset, payload,
             ))
@@ -318,7 +318,7 @@ class InterventionEngine:
             sectors_touched[skey] = p
             pos = ev.location
             raw_rows.append((
-                ev.event_id, t, int(t * 1000), key, ev.nature.value, ev.lifecycle.value, pos.sector,
+                ev.event_id, t, int(t * 1000), key, ev.nature._value_, ev.lifecycle._value_, pos.sector,
                 pos.lat, pos.lon, ev.priority, p, rec.offset, rec.value.decode() if rec.value else "",
             ))
         for p in {p for p in result.touched.values()} | {r.record.partition for r in result.dead_letters}:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -40,24 +41,46 @@ def logical_topics(settings: Settings) -> dict[str, str]:
 
 
 _EVENT_FIELD = b',"event":'
+# the head of a line as Vigie writes it (plain topic and key, no escapes); anything else is parsed as JSON
+_PLAIN_HEAD = re.compile(rb'\{"topic":"([^"\\]+)","key":"([^"\\]+)"')
+
+
+class PartitionOf:
+    """Kafka's default partition of a key, remembered per key (a station's key comes back all the time; the
+    partitioner is plain Python). The memory is bounded: it starts afresh past ``max_keys``."""
+
+    def __init__(self, partitions: int, max_keys: int = 200_000) -> None:
+        self.partitions = partitions
+        self.max_keys = max_keys
+        self._known: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes) -> int:
+        p = self._known.get(key)
+        if p is None:
+            if len(self._known) >= self.max_keys:
+                self._known.clear()
+            p = self._known[key] = partition_for(key, self.partitions)
+        return p
 
 
 def records_from_jsonl(path: Path, settings: Settings) -> Iterator[Record]:
     """Lines of ``vigie simulate --output`` / ``vigie import``: ``{"topic": ..., "key": ..., "event": {...}}``.
     Lines written that way (event last) give their event bytes as they are; others are parsed."""
     topics = logical_topics(settings)
-    partitions = settings.topic_partitions
+    partition_of = PartitionOf(settings.topic_partitions)
+    plain_head = _PLAIN_HEAD.fullmatch
     with Path(path).open("rb") as f:
         for line_no, line in enumerate(f):
             head, sep, rest = line.partition(_EVENT_FIELD)
             value = rest.rstrip()[:-1] if sep else b""
-            if value.startswith(b"{") and value.endswith(b"}") and b'"event"' not in head:
-                doc = json.loads(head + b"}")
+            plain = plain_head(head) if value.startswith(b"{") and value.endswith(b"}") else None
+            if plain is not None:
+                topic, key = plain.group(1).decode(), plain.group(2)
             else:
                 doc = json.loads(line)
                 value = json.dumps(doc["event"], separators=(",", ":"), ensure_ascii=False).encode()
-            key = doc["key"].encode()
-            yield Record(topics[doc["topic"]], partition_for(key, partitions), line_no, key, value)
+                topic, key = doc["topic"], doc["key"].encode()
+            yield Record(topics[topic], partition_of(key), line_no, key, value)
 
 
 def records_from_clickhouse(settings: Settings, source_database: str) -> Iterator[Record]:

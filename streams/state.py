@@ -50,6 +50,7 @@ _RELEASING = frozenset(
     {VehicleStatus.AVAILABLE_AT_STATION, VehicleStatus.AVAILABLE_ON_RADIO, VehicleStatus.OUT_OF_SERVICE}
 )
 _CAT_INDEX_OF_STATUS = {s: CAT_INDEX[category_of(s).value] for s in VehicleStatus}
+_CATEGORY_OF_STATUS_VALUE = {s.value: category_of(s).value for s in VehicleStatus} | {"unknown": "unknown"}
 UNKNOWN_INDEX = CAT_INDEX["unknown"]
 
 
@@ -91,10 +92,11 @@ class VehicleState:
     engagement: Engagement | None = None
 
     def row(self, station_id: str, area: str) -> VehicleStateRow:
-        status = self.status.value if self.status else "unknown"
+        # ``_value_``: the plain string, without the ``.value`` property's cost (a hot path)
+        status = self.status._value_ if self.status else "unknown"
         eng = self.engagement
         return VehicleStateRow(
-            self.vehicle_id, self.vehicle_type, station_id, area, status, category_of(self.status).value,
+            self.vehicle_id, self.vehicle_type, station_id, area, status, _CATEGORY_OF_STATUS_VALUE[status],
             eng.intervention_id if eng and not eng.released_at else "",
             self.status_since, self.event_time, self.lat, self.lon, int(self.event_time * 1000),
         )

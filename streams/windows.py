@@ -30,41 +30,41 @@ S_AVAILABLE, S_ASSIGNED, S_UNAVAILABLE = 0, 1, 2
 
 
 class WindowBlock:
-    """Window rows kept as columns (the order of the row type's fields), each with a repeat count: a run of
+    """Window rows as tuples (the order of the row type's fields), each with a repeat count: a run of
     identical quiet windows (most window rows over history) is one entry, ``repeat`` consecutive windows
     from its ``window_start``. The sink sends entries as they are and ClickHouse expands the runs
-    (``sinks/migrations/0004_window_runs.sql``); ``rows()`` expands them in Python."""
+    (``sinks/migrations/0004_window_runs.sql``); ``rows()`` expands them in Python. Entries are kept as
+    tuples and turned into columns once, when written (a transposition in C, not a Python loop per value)."""
 
-    __slots__ = ("cols", "repeat", "row_type")
+    __slots__ = ("_entries", "repeat", "row_type")
 
     def __init__(self, row_type: type[NamedTuple] = StationWindowRow) -> None:
         self.row_type = row_type
-        self.cols: list[list[Any]] = [[] for _ in row_type._fields]
+        self._entries: list[tuple[Any, ...]] = []
         self.repeat: list[int] = []
 
     def add(self, row: tuple[Any, ...]) -> None:
-        for col, value in zip(self.cols, row, strict=True):
-            col.append(value)
+        self._entries.append(row)
         self.repeat.append(1)
 
-    def add_run(self, first_start: float, count: int, row: tuple[Any, ...]) -> None:
-        """``count`` windows from ``first_start``, every other value as in ``row``."""
-        if count <= 0:
-            return
-        self.cols[0].append(first_start)
-        for col, value in zip(self.cols[1:], row[1:], strict=True):
-            col.append(value)
-        self.repeat.append(count)
+    def add_run(self, count: int, row: tuple[Any, ...]) -> None:
+        """``count`` windows from ``row``'s window start, every other value as in ``row``."""
+        if count > 0:
+            self._entries.append(row)
+            self.repeat.append(count)
 
     def columns(self) -> list[list[Any]]:
         """The entries as columns (runs not expanded); see ``repeat``."""
-        return self.cols
+        if not self._entries:
+            return [[] for _ in self.row_type._fields]
+        return [list(c) for c in zip(*self._entries, strict=True)]
 
     def rows(self) -> list[Any]:
+        make = self.row_type._make
         out = []
-        for r, n in zip(zip(*self.cols, strict=True), self.repeat, strict=True):
+        for r, n in zip(self._entries, self.repeat, strict=True):
             if n == 1:
-                out.append(self.row_type(*r))
+                out.append(make(r))
             else:
                 w = r[1]  # window_seconds
                 out.extend(self.row_type(r[0] + i * w, *r[1:]) for i in range(n))
@@ -120,7 +120,7 @@ class StationWindows:
 
     @classmethod
     def for_fleet(cls, window_seconds: int, unknown_per_type: dict[str, int]) -> StationWindows:
-        types = {t: TypeCounts([0, 0, 0, n], 0) for t, n in unknown_per_type.items()}
+        types = {t: TypeCounts([0, 0, 0, n], 0) for t, n in sorted(unknown_per_type.items())}
         return cls(window_seconds, types)
 
     @property
@@ -128,8 +128,10 @@ class StationWindows:
         return bool(self.staff)
 
     def add_type(self, vehicle_type: str) -> None:
+        """``types`` stays in type order: the order of the window rows."""
         if vehicle_type not in self.types:
             self.types[vehicle_type] = TypeCounts([0, 0, 0, 0], 0)
+            self.types = dict(sorted(self.types.items()))
 
     def _clamp(self, t: float) -> tuple[float, bool]:
         late = self.sealed_time is not None and t < self.sealed_time
@@ -272,35 +274,35 @@ class StationWindows:
         end = self.window_start + w
         self._integrate(end)
         tracked = int(bool(self.staff))
-        staffed = self.staffed(crewing)
-        for vtype, tc in sorted(self.types.items()):
+        staffed = self.staffed(crewing) if tracked else {}
+        start = self.window_start
+        add = out.add
+        # plain tuples in StationWindowRow / StaffWindowRow field order (the hot loop of the history path)
+        for vtype, tc in self.types.items():  # kept in type order
             c = tc.counts
-            out.add(StationWindowRow(self.window_start, w, station_id, area, vtype, c[0], c[1], c[2], c[3],
-                                     tc.min_available, round(tc.engaged_seconds / 60.0, 6),
-                                     staffed.get(vtype, 0), tc.min_staffed if tracked else 0, tracked))
-            tc.min_available, tc.engaged_seconds = c[AVAILABLE], 0.0
-            tc.min_staffed = staffed.get(vtype, 0)
+            n = staffed.get(vtype, 0) if tracked else 0
+            add((start, w, station_id, area, vtype, c[0], c[1], c[2], c[3], tc.min_available,
+                 round(tc.engaged_seconds / 60.0, 6), n, tc.min_staffed if tracked else 0, tracked))
+            tc.min_available, tc.engaged_seconds, tc.min_staffed = c[AVAILABLE], 0.0, n
         by_qual = self.staff_by_qualification() if tracked else []
         for qi, (q, (avail, assigned, unavail)) in enumerate(zip(QUALIFICATIONS, by_qual, strict=False)):
-            staff_out.add(StaffWindowRow(self.window_start, w, station_id, area, q.value,
-                                         avail + assigned + unavail, assigned, avail, unavail,
-                                         self.min_staff_available[qi]))
+            staff_out.add((start, w, station_id, area, q.value, avail + assigned + unavail, assigned, avail,
+                           unavail, self.min_staff_available[qi]))
             self.min_staff_available[qi] = avail
         self.window_start = end
         quiet = int((t - end) // w)
         if quiet <= 0:
             return
         emitted = min(quiet, max_fill_windows - 1)
-        for vtype, tc in sorted(self.types.items()):
+        add_run = out.add_run
+        for vtype, tc in self.types.items():
             c = tc.counts
-            n = staffed.get(vtype, 0)
-            out.add_run(end, emitted, StationWindowRow(end, w, station_id, area, vtype, c[0], c[1], c[2], c[3],
-                                                       c[AVAILABLE], round(c[ENGAGED] * w / 60.0, 6),
-                                                       n, n, tracked))
+            n = staffed.get(vtype, 0) if tracked else 0
+            add_run(emitted, (end, w, station_id, area, vtype, c[0], c[1], c[2], c[3], c[AVAILABLE],
+                              round(c[ENGAGED] * w / 60.0, 6), n, n, tracked))
         for q, (avail, assigned, unavail) in zip(QUALIFICATIONS, by_qual, strict=False):
-            staff_out.add_run(end, emitted, StaffWindowRow(end, w, station_id, area, q.value,
-                                                           avail + assigned + unavail, assigned, avail, unavail,
-                                                           avail))
+            staff_out.add_run(emitted, (end, w, station_id, area, q.value, avail + assigned + unavail, assigned,
+                                        avail, unavail, avail))
         if emitted < quiet:
             # A long silence (idle partition, replay gap): jump instead of emitting every window.
             self.window_start = t - t % w
@@ -324,7 +326,7 @@ class StationWindows:
     def from_dict(cls, d: dict) -> StationWindows:  # type: ignore[type-arg]
         return cls(
             int(d["w"]),
-            {k: TypeCounts.from_list(v) for k, v in d["t"].items()},
+            {k: TypeCounts.from_list(v) for k, v in sorted(d["t"].items())},
             d["ws"],
             d["st"],
             [(float(a), str(b), int(c), int(e)) for a, b, c, e in d["p"]],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streams.history import partition_for, records_from_jsonl
+from streams.history import PartitionOf, partition_for, records_from_jsonl
 from vigie.settings import Settings
 
 S = Settings()
@@ -28,3 +28,21 @@ def test_written_lines_give_their_event_bytes_and_other_layouts_are_parsed(tmp_p
     assert records[0].value == compact.encode()
     assert [r.offset for r in records] == [0, 1, 2]
     assert records[1].partition == partition_for(b"S02", S.topic_partitions)
+
+
+def test_keys_with_escapes_are_parsed_not_matched(tmp_path: Path) -> None:
+    compact = json.dumps(EVENT, separators=(",", ":"), ensure_ascii=False)
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"topic":"vehicle-status","key":"S\\"1","event":' + compact + "}\n"
+                    '{"topic":"vehicle-status","key":"S\\u00e9","event":' + compact + "}\n", encoding="utf-8")
+    records = list(records_from_jsonl(path, S))
+    assert [r.key for r in records] == [b'S"1', "Sé".encode()]
+    assert records[1].partition == partition_for("Sé".encode(), S.topic_partitions)
+    assert all(r.value == compact.encode() for r in records)
+
+
+def test_remembered_partitions_stay_kafkas_past_the_memory_bound() -> None:
+    partition_of = PartitionOf(7, max_keys=3)
+    keys = [f"K{i}".encode() for i in range(10)] * 2
+    assert [partition_of(k) for k in keys] == [partition_for(k, 7) for k in keys]
+    assert len(partition_of._known) <= 3
