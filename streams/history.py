@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,9 +99,26 @@ def records_from_clickhouse(settings: Settings, source_database: str) -> Iterato
     rows = sorted(client.execute(query), key=lambda r: (r[0], r[1], r[3]))
     client.disconnect()
     topics = (settings.topic_vehicle_status, settings.topic_interventions, settings.topic_crew_status)
+    partition_of = PartitionOf(settings.topic_partitions)
     for _, kind, key, offset, payload in rows:
         k = key.encode()
-        yield Record(topics[kind], partition_for(k, settings.topic_partitions), offset, k, payload.encode())
+        yield Record(topics[kind], partition_of(k), offset, k, payload.encode())
+
+
+@dataclass(frozen=True)
+class HistorySource:
+    """Where the batch path reads: an event file, or the raw history of a ClickHouse database. Plain data, so
+    that each process of a parallel run opens the source itself."""
+
+    file: Path | None = None
+    clickhouse_database: str | None = None
+
+    def records(self, settings: Settings) -> Iterator[Record]:
+        if self.file is not None:
+            return records_from_jsonl(self.file, settings)
+        if self.clickhouse_database is not None:
+            return records_from_clickhouse(settings, self.clickhouse_database)
+        raise ValueError("a history source needs an event file or a ClickHouse database")
 
 
 @dataclass
@@ -112,6 +131,12 @@ class HistoryStats:
     @property
     def events_per_second(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
+
+    def add(self, other: HistoryStats) -> None:
+        """Counts of another share of the same run (its seconds overlap this one's: not added)."""
+        self.events += other.events
+        self.invalid += other.invalid
+        self.rows.update(other.rows)
 
 
 class HistoryRunner:
@@ -168,3 +193,34 @@ class HistoryRunner:
         for spec, table_rows in rows.items():
             self.stats.rows[spec.name] += len(table_rows)
         return asyncio.create_task(self.sink.write(rows))
+
+
+def _run_share(settings: Settings, source: HistorySource, share: int, shares: int, chunk_events: int,
+               reference: Reference | None) -> HistoryStats:
+    """One process of a parallel run: the records of partitions ``p % shares == share``, in their order."""
+    records = (r for r in source.records(settings) if r.partition % shares == share)
+    return asyncio.run(HistoryRunner(settings, reference).run(records, chunk_events))
+
+
+def run_history(settings: Settings, source: HistorySource, processes: int = 1, chunk_events: int = 20_000,
+                reference: Reference | None = None) -> HistoryStats:
+    """The batch path over ``source`` into ``settings.clickhouse_database``, in ``processes`` processes.
+
+    State lives per partition (a station's or an intervention's events share one), so the partitions are
+    shared out between the processes (partition p to process p mod N) and each runs its own engines and
+    writes its own rows: the same rows as one process. Each process reads the whole source and keeps its
+    partitions' records (reading is a few µs per event, processing several times that); from ClickHouse each
+    loads the whole raw history. ``seconds``: wall time, process start-up included."""
+    processes = max(1, min(processes, settings.topic_partitions))
+    if processes == 1:
+        return asyncio.run(HistoryRunner(settings, reference).run(source.records(settings), chunk_events))
+    started = time.perf_counter()
+    total = HistoryStats()
+    # spawn, not fork: the caller may hold threads (Kafka clients, executors) a forked child would inherit
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        shares = [pool.submit(_run_share, settings, source, i, processes, chunk_events, reference)
+                  for i in range(processes)]
+        for done in shares:
+            total.add(done.result())
+    total.seconds = time.perf_counter() - started
+    return total

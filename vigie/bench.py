@@ -37,7 +37,7 @@ from confluent_kafka import Consumer
 from schemas.codec import decode_intervention, decode_vehicle_status, encode
 from schemas.reference import Reference
 from sinks.clickhouse import make_client, run_migrations
-from streams.history import HistoryRunner, records_from_jsonl
+from streams.history import HistoryRunner, HistorySource, records_from_jsonl, run_history
 from streams.topics import ensure_topics
 from vigie.brigade import generate_brigade
 from vigie.produce import make_producer, publish
@@ -283,7 +283,7 @@ def _history(s: Settings, events_file: Path) -> Figure:
     run_migrations(db)
     stats = asyncio.run(HistoryRunner(db).run(records_from_jsonl(events_file, db)))
     return Figure("history", stats.events, stats.seconds,
-                  f"batch path, event file -> ClickHouse ({sum(stats.rows.values()):,} rows written)")
+                  f"batch path, one process, event file -> ClickHouse ({sum(stats.rows.values()):,} rows written)")
 
 
 def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Figure]]:
@@ -302,10 +302,12 @@ def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Fi
     db = s.model_copy(update={"clickhouse_database": "bench_year"})
     run_migrations(db)
     print(f"batch path over {days:g} days of history ...", flush=True)
-    stats = asyncio.run(HistoryRunner(db).run(records_from_jsonl(path, db), chunk_events=50_000))
+    processes = min(os.cpu_count() or 1, s.topic_partitions)
+    stats = run_history(db, HistorySource(file=path), processes=processes, chunk_events=50_000)
     rows = sum(stats.rows.values())
     figure = Figure("batch-year", stats.events, stats.seconds,
-                    f"batch path over {days:g} simulated days, event file -> ClickHouse ({rows:,} rows)")
+                    f"batch path over {days:g} simulated days, {processes} processes, event file -> ClickHouse "
+                    f"({rows:,} rows)")
     print("timing the dashboard panels on it ...", flush=True)
     return figure, _panels(s, "bench_year", days)
 

@@ -69,16 +69,17 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
-    import asyncio
-
     from sinks.clickhouse import run_migrations
-    from streams.history import HistoryRunner, records_from_clickhouse, records_from_jsonl
+    from streams.history import HistorySource, run_history
 
     run_migrations(s)
-    records = records_from_jsonl(Path(a.from_file), s) if a.from_file else records_from_clickhouse(s, a.from_clickhouse)
-    stats = asyncio.run(HistoryRunner(s).run(records, chunk_events=a.chunk))
+    source = HistorySource(file=Path(a.from_file)) if a.from_file else HistorySource(
+        clickhouse_database=a.from_clickhouse)
+    processes = a.processes or os.cpu_count() or 1
+    stats = run_history(s, source, processes=processes, chunk_events=a.chunk)
     print(f"{stats.events} events ({stats.invalid} invalid) in {stats.seconds:.1f}s = "
-          f"{stats.events_per_second:,.0f} events/s into database {s.clickhouse_database}")
+          f"{stats.events_per_second:,.0f} events/s into database {s.clickhouse_database} "
+          f"({min(processes, s.topic_partitions)} process(es))")
     for table, n in sorted(stats.rows.items()):
         print(f"  {table}: {n} rows")
     return 0
@@ -240,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--from-file", help="JSON-lines events, as written by `vigie simulate --output`")
     src.add_argument("--from-clickhouse", metavar="DATABASE", help="the raw event history of this database")
     h.add_argument("--chunk", type=int, default=20000, help="events per chunk (one ClickHouse write each)")
+    h.add_argument("--processes", type=int, default=0,
+                   help="processes sharing the partitions out (default: one per core, at most "
+                   "VIGIE_TOPIC_PARTITIONS); the same rows as one process")
     h.set_defaults(func=_cmd_history)
 
     bn = sub.add_parser("bench", help="measure throughput (ceiling, Faust no-op, worker, batch path) on this machine")

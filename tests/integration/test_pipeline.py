@@ -4,7 +4,6 @@ restart mid-stream; then bad input."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
@@ -21,7 +20,7 @@ from grafana import generate, pipeline_health
 from schemas.reference import Reference
 from sinks.clickhouse import run_migrations
 from sinks.tables import ALL_TABLES
-from streams.history import HistoryRunner, records_from_clickhouse, records_from_jsonl
+from streams.history import HistorySource, run_history
 from tests.integration import expected
 from tests.integration.conftest import (
     Stack,
@@ -261,14 +260,15 @@ def table_contents(s: Settings, table: str) -> list[tuple]:  # type: ignore[type
     return sorted(ch.execute(f"SELECT {cols} FROM {table} FINAL"))
 
 
-@pytest.mark.parametrize("source", ["file", "clickhouse"])
-def test_history_path_gives_the_live_rows(stack: Stack, live_run: LiveRun, source: str) -> None:
+@pytest.mark.parametrize(("source", "processes"), [("file", 1), ("file", 2), ("clickhouse", 2)])
+def test_history_path_gives_the_live_rows(stack: Stack, live_run: LiveRun, source: str, processes: int) -> None:
+    """The batch path, in one process or with the partitions shared out between two, writes the live rows."""
     live = live_run.settings
-    batch = live.model_copy(update={"clickhouse_database": f"{live.clickhouse_database}_{source}"})
+    batch = live.model_copy(update={"clickhouse_database": f"{live.clickhouse_database}_{source}_{processes}"})
     run_migrations(batch)
-    records = (records_from_jsonl(live_run.events_file, batch) if source == "file"
-               else records_from_clickhouse(batch, live.clickhouse_database))
-    stats = asyncio.run(HistoryRunner(batch).run(records, chunk_events=777))
+    where = (HistorySource(file=live_run.events_file) if source == "file"
+             else HistorySource(clickhouse_database=live.clickhouse_database))
+    stats = run_history(batch, where, processes=processes, chunk_events=777)
     assert stats.events == len(live_run.events) and stats.invalid == 0
     for spec in ALL_TABLES:
         got, want = table_contents(batch, spec.name), table_contents(live, spec.name)
