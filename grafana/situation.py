@@ -107,6 +107,8 @@ WHERE {AREA_FILTER}
 GROUP BY area
 ORDER BY area"""
 
+# FINAL only over the interventions that have an open version (a condition on the sorting key, read by
+# index), not over the whole history: 43 -> 19 ms on four months; the newest version must still be open.
 OPEN_INTERVENTIONS = f"""
 SELECT intervention_id, nature, priority, sector, opened_at,
        toInt64((SELECT max(event_time) FROM ${{run}}.vehicle_state)) - toInt64(opened_at) AS elapsed_s,
@@ -115,7 +117,8 @@ FROM
 (
     SELECT intervention_id, nature, priority, sector, opened_at
     FROM ${{run}}.interventions FINAL
-    WHERE status = 'open'
+    WHERE intervention_id IN (SELECT intervention_id FROM ${{run}}.interventions WHERE status = 'open')
+      AND status = 'open'
 ) AS i
 ANY LEFT JOIN
 (
