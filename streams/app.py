@@ -29,7 +29,7 @@ from mode import CrashingSupervisor
 from schemas.reference import Reference
 from sinks.clickhouse import ClickHouseSink
 from sinks.tables import ALL_TABLES
-from streams import metrics
+from streams import eager_delivery, metrics
 from streams.codecs import INTERVENTION_CODEC, KEY_CODEC, SECTORS_CODEC, STATION_CODEC, register_codecs
 from streams.engine import BatchResult, InterventionEngine, Record, StationEngine
 from streams.offsets import OffsetTracker, records_between
@@ -155,6 +155,7 @@ def _state_table(app: faust.App, name: str, partitions: int, value_codec: str) -
 def create_pipeline(settings: Settings, reference: Reference | None = None) -> Pipeline:
     register_codecs()
     _apply_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
+    eager_delivery.install(settings.kafka_eager_delivery)
     reference = reference or Reference.load(settings.reference_dir)
     parts = settings.topic_partitions
     (settings.state_dir / settings.app_id).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,97 @@
+"""Eager delivery: a coroutine stepped by hand completes at once, or is continued by a task exactly as if the
+task had run it from the start (results, exceptions, cancellation), and Faust's fetch loop call is served."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from streams.eager_delivery import install, step_first
+
+
+async def no_wait(log: list[str]) -> int:
+    log.append("ran")
+    return 7
+
+
+async def waits_on(fut: asyncio.Future[int], log: list[str]) -> int:
+    log.append("before")
+    await asyncio.sleep(0)  # a bare yield first
+    try:
+        value = await fut
+    except asyncio.CancelledError:
+        log.append("cancelled inside")
+        raise
+    log.append("after")
+    return value * 2
+
+
+def test_a_coroutine_that_never_waits_completes_in_the_first_step() -> None:
+    log: list[str] = []
+    done, value = step_first(no_wait(log))
+    assert (done, value, log) == (True, 7, ["ran"])
+
+
+def test_a_waiting_coroutine_is_continued_by_a_task() -> None:
+    async def main() -> tuple[int, list[str]]:
+        log: list[str] = []
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        done, rest = step_first(waits_on(fut, log))
+        assert not done and log == ["before"]
+        task = asyncio.ensure_future(rest)
+        await asyncio.sleep(0.01)
+        assert not task.done()
+        fut.set_result(21)
+        return await task, log
+
+    assert asyncio.run(main()) == (42, ["before", "after"])
+
+
+def test_errors_and_cancellation_reach_the_coroutine() -> None:
+    async def main() -> list[str]:
+        log: list[str] = []
+        loop = asyncio.get_running_loop()
+        failing: asyncio.Future[int] = loop.create_future()
+        _, rest = step_first(waits_on(failing, log))
+        task = asyncio.ensure_future(rest)
+        await asyncio.sleep(0.01)
+        failing.set_exception(ValueError("bad"))
+        with pytest.raises(ValueError, match="bad"):
+            await task
+        pending: asyncio.Future[int] = loop.create_future()
+        _, rest = step_first(waits_on(pending, log))
+        task = asyncio.ensure_future(rest)
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert pending.cancelled()
+        return log
+
+    assert asyncio.run(main()) == ["before", "before", "cancelled inside"]
+
+
+def test_fetch_loop_calls_are_served_eagerly_and_others_by_faust() -> None:
+    from faust.transport.consumer import Consumer
+
+    install(True)
+    try:
+        class Fake:  # what the patched method reads of a consumer
+            suspend_flow = asyncio.Event()
+            wait_first = Consumer.wait_first
+
+        async def main() -> None:
+            consumer = Fake()
+            log: list[str] = []
+            result = await consumer.wait_first(no_wait(log), consumer.suspend_flow.wait())
+            assert result.results == [7] and not result.stopped and log == ["ran"]
+            other = no_wait(log)
+            with pytest.raises(AttributeError, match="_stopped"):  # Faust's own, which needs a real service
+                await consumer.wait_first(other)
+            other.close()
+
+        asyncio.run(main())
+    finally:
+        install(False)
+    assert not hasattr(Consumer.wait_first, "__wrapped__")
