@@ -4,6 +4,7 @@ Starts its own broker and ClickHouse on free ports, simulates ``--days`` of Pari
 publishes it once, then measures:
 - ceiling:    confluent-kafka consumption + pydantic validation, no processing;
 - faust-noop: a Faust agent per topic that only counts;
+- noop-eager: the same with the worker's eager delivery (streams/eager_delivery.py), what the patch gives Faust;
 - naive:      a per-event Faust agent with Vigie's state logic and one table write per event (reference);
 - vigie-1/2:  the real worker, end to end (Kafka -> state -> rows visible in ClickHouse), one process,
               then two processes on twice the partitions;
@@ -87,7 +88,8 @@ def _ceiling(s: Settings, total: int) -> Figure:
     return Figure("ceiling", n, seconds, "confluent-kafka consume + pydantic validation")
 
 
-def _faust_reference(module: str, case: str, note: str, s: Settings, total: int, work: Path) -> Figure:
+def _faust_reference(module: str, case: str, note: str, s: Settings, total: int, work: Path,
+                     **env: str) -> Figure:
     """Run one of the Faust reference agents (``vigie.bench_noop``, ``vigie.bench_naive``) on the events, in a
     directory of its own under ``work`` (Faust writes its data directory there), removed afterwards."""
     run_dir = work / f"{case}-{time.time_ns()}"
@@ -96,7 +98,7 @@ def _faust_reference(module: str, case: str, note: str, s: Settings, total: int,
         out = subprocess.run(
             [sys.executable, "-m", module, s.kafka_bootstrap, f"bench-{case}-{time.time_ns()}", str(total),
              s.topic_vehicle_status, s.topic_interventions],
-            capture_output=True, text=True, timeout=1800, cwd=run_dir, env=_env(s))
+            capture_output=True, text=True, timeout=1800, cwd=run_dir, env=_env(s, **env))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     found = re.search(r"RESULT (\d+) ([\d.]+)", out.stdout + out.stderr)  # Faust logs what agents print
@@ -367,6 +369,8 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
             _ceiling(s, total),
             _faust_reference("vigie.bench_noop", "faust-noop", "Faust agent per topic, counting only", s, total,
                              work),
+            _faust_reference("vigie.bench_noop", "noop-eager", "the same with the worker's eager delivery "
+                             "(streams/eager_delivery.py)", s, total, work, VIGIE_BENCH_EAGER_DELIVERY="1"),
             _faust_reference("vigie.bench_naive", "naive", "per-event Faust agent, Vigie's state logic, one table "
                              "write per event, no ClickHouse", s, total, work),
         ]

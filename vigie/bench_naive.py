@@ -16,7 +16,7 @@ from streams.codecs import INTERVENTION_CODEC, STATION_CODEC, register_codecs
 from streams.crewing import Crewing
 from streams.interventions import InterventionState
 from streams.state import StationOutput, StationState
-from vigie.bench_noop import make_counter
+from vigie.bench_noop import make_counter, run_reference_worker
 from vigie.settings import Settings
 
 
@@ -66,7 +66,7 @@ def main() -> None:
             interventions[ev.intervention_id] = st
             counted()
 
-    faust.Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+    run_reference_worker(app)
 
 
 if __name__ == "__main__":

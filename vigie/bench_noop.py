@@ -1,7 +1,8 @@
 """The Faust no-op reference for ``vigie bench``: an agent per topic that only counts messages.
 
 Run as ``python -m vigie.bench_noop BOOTSTRAP GROUP TOTAL TOPIC...``; prints ``RESULT <events> <seconds>``
-(first message to last) and exits.
+(first message to last) and exits. With ``VIGIE_BENCH_EAGER_DELIVERY=1``: with the worker's eager delivery
+(``streams/eager_delivery.py``), to show what that patch gives Faust alone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import time
 from collections.abc import Callable
 
 import faust
+
+from streams import eager_delivery
+from streams.worker import BoundedWorker
 
 
 def make_counter(expected: int) -> Callable[[], None]:
@@ -43,7 +47,15 @@ def main() -> None:
         async for _ in stream:
             counted()
 
-    faust.Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+    if os.environ.get("VIGIE_BENCH_EAGER_DELIVERY") == "1":  # the no-op with the worker's eager delivery
+        eager_delivery.install()
+    run_reference_worker(app)
+
+
+def run_reference_worker(app: faust.App) -> None:
+    """Run a reference app as the Vigie worker runs (no terminal spinner: it would set the root logger to
+    DEBUG, so that every debug call of aiokafka and Faust builds a record, and handicap the reference)."""
+    BoundedWorker(app, loglevel="warn", quiet=True).execute_from_commandline()
 
 
 if __name__ == "__main__":
