@@ -30,7 +30,7 @@ test: $(STAMP) ## lint, unit tests, then integration tests on a real broker and 
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -ra tests
 
-bench: $(STAMP) ## all speed figures incl. a simulated year (~12 min; own broker + ClickHouse), table + JSON in bench-results/
+bench: $(STAMP) ## all speed figures incl. a simulated year (~7 min, 13 the first time; own broker + ClickHouse), table + JSON in bench-results/
 	$(VENV)/bin/vigie bench
 
 lint: $(STAMP) ## ruff
