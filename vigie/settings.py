@@ -75,9 +75,10 @@ class Settings(BaseSettings):
     intervention_eviction_interval_s: float = Field(default=60.0, gt=0)
     # One batch = one ClickHouse write + one changelog write per touched key + one offset commit. Under load a
     # batch closes on size: 5,000 amortises the per-batch work (measured +25-35 % events/s over 2,000); under
-    # 10,000 events/s the age bound closes it first, so freshness does not change.
+    # 10,000 events/s the age bound closes it first. The age bound is most of the freshness tail: 0.5 s -> 0.3 s
+    # took the p99 at 2,000 events/s from 0.77-1.06 s to 0.56 s, throughput unchanged.
     batch_max_events: int = Field(default=5000, ge=1)
-    batch_max_seconds: float = Field(default=0.5, gt=0)
+    batch_max_seconds: float = Field(default=0.3, gt=0)
     sink_retry_initial_s: float = 0.2
     sink_retry_max_s: float = 5.0
     sink_write_timeout_s: float = Field(default=60.0, gt=0)
