@@ -213,7 +213,7 @@ def run_history(settings: Settings, source: HistorySource, processes: int = 1, c
     loads the whole raw history. ``seconds``: wall time, process start-up included."""
     processes = max(1, min(processes, settings.topic_partitions))
     if processes == 1:
-        return asyncio.run(HistoryRunner(settings, reference).run(source.records(settings), chunk_events))
+        return _run_share(settings, source, 0, 1, chunk_events, reference)
     started = time.perf_counter()
     total = HistoryStats()
     # spawn, not fork: the caller may hold threads (Kafka clients, executors) a forked child would inherit
