@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import re
 import time
 from collections import Counter
@@ -127,6 +128,7 @@ class HistoryStats:
     invalid: int = 0
     seconds: float = 0.0
     rows: Counter[str] = field(default_factory=Counter)
+    processes: int = 1
 
     @property
     def events_per_second(self) -> float:
@@ -204,18 +206,19 @@ def _run_share(settings: Settings, source: HistorySource, share: int, shares: in
 
 def run_history(settings: Settings, source: HistorySource, processes: int = 1, chunk_events: int = 20_000,
                 reference: Reference | None = None) -> HistoryStats:
-    """The batch path over ``source`` into ``settings.clickhouse_database``, in ``processes`` processes.
+    """The batch path over ``source`` into ``settings.clickhouse_database``, in ``processes`` processes (0: one
+    per core), at most one per partition (``stats.processes``: how many ran).
 
     State lives per partition (a station's or an intervention's events share one), so the partitions are
     shared out between the processes (partition p to process p mod N) and each runs its own engines and
     writes its own rows: the same rows as one process. Each process reads the whole source and keeps its
     partitions' records (reading is a few µs per event, processing several times that); from ClickHouse each
     loads the whole raw history. ``seconds``: wall time, process start-up included."""
-    processes = max(1, min(processes, settings.topic_partitions))
+    processes = max(1, min(processes or os.cpu_count() or 1, settings.topic_partitions))
     if processes == 1:
         return _run_share(settings, source, 0, 1, chunk_events, reference)
     started = time.perf_counter()
-    total = HistoryStats()
+    total = HistoryStats(processes=processes)
     # spawn, not fork: the caller may hold threads (Kafka clients, executors) a forked child would inherit
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
         shares = [pool.submit(_run_share, settings, source, i, processes, chunk_events, reference)

@@ -280,7 +280,7 @@ class StationWindows:
         # plain tuples in StationWindowRow / StaffWindowRow field order (the hot loop of the history path)
         for vtype, tc in self.types.items():  # kept in type order
             c = tc.counts
-            n = staffed.get(vtype, 0) if tracked else 0
+            n = staffed.get(vtype, 0)  # {} when crews are not tracked
             add((start, w, station_id, area, vtype, c[0], c[1], c[2], c[3], tc.min_available,
                  round(tc.engaged_seconds / 60.0, 6), n, tc.min_staffed if tracked else 0, tracked))
             tc.min_available, tc.engaged_seconds, tc.min_staffed = c[AVAILABLE], 0.0, n
@@ -297,7 +297,7 @@ class StationWindows:
         add_run = out.add_run
         for vtype, tc in self.types.items():
             c = tc.counts
-            n = staffed.get(vtype, 0) if tracked else 0
+            n = staffed.get(vtype, 0)  # {} when crews are not tracked
             add_run(emitted, (end, w, station_id, area, vtype, c[0], c[1], c[2], c[3], c[AVAILABLE],
                               round(c[ENGAGED] * w / 60.0, 6), n, n, tracked))
         for q, (avail, assigned, unavail) in zip(QUALIFICATIONS, by_qual, strict=False):

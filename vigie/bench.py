@@ -18,7 +18,6 @@ Prints a table (with ratios to the ceiling and to the Faust no-op) and writes it
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
@@ -38,7 +37,7 @@ from confluent_kafka import Consumer
 from schemas.codec import decode_intervention, decode_vehicle_status, encode
 from schemas.reference import Reference
 from sinks.clickhouse import make_client, run_migrations
-from streams.history import HistoryRunner, HistorySource, records_from_jsonl, run_history
+from streams.history import HistorySource, run_history
 from streams.topics import ensure_topics
 from vigie.brigade import generate_brigade
 from vigie.produce import make_producer, publish
@@ -283,7 +282,7 @@ def _memory(s: Settings, work: Path, vehicles: int = 5000) -> Figure:
 def _history(s: Settings, events_file: Path) -> Figure:
     db = s.model_copy(update={"clickhouse_database": "bench_history"})
     run_migrations(db)
-    stats = asyncio.run(HistoryRunner(db).run(records_from_jsonl(events_file, db)))
+    stats = run_history(db, HistorySource(file=events_file), processes=1)
     return Figure("history", stats.events, stats.seconds,
                   f"batch path, one process, event file -> ClickHouse ({sum(stats.rows.values()):,} rows written)")
 
@@ -304,11 +303,10 @@ def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Fi
     db = s.model_copy(update={"clickhouse_database": "bench_year"})
     run_migrations(db)
     print(f"batch path over {days:g} days of history ...", flush=True)
-    processes = min(os.cpu_count() or 1, s.topic_partitions)
-    stats = run_history(db, HistorySource(file=path), processes=processes, chunk_events=50_000)
+    stats = run_history(db, HistorySource(file=path), processes=0, chunk_events=50_000)  # 0: one per core
     rows = sum(stats.rows.values())
     figure = Figure("batch-year", stats.events, stats.seconds,
-                    f"batch path over {days:g} simulated days, {processes} processes, event file -> ClickHouse "
+                    f"batch path over {days:g} simulated days, {stats.processes} processes, event file -> ClickHouse "
                     f"({rows:,} rows)")
     print("timing the dashboard panels on it ...", flush=True)
     return figure, _panels(s, "bench_year", days)

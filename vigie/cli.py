@@ -75,11 +75,10 @@ def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
     run_migrations(s)
     source = HistorySource(file=Path(a.from_file)) if a.from_file else HistorySource(
         clickhouse_database=a.from_clickhouse)
-    processes = a.processes or os.cpu_count() or 1
-    stats = run_history(s, source, processes=processes, chunk_events=a.chunk)
+    stats = run_history(s, source, processes=a.processes, chunk_events=a.chunk)
     print(f"{stats.events} events ({stats.invalid} invalid) in {stats.seconds:.1f}s = "
           f"{stats.events_per_second:,.0f} events/s into database {s.clickhouse_database} "
-          f"({min(processes, s.topic_partitions)} process(es))")
+          f"({stats.processes} process(es))")
     for table, n in sorted(stats.rows.items()):
         print(f"  {table}: {n} rows")
     return 0
