@@ -26,15 +26,17 @@ install: $(STAMP) ## install what is missing (venv, Python packages, clickhouse-
 run: $(STAMP) ## live pipeline: broker + ClickHouse + worker + simulator x60 + board (Ctrl-C stops all)
 	$(VENV)/bin/vigie run
 
-test: $(STAMP) ## lint, unit tests, then integration tests on a real broker and ClickHouse
+test: $(STAMP) ## lint, layer contracts, unit tests, then integration tests on a real broker and ClickHouse
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q -ra tests
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/pytest -q -ra tests examples
 
 bench: $(STAMP) ## all speed figures incl. a simulated year (~7 min, 13 the first time; own broker + ClickHouse), table + JSON in bench-results/
 	$(VENV)/bin/vigie bench
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff and the layer contracts (import-linter)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 unit: $(STAMP) ## unit tests only
 	$(VENV)/bin/pytest -q tests/unit

@@ -2,49 +2,68 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from grafana import pipeline_health, situation, station_detail
+import grafana
+from core.settings import Settings
 from grafana.datasources import CLICKHOUSE_PLUGIN
+from streams import registry
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 
-BUILDERS: dict[str, Callable[[], dash_b.Dashboard]] = {
-    situation.UID: situation.build,
-    station_detail.UID: station_detail.build,
-    pipeline_health.UID: pipeline_health.build,
-}
+
+@dataclass(frozen=True)
+class Builder:
+    uid: str
+    build: Callable[[], dash_b.Dashboard]
+    directory: Path  # where its JSON is checked in: ``dashboards/`` beside the module that defines it
+
+
+def _builder(module: ModuleType) -> Builder:
+    return Builder(module.UID, module.build, Path(module.__file__ or "").resolve().parent / "dashboards")
+
+
+def builders(settings: Settings | None = None) -> list[Builder]:
+    """Vigie's dashboards (modules of ``grafana/`` with ``UID`` and ``build``), then those of every registered
+    processor (``Processor.dashboards``): no list to edit."""
+    mods = [importlib.import_module(f"grafana.{m.name}") for m in pkgutil.iter_modules(grafana.__path__)]
+    found = [_builder(m) for m in mods if hasattr(m, "UID") and hasattr(m, "build")]
+    for proc in registry.processors(settings or Settings()):
+        found += [_builder(importlib.import_module(name)) for name in proc.dashboards]
+    return found
 
 
 def render(build: Callable[[], dash_b.Dashboard]) -> str:
     return json.dumps(build().build(), cls=JSONEncoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def rendered() -> dict[Path, str]:
-    return {DASHBOARD_DIR / f"{uid}.json": render(build) for uid, build in BUILDERS.items()}
+def rendered(settings: Settings | None = None) -> dict[Path, str]:
+    return {b.directory / f"{b.uid}.json": render(b.build) for b in builders(settings)}
 
 
-def write(directory: Path = DASHBOARD_DIR) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+def write(settings: Settings | None = None) -> list[Path]:
     out = []
-    for path, text in rendered().items():
-        target = directory / path.name
-        target.write_text(text)
-        out.append(target)
+    for path, text in rendered(settings).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        out.append(path)
     return out
 
 
-def stale() -> list[str]:
+def stale(settings: Settings | None = None) -> list[str]:
     """Checked-in files that differ from what the code generates (or are missing / extra)."""
     problems = []
-    expected = rendered()
+    expected = rendered(settings)
     for path, text in expected.items():
         if not path.exists():
             problems.append(f"{path.name}: missing")
@@ -56,8 +75,14 @@ def stale() -> list[str]:
     return problems
 
 
-def load(uid: str) -> dict[str, Any]:
-    return json.loads((DASHBOARD_DIR / f"{uid}.json").read_text())
+def uids(settings: Settings | None = None) -> list[str]:
+    return [b.uid for b in builders(settings)]
+
+
+def load(uid: str, settings: Settings | None = None) -> dict[str, Any]:
+    """A dashboard's checked-in JSON."""
+    (directory,) = [b.directory for b in builders(settings) if b.uid == uid]
+    return json.loads((directory / f"{uid}.json").read_text())
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def ensure_folder(api: GrafanaApi, uid: str, title: str) -> bool:
 def push(api: GrafanaApi, folder_uid: str = FOLDER_UID, folder_title: str = FOLDER_TITLE,
          load: Callable[[str], dict[str, Any]] = generate.load) -> PushReport:
     report = PushReport(folder_created=ensure_folder(api, folder_uid, folder_title))
-    for uid in generate.BUILDERS:
+    for uid in generate.uids():
         dashboard = {**load(uid), "id": None}  # matched by uid: an update when it exists
         res = api.dashboard.update_dashboard({"dashboard": dashboard, "folderUid": folder_uid, "overwrite": True,
                                               "message": "vigie grafana push"})

@@ -172,10 +172,3 @@ class CrewStatusEvent(_Event):
         if self.status is not CrewStatus.ASSIGNED and (self.vehicle_id or self.intervention_id):
             raise ValueError(f"status {self.status.value!r} takes no vehicle_id or intervention_id")
         return self
-
-
-EVENT_MODELS: dict[str, type[_Event]] = {
-    "VehicleStatusEvent": VehicleStatusEvent,
-    "InterventionEvent": InterventionEvent,
-    "CrewStatusEvent": CrewStatusEvent,
-}

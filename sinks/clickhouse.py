@@ -13,13 +13,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from clickhouse_driver import Client
 
+from core.settings import Settings
+from core.tables import TableSpec
 from sinks.migrate import migrate
-from sinks.tables import TableSpec
-from vigie.settings import Settings
+from streams import registry
+from streams.runtime import metrics
+from streams.runtime.watchdog import Liveness
 
 log = logging.getLogger("vigie.sink")
 
@@ -43,10 +47,16 @@ def make_client(settings: Settings, database: str | None = None) -> Client:
     return Client(**kwargs)
 
 
+def plugin_migrations(settings: Settings) -> list[tuple[str, Path]]:
+    """(processor, folder) of every registered processor that ships its own migrations."""
+    return [(p.name, p.migrations) for p in registry.processors(settings) if p.migrations is not None]
+
+
 def run_migrations(settings: Settings) -> list[str]:
     client = make_client(settings)
     try:
-        return [f"{m.version:04d}_{m.name}" for m in migrate(client.execute, settings.clickhouse_database)]
+        return [f"{m.version:04d}_{m.name}"
+                for m in migrate(client.execute, settings.clickhouse_database, plugin_migrations(settings))]
     finally:
         client.disconnect()
 
@@ -68,6 +78,24 @@ class SinkMetrics:
     def on_error(self, table: str, error: BaseException) -> None: ...
 
 
+class PrometheusSinkMetrics(SinkMetrics):
+    """Sink outcomes to Prometheus; each attempt is also a sign of life for the stall watchdog."""
+
+    def __init__(self, liveness: Liveness | None = None) -> None:
+        self.liveness = liveness
+
+    def on_written(self, table: str, rows: int, seconds: float) -> None:
+        metrics.ROWS_WRITTEN.labels(table).inc(rows)
+        metrics.FLUSH_SECONDS.labels(table).observe(seconds)
+        if self.liveness is not None:
+            self.liveness.beat()
+
+    def on_error(self, table: str, error: BaseException) -> None:
+        metrics.SINK_ERRORS.labels(table).inc()
+        if self.liveness is not None:
+            self.liveness.beat()
+
+
 class ClickHouseSink:
     def __init__(self, settings: Settings, metrics: SinkMetrics | None = None,
                  sleep: Callable[[float], Any] = asyncio.sleep) -> None:
@@ -85,7 +113,7 @@ class ClickHouseSink:
         columns = to_columns(spec, rows)
         repeat = getattr(rows, "repeat", None)
         if spec.runs_table and repeat is not None:  # runs expanded by ClickHouse (materialized view)
-            run_cols = ", ".join(("first_window_start", *spec.columns[1:], "window_count"))
+            run_cols = ", ".join(name for name, _ in spec.runs_types)
             client.execute(f"INSERT INTO {self.database}.{spec.runs_table} ({run_cols}) VALUES",
                            [*columns, repeat], columnar=True)
             return

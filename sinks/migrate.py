@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,18 +43,36 @@ def bootstrap_statements(database: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
         "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
         "ENGINE = ReplacingMergeTree() ORDER BY version",
+        # a plugin processor's own migrations (its folder), numbered on their own
+        f"CREATE TABLE IF NOT EXISTS {database}.processor_migrations "
+        "(processor String, version UInt32, name String, applied_at DateTime DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree() ORDER BY (processor, version)",
     ]
 
 
-def migrate(execute: Callable[..., list[tuple]], database: str) -> list[Migration]:  # type: ignore[type-arg]
-    """Apply the migrations not applied yet; returns those applied now. Safe to run again."""
+def migrate(execute: Callable[..., list[tuple]], database: str,  # type: ignore[type-arg]
+            plugins: Iterable[tuple[str, Path]] = ()) -> list[Migration]:
+    """Apply the migrations not applied yet (Vigie's, then each plugin's: (processor name, its folder));
+    returns those applied now. Safe to run again."""
     for stmt in bootstrap_statements(database):
         execute(stmt)
     done = {row[0] for row in execute(f"SELECT version FROM {database}.schema_migrations")}
+    applied = _apply(execute, database, [m for m in load_migrations(database) if m.version not in done],
+                     f"INSERT INTO {database}.schema_migrations (version, name) VALUES", ())
+    for processor, directory in plugins:
+        done = {row[0] for row in execute(f"SELECT version FROM {database}.processor_migrations "
+                                          f"WHERE processor = '{processor}'")}
+        todo = [m for m in load_migrations(database, directory) if m.version not in done]
+        applied += _apply(execute, database, todo,
+                          f"INSERT INTO {database}.processor_migrations (processor, version, name) VALUES",
+                          (processor,))
+    return applied
+
+
+def _apply(execute: Callable[..., list[tuple]], database: str, todo: list[Migration],  # type: ignore[type-arg]
+           record: str, scope: tuple[str, ...]) -> list[Migration]:
     applied = []
-    for mig in load_migrations(database):
-        if mig.version in done:
-            continue
+    for mig in todo:
         for stmt in mig.statements:  # every statement is IF NOT EXISTS (or checked): a half-applied file re-runs
             add = _ADD_COLUMN.match(stmt)
             if add and execute(
@@ -63,6 +81,6 @@ def migrate(execute: Callable[..., list[tuple]], database: str) -> list[Migratio
             )[0][0]:
                 continue
             execute(stmt)
-        execute(f"INSERT INTO {database}.schema_migrations (version, name) VALUES", [(mig.version, mig.name)])
+        execute(record, [(*scope, mig.version, mig.name)])
         applied.append(mig)
     return applied

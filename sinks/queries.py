@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
-from vigie import board
+
+def capacity_query(db: str) -> str:
+    return (f"SELECT area, vehicle_type, category, count() FROM {db}.vehicle_state FINAL "
+            "GROUP BY area, vehicle_type, category ORDER BY area, vehicle_type, category")
+
+
+def open_interventions_query(db: str) -> str:
+    return (f"SELECT nature, count() FROM {db}.interventions FINAL WHERE status = 'open' "
+            "GROUP BY nature ORDER BY nature")
+
+
+def rate_query(db: str) -> str:
+    return (f"SELECT count() FROM {db}.vehicle_status_events WHERE ingested_at >= now() - 10 "
+            f"UNION ALL SELECT count() FROM {db}.intervention_events WHERE ingested_at >= now() - 10")
+
+
+def staffed_query(db: str) -> str:
+    """Per area and type, at stations that report crews: available vehicles and how many can be crewed."""
+    return (f"SELECT area, vehicle_type, sum(available), sum(staffed) FROM {db}.station_capacity FINAL "
+            "WHERE crew_tracked = 1 GROUP BY area, vehicle_type ORDER BY area, vehicle_type")
+
+
+def staff_query(db: str) -> str:
+    return (f"SELECT area, qualification, sum(available), sum(on_duty) FROM {db}.station_staff FINAL "
+            "GROUP BY area, qualification ORDER BY area, qualification")
+
+
+def clock_query(db: str) -> str:
+    return f"SELECT max(event_time) FROM {db}.vehicle_state"
 
 
 def all_queries(db: str) -> dict[str, str]:
     return {
-        "board_capacity": board.capacity_query(db),
-        "board_open_interventions": board.open_interventions_query(db),
-        "board_rate": board.rate_query(db),
-        "board_clock": board.clock_query(db),
+        "board_capacity": capacity_query(db),
+        "board_open_interventions": open_interventions_query(db),
+        "board_rate": rate_query(db),
+        "board_clock": clock_query(db),
         "response_times": f"SELECT * FROM {db}.intervention_response_times ORDER BY intervention_id",
         "station_windows": f"SELECT * FROM {db}.station_windows FINAL ORDER BY window_start, station_id",
         "sector_windows": (f"SELECT window_start, sector, sum(interventions_opened) FROM {db}.sector_windows FINAL "

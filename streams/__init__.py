@@ -1,2 +1,3 @@
-"""Stream processing: pure state logic (``state``, ``windows``, ``interventions``) and the thin
-Faust app (``app``) that drives it from Kafka."""
+"""Stream processing: the processor seam (``processor``, ``registry``), Vigie's processors (``processors/``) and
+their pure logic (``state``, ``windows``, ``crewing``, ``interventions``), the batch path (``batch``), and the live
+runtime (``runtime/`` parts, ``live`` and ``faust_compat`` for Faust)."""

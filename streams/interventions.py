@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from core.tables import NO_TIME
 from schemas.events import InterventionEvent, Lifecycle
-from streams.rows import NO_TIME, InterventionRow, SectorWindowRow
+from streams.rows import InterventionRow, SectorWindowRow
 
 
 @dataclass(slots=True)

@@ -9,135 +9,182 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from core.tables import DateTime, Float64, String, Strings, UInt8, UInt16, UInt32, UInt64
+
+
+class VehicleEventRow(NamedTuple):
+    """One vehicle-status event as received (the raw history the batch path and replays read back)."""
+
+    event_id: String
+    event_time: DateTime
+    event_ts_ms: UInt64
+    vehicle_id: String
+    vehicle_type: String
+    home_station: String
+    status: String
+    intervention_id: String
+    lat: Float64
+    lon: Float64
+    source_partition: UInt16
+    source_offset: UInt64
+    payload: String
+
+
+class CrewEventRow(NamedTuple):
+    event_id: String
+    event_time: DateTime
+    event_ts_ms: UInt64
+    person_id: String
+    station_id: String
+    status: String
+    qualifications: Strings
+    vehicle_id: String
+    intervention_id: String
+    source_partition: UInt16
+    source_offset: UInt64
+    payload: String
+
+
+class InterventionEventRow(NamedTuple):
+    event_id: String
+    event_time: DateTime
+    event_ts_ms: UInt64
+    intervention_id: String
+    nature: String
+    lifecycle: String
+    sector: String
+    lat: Float64
+    lon: Float64
+    priority: UInt8
+    source_partition: UInt16
+    source_offset: UInt64
+    payload: String
+
 
 class VehicleStateRow(NamedTuple):
-    vehicle_id: str
-    vehicle_type: str
-    home_station: str
-    area: str
-    status: str
-    category: str
-    intervention_id: str
-    status_since: float
-    event_time: float
-    lat: float
-    lon: float
-    version: int
+    vehicle_id: String
+    vehicle_type: String
+    home_station: String
+    area: String
+    status: String
+    category: String
+    intervention_id: String
+    status_since: DateTime
+    event_time: DateTime
+    lat: Float64
+    lon: Float64
+    version: UInt64
 
 
 class EngagementRow(NamedTuple):
-    intervention_id: str
-    vehicle_id: str
-    vehicle_type: str
-    home_station: str
-    area: str
-    started_at: float
-    dispatched_at: float
-    en_route_at: float
-    on_scene_at: float
-    transport_at: float
-    hospital_at: float
-    released_at: float
-    turnout_s: float
-    travel_s: float
-    version: int
+    intervention_id: String
+    vehicle_id: String
+    vehicle_type: String
+    home_station: String
+    area: String
+    started_at: DateTime
+    dispatched_at: DateTime
+    en_route_at: DateTime
+    on_scene_at: DateTime
+    transport_at: DateTime
+    hospital_at: DateTime
+    released_at: DateTime
+    turnout_s: Float64
+    travel_s: Float64
+    version: UInt64
 
 
 class StationWindowRow(NamedTuple):
-    window_start: float
-    window_seconds: int
-    station_id: str
-    area: str
-    vehicle_type: str
-    available: int
-    engaged: int
-    out_of_service: int
-    unknown: int
-    min_available: int
-    engaged_vehicle_minutes: float
+    window_start: DateTime
+    window_seconds: UInt32
+    station_id: String
+    area: String
+    vehicle_type: String
+    available: UInt16
+    engaged: UInt16
+    out_of_service: UInt16
+    unknown: UInt16
+    min_available: UInt16
+    engaged_vehicle_minutes: Float64
     # crewing (see streams/crewing.py); 0 where the station reports no crews (crew_tracked = 0)
-    staffed: int
-    min_staffed: int
-    crew_tracked: int
+    staffed: UInt16
+    min_staffed: UInt16
+    crew_tracked: UInt8
 
 
 class InterventionRow(NamedTuple):
-    intervention_id: str
-    nature: str
-    priority: int
-    sector: str
-    lat: float
-    lon: float
-    status: str
-    opened_at: float
-    closed_at: float
-    version: int
+    intervention_id: String
+    nature: String
+    priority: UInt8
+    sector: String
+    lat: Float64
+    lon: Float64
+    status: String
+    opened_at: DateTime
+    closed_at: DateTime
+    version: UInt64
 
 
 class SectorWindowRow(NamedTuple):
-    window_start: float
-    window_seconds: int
-    sector: str
-    source_partition: int
-    interventions_opened: int
+    window_start: DateTime
+    window_seconds: UInt32
+    sector: String
+    source_partition: UInt16
+    interventions_opened: UInt32
 
 
 class StaffStateRow(NamedTuple):
     """One firefighter's current status (pseudonymous id, no personal data)."""
 
-    person_id: str
-    station_id: str
-    area: str
-    status: str
-    qualifications: list[str]
-    vehicle_id: str
-    intervention_id: str
-    status_since: float
-    event_time: float
-    version: int
+    person_id: String
+    station_id: String
+    area: String
+    status: String
+    qualifications: Strings
+    vehicle_id: String
+    intervention_id: String
+    status_since: DateTime
+    event_time: DateTime
+    version: UInt64
 
 
 class StationCapacityRow(NamedTuple):
     """Per station and vehicle type, now: vehicles available and how many of them can be crewed."""
 
-    station_id: str
-    area: str
-    vehicle_type: str
-    vehicles: int
-    available: int
-    staffed: int
-    uncrewed: int  # available but not crewable (0 where crews are not tracked)
-    crew_tracked: int
-    as_of: float
-    version: int
+    station_id: String
+    area: String
+    vehicle_type: String
+    vehicles: UInt16
+    available: UInt16
+    staffed: UInt16
+    uncrewed: UInt16  # available but not crewable (0 where crews are not tracked)
+    crew_tracked: UInt8
+    as_of: DateTime
+    version: UInt64
 
 
 class StationStaffRow(NamedTuple):
     """Per station and qualification, now: people on duty holding it, by status."""
 
-    station_id: str
-    area: str
-    qualification: str
-    on_duty: int
-    assigned: int
-    available: int
-    unavailable: int
-    as_of: float
-    version: int
+    station_id: String
+    area: String
+    qualification: String
+    on_duty: UInt16
+    assigned: UInt16
+    available: UInt16
+    unavailable: UInt16
+    as_of: DateTime
+    version: UInt64
 
 
 class StaffWindowRow(NamedTuple):
-    window_start: float
-    window_seconds: int
-    station_id: str
-    area: str
-    qualification: str
-    on_duty: int
-    assigned: int
-    available: int
-    unavailable: int
-    min_available: int
-
-
-#: 0.0 stands for "no time" in the optional time columns (ClickHouse DateTime 0 = 1970-01-01).
-NO_TIME = 0.0
+    window_start: DateTime
+    window_seconds: UInt32
+    station_id: String
+    area: String
+    qualification: String
+    on_duty: UInt16
+    assigned: UInt16
+    available: UInt16
+    unavailable: UInt16
+    min_available: UInt16

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 
+from core.tables import NO_TIME
 from schemas.events import (
     ENGAGED_STATUSES,
     CrewStatus,
@@ -29,7 +30,6 @@ from schemas.events import (
 from schemas.reference import Reference
 from streams.crewing import QUALIFICATIONS, Crewing, profile_mask, profile_qualifications
 from streams.rows import (
-    NO_TIME,
     EngagementRow,
     StaffStateRow,
     StaffWindowRow,

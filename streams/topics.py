@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from vigie.settings import Settings
+from core.settings import Settings
+from streams import registry
 
 
 def wanted_topics(settings: Settings) -> dict[str, int]:
-    return {
-        settings.topic_vehicle_status: settings.topic_partitions,
-        settings.topic_interventions: settings.topic_partitions,
-        # keyed by station like vehicle-status, with as many partitions: a station's crews and vehicles
-        # land on the same partition number and meet in one state entry
-        settings.topic_crew_status: settings.topic_partitions,
-        settings.topic_dead_letter: 1,
-    }
+    """Every registered processor's inputs, all with the same partition count (inputs of one processor keyed
+    alike land on the same partition number and meet in one state entry), and the dead-letter topic."""
+    wanted = dict.fromkeys(registry.input_topics(settings), settings.topic_partitions)
+    wanted[settings.dead_letter_topic] = 1
+    return wanted
 
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> dict[str, int]:

@@ -53,6 +53,10 @@ class WindowBlock:
             self._entries.append(row)
             self.repeat.append(count)
 
+    def extend(self, other: WindowBlock) -> None:
+        self._entries.extend(other._entries)
+        self.repeat.extend(other.repeat)
+
     def columns(self) -> list[list[Any]]:
         """The entries as columns (runs not expanded); see ``repeat``."""
         if not self._entries:

@@ -6,44 +6,22 @@ import sys
 import time
 from typing import Any
 
+from core.settings import Settings
 from sinks.clickhouse import make_client
-from vigie.settings import Settings
+from sinks.queries import (
+    capacity_query,
+    clock_query,
+    open_interventions_query,
+    rate_query,
+    staff_query,
+    staffed_query,
+)
 
 TYPES = ("VSAV", "FPT", "EPA", "VSR", "CCF", "VL", "PSE")
 
 
-def capacity_query(db: str) -> str:
-    return (f"SELECT area, vehicle_type, category, count() FROM {db}.vehicle_state FINAL "
-            "GROUP BY area, vehicle_type, category ORDER BY area, vehicle_type, category")
-
-
-def open_interventions_query(db: str) -> str:
-    return (f"SELECT nature, count() FROM {db}.interventions FINAL WHERE status = 'open' "
-            "GROUP BY nature ORDER BY nature")
-
-
-def rate_query(db: str) -> str:
-    return (f"SELECT count() FROM {db}.vehicle_status_events WHERE ingested_at >= now() - 10 "
-            f"UNION ALL SELECT count() FROM {db}.intervention_events WHERE ingested_at >= now() - 10")
-
-
-def staffed_query(db: str) -> str:
-    """Per area and type, at stations that report crews: available vehicles and how many can be crewed."""
-    return (f"SELECT area, vehicle_type, sum(available), sum(staffed) FROM {db}.station_capacity FINAL "
-            "WHERE crew_tracked = 1 GROUP BY area, vehicle_type ORDER BY area, vehicle_type")
-
-
-def staff_query(db: str) -> str:
-    return (f"SELECT area, qualification, sum(available), sum(on_duty) FROM {db}.station_staff FINAL "
-            "GROUP BY area, qualification ORDER BY area, qualification")
-
-
 QUALIFICATIONS = (("crew_leader", "crew leaders"), ("driver", "drivers"), ("team_leader", "team leaders"),
                   ("team_member", "team members"))
-
-
-def clock_query(db: str) -> str:
-    return f"SELECT max(event_time) FROM {db}.vehicle_state"
 
 
 def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]], rate: float,
@@ -99,6 +77,15 @@ def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]
     return "\n".join(lines)
 
 
+def clock_text(rows: list[tuple[Any, ...]]) -> str:
+    """The situation clock (the newest event time), or "waiting for events" before the first one (an empty
+    table's max is 1970-01-01)."""
+    newest = rows[0][0] if rows else None
+    if newest is None or newest.year <= 1970:
+        return "waiting for events"
+    return f"simulated clock {newest:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> None:
     client = make_client(settings, settings.clickhouse_database)
     db = settings.clickhouse_database
@@ -107,8 +94,7 @@ def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> 
             cap = client.execute(capacity_query(db))
             opened = client.execute(open_interventions_query(db))
             rate = sum(r[0] for r in client.execute(rate_query(db))) / 10.0
-            clock_rows = client.execute(clock_query(db))
-            clock = f"simulated clock {clock_rows[0][0]:%Y-%m-%d %H:%M:%S} UTC"
+            clock = clock_text(client.execute(clock_query(db)))
             text = render(cap, opened, rate, clock, client.execute(staffed_query(db)), client.execute(staff_query(db)))
         except Exception as e:
             text = f"VIGIE — waiting for ClickHouse ({e.__class__.__name__}: {str(e)[:80]})"

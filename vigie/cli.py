@@ -9,11 +9,11 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from vigie.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 
 def _cmd_worker(s: Settings, a: argparse.Namespace) -> int:
-    from streams.worker import run_worker
+    from vigie.worker import run_worker
 
     return run_worker(s, loglevel=a.loglevel)
 
@@ -42,9 +42,9 @@ def _cmd_topics(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
+    from devtools.produce import publish
+    from devtools.simulator import Simulator
     from schemas.reference import Reference
-    from vigie.produce import publish
-    from vigie.simulator import Simulator
 
     start = datetime.fromisoformat(a.start) if a.start else None
     if start is not None and start.tzinfo is None:
@@ -70,7 +70,7 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
 
 def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
     from sinks.clickhouse import run_migrations
-    from streams.history import HistorySource, run_history
+    from sinks.history import HistorySource, run_history
 
     run_migrations(s)
     source = HistorySource(file=Path(a.from_file)) if a.from_file else HistorySource(
@@ -85,7 +85,7 @@ def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_bench(s: Settings, a: argparse.Namespace) -> int:
-    from vigie.bench import run_bench
+    from devtools.bench import run_bench
 
     run_bench(days=a.days, partitions=a.partitions, history_days=a.history_days)
     return 0
@@ -112,7 +112,7 @@ def _cmd_run(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_reference(s: Settings, a: argparse.Namespace) -> int:
-    from vigie.brigade import generate_brigade
+    from devtools.brigade import generate_brigade
 
     ref = generate_brigade(n_stations=a.stations, seed=a.seed)
     ref.write(Path(a.out))
@@ -122,8 +122,9 @@ def _cmd_reference(s: Settings, a: argparse.Namespace) -> int:
 
 def _cmd_schemas(s: Settings, a: argparse.Namespace) -> int:
     from schemas.export import write_json_schemas
+    from streams.registry import event_models
 
-    for p in write_json_schemas():
+    for p in write_json_schemas(event_models(s).values()):
         print(p)
     return 0
 

@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from vigie.settings import Settings
-from vigie.stack import ManagedProcess, start_broker, start_clickhouse
+from core.settings import Settings
+from devtools.stack import ManagedProcess, start_broker, start_clickhouse
 
 
 def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:

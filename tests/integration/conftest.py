@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from clickhouse_driver import Client
 
+from core.settings import PROJECT_ROOT, Settings
+from devtools.stack import ManagedProcess, free_port, start_broker, start_clickhouse
 from sinks.clickhouse import run_migrations
 from streams.topics import ensure_topics
-from vigie.settings import PROJECT_ROOT, Settings
-from vigie.stack import ManagedProcess, free_port, start_broker, start_clickhouse
 
 
 @dataclass
@@ -65,10 +65,7 @@ def new_settings(stack: Stack) -> Settings:
         clickhouse_port=stack.ch_tcp,
         clickhouse_database=f"vigie_{tag}",
         app_id=f"vigie-test-{tag}",
-        topic_vehicle_status=f"vehicle-status-{tag}",
-        topic_interventions=f"interventions-{tag}",
-        topic_crew_status=f"crew-status-{tag}",
-        topic_dead_letter=f"dead-letter-{tag}",
+        topic_suffix=f"-{tag}",
         topic_partitions=3,
         batch_max_events=500,
         batch_max_seconds=0.3,

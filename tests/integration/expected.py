@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from devtools.simulator import SimEvent
 from schemas.reference import Reference
-from vigie.simulator import SimEvent
 
 AVAILABLE = {"available_at_station", "available_on_radio"}
 OUT = {"out_of_service"}

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from devtools.simulator import SimEvent
 from schemas.reference import Reference
 from tests.integration.expected import category
-from vigie.simulator import SimEvent
 
 
 @dataclass

@@ -19,19 +19,20 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
+from devtools.simulator import Simulator
+from devtools.stack import LOCAL_READER_PASSWORD
 from grafana import generate, situation, station_detail
 from grafana.datasources import CLICKHOUSE_PLUGIN
 from grafana.macros import ALL, TimeRange, Variable, expand
 from schemas.codec import encode
-from sinks.tables import ALL_TABLES
-from streams.engine import Record
-from streams.history import HistoryRunner, logical_topics, partition_for
+from sinks.clickhouse import ClickHouseSink
+from streams import registry
+from streams.batch import BatchRunner, partition_for
+from streams.processor import Record
 from tests.integration import expected
 from tests.integration.conftest import Stack, new_settings
 from tests.integration.expected_panels import Picture, counts_by, picture, quantile_exact
-from vigie.settings import Settings
-from vigie.simulator import Simulator
-from vigie.stack import LOCAL_READER_PASSWORD
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 3, 14, 6, 0, tzinfo=UTC)
@@ -56,7 +57,7 @@ class Engines:
         self.chdb.query(f"CREATE DATABASE IF NOT EXISTS {self.db}")
         self.timings: dict[str, list[float]] = defaultdict(list)
         with tempfile.TemporaryDirectory() as tmp:
-            for spec in ALL_TABLES:
+            for spec in registry.tables(s):
                 create = self.old(f"SHOW CREATE TABLE {self.db}.{spec.name}").replace("\\n", "\n").replace("\\'", "'")
                 self.chdb.query(create)
                 path = Path(tmp) / f"{spec.name}.tsv"
@@ -106,10 +107,10 @@ def run(stack: Stack) -> Iterator[Run]:
 
     ref = Reference.load(s.reference_dir)
     events = list(Simulator(ref, seed=21, start=START).events(HOURS * 3600))
-    topics = logical_topics(s)
+    topics = registry.logical_topics(s)
     records = [Record(topics[e.topic], partition_for(e.key.encode(), s.topic_partitions), i, e.key.encode(),
                       encode(e.event)) for i, e in enumerate(events)]
-    asyncio.run(HistoryRunner(s, ref).run(records))
+    asyncio.run(BatchRunner(s, registry.processors(s), ClickHouseSink(s), ref).run(records))
     engines = Engines(stack, s)
     RUN_DB[:] = [s.clickhouse_database]
     p = picture(ref, events)

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from core.settings import Settings
+from devtools.produce import publish
+from devtools.simulator import SimEvent, Simulator
 from grafana import generate, pipeline_health
 from schemas.reference import Reference
 from sinks.clickhouse import run_migrations
-from sinks.tables import ALL_TABLES
-from streams.history import HistorySource, run_history
+from sinks.history import HistorySource, run_history
+from streams import registry
 from tests.integration import expected
 from tests.integration.conftest import (
     Stack,
@@ -32,9 +35,6 @@ from tests.integration.conftest import (
     stop_worker,
     wait_until,
 )
-from vigie.produce import publish
-from vigie.settings import Settings
-from vigie.simulator import SimEvent, Simulator
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 1, 9, 6, 0, tzinfo=UTC)
@@ -201,14 +201,14 @@ def test_end_to_end_matches_independent_computation(live_run: LiveRun) -> None:
     settings, events, metrics = live_run.settings, live_run.events, live_run.metrics
     n_vehicle = sum(1 for e in events if e.topic == "vehicle-status")
     n_crew = sum(1 for e in events if e.topic == "crew-status")
-    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic_vehicle_status}"}}'] == n_vehicle
-    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic_crew_status}"}}'] == n_crew
-    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic_interventions}"}}'] == \
+    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic("vehicle-status")}"}}'] == n_vehicle
+    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic("crew-status")}"}}'] == n_crew
+    assert metrics[f'vigie_events_consumed_total{{topic="{settings.topic("interventions")}"}}'] == \
         len(events) - n_vehicle - n_crew
     assert metrics['vigie_rows_written_total{table="vehicle_status_events"}'] == n_vehicle
     assert metrics['vigie_rows_written_total{table="crew_status_events"}'] == n_crew
     # the station agent counts the outcomes of vehicle and crew events together
-    assert metrics['vigie_event_outcomes_total{outcome="applied",topic="' + settings.topic_vehicle_status + '"}'] \
+    assert metrics['vigie_event_outcomes_total{outcome="applied",topic="' + settings.topic("vehicle-status") + '"}'] \
         == n_vehicle + n_crew
     assert any(k.startswith("vigie_consumer_lag_messages") for k in metrics)
     assert any(k.startswith("vigie_freshness_seconds") for k in metrics)
@@ -218,7 +218,7 @@ def test_end_to_end_matches_independent_computation(live_run: LiveRun) -> None:
 def test_pipeline_health_panels_on_a_real_prometheus(live_run: LiveRun) -> None:
     """Every health panel's PromQL, evaluated by Prometheus scraping the live worker, shows the run."""
     s, h = live_run.settings, live_run.health
-    topics = {f"topic={s.topic_vehicle_status}", f"topic={s.topic_interventions}", f"topic={s.topic_crew_status}"}
+    topics = {f"topic={s.topic(t)}" for t in ("vehicle-status", "interventions", "crew-status")}
     settled = {panel: now for panel, (now, _) in h.items()}
     busy = {panel: then for panel, (_, then) in h.items()}
     assert settled["Workers up"] == {"": 1.0}
@@ -229,7 +229,7 @@ def test_pipeline_health_panels_on_a_real_prometheus(live_run: LiveRun) -> None:
     assert set(settled["Consumer lag"]) == topics and set(settled["Consumer lag"].values()) == {0.0}
     assert set(settled["Freshness"]) == topics
     assert settled["Invalid events (dead-letter)"] == dict.fromkeys(topics, 0.0)
-    tables = {f"table={t.name}" for t in ALL_TABLES}
+    tables = {f"table={t.name}" for t in registry.tables(s)}
     assert set(settled["ClickHouse write errors"]) == tables and set(settled["ClickHouse write errors"].values()) == {0}
     latency = busy["ClickHouse write latency p95"]
     assert {"table=vehicle_status_events", "table=station_windows"} <= set(latency)
@@ -270,7 +270,7 @@ def test_history_path_gives_the_live_rows(stack: Stack, live_run: LiveRun, sourc
              else HistorySource(clickhouse_database=live.clickhouse_database))
     stats = run_history(batch, where, processes=processes, chunk_events=777)
     assert stats.events == len(live_run.events) and stats.invalid == 0
-    for spec in ALL_TABLES:
+    for spec in registry.tables(batch):
         got, want = table_contents(batch, spec.name), table_contents(live, spec.name)
         assert len(got) == len(want) and got == want, spec.name
 
@@ -322,13 +322,13 @@ def test_bad_input_goes_to_dead_letter_and_nothing_else_is_lost(stack: Stack, se
     half = len(events) // 2
     publish(settings, events[:half], speed=PACE)
     for value in bad_values:
-        producer.produce(settings.topic_vehicle_status, key=last_vehicle.key.encode(), value=value)
+        producer.produce(settings.topic("vehicle-status"), key=last_vehicle.key.encode(), value=value)
     producer.flush(10)
     publish(settings, events[half:], speed=PACE)
     wait_for_all_events(settings, events)
     consumer = Consumer({**settings.confluent_config(), "group.id": f"{settings.app_id}-check",
                          "auto.offset.reset": "earliest"})
-    consumer.subscribe([settings.topic_dead_letter])
+    consumer.subscribe([settings.dead_letter_topic])
     letters = []
     deadline = time.monotonic() + 30
     while len(letters) < len(bad_values) and time.monotonic() < deadline:
@@ -341,6 +341,6 @@ def test_bad_input_goes_to_dead_letter_and_nothing_else_is_lost(stack: Stack, se
     for letter in letters:
         original = base64.b64decode(letter["value_b64"])
         assert bad_values[original] in letter["reason"]
-        assert letter["source_topic"] == settings.topic_vehicle_status and letter["source_offset"] >= 0
+        assert letter["source_topic"] == settings.topic("vehicle-status") and letter["source_offset"] >= 0
     assert_exact(settings, ref, events, long_run=False)
     stop_worker(worker)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import PROJECT_ROOT
+from devtools.simulator import Simulator
 from schemas.codec import encode
 from schemas.reference import Reference
 from tests.integration.conftest import Stack, new_settings, wait_until
-from vigie.settings import PROJECT_ROOT
-from vigie.simulator import Simulator
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from streams.history import partition_for  # Kafka's default partitioner
+from core.settings import PROJECT_ROOT, Settings
+from streams.batch import partition_for  # Kafka's default partitioner
 from tests.integration.conftest import Stack, new_settings
 from vigie.cad.replay import run_settings
-from vigie.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.integration
 SF_WEEK = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2016-12-31_to_2017-01-07.csv.gz"
@@ -194,10 +194,8 @@ def test_replay_from_the_clickhouse_history_gives_the_same_picture(replayed) -> 
 
     s, out = replayed
     base_db = s.clickhouse_database.rsplit("_replay_", 1)[0]
-    base = s.model_copy(update={"clickhouse_database": base_db, "topic_vehicle_status": s.topic_vehicle_status
-                                .rsplit("-replay-", 1)[0], "topic_interventions": s.topic_interventions
-                                .rsplit("-replay-", 1)[0], "topic_dead_letter": s.topic_dead_letter
-                                .rsplit("-replay-", 1)[0], "app_id": s.app_id.rsplit("-replay-", 1)[0]})
+    base = s.model_copy(update={"clickhouse_database": base_db, "topic_suffix": s.topic_suffix.rsplit("-replay-", 1)[0],
+                                "app_id": s.app_id.rsplit("-replay-", 1)[0]})
     env = {**os.environ, **base.to_env(), "VIGIE_RUN_DIR": str(out / "run")}
     again = subprocess.run([sys.executable, "-m", "vigie.cli", "replay", "start", "--run", "sfweek_again",
                             "--from-clickhouse", s.clickhouse_database, "--reference", str(out / "reference")],

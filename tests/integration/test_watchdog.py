@@ -9,8 +9,8 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams.watchdog import Liveness, StallWatchdog, waiting_messages
-from vigie.settings import Settings
+from core.settings import Settings
+from streams.runtime.watchdog import Liveness, StallWatchdog, waiting_messages
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def _produce(s: Settings, n: int) -> None:
     p = Producer(s.confluent_config())
     for i in range(n):
-        p.produce(s.topic_vehicle_status, key=b"S01", value=b"{}", partition=i % 3)
+        p.produce(s.topic("vehicle-status"), key=b"S01", value=b"{}", partition=i % 3)
     assert p.flush(10) == 0
 
 
@@ -26,15 +26,15 @@ def _commit_all(s: Settings) -> None:
     c = Consumer({**s.confluent_config(), "group.id": s.app_id, "enable.auto.commit": False})
     offsets = []
     for p in range(3):
-        _, high = c.get_watermark_offsets(TopicPartition(s.topic_vehicle_status, p), timeout=10)
-        offsets.append(TopicPartition(s.topic_vehicle_status, p, high))
+        _, high = c.get_watermark_offsets(TopicPartition(s.topic("vehicle-status"), p), timeout=10)
+        offsets.append(TopicPartition(s.topic("vehicle-status"), p, high))
     c.commit(offsets=offsets, asynchronous=False)
     c.close()
 
 
 def _watch(s: Settings, liveness: Liveness, seconds: float) -> bool:
     fired = threading.Event()
-    dog = StallWatchdog(s, liveness, lambda: [(s.topic_vehicle_status, p) for p in range(3)], lambda: None,
+    dog = StallWatchdog(s, liveness, lambda: [(s.topic("vehicle-status"), p) for p in range(3)], lambda: None,
                         on_stall=fired.set)
     dog.start()
     fired.wait(seconds)
@@ -46,9 +46,9 @@ def _watch(s: Settings, liveness: Liveness, seconds: float) -> bool:
 def test_watchdog_fires_only_on_a_real_stall(settings: Settings) -> None:
     s = settings.model_copy(update={"worker_stall_timeout_s": 3.0})
     c = Consumer({**s.confluent_config(), "group.id": s.app_id})
-    assert waiting_messages(c, [(s.topic_vehicle_status, p) for p in range(3)]) == 0
+    assert waiting_messages(c, [(s.topic("vehicle-status"), p) for p in range(3)]) == 0
     _produce(s, 30)
-    assert waiting_messages(c, [(s.topic_vehicle_status, p) for p in range(3)]) > 0
+    assert waiting_messages(c, [(s.topic("vehicle-status"), p) for p in range(3)]) > 0
     c.close()
     # messages waiting, no progress: fires
     assert _watch(s, Liveness(), 20)
@@ -72,13 +72,13 @@ def test_watchdog_fires_only_on_a_real_stall(settings: Settings) -> None:
 
 
 def test_records_between_counts_what_the_broker_holds(settings: Settings) -> None:
-    from streams.offsets import records_between
+    from streams.runtime.offsets import records_between
 
     p = Producer(settings.confluent_config())
     for _ in range(10):
-        p.produce(settings.topic_interventions, key=b"k", value=b"{}", partition=1)
+        p.produce(settings.topic("interventions"), key=b"k", value=b"{}", partition=1)
     assert p.flush(10) == 0
-    t = settings.topic_interventions
+    t = settings.topic("interventions")
     assert records_between(settings, t, 1, 2, 7) == 5
     assert records_between(settings, t, 1, 8, 20) == 2  # up to the end of the partition
     assert records_between(settings, t, 1, 10, 20) == 0

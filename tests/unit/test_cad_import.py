@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.settings import PROJECT_ROOT
 from schemas.reference import Reference
 from vigie.cad.importer import Importer
 from vigie.cad.mapping import Mapping
-from vigie.settings import PROJECT_ROOT
 
 MAPPING = Mapping.load(PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd.toml")
 LA = ZoneInfo("America/Los_Angeles")

@@ -91,8 +91,8 @@ def test_rules_load_from_csv(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_shipped_reference_states_the_default_requirements(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.settings import PROJECT_ROOT
     from schemas.reference import Reference
-    from vigie.settings import PROJECT_ROOT
 
     ref = Reference.load(PROJECT_ROOT / "deploy" / "reference" / "paris-sim")
     assert ref.crew_rules == RULES

@@ -12,9 +12,9 @@ from grafana import generate, pipeline_health, situation, station_detail
 from grafana.datasources import CLICKHOUSE_PLUGIN
 from grafana.macros import ALL, TimeRange, Variable, expand
 from sinks.migrate import bootstrap_statements, load_migrations
-from streams import metrics
+from streams.runtime import metrics
 
-DASHBOARDS = {uid: generate.load(uid) for uid in generate.BUILDERS}
+DASHBOARDS = {uid: generate.load(uid) for uid in generate.uids()}
 RAW_HISTORY = ("vehicle_status_events", "intervention_events")
 DB = "vigie_dash"
 TR = TimeRange(datetime(2026, 1, 9, 6, tzinfo=UTC), datetime(2026, 1, 9, 12, tzinfo=UTC), 60)

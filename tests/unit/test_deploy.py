@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.settings import PROJECT_ROOT, Settings
 from grafana import generate, pipeline_health
 from grafana.datasources import CLICKHOUSE_UID, PROMETHEUS_UID
 from vigie.cli import build_parser
-from vigie.settings import PROJECT_ROOT, Settings
 
 DEPLOY = PROJECT_ROOT / "deploy"
 COMPOSE = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
@@ -76,9 +76,9 @@ def test_provisioning_matches_the_dashboards() -> None:
     assert by_uid[CLICKHOUSE_UID]["jsonData"]["protocol"] == "native"
     assert by_uid[PROMETHEUS_UID]["type"] == "prometheus"
     used = set()
-    for uid in generate.BUILDERS:
+    for uid in generate.uids():
         used |= set(re.findall(r'"uid": "(vigie-[a-z]+)"', (generate.DASHBOARD_DIR / f"{uid}.json").read_text()))
-    assert used - set(generate.BUILDERS) <= set(by_uid)
+    assert used - set(generate.uids()) <= set(by_uid)
     provider = yaml.safe_load((PROVISIONING / "dashboards" / "vigie.yaml").read_text())["providers"][0]
     mounts = dict(v.split(":")[:2][::-1] for v in COMPOSE["services"]["grafana"]["volumes"])
     assert (DEPLOY / mounts[provider["options"]["path"]]).resolve() == generate.DASHBOARD_DIR

@@ -85,20 +85,20 @@ def grafana() -> Iterator[FakeGrafana]:
 def test_push_creates_the_folder_once_and_upserts_every_dashboard(grafana: FakeGrafana) -> None:
     url = f"http://127.0.0.1:{grafana.server_address[1]}"
     first = push_to(url, "secret-token")
-    assert first.folder_created and len(first.dashboards) == len(generate.BUILDERS)
+    assert first.folder_created and len(first.dashboards) == len(generate.uids())
     assert first.missing_datasources == ["vigie-prometheus"]
     second = push_to(url, "secret-token")
     assert not second.folder_created
     posts = [(m, p, b) for m, p, _, b in grafana.requests if m == "POST"]
     assert [p for _, p, _ in posts].count("/api/folders") == 1
     dash_posts = [b for _, p, b in posts if p == "/api/dashboards/db"]
-    assert len(dash_posts) == 2 * len(generate.BUILDERS)
+    assert len(dash_posts) == 2 * len(generate.uids())
     for body in dash_posts:
         assert body["folderUid"] == "vigie" and body["overwrite"] is True
         sent = body["dashboard"]
         assert sent["id"] is None  # matched by uid, so a second push updates rather than duplicates
         assert {k: v for k, v in sent.items() if k != "id"} == generate.load(sent["uid"])
-    assert set(grafana.dashboards) == set(generate.BUILDERS)
+    assert set(grafana.dashboards) == set(generate.uids())
     assert all(h.get("Authorization") == "Bearer secret-token" for _, _, h, _ in grafana.requests)
 
 

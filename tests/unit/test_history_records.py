@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streams.history import PartitionOf, partition_for, records_from_jsonl
-from vigie.settings import Settings
+from core.settings import Settings
+from streams.batch import PartitionOf, partition_for, records_from_jsonl
 
 S = Settings()
 EVENT = {"schema_version": 1, "event_id": "e1", "event_time": "2026-01-05T00:00:00Z", "vehicle_id": "V1",
@@ -22,7 +22,7 @@ def test_written_lines_give_their_event_bytes_and_other_layouts_are_parsed(tmp_p
         + json.dumps({"topic": "interventions", "key": "I1", "event": EVENT}, indent=None) + "\n",
         encoding="utf-8")
     records = list(records_from_jsonl(path, S))
-    assert [r.topic for r in records] == [S.topic_vehicle_status, S.topic_crew_status, S.topic_interventions]
+    assert [r.topic for r in records] == [S.topic("vehicle-status"), S.topic("crew-status"), S.topic("interventions")]
     assert [r.key for r in records] == [b"S01", b"S02", b"I1"]
     assert all(json.loads(r.value) == EVENT for r in records)
     assert records[0].value == compact.encode()

@@ -1,4 +1,4 @@
-from streams.offsets import Jump, OffsetTracker
+from streams.runtime.offsets import Jump, OffsetTracker
 
 
 def test_tracker_reports_re_reads_and_holes_per_partition() -> None:

@@ -2,10 +2,10 @@
 
 from datetime import UTC, datetime
 
+from core.settings import Settings
+from devtools import produce
+from devtools.simulator import Simulator
 from schemas.reference import Reference
-from vigie import produce
-from vigie.settings import Settings
-from vigie.simulator import Simulator
 
 
 def test_backfill_then_real_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -1,10 +1,10 @@
 from collections import Counter
 from datetime import UTC, datetime
 
+from core.settings import PROJECT_ROOT
+from devtools.simulator import Simulator
 from schemas.reference import Reference
 from vigie.board import render
-from vigie.settings import PROJECT_ROOT
-from vigie.simulator import Simulator
 
 REF = Reference.load(PROJECT_ROOT / "deploy" / "reference" / "paris-sim")
 START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)  # a Monday

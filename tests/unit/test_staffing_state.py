@@ -8,7 +8,8 @@ import pytest
 
 from schemas.codec import InvalidEvent, decode_crew_status
 from streams.crewing import Crewing
-from streams.engine import Record, StationEngine
+from streams.processor import Record
+from streams.processors.stations import StationEngine
 from streams.state import Outcome, StationOutput, StationState
 from tests.helpers import T0, cev, small_reference, vev
 
@@ -126,7 +127,7 @@ def test_engine_routes_crew_records_and_dead_letters_bad_ones() -> None:
         _crew_rec(cev("P4", "assigned", T0, DRIVER, vehicle="X9"), offset=3),
         Record("crew-status", 0, 4, b"S1", b'{"schema_version":1}'),
     ]
-    result = engine.process(records, store)
+    result = engine.process(records, {"stations": store})
     reasons = [d.reason for d in result.dead_letters]
     assert [d.record.offset for d in result.dead_letters] == [1, 2, 3, 4]
     assert "station_id" in reasons[0] and "unknown station 'S9'" in reasons[1] and "unknown vehicle 'X9'" in reasons[2]
@@ -162,20 +163,20 @@ def test_watermark_waits_for_the_input_behind_then_a_reseal_closes_the_windows()
                for i, (s, t, iid) in enumerate([("available_at_station", 0, None), ("dispatched", 200, "I1")])]
     crew = _crew_rec(cev("P1", "available", T0 + 10, LEADER))
     # the crew partition has unread records and gave nothing yet: no window may close
-    held = engine.process(vehicle, store, behind={("crew-status", 0)})
+    held = engine.process(vehicle, {"stations": store}, behind={("crew-status", 0)})
     assert len(held.rows[next(k for k in held.rows if k.name == "station_windows")]) == 0
     assert engine.partitions_to_reseal({("crew-status", 0)}, {0}) == set()
     # its record arrives (older than the vehicles'): it is in time, and the watermark is the crew's newest
-    in_time = engine.process([crew], store, behind={("crew-status", 0)})
+    in_time = engine.process([crew], {"stations": store}, behind={("crew-status", 0)})
     assert in_time.late == 0 and engine.watermark(0, {("crew-status", 0)}) == T0 + 10
     # nothing behind any more: the partition's watermark moved, a re-seal without records closes the windows
     assert engine.partitions_to_reseal(set(), {0}) == {0}
     assert engine.partitions_to_reseal(set(), set()) == set()  # not assigned here: never resealed
-    resealed = engine.process([], store, set(), seal_partitions={0})
+    resealed = engine.process([], {"stations": store}, set(), seal_partitions={0})
     windows = [r for r in resealed.rows[next(k for k in resealed.rows if k.name == "station_windows")]
                if r.vehicle_type == "VSAV"]
     assert [r.window_start - T0 for r in windows] == [0, 60, 120]
-    assert windows[0].crew_tracked == 1 and "S1" in resealed.touched
+    assert windows[0].crew_tracked == 1 and "S1" in resealed.changed["stations"]
     assert engine.partitions_to_reseal(set(), {0}) == set()
 
 

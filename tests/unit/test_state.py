@@ -3,7 +3,8 @@
 import copy
 
 from streams.crewing import Crewing
-from streams.engine import Record, StationEngine
+from streams.processor import Record
+from streams.processors.stations import StationEngine
 from streams.state import Outcome, StationOutput, StationState
 from tests.helpers import T0, small_reference, vev
 
@@ -130,7 +131,7 @@ def test_engine_dead_letters_bad_records_and_goes_on() -> None:
         _rec(vev("V3", "available_at_station", T0, station="S2"), key="S1", offset=3),
         _rec(good, offset=4),
     ]
-    result = engine.process(records, store)
+    result = engine.process(records, {"stations": store})
     reasons = [d.reason for d in result.dead_letters]
     assert [d.record.offset for d in result.dead_letters] == [1, 2, 3]
     assert "not valid JSON" in reasons[0] and "unknown vehicle 'V9'" in reasons[1] and "home station" in reasons[2]
@@ -143,9 +144,9 @@ def test_engine_replay_of_a_batch_is_idempotent() -> None:
     store: dict[str, StationState] = {}
     evs = [vev("V1", "available_at_station", T0), vev("V1", "dispatched", T0 + 30, "I1"),
            vev("V2", "available_at_station", T0 + 70)]
-    engine.process([_rec(e, offset=i) for i, e in enumerate(evs)], store)
+    engine.process([_rec(e, offset=i) for i, e in enumerate(evs)], {"stations": store})
     snapshot = copy.deepcopy(store["S1"].to_dict())
-    again = engine.process([_rec(e, offset=i) for i, e in enumerate(evs)], store)
+    again = engine.process([_rec(e, offset=i) for i, e in enumerate(evs)], {"stations": store})
     assert without_counter(store["S1"].to_dict()) == without_counter(snapshot)
     assert store["S1"].records == 6  # consumed twice: the version of its capacity rows keeps growing
     assert again.outcomes["applied"] == 0 and again.outcomes["duplicate"] + again.outcomes["stale"] == 3

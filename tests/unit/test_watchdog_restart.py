@@ -5,7 +5,7 @@ import sys
 
 SCRIPT = """
 import os, sys
-from streams.watchdog import restart_process
+from streams.runtime.watchdog import restart_process
 if len(sys.argv) == 2:
     print("second", os.getpid(), sys.argv[1], flush=True)
 else:

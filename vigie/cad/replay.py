@@ -25,11 +25,12 @@ from typing import IO
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from core.settings import Settings
 from sinks.access import SQL_USERS_SINCE, server_version
 from sinks.clickhouse import make_client, run_migrations
-from streams.history import logical_topics, records_from_clickhouse
+from sinks.history import records_from_clickhouse
+from streams.registry import logical_topics
 from streams.topics import ensure_topics
-from vigie.settings import Settings
 
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
 
@@ -40,10 +41,7 @@ def run_settings(base: Settings, run_id: str, reference_dir: Path | None = None)
     suffix = f"-replay-{run_id}"
     update: dict[str, object] = {
         "clickhouse_database": f"{base.clickhouse_database}_replay_{run_id}",
-        "topic_vehicle_status": base.topic_vehicle_status + suffix,
-        "topic_interventions": base.topic_interventions + suffix,
-        "topic_crew_status": base.topic_crew_status + suffix,
-        "topic_dead_letter": base.topic_dead_letter + suffix,
+        "topic_suffix": base.topic_suffix + suffix,  # every processor's topics and the dead letters
         "app_id": base.app_id + suffix,
         "metrics_port": 0,
     }
@@ -54,7 +52,7 @@ def run_settings(base: Settings, run_id: str, reference_dir: Path | None = None)
 
 @dataclass(frozen=True)
 class Message:
-    topic: str  # logical name: "vehicle-status", "interventions" or "crew-status"
+    topic: str  # logical name of a registered processor's input (e.g. "vehicle-status")
     key: bytes
     value: bytes
     event_time: float

@@ -34,16 +34,16 @@ from pathlib import Path
 from clickhouse_driver import Client
 from confluent_kafka import Consumer
 
+from core.settings import PROJECT_ROOT, Settings
+from devtools.brigade import generate_brigade
+from devtools.produce import make_producer, publish
+from devtools.simulator import Simulator
+from devtools.stack import free_port, start_broker, start_clickhouse
 from schemas.codec import decode_intervention, decode_vehicle_status, encode
 from schemas.reference import Reference
 from sinks.clickhouse import make_client, run_migrations
-from streams.history import HistorySource, run_history
+from sinks.history import HistorySource, run_history
 from streams.topics import ensure_topics
-from vigie.brigade import generate_brigade
-from vigie.produce import make_producer, publish
-from vigie.settings import PROJECT_ROOT, Settings
-from vigie.simulator import Simulator
-from vigie.stack import free_port, start_broker, start_clickhouse
 
 
 @dataclass
@@ -72,7 +72,7 @@ def _machine() -> dict[str, object]:
 def _ceiling(s: Settings, total: int) -> Figure:
     c = Consumer({**s.confluent_config(), "group.id": f"bench-ceiling-{time.time_ns()}",
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    c.subscribe([s.topic_vehicle_status, s.topic_interventions])
+    c.subscribe([s.topic("vehicle-status"), s.topic("interventions")])
     n, first = 0, 0.0
     while n < total:
         for m in c.consume(1000, 1.0):
@@ -80,7 +80,7 @@ def _ceiling(s: Settings, total: int) -> Figure:
                 continue
             if n == 0:
                 first = time.perf_counter()
-            (decode_vehicle_status if m.topic() == s.topic_vehicle_status else decode_intervention)(m.value())
+            (decode_vehicle_status if m.topic() == s.topic("vehicle-status") else decode_intervention)(m.value())
             n += 1
     seconds = time.perf_counter() - first
     c.close()
@@ -89,14 +89,14 @@ def _ceiling(s: Settings, total: int) -> Figure:
 
 def _faust_reference(module: str, case: str, note: str, s: Settings, total: int, work: Path,
                      **env: str) -> Figure:
-    """Run one of the Faust reference agents (``vigie.bench_noop``, ``vigie.bench_naive``) on the events, in a
+    """Run one of the Faust reference agents (``devtools.bench_noop``, ``devtools.bench_naive``) on the events, in a
     directory of its own under ``work`` (Faust writes its data directory there), removed afterwards."""
     run_dir = work / f"{case}-{time.time_ns()}"
     run_dir.mkdir(parents=True)
     try:
         out = subprocess.run(
             [sys.executable, "-m", module, s.kafka_bootstrap, f"bench-{case}-{time.time_ns()}", str(total),
-             s.topic_vehicle_status, s.topic_interventions],
+             s.topic("vehicle-status"), s.topic("interventions")],
             capture_output=True, text=True, timeout=1800, cwd=run_dir, env=_env(s, **env))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -182,16 +182,14 @@ def _stored(ch: Client) -> int:
 def _freshness(s: Settings, ref: Reference, rate: float = 2000.0, seconds: float = 20.0) -> Figure:
     """Events re-stamped to the wall clock and produced at a steady rate; latency = first seen queryable in
     ClickHouse (polled every 25 ms) minus produced."""
-    topics = s.model_copy(update={"topic_vehicle_status": "fresh-vehicle-status",
-                         "topic_interventions": "fresh-interventions", "topic_dead_letter": "fresh-dead-letter",
-                         "topic_crew_status": "fresh-crew-status"})
+    topics = s.model_copy(update={"topic_suffix": "-fresh"})
     ensure_topics(topics)
     w, (proc,) = _start_workers(topics, "freshness")
     ch = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
     sim = Simulator(ref, seed=7, start=datetime.now(UTC), crews=False).events(86400 * 30)
     # the event source batches like any producer on Apache Kafka (crews are off: no cross-topic watermark here)
     producer = make_producer(topics.model_copy(update={"kafka_producer_max_batch_bytes": 65536}))
-    names = {"vehicle-status": topics.topic_vehicle_status, "interventions": topics.topic_interventions}
+    names = {"vehicle-status": topics.topic("vehicle-status"), "interventions": topics.topic("interventions")}
     warm = next(sim)  # wait until the worker has joined and stores
     producer.produce(names[warm.topic], key=warm.key.encode(), value=encode(warm.event))
     producer.flush(10)
@@ -254,9 +252,7 @@ def _memory(s: Settings, work: Path, vehicles: int = 5000) -> Figure:
     ref = generate_brigade(n_stations=round(vehicles / per_station), seed=11)
     ref_dir = work / "reference-5000"
     ref.write(ref_dir)
-    m = s.model_copy(update={"reference_dir": ref_dir, "topic_vehicle_status": "mem-vehicle-status",
-                    "topic_interventions": "mem-interventions", "topic_dead_letter": "mem-dead-letter",
-                    "topic_crew_status": "mem-crew-status"})
+    m = s.model_copy(update={"reference_dir": ref_dir, "topic_suffix": "-mem"})
     ensure_topics(m)
     sim = Simulator(ref, seed=8, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False,
                     annual_interventions=int(500_000 * len(ref.fleet) / 580))
@@ -354,8 +350,7 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
     ch = start_clickhouse(ch_tcp, free_port(), ch_dir)
     try:
         s = Settings(kafka_bootstrap=f"127.0.0.1:{kafka_port}", clickhouse_port=ch_tcp, topic_partitions=partitions,
-                     topic_vehicle_status="bench-vehicle-status", topic_interventions="bench-interventions",
-                     topic_dead_letter="bench-dead-letter", topic_crew_status="bench-crew-status")
+                     topic_suffix="-bench")
         ensure_topics(s)
         ref = Reference.load(s.reference_dir)
         sim = Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
@@ -365,11 +360,11 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
             total = publish(s, sim.events(days * 86400), copy_to=copy)
         figures = [
             _ceiling(s, total),
-            _faust_reference("vigie.bench_noop", "faust-noop", "Faust agent per topic, counting only", s, total,
+            _faust_reference("devtools.bench_noop", "faust-noop", "Faust agent per topic, counting only", s, total,
                              work),
-            _faust_reference("vigie.bench_noop", "noop-eager", "the same with the worker's eager delivery "
+            _faust_reference("devtools.bench_noop", "noop-eager", "the same with the worker's eager delivery "
                              "(streams/eager_delivery.py)", s, total, work, VIGIE_BENCH_EAGER_DELIVERY="1"),
-            _faust_reference("vigie.bench_naive", "naive", "per-event Faust agent, Vigie's state logic, one table "
+            _faust_reference("devtools.bench_naive", "naive", "per-event Faust agent, Vigie's state logic, one table "
                              "write per event, no ClickHouse", s, total, work),
         ]
         vigie_1, vigie_1_settings = _vigie(s, total, 1)
@@ -377,9 +372,7 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         recovery = _recovery(vigie_1_settings, work)
         # two workers, on twice the partitions (the same events, published again)
         s2 = s.model_copy(update={"topic_partitions": partitions * 2,
-                         "topic_vehicle_status": "bench2-vehicle-status", "topic_interventions": "bench2-interventions",
-                         "topic_crew_status": "bench2-crew-status",
-                         "topic_dead_letter": "bench2-dead-letter"})
+                         "topic_suffix": "-bench2"})
         ensure_topics(s2)
         publish(s2, (ev for ev in Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
                      .events(days * 86400)))

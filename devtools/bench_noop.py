@@ -1,8 +1,8 @@
 """The Faust no-op reference for ``vigie bench``: an agent per topic that only counts messages.
 
-Run as ``python -m vigie.bench_noop BOOTSTRAP GROUP TOTAL TOPIC...``; prints ``RESULT <events> <seconds>``
+Run as ``python -m devtools.bench_noop BOOTSTRAP GROUP TOTAL TOPIC...``; prints ``RESULT <events> <seconds>``
 (first message to last) and exits. With ``VIGIE_BENCH_EAGER_DELIVERY=1``: with the worker's eager delivery
-(``streams/eager_delivery.py``), to show what that patch gives Faust alone.
+(``streams/faust_compat.py``), to show what that patch gives Faust alone.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import faust
 
-from streams import eager_delivery
-from streams.worker import BoundedWorker
+from streams import faust_compat
+from streams.live import BoundedWorker
 
 
 def make_counter(expected: int) -> Callable[[], None]:
@@ -48,7 +48,7 @@ def main() -> None:
             counted()
 
     if os.environ.get("VIGIE_BENCH_EAGER_DELIVERY") == "1":  # the no-op with the worker's eager delivery
-        eager_delivery.install()
+        faust_compat.install_eager_delivery()
     run_reference_worker(app)
 
 

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from streams.eager_delivery import install, step_first
+from streams.faust_compat import install_eager_delivery as install
+from streams.faust_compat import step_first
 
 
 async def no_wait(log: list[str]) -> int:

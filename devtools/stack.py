@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vigie.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 CLICKHOUSE_TEMPLATES = PROJECT_ROOT / "deploy" / "clickhouse"
 

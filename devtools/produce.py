@@ -8,10 +8,10 @@ from typing import IO
 
 from confluent_kafka import Producer
 
+from core.settings import Settings
+from devtools.simulator import SimEvent
 from schemas.codec import encode
-from streams.history import logical_topics
-from vigie.settings import Settings
-from vigie.simulator import SimEvent
+from streams.registry import logical_topics
 
 
 def make_producer(settings: Settings) -> Producer:

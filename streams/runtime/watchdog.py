@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, TopicPartition
 
-from vigie.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger("vigie.watchdog")
 

@@ -1,6 +1,6 @@
 """The naive reference for ``vigie bench``: a plain per-event Faust agent with Vigie's semantics (decode,
 validate, the same state machine and windows) and one table write per event, no batching and no
-ClickHouse. Run as ``python -m vigie.bench_naive BOOTSTRAP GROUP TOTAL VEHICLE_TOPIC INTERVENTION_TOPIC``;
+ClickHouse. Run as ``python -m devtools.bench_naive BOOTSTRAP GROUP TOTAL VEHICLE_TOPIC INTERVENTION_TOPIC``;
 prints ``RESULT <events> <seconds>`` (first event to last)."""
 
 from __future__ import annotations
@@ -9,15 +9,16 @@ import sys
 
 import faust
 
+from core.settings import Settings
+from devtools.bench_noop import make_counter, run_reference_worker
 from schemas.codec import InvalidEvent, decode_intervention, decode_vehicle_status
 from schemas.reference import Reference, UnknownReference
-from streams.app import _state_table
-from streams.codecs import INTERVENTION_CODEC, STATION_CODEC, register_codecs
 from streams.crewing import Crewing
+from streams.faust_compat import state_table
 from streams.interventions import InterventionState
+from streams.processors import interventions as interventions_processor
+from streams.processors import stations as stations_processor
 from streams.state import StationOutput, StationState
-from vigie.bench_noop import make_counter, run_reference_worker
-from vigie.settings import Settings
 
 
 def main() -> None:
@@ -25,14 +26,16 @@ def main() -> None:
     expected = int(total)
     settings = Settings()
     reference = Reference.load(settings.reference_dir)
-    register_codecs()
     app = faust.App(group, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False, autodiscover=False,
                     broker_session_timeout=3, broker_rebalance_timeout=3, broker_heartbeat_interval=1,
                     consumer_auto_offset_reset="earliest", topic_allow_declare=True,
                     producer_max_batch_size=settings.kafka_producer_max_batch_bytes)
     raw = faust.Schema(key_serializer="raw", value_serializer="raw")
-    stations = _state_table(app, "naive-stations", settings.topic_partitions, STATION_CODEC)
-    interventions = _state_table(app, "naive-interventions", settings.topic_partitions, INTERVENTION_CODEC)
+    (station_codec,) = stations_processor.PROCESSOR.states
+    intervention_codec = interventions_processor.PROCESSOR.states[0]
+    stations = state_table(app, "naive-stations", settings.topic_partitions, station_codec.dumps, station_codec.loads)
+    interventions = state_table(app, "naive-interventions", settings.topic_partitions, intervention_codec.dumps,
+                                intervention_codec.loads)
     counted = make_counter(expected)
     crewing = Crewing(reference.crew_rules)
 

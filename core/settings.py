@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -9,6 +10,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: logical name of the runtime's dead-letter topic (one for every processor; the record says its source)
+DEAD_LETTER_TOPIC = "vigie-dead-letter"
 
 
 class Settings(BaseSettings):
@@ -38,17 +41,21 @@ class Settings(BaseSettings):
     # at 2,000 events/s, against 0.04 / 0.07 s at 100 ms). Apache Kafka answers as soon as data is there.
     kafka_fetch_max_wait_ms: int = Field(default=100, ge=1)
     # Hand each fetched message to the streams without Faust's four tasks per message when nothing makes the
-    # hand-over wait (streams/eager_delivery.py). A patch of Faust's fetch loop: false restores Faust's own.
+    # hand-over wait (streams/faust_compat.py). A patch of Faust's fetch loop: false restores Faust's own.
     kafka_eager_delivery: bool = True
     # A station-topic partition read to its end still holds the windows' watermark this long (wall clock):
     # records produced together on the other topic may still be on their way (see StationEngine.watermark).
     input_idle_s: float = Field(default=2.0, ge=0)
 
-    topic_vehicle_status: str = "vehicle-status"
-    topic_interventions: str = "interventions"
-    topic_crew_status: str = "crew-status"
-    topic_dead_letter: str = "vigie-dead-letter"
+    # Topics are named by their processors (logical names such as ``vehicle-status``); a deployment may rename
+    # any (``VIGIE_TOPIC_NAMES='{"vehicle-status": "cad.vehicles"}'``), and every name gets ``topic_suffix``
+    # (a replay run's topics: ``-replay-<run>``).
+    topic_names: dict[str, str] = Field(default_factory=dict)
+    topic_suffix: str = ""
     topic_partitions: int = Field(default=4, ge=1)
+    # Processors outside Vigie's package: modules defining ``PROCESSOR`` (comma-separated), besides those
+    # registered through the ``vigie.processors`` entry point.
+    processor_modules: str = ""
 
     # --- ClickHouse --------------------------------------------------------------------------
     clickhouse_host: str = "127.0.0.1"
@@ -79,6 +86,9 @@ class Settings(BaseSettings):
     # took the p99 at 2,000 events/s from 0.77-1.06 s to 0.56 s, throughput unchanged.
     batch_max_events: int = Field(default=5000, ge=1)
     batch_max_seconds: float = Field(default=0.3, gt=0)
+    # A batch also closes as soon as nothing more waits in the stream's queue (light load: what the fetches
+    # brought; heavy load: the queue never runs dry and size closes it). False: size or age only (Faust's take).
+    batch_close_when_drained: bool = True
     sink_retry_initial_s: float = 0.2
     sink_retry_max_s: float = 5.0
     sink_write_timeout_s: float = Field(default=60.0, gt=0)
@@ -101,8 +111,18 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            elif isinstance(value, dict):
+                value = json.dumps(value)
             env[f"VIGIE_{name.upper()}"] = str(value)
         return env
+
+    def topic(self, logical: str) -> str:
+        """The deployment's name of a logical topic."""
+        return self.topic_names.get(logical, logical) + self.topic_suffix
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.topic(DEAD_LETTER_TOPIC)
 
     def kafka_url(self) -> str:
         return ",".join(f"kafka://{h.strip()}" for h in self.kafka_bootstrap.split(","))

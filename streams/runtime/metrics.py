@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter as CounterOf
+from collections.abc import Callable, Sequence
+
 from prometheus_client import Counter, Gauge, Histogram
 
-from sinks.clickhouse import SinkMetrics
-from streams.watchdog import Liveness
+from streams.processor import BatchResult
 
 EVENTS_CONSUMED = Counter("vigie_events_consumed_total", "Events consumed", ["topic"])
 EVENTS_INVALID = Counter("vigie_events_invalid_total", "Events sent to the dead-letter topic", ["topic"])
@@ -29,21 +31,31 @@ SINK_ERRORS = Counter("vigie_sink_errors_total", "Failed ClickHouse writes (each
 FRESHNESS = Gauge("vigie_freshness_seconds", "Now minus the newest event time of the last stored batch", ["topic"])
 CONSUMER_LAG = Gauge("vigie_consumer_lag_messages", "High watermark minus next offset to process",
                      ["topic", "partition"])
+STATE_ENTRIES = Gauge("vigie_state_entries", "Entries held in a state table by this worker", ["table"])
 
 
-class PrometheusSinkMetrics(SinkMetrics):
-    """Sink outcomes to Prometheus; each attempt is also a sign of life for the stall watchdog."""
+def observe_batch(main_topic: str, records: Sequence[tuple[str, int, int]], result: BatchResult,
+                  highwater: Callable[[str, int], int | None], now: float) -> None:
+    """A stored batch's metrics. ``records``: (topic, partition, offset) in delivery order. Outcomes and late
+    changes are the processor's (labelled with its first topic); consumption, freshness and lag per topic."""
+    last: dict[tuple[str, int], int] = {}
+    per_topic: CounterOf[str] = CounterOf()
+    for topic, p, offset in records:
+        last[(topic, p)] = offset
+        per_topic[topic] += 1
+    for topic, n in per_topic.items():
+        EVENTS_CONSUMED.labels(topic).inc(n)
+        BATCH_SIZE.labels(topic).observe(n)
+    for topic, n in CounterOf(dl.record.topic for dl in result.dead_letters).items():
+        EVENTS_INVALID.labels(topic).inc(n)
+    for outcome, n in result.outcomes.items():
+        EVENT_OUTCOMES.labels(main_topic, outcome).inc(n)
+    if result.late:
+        LATE_CHANGES.labels(main_topic).inc(result.late)
+    for topic, newest in result.newest_by_topic.items():
+        FRESHNESS.labels(topic).set(now - newest)
+    for (topic, p), off in last.items():
+        hw = highwater(topic, p)
+        if hw is not None:
+            CONSUMER_LAG.labels(topic, str(p)).set(max(0, hw - off - 1))
 
-    def __init__(self, liveness: Liveness | None = None) -> None:
-        self.liveness = liveness
-
-    def on_written(self, table: str, rows: int, seconds: float) -> None:
-        ROWS_WRITTEN.labels(table).inc(rows)
-        FLUSH_SECONDS.labels(table).observe(seconds)
-        if self.liveness is not None:
-            self.liveness.beat()
-
-    def on_error(self, table: str, error: BaseException) -> None:
-        SINK_ERRORS.labels(table).inc()
-        if self.liveness is not None:
-            self.liveness.beat()

@@ -14,12 +14,15 @@ between (transaction markers, compaction) are not a loss.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from vigie.settings import Settings
+from core.settings import Settings
+
+log = logging.getLogger("vigie.worker")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,36 @@ class OffsetTracker:
         """Partitions assigned or revoked: their next delivery starts wherever the group says."""
         for tp in tps:
             self.next.pop(tp, None)
+
+
+class OffsetGuard:
+    """Judges each batch before it is applied (see the module doc). ``count_between(topic, partition, start,
+    end)`` asks the broker how many records lie in [start, end); ``restart()`` re-executes the worker; ``on_jump``
+    counts each jump (metric)."""
+
+    def __init__(self, count_between: Callable[[str, int, int, int], Awaitable[int]],
+                 restart: Callable[[], None], on_jump: Callable[[Jump], None] = lambda j: None) -> None:
+        self.tracker = OffsetTracker()
+        self.count_between = count_between
+        self.restart = restart
+        self.on_jump = on_jump
+
+    async def check(self, records: Iterable[tuple[str, int, int]]) -> None:
+        for j in self.tracker.check(records):
+            self.on_jump(j)
+            if not j.forward:
+                log.warning("%s[%d] re-read from offset %d (expected %d): applied records are deduplicated",
+                            j.topic, j.partition, j.got, j.expected)
+                continue
+            skipped = await self.count_between(j.topic, j.partition, j.expected, j.got)
+            if skipped:
+                log.error("%d records skipped on %s[%d] (offsets %d to %d): restarting the worker before applying "
+                          "anything; it re-reads from the committed offsets", skipped, j.topic, j.partition,
+                          j.expected, j.got - 1)
+                self.restart()
+                return
+            log.info("%s[%d]: offsets %d to %d hold no record (transaction markers or compaction)",
+                     j.topic, j.partition, j.expected, j.got - 1)
 
 
 def records_between(settings: Settings, topic: str, partition: int, start: int, end: int,

@@ -1,0 +1,1 @@
+"""The bottom layer: settings and the row/table types every other layer may use."""

@@ -1,0 +1,102 @@
+"""The example processor end to end, registered by one setting naming its module (as an installed package
+registers through its entry point): broker -> worker -> ClickHouse -> its panel queries, and the batch path
+over the stored history. Expected values are computed here from the produced events."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+
+import pytest
+from confluent_kafka import Producer
+from vigie_water_points import dashboard
+from vigie_water_points.events import WaterPointEvent
+from vigie_water_points.simulator import events as simulate
+
+from core.settings import Settings
+from devtools.produce import make_producer
+from schemas.reference import Reference
+from sinks.clickhouse import run_migrations
+from sinks.history import HistorySource, run_history
+from streams import registry
+from streams.topics import ensure_topics
+from tests.integration.conftest import ch_client, new_settings, stack, start_worker, stop_worker, wait_until
+
+__all__ = ["stack"]  # the session's broker and ClickHouse (fixture)
+pytestmark = pytest.mark.integration
+MODULE = "vigie_water_points.processor"
+START = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def expected_per_area(evs: list[WaterPointEvent]) -> dict[str, tuple[int, int, float]]:
+    newest: dict[str, WaterPointEvent] = {}
+    for e in evs:
+        if e.water_point_id not in newest or e.event_time > newest[e.water_point_id].event_time:
+            newest[e.water_point_id] = e
+    out: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    for e in newest.values():
+        acc = out[e.area]
+        acc[0] += e.status.value == "out_of_service"
+        acc[1] += 1
+        acc[2] += e.flow_m3h if e.status.value == "in_service" else 0.0
+    return {a: (int(x[0]), int(x[1]), x[2]) for a, x in out.items()}
+
+
+def test_the_plugin_is_found_by_the_setting_only() -> None:
+    assert "water_points" not in {p.name for p in registry.processors(Settings())}
+    with_plugin = Settings(processor_modules=MODULE)
+    assert "water_points" in {p.name for p in registry.processors(with_plugin)}
+    assert "water-points" in registry.logical_topics(with_plugin)
+
+
+def test_end_to_end_and_batch_path(stack) -> None:  # type: ignore[no-untyped-def]
+    s = new_settings(stack).model_copy(update={"processor_modules": MODULE})
+    run_migrations(s)
+    ensure_topics(s)
+    ref = Reference.load(s.reference_dir)
+    produced = list(simulate(ref, START, 2 * 86400, seed=3))
+    late = produced[len(produced) // 2]  # re-sent later: a duplicate
+    producer: Producer = make_producer(s)
+    topic = s.topic("water-points")
+    for _, key, ev in [*produced, ("water-points", late[1], late[2])]:
+        producer.produce(topic, key=key.encode(), value=ev.model_dump_json().encode())
+    producer.produce(topic, key=b"WP-X", value=b'{"schema_version": 1, "event_id": "bad"}')  # dead letter
+    assert producer.flush(30) == 0
+    worker = start_worker(stack, s, "water-points-worker")
+    ch = ch_client(s)
+    n = len(produced)
+    wait_until(lambda: ch.execute("SELECT uniqExact(event_id) FROM water_point_events")[0][0] == n, 120,
+               f"{n} water point events stored")
+    evs = [e for _, _, e in produced]
+    want = expected_per_area(evs)  # type: ignore[arg-type]
+    assert sum(w[0] for w in want.values()) > 0  # the run meets points out of service
+    db = s.clickhouse_database
+
+    def panel() -> dict[str, tuple[int, int, float]]:
+        rows = ch.execute(dashboard.PER_AREA.replace("${run}", db))
+        return {a: (int(o), int(t), float(f)) for a, o, t, f in rows}
+
+    wait_until(lambda: panel() == want, 30, "the panel's figures")
+    out_now = ch.execute(dashboard.OUT_NOW.replace("${run}", db))
+    assert Counter(r[1] for r in out_now) == Counter({a: w[0] for a, w in want.items() if w[0]})
+    stop_worker(worker)
+
+    batch = s.model_copy(update={"clickhouse_database": db + "_batch"})
+    run_migrations(batch)
+    stats = run_history(batch, HistorySource(clickhouse_database=db), processes=1)
+    assert stats.events == n and not stats.unrouted
+    got = ch.execute(f"SELECT water_point_id, status, status_since FROM {batch.clickhouse_database}."
+                     "water_point_state FINAL ORDER BY water_point_id")
+    assert got == ch.execute("SELECT water_point_id, status, status_since FROM water_point_state FINAL "
+                             "ORDER BY water_point_id")
+
+
+def test_its_dashboard_and_json_schema_are_generated_in_its_folder() -> None:
+    from grafana import generate
+    from schemas.export import json_schemas
+
+    with_plugin = Settings(processor_modules=MODULE)
+    assert "vigie-water-points" in generate.uids(with_plugin)
+    assert generate.stale(with_plugin) == []
+    (path, text), = json_schemas([WaterPointEvent]).items()
+    assert path.parent.parent.name == "vigie_water_points" and path.read_text() == text

@@ -1,0 +1,147 @@
+"""State, engine and declaration of the water-points processor.
+
+Rules: the newest event per water point wins (an older one changes nothing, an ``event_id`` already applied
+at that time is a duplicate), so the arrival order does not matter; ``status_since`` is when the current
+status began."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from core.tables import DateTime, Float64, String, UInt16, UInt64, table
+from schemas.codec import InvalidEvent
+from streams.processor import (
+    BatchResult,
+    DeadLetter,
+    EngineContext,
+    Input,
+    Processor,
+    Record,
+    StateTable,
+    Stores,
+    json_state,
+)
+from vigie_water_points.events import WaterPointEvent
+
+HERE = Path(__file__).resolve().parent
+TOPIC = "water-points"
+STATES = "water-points"
+
+
+class WaterPointRow(NamedTuple):
+    water_point_id: String
+    area: String
+    kind: String
+    status: String
+    flow_m3h: Float64
+    status_since: DateTime
+    event_time: DateTime
+    version: UInt64
+
+
+class WaterPointEventRow(NamedTuple):
+    event_id: String
+    event_time: DateTime
+    event_ts_ms: UInt64
+    water_point_id: String
+    status: String
+    source_partition: UInt16
+    source_offset: UInt64
+    payload: String
+
+
+STATE_TABLE = table("water_point_state", WaterPointRow)
+EVENTS_TABLE = table("water_point_events", WaterPointEventRow)
+
+
+@dataclass(slots=True)
+class WaterPoint:
+    water_point_id: str
+    area: str = ""
+    kind: str = ""
+    status: str = ""
+    flow_m3h: float = 0.0
+    status_since: float = 0.0
+    event_time: float = 0.0
+    ids_at_time: list[str] = field(default_factory=list)
+
+    def apply(self, ev: WaterPointEvent, t: float) -> str:
+        """``applied``, ``duplicate`` or ``stale``."""
+        if t < self.event_time:
+            return "stale"
+        if t == self.event_time:
+            if ev.event_id in self.ids_at_time:
+                return "duplicate"
+            self.ids_at_time.append(ev.event_id)
+        else:
+            self.event_time, self.ids_at_time = t, [ev.event_id]
+        if ev.status.value != self.status:
+            self.status_since = t
+        self.area, self.kind, self.status, self.flow_m3h = ev.area, ev.kind.value, ev.status.value, ev.flow_m3h
+        return "applied"
+
+    def row(self) -> WaterPointRow:
+        return WaterPointRow(self.water_point_id, self.area, self.kind, self.status, self.flow_m3h,
+                             self.status_since, self.event_time, int(self.event_time * 1000))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"i": self.water_point_id, "a": self.area, "k": self.kind, "s": self.status, "f": self.flow_m3h,
+                "ss": self.status_since, "t": self.event_time, "ids": self.ids_at_time}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WaterPoint:
+        return cls(d["i"], d["a"], d["k"], d["s"], float(d["f"]), float(d["ss"]), float(d["t"]), list(d["ids"]))
+
+
+class WaterPointEngine:
+    def process(self, records: Sequence[Record], stores: Stores, behind: Any = None) -> BatchResult:
+        store = stores[STATES]
+        result = BatchResult()
+        changed: dict[str, WaterPoint] = {}
+        raw: list[WaterPointEventRow] = []
+        for rec in records:
+            try:
+                if rec.value is None:
+                    raise InvalidEvent("empty message (no value)")
+                ev = WaterPointEvent.model_validate_json(rec.value)
+                if rec.key is not None and rec.key.decode("utf-8", "replace") != ev.water_point_id:
+                    raise InvalidEvent(f"key: message key must be the water_point_id {ev.water_point_id!r}")
+            except (InvalidEvent, ValueError) as e:
+                result.dead_letters.append(DeadLetter(rec, str(e)))
+                continue
+            t = ev.event_time.timestamp()
+            point = store.get(ev.water_point_id) or WaterPoint(ev.water_point_id)
+            outcome = point.apply(ev, t)
+            result.outcomes[outcome] += 1
+            store[ev.water_point_id] = point
+            result.mark(STATES, ev.water_point_id, rec.partition)
+            if outcome == "applied":
+                changed[ev.water_point_id] = point
+            raw.append(WaterPointEventRow(ev.event_id, t, int(t * 1000), ev.water_point_id, ev.status.value,
+                                          rec.partition, rec.offset, rec.value.decode()))
+            result.newest_event_time = max(result.newest_event_time, t)
+            result.newest_by_topic[rec.topic] = max(t, result.newest_by_topic.get(rec.topic, 0.0))
+        result.rows = {EVENTS_TABLE: raw, STATE_TABLE: [p.row() for p in changed.values()]}
+        return result
+
+    def tick(self, stores: Stores, behind: Any, assigned: Collection[int]) -> BatchResult | None:
+        return None
+
+
+def _engine(ctx: EngineContext) -> WaterPointEngine:
+    return WaterPointEngine()
+
+
+PROCESSOR = Processor(
+    name="water_points",
+    inputs=(Input(TOPIC, WaterPointEvent, "water point id", EVENTS_TABLE.name, "water_point_id"),),
+    states=(StateTable(STATES, *json_state(WaterPoint)),),
+    tables=(STATE_TABLE, EVENTS_TABLE),
+    engine=_engine,
+    migrations=HERE / "migrations",
+    dashboards=("vigie_water_points.dashboard",),
+    simulator="vigie_water_points.simulator:events",
+)

@@ -1,0 +1,301 @@
+"""Everything that reaches into Faust's internals, in one place, for the Faust version it was written for.
+
+:func:`check_version` refuses another Faust with a clear message (``create_app`` calls it first): each
+function here relies on private attributes of ``faust-streaming`` ``FAUST_VERSION``.
+
+- :func:`apply_fetch_max_wait`: Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting.
+- :func:`install_eager_delivery`: Faust's fetch loop (``Consumer._drain_messages``) hands every message to the
+  streams with ``await self.wait_first(callback(message), self.suspend_flow.wait())``: four tasks per message
+  and an ``asyncio.wait``, about a fifth of a busy worker's CPU. The delivery nearly always completes without
+  waiting; here it is first stepped by hand, and only when it has to wait (flow control during a rebalance, a
+  full buffer) does the rest of it go through Faust's own ``wait_first``, so a suspension or a stop still
+  interrupts it.
+- :func:`take_drained`: ``Stream.take_events`` that also closes a batch when nothing more is waiting.
+- :func:`state_table`, :func:`write_changelog`: changelog-backed tables with our codecs, written directly.
+- :class:`FaustConsumerView`: high watermarks, committed offsets, assignment and flow state, for the hold,
+  the watchdog and the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from importlib.metadata import version
+from typing import Any
+
+import faust
+from faust.serializers import codecs
+from faust.types import TP, EventT
+from mode.services import WaitResults
+from mode.utils.aiter import aiter
+from mode.utils.futures import notify
+
+FAUST_VERSION = "0.15.3"
+
+
+class UnsupportedFaust(RuntimeError):
+    pass
+
+
+def check_version(installed: str | None = None) -> None:
+    installed = installed or version("faust-streaming")
+    if installed != FAUST_VERSION:
+        raise UnsupportedFaust(
+            f"faust-streaming {installed} is installed; Vigie's runtime (streams/faust_compat.py) reaches into Faust "
+            f"internals written for {FAUST_VERSION} only. Install faust-streaming=={FAUST_VERSION} (pyproject.toml "
+            "pins it), or port streams/faust_compat.py to the new version and change FAUST_VERSION.")
+
+
+_FLOW_WAIT = asyncio.Event.wait.__code__
+
+
+class Continued:
+    """The rest of a coroutine that was stepped once by hand and then yielded ``pending``: awaited by a
+    task, it passes what the coroutine yields to that task and what the task sends or throws back to the
+    coroutine (what ``yield from`` does, from the second step on)."""
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: types.CoroutineType[Any, Any, Any], pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self._coro, self._pending
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # thrown in by the task (cancellation)
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+def step_first(coro: types.CoroutineType[Any, Any, Any]) -> tuple[bool, Any]:
+    """Run ``coro`` up to its first suspension: (True, its result) when it completed, else (False, a
+    :class:`Continued` to await for the rest)."""
+    try:
+        pending = coro.send(None)
+    except StopIteration as stop:
+        return True, stop.value
+    return False, Continued(coro, pending)
+
+
+def install_eager_delivery(enabled: bool = True) -> None:
+    """Patch Faust's consumer (idempotent; the original ``wait_first`` serves every other call). With
+    ``enabled`` False (``VIGIE_KAFKA_EAGER_DELIVERY=false``), put Faust's own back."""
+    from faust.transport.consumer import Consumer
+
+    original = getattr(Consumer.wait_first, "__wrapped__", Consumer.wait_first)
+    if not enabled:
+        Consumer.wait_first = original  # type: ignore[method-assign]
+        return
+
+    async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        if (len(coros) == 2 and timeout is None and isinstance(coros[0], types.CoroutineType)
+                and getattr(coros[1], "cr_code", None) is _FLOW_WAIT and not self.suspend_flow.is_set()):
+            delivery, flow_wait = coros
+            try:
+                done, value = step_first(delivery)
+            except BaseException:
+                flow_wait.close()
+                raise
+            if done:
+                flow_wait.close()
+                return WaitResults([delivery], [value], False)
+            coros = (value, flow_wait)
+        return await original(self, *coros, timeout=timeout)
+
+    wait_first.__wrapped__ = original  # type: ignore[attr-defined]
+    Consumer.wait_first = wait_first  # type: ignore[method-assign]
+
+
+def apply_fetch_max_wait(fetch_max_wait_ms: int) -> None:
+    """Wrap Faust's consumer factory and set ours on the consumer before it starts (its fetcher takes it then)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    original = getattr(AIOKafkaConsumerThread._create_worker_consumer, "__wrapped__",
+                       AIOKafkaConsumerThread._create_worker_consumer)
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = fetch_max_wait_ms
+        return consumer
+
+    create.__wrapped__ = original  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
+
+
+class _Codec(codecs.Codec):
+    def __init__(self, dumps: Callable[[Any], bytes], loads: Callable[[bytes], Any]) -> None:
+        super().__init__()
+        self._dumps_fn, self._loads_fn = dumps, loads
+
+    def _dumps(self, obj: Any) -> bytes:
+        return self._dumps_fn(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return self._loads_fn(s)
+
+
+KEY_CODEC = "vigie-key"
+
+
+def state_table(app: faust.App, name: str, partitions: int, dumps: Callable[[Any], bytes],
+                loads: Callable[[bytes], Any]) -> Any:
+    """A changelog-backed table (str keys) whose values go through ``dumps``/``loads``. Faust takes the
+    serializers used to write the changelog and to decode it on recovery from these attributes (not from the
+    schema), and builds the changelog topic when the table is registered: rebuilt once they are set."""
+    codecs.register(KEY_CODEC, _Codec(lambda k: k.encode() if isinstance(k, str) else bytes(k), bytes.decode))
+    value_codec = f"vigie-state-{name}"
+    codecs.register(value_codec, _Codec(dumps, loads))
+    table = app.Table(name, partitions=partitions)
+    table.key_serializer = KEY_CODEC
+    table.value_serializer = value_codec
+    table.changelog_topic = table._new_changelog_topic()
+    return table
+
+
+async def write_changelog(table: Any, entries: Sequence[tuple[str, int, Any]]) -> None:
+    """One changelog record per (key, partition, value) (None: a tombstone), awaited until the broker has them
+    all. Faust's own ``send_changelog`` only buffers, and its commit does not wait for that buffer (its flush
+    gives up after 0.1 s without a send), so offsets could be committed for state a crash then loses. Records
+    are serialized with the table's codecs (what recovery decodes) and handed to the producer directly:
+    ``Topic.send`` cost about as much per record as the state change itself."""
+    if not entries:
+        return
+    producer = table.app.producer
+    topic = table.changelog_topic.get_topic_name()
+    key_codec, value_codec = table.key_serializer, table.value_serializer
+    pending = []
+    for key, partition, value in entries:
+        pending.append(await producer.send(
+            topic, codecs.dumps(key_codec, key), None if value is None else codecs.dumps(value_codec, value),
+            partition, None, None))
+    await asyncio.gather(*pending)
+
+
+def take_drained(stream: Any, max_: int, within: float, drained: bool = True) -> AsyncIterator[Sequence[EventT]]:
+    """Batches of events, as ``Stream.take_events(max_, within)`` (which closes a batch only on size or age).
+    With ``drained``, a batch also closes as soon as nothing more waits in the stream's queue: under light load
+    a batch is what the fetches brought so far (freshness), under heavy load the queue does not run dry and
+    batches close on size; the age bound stays the cap. Registered like Faust's own buffering generators."""
+    if not drained:
+        return stream.take_events(max_, within=within)
+    agen = _take_drained(stream, max_, within)
+    stream._active_agens.add(agen)
+    return agen
+
+
+async def _take_drained(self: Any, max_: int, within: float) -> AsyncIterator[Sequence[EventT]]:
+    # Faust 0.15.3's Stream.take_events, with the drain test in ``add_to_buffer``
+    events: list[EventT] = []
+    buffer_full = asyncio.Event()
+    buffer_consumed = asyncio.Event()
+    stream_enable_acks: bool = self.enable_acks
+    buffer_consuming: asyncio.Future[None] | None = None
+    channel_it = aiter(self.channel)
+    queue = getattr(channel_it, "queue", None)
+
+    async def add_to_buffer(value: Any) -> Any:
+        nonlocal buffer_consuming
+        try:
+            if buffer_consuming is not None:
+                try:
+                    await buffer_consuming
+                finally:
+                    buffer_consuming = None
+            event = self.current_event
+            if event is None:
+                raise RuntimeError("Take buffer found current_event is None")
+            events.append(event)
+            if len(events) >= max_:
+                buffer_full.set()
+                buffer_consumed.clear()
+                await self.wait(buffer_consumed)
+            elif queue is not None and queue.empty():
+                buffer_full.set()  # drained: close the batch now, keep filling the next
+        except asyncio.CancelledError:  # pragma: no cover
+            raise
+        except Exception as exc:
+            self.log.exception("Error adding to take buffer: %r", exc)
+            await self.crash(exc)
+        return value
+
+    self.enable_acks = False
+    self.add_processor(add_to_buffer)
+    self._enable_passive(channel_it)
+    try:
+        while not self.should_stop:
+            await self.wait_for_stopped(buffer_full, timeout=within)
+            if events:
+                buffer_consuming = self.loop.create_future()
+                try:
+                    yield list(events)
+                finally:
+                    for event in events:
+                        await self.ack(event)
+                    events.clear()
+                    notify(buffer_consuming)
+                    buffer_full.clear()
+                    buffer_consumed.set()
+    finally:
+        self.enable_acks = stream_enable_acks
+        self._processors.remove(add_to_buffer)
+
+
+class FaustConsumerView:
+    """The consumer as the runtime parts read it (``streams/runtime/hold.py``'s ``ConsumerView``), from Faust's
+    consumer: assignment, high watermarks of the last fetch, committed offsets, flow state."""
+
+    def __init__(self, app: faust.App, topics: Iterable[str]) -> None:
+        self.app = app
+        self.topics = frozenset(topics)
+
+    @property
+    def started(self) -> bool:
+        return self.app._consumer is not None
+
+    def assignment(self) -> list[tuple[str, int]]:
+        consumer = self.app._consumer
+        if consumer is None:
+            return []
+        try:  # also read from the watchdog's thread
+            return [(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self.topics]
+        except Exception:
+            return []
+
+    def highwater(self, topic: str, partition: int) -> int | None:
+        consumer = self.app._consumer
+        return None if consumer is None else consumer.highwater(TP(topic, partition))
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        consumer = self.app._consumer
+        return None if consumer is None else consumer._committed_offset.get(TP(topic, partition))
+
+    def describe(self) -> str:
+        """Faust's flow state of the input partitions (for the watchdog's diagnosis)."""
+        c = self.app._consumer
+        if c is None:
+            return "no consumer"
+
+        def mine(tps: Any) -> list[str]:
+            return sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if tp.topic in self.topics)
+
+        def offsets(d: Any) -> dict[str, Any]:
+            return {f"{tp.topic}[{tp.partition}]": o for tp, o in d.items() if tp.topic in self.topics}
+
+        return (f"flow_active={c.flow_active} app_flow_active={self.app.flow_control.is_active()} "
+                f"assigned={mine(c.assignment())} active={mine(c._active_partitions or ())} "
+                f"paused={mine(c._paused_partitions)} buffered={mine(c._buffered_partitions)} "
+                f"read={offsets(c._read_offset)} committed={offsets(c._committed_offset)}")

@@ -1,0 +1,198 @@
+"""The processor seam: what a stream processor declares, and the one contract its engine keeps.
+
+A processor is one :class:`Processor` object (module attribute ``PROCESSOR``): its input topics and key
+rule, its event models, its state tables and their codecs, its engine, and its output tables (typed row
+classes, ``core.tables``). Everything that lists processors (settings' topic names, ``vigie topics``,
+codecs, the live agents, the batch path, replays, JSON Schemas, migrations, dashboards, the simulator)
+reads the registry (``streams/registry.py``), never a list of its own.
+
+The engine is plain Python, without Kafka or Faust: the live runtime and the batch path hand it the
+same records and state stores, and write what it returns.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from core.settings import Settings
+from core.tables import TableSpec
+from schemas.reference import Reference
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One input record as the broker holds it (``topic``: the deployment's topic name)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+#: Dead letters keep at most this much of the original value; larger ones are cut, with size and hash.
+DEAD_LETTER_MAX_VALUE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: Record
+    reason: str
+
+    def to_json(self) -> bytes:
+        raw = self.record.value
+        doc: dict[str, Any] = {
+            "reason": self.reason,
+            "source_topic": self.record.topic,
+            "source_partition": self.record.partition,
+            "source_offset": self.record.offset,
+            "key_b64": base64.b64encode(self.record.key).decode() if self.record.key is not None else None,
+            "value_b64": None,
+            "rejected_at": time.time(),
+        }
+        if raw is not None:
+            doc["value_b64"] = base64.b64encode(raw[:DEAD_LETTER_MAX_VALUE_BYTES]).decode()
+            if len(raw) > DEAD_LETTER_MAX_VALUE_BYTES:  # the producer's request limit is ~1 MiB
+                doc.update(value_truncated=True, value_size=len(raw), value_sha256=hashlib.sha256(raw).hexdigest())
+        return json.dumps(doc).encode()
+
+
+#: state table name -> (key -> value); what an engine reads and changes
+Stores = dict[str, MutableMapping[str, Any]]
+#: (topic, partition) pairs that may still bring older records (see ``streams/runtime/hold.py``)
+Behind = Collection[tuple[str, int]]
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What an engine returns for one batch. ``changed``: per state table, the keys whose value changed
+    and their partition — one changelog record each (a key no longer in the store: a tombstone)."""
+
+    rows: dict[TableSpec, Sequence[Sequence[Any]]] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    changed: dict[str, dict[str, int]] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    late: int = 0
+    newest_event_time: float = 0.0
+    newest_by_topic: dict[str, float] = field(default_factory=dict)  # freshness per input topic
+
+    def mark(self, store: str, key: str, partition: int) -> None:
+        self.changed.setdefault(store, {})[key] = partition
+
+    def merge(self, other: BatchResult) -> None:
+        """Add another result of the same processor (a tick after a batch)."""
+        for spec, rows in other.rows.items():
+            mine = self.rows.get(spec)
+            if not mine:
+                self.rows[spec] = rows
+            elif rows:
+                extend = getattr(mine, "extend", None)  # a WindowBlock keeps its runs
+                if extend is None:
+                    self.rows[spec] = mine = list(mine)
+                    extend = mine.extend
+                extend(rows)
+        self.dead_letters += other.dead_letters
+        for store, keys in other.changed.items():
+            self.changed.setdefault(store, {}).update(keys)
+        self.outcomes.update(other.outcomes)
+        self.late += other.late
+        self.newest_event_time = max(self.newest_event_time, other.newest_event_time)
+        for topic, t in other.newest_by_topic.items():
+            self.newest_by_topic[topic] = max(t, self.newest_by_topic.get(topic, 0.0))
+
+
+class Engine(Protocol):
+    """One processor's logic. ``process`` applies a batch (records of the processor's inputs, in offset
+    order per partition) to the stores and returns rows, dead letters and changed keys. ``tick`` runs
+    every ``Processor.tick_seconds`` without records (re-seal windows, evict old state); None: nothing."""
+
+    def process(self, records: Sequence[Record], stores: Stores, behind: Behind | None = None) -> BatchResult: ...
+
+    def tick(self, stores: Stores, behind: Behind | None, assigned: Collection[int]) -> BatchResult | None: ...
+
+
+@dataclass
+class EngineContext:
+    """What an engine factory gets. ``live``: the Kafka runtime (offsets grow per partition and records can be
+    re-delivered after a crash); False on the batch path (one pass over a history)."""
+
+    settings: Settings
+    live: bool
+    reference_override: Reference | None = None
+
+    @cached_property
+    def reference(self) -> Reference:
+        return self.reference_override or Reference.load(self.settings.reference_dir)
+
+    def topic(self, logical: str) -> str:
+        return self.settings.topic(logical)
+
+
+@dataclass(frozen=True)
+class Input:
+    """An input topic: its logical name (``Settings.topic`` maps it to the deployment's name), the event
+    model of its values, and what its key is (records of one state entry must share a partition)."""
+
+    topic: str
+    model: type[BaseModel]
+    key: str
+    # the ClickHouse table keeping this topic's raw events (columns event_ts_ms, source_offset, payload and the
+    # key column ``raw_key``): what the batch path and replays read back as history (None: not kept)
+    raw_table: str | None = None
+    raw_key: str = ""
+
+
+@dataclass(frozen=True)
+class StateTable:
+    """A changelog-backed state table (str keys). ``dumps``/``loads``: its values to and from bytes."""
+
+    name: str
+    dumps: Callable[[Any], bytes]
+    loads: Callable[[bytes], Any]
+
+
+def json_state(cls: Any) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
+    """Codec of a state class with ``to_dict()`` / ``from_dict()`` (compact JSON)."""
+    return (lambda obj: json.dumps(obj.to_dict(), separators=(",", ":")).encode(),
+            lambda raw: cls.from_dict(json.loads(raw)))
+
+
+@dataclass(frozen=True)
+class Processor:
+    """One stream processor.
+
+    - ``inputs``: its topics. Several inputs of one processor are read by one agent and meet the same state
+      (keyed alike, same partition count); ``hold_watermark``: their partitions share one event-time watermark,
+      held while any of them may still bring older records.
+    - ``states``: its changelog-backed tables; ``tables``: the ClickHouse tables its rows go to.
+    - ``engine``: builds the engine (``EngineContext``); ``tick_seconds``: how often ``Engine.tick`` runs live.
+    - ``migrations``: a folder of its own ``NNNN_name.sql`` files (a plugin's; Vigie's own live in
+      ``sinks/migrations``). ``dashboards``: modules with ``UID`` and ``build()`` (grafana-foundation-sdk).
+      ``simulator``: ``"module:function"``, ``function(reference, start, seconds, seed)`` -> its simulated
+      events (``(logical topic, key, event model)`` in event-time order) for ``make run`` and the tests.
+    """
+
+    name: str
+    inputs: tuple[Input, ...]
+    states: tuple[StateTable, ...]
+    tables: tuple[TableSpec, ...]
+    engine: Callable[[EngineContext], Engine]
+    tick_seconds: Callable[[Settings], float] | None = None
+    hold_watermark: bool = False
+    migrations: Path | None = None
+    dashboards: tuple[str, ...] = ()
+    simulator: str | None = None
+
+    def topics(self, settings: Settings) -> tuple[str, ...]:
+        return tuple(settings.topic(i.topic) for i in self.inputs)

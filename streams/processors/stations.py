@@ -1,0 +1,242 @@
+"""Stations: vehicle-status and crew-status (both keyed by the home station) -> one state entry per station
+(its vehicles, engagements, staff and window accumulators); vehicle, engagement, staff, current-capacity
+and 1-minute window rows. The pure rules live in ``streams/state.py``, ``streams/windows.py`` and
+``streams/crewing.py``; this module is the engine and the processor's declaration."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, MutableMapping, Sequence
+from typing import Any
+
+from core.settings import Settings
+from core.tables import table
+from schemas.codec import InvalidEvent, decode_crew_status, decode_vehicle_status
+from schemas.events import CrewStatusEvent, VehicleStatusEvent
+from schemas.reference import Reference, UnknownReference
+from streams.crewing import Crewing
+from streams.processor import (
+    BatchResult,
+    DeadLetter,
+    EngineContext,
+    Input,
+    Processor,
+    Record,
+    StateTable,
+    Stores,
+    json_state,
+)
+from streams.rows import (
+    CrewEventRow,
+    EngagementRow,
+    StaffStateRow,
+    StaffWindowRow,
+    StationCapacityRow,
+    StationStaffRow,
+    StationWindowRow,
+    VehicleEventRow,
+    VehicleStateRow,
+)
+from streams.state import StationOutput, StationState
+from streams.windows import StationWindows
+
+VEHICLE_EVENTS = table("vehicle_status_events", VehicleEventRow)
+CREW_EVENTS = table("crew_status_events", CrewEventRow)
+VEHICLE_STATE = table("vehicle_state", VehicleStateRow)
+ENGAGEMENTS = table("engagements", EngagementRow)
+STATION_WINDOWS = table("station_windows", StationWindowRow, "station_window_runs")
+STAFF_STATE = table("staff_state", StaffStateRow)
+STATION_CAPACITY = table("station_capacity", StationCapacityRow)
+STATION_STAFF = table("station_staff", StationStaffRow)
+STAFF_WINDOWS = table("staff_windows", StaffWindowRow, "staff_window_runs")
+STATIONS = "stations"  # the state table: station id -> StationState
+
+
+class StationEngine:
+    """Vehicle-status and crew-status batches (both keyed by station) -> per-station state; vehicle,
+    engagement, staff, current-capacity and window rows."""
+
+    def __init__(self, reference: Reference, window_seconds: int, allowed_lateness: float,
+                 max_fill_windows: int = 1440, crew_topic: str = "crew-status") -> None:
+        """``crew_topic``: the deployment's name of the crew-status topic (records of any other topic are
+        vehicle-status records)."""
+        self.reference = reference
+        self.crewing = Crewing(reference.crew_rules)
+        self.window_seconds = window_seconds
+        self.allowed_lateness = allowed_lateness
+        self.max_fill_windows = max_fill_windows
+        self.crew_topic = crew_topic
+        self.newest: dict[int, float] = {}  # partition -> newest event time seen
+        self.newest_tp: dict[tuple[str, int], float] = {}  # (topic, partition) -> newest event time seen
+        self.last_mark: dict[int, float] = {}  # partition -> watermark of its last seal
+
+    def watermark(self, partition: int, behind: Collection[tuple[str, int]] | None) -> float | None:
+        """Event time up to which a partition's stations may close windows (before the lateness).
+
+        Vehicles and crews of a partition come from two topics read side by side, one possibly ahead of
+        the other. ``behind``: the (topic, partition) pairs that may still bring older records (the worker
+        knows from the broker, and waits a little after an input is read to its end: see ``inputs_behind``
+        in streams/runtime/hold.py). While any input of the partition is behind, the watermark is the oldest newest time
+        among those (a topic behind that has given nothing yet holds it entirely: None); other inputs hold
+        nothing back (a topic with no traffic never stalls the windows). Without
+        ``behind`` (the history path, one time-ordered stream), it is the newest time of the partition."""
+        if behind:
+            held = []
+            for (topic, p) in behind:
+                if p == partition:
+                    t = self.newest_tp.get((topic, p))
+                    if t is None:
+                        return None
+                    held.append(t)
+            if held:
+                return min(held)
+        return self.newest.get(partition)
+
+    def _state(self, station_id: str, store: MutableMapping[str, StationState]) -> StationState:
+        state = store.get(station_id)
+        if state is None:
+            state = StationState.new(station_id, self.reference, self.window_seconds)
+        return state
+
+    def partitions_to_reseal(self, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
+                             ) -> set[int]:
+        """Assigned partitions whose watermark moved since their last seal (a hold was released)."""
+        due = set()
+        for p, last in self.last_mark.items():
+            mark = self.watermark(p, behind)
+            if p in assigned and mark is not None and mark > last:
+                due.add(p)
+        return due
+
+    def tick(self, stores: Stores, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
+             ) -> BatchResult | None:
+        """Windows held back by an input that has since caught up close once it is idle, without a record."""
+        due = self.partitions_to_reseal(behind, assigned)
+        return self.process([], stores, behind, seal_partitions=due) if due else None
+
+    def process(self, records: Sequence[Record], stores: Stores,
+                behind: Collection[tuple[str, int]] | None = None, seal_partitions: Iterable[int] = ()
+                ) -> BatchResult:
+        """Apply a batch, then seal the windows of its partitions (and of ``seal_partitions``: the live worker
+        re-seals when a hold on the watermark is released without new records). ``behind``: see
+        :meth:`watermark` (the live worker passes it)."""
+        store: MutableMapping[str, StationState] = stores[STATIONS]
+        out = StationOutput()
+        raw_rows: list[tuple[Any, ...]] = []
+        crew_rows: list[tuple[Any, ...]] = []
+        result = BatchResult()
+        touched: dict[str, int] = {}
+        partitions: set[int] = set()
+        newest_by_topic: dict[str, float] = {}
+        crew_topic = self.crew_topic
+        for rec in records:
+            partitions.add(rec.partition)
+            crew = rec.topic == crew_topic
+            try:
+                if crew:
+                    cev = decode_crew_status(rec.value)
+                    self.reference.check_crew_event(cev)
+                    station_id = cev.station_id
+                else:
+                    ev = decode_vehicle_status(rec.value)
+                    self.reference.check_vehicle_event(ev)
+                    station_id = ev.home_station
+                if rec.key is not None and rec.key.decode("utf-8", "replace") != station_id:
+                    field_name = "station_id" if crew else "home station"
+                    raise InvalidEvent(
+                        f"key: message key {rec.key.decode('utf-8', 'replace')!r} must be the {field_name} "
+                        f"{station_id!r} (a station's vehicles and crews share a partition)"
+                    )
+            except (InvalidEvent, UnknownReference) as e:
+                result.dead_letters.append(DeadLetter(rec, str(e)))
+                continue
+            event_time = (cev if crew else ev).event_time
+            t = event_time.timestamp()
+            if t > self.newest.get(rec.partition, 0.0):
+                self.newest[rec.partition] = t
+            if t > self.newest_tp.get((rec.topic, rec.partition), 0.0):
+                self.newest_tp[(rec.topic, rec.partition)] = t
+            if t > newest_by_topic.get(rec.topic, 0.0):
+                newest_by_topic[rec.topic] = t
+            state = self._state(station_id, store)
+            state.partition = rec.partition
+            store[station_id] = state
+            touched[station_id] = rec.partition
+            payload = rec.value.decode() if rec.value else ""
+            if crew:
+                state.apply_crew(cev, t, out)
+                crew_rows.append((
+                    cev.event_id, t, int(t * 1000), cev.person_id, cev.station_id, cev.status.value,
+                    [q.value for q in cev.qualifications], cev.vehicle_id or "", cev.intervention_id or "",
+                    rec.partition, rec.offset, payload,
+                ))
+                continue
+            state.apply(ev, t, out)
+            pos = ev.position
+            raw_rows.append((
+                ev.event_id, t, int(t * 1000), ev.vehicle_id, ev.vehicle_type, ev.home_station, ev.status._value_,
+                ev.intervention_id or "", pos.lat if pos else 0.0, pos.lon if pos else 0.0,
+                rec.partition, rec.offset, payload,
+            ))
+        for station_id in sorted(touched):  # the stations records were applied to
+            store[station_id].current_capacity(self.crewing, out)
+        # Seal every station of the partitions seen, so idle stations' windows close too.
+        partitions.update(seal_partitions)
+        marks = {p: self.watermark(p, behind) for p in partitions}
+        for p, mark in marks.items():
+            if mark is not None:
+                self.last_mark[p] = mark
+
+
+        def windows_now(w: StationWindows) -> tuple[object, ...]:
+            return (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),
+                    len(w.staff_pending))
+
+        for key, state in list(store.items()):
+            mark = marks.get(state.partition)
+            if mark is not None:
+                before = windows_now(state.windows)
+                state.seal(mark - self.allowed_lateness, out, self.crewing, self.max_fill_windows)
+                if windows_now(state.windows) != before:
+                    touched[key] = state.partition  # its windows changed: a changelog record
+        result.rows = {
+            VEHICLE_EVENTS: raw_rows,
+            CREW_EVENTS: crew_rows,
+            # only the newest row per key: the tables keep the highest version of a key anyway
+            VEHICLE_STATE: list({r.vehicle_id: r for r in out.vehicle_rows}.values()),
+            ENGAGEMENTS: list({(r.intervention_id, r.vehicle_id): r for r in out.engagement_rows}.values()),
+            STAFF_STATE: list({r.person_id: r for r in out.staff_rows}.values()),
+            STATION_CAPACITY: out.capacity_rows,
+            STATION_STAFF: out.staff_count_rows,
+            STATION_WINDOWS: out.window_rows,
+            STAFF_WINDOWS: out.staff_window_rows,
+        }
+        result.changed[STATIONS] = touched
+        result.outcomes = out.outcomes
+        result.late = out.late_changes
+        result.newest_event_time = max((self.newest[p] for p in partitions if p in self.newest), default=0.0)
+        result.newest_by_topic = newest_by_topic
+        return result
+
+
+def _engine(ctx: EngineContext) -> StationEngine:
+    s = ctx.settings
+    return StationEngine(ctx.reference, s.window_seconds, s.allowed_lateness_seconds,
+                         crew_topic=ctx.topic("crew-status"))
+
+
+def _reseal_every(settings: Settings) -> float:
+    return max(0.2, settings.input_idle_s / 2)
+
+
+PROCESSOR = Processor(
+    name="stations",
+    inputs=(Input("vehicle-status", VehicleStatusEvent, "home station id", VEHICLE_EVENTS.name, "home_station"),
+            # same key and partition count: a station's crews and vehicles meet in one state entry
+            Input("crew-status", CrewStatusEvent, "station id", CREW_EVENTS.name, "station_id")),
+    states=(StateTable(STATIONS, *json_state(StationState)),),
+    tables=(VEHICLE_EVENTS, CREW_EVENTS, VEHICLE_STATE, ENGAGEMENTS, STAFF_STATE, STATION_CAPACITY, STATION_STAFF,
+            STATION_WINDOWS, STAFF_WINDOWS),
+    engine=_engine,
+    tick_seconds=_reseal_every,
+    hold_watermark=True,
+)

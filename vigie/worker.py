@@ -1,0 +1,48 @@
+"""``vigie worker``: run the Faust app with a metrics endpoint and a bounded shutdown.
+
+Shutdown: on SIGTERM/SIGINT the worker stops gracefully (the current batch is stored and its offsets
+committed); if that takes longer than VIGIE_WORKER_STOP_TIMEOUT_S, the process exits anyway. Nothing is
+lost by that exit: offsets are only committed for stored batches, so the next owner re-reads the rest.
+A worker that stalls with work waiting restarts itself (streams/runtime/watchdog.py). It runs every registered
+processor (streams/registry.py), storing their rows in ClickHouse.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import start_http_server
+
+from core.settings import Settings
+from sinks.clickhouse import ClickHouseSink, PrometheusSinkMetrics
+from streams import registry
+from streams.live import BoundedWorker, create_app
+from streams.runtime.watchdog import Liveness, StallWatchdog
+from streams.topics import ensure_topics
+
+log = logging.getLogger("vigie.worker")
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> int:
+    ensure_topics(settings)
+    liveness = Liveness()
+    sinks: list[ClickHouseSink] = []
+
+    def sink() -> ClickHouseSink:  # one per agent: a clickhouse-driver client must not run two queries at once
+        sinks.append(ClickHouseSink(settings, PrometheusSinkMetrics(liveness)))
+        return sinks[-1]
+
+    live = create_app(settings, registry.processors(settings), sink, liveness)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="0.0.0.0")
+    worker = BoundedWorker(live.app, loglevel=loglevel, quiet=True)
+    worker.stop_timeout = settings.worker_stop_timeout_s
+    if settings.worker_stall_timeout_s > 0:
+        StallWatchdog(settings, liveness, live.view.assignment,
+                      lambda: live.app.loop if live.view.started else None, describe=live.view.describe).start()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        for s in sinks:
+            s.close()
+    return 0
