@@ -12,12 +12,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: logical name of the runtime's dead-letter topic (one for every processor; the record says its source)
 DEAD_LETTER_TOPIC = "vigie-dead-letter"
+#: written by ``make run`` while the local stack runs (its address and broker values), read by every command
+LOCAL_STACK_ENV = PROJECT_ROOT / ".vigie" / "local-stack.env"
 
 
 class Settings(BaseSettings):
     """Every knob of Vigie. Field ``foo_bar`` is read from ``VIGIE_FOO_BAR``."""
 
-    model_config = SettingsConfigDict(env_prefix="VIGIE_", extra="ignore", frozen=True)
+    # ``make run`` writes the local stack's address and broker values to LOCAL_STACK_ENV while it runs, so that
+    # commands in another terminal (`vigie replay`, `vigie board`) reach it; the environment wins over it
+    model_config = SettingsConfigDict(env_prefix="VIGIE_", extra="ignore", frozen=True, env_file=LOCAL_STACK_ENV)
 
     # --- Kafka -------------------------------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -26,16 +30,16 @@ class Settings(BaseSettings):
     kafka_sasl_username: str = ""
     kafka_sasl_password: SecretStr = SecretStr("")
     kafka_ssl_cafile: str = ""
-    # Consumer-group timings. Short by default: the local broker waits a whole rebalance timeout
-    # before a new group's first join. Raise them in production.
-    kafka_session_timeout_s: float = 3.0
-    kafka_rebalance_timeout_s: float = 3.0
-    kafka_heartbeat_interval_s: float = 1.0
-    # Upper bound of one producer record batch (bytes). Tansu, the local broker, reports a partition's
-    # high watermark as the base offset of its last *batch* + 1, so Faust's changelog recovery (which reads
-    # up to the high watermark) would miss the tail of each partition. A bound of 1 byte makes every record
-    # its own batch, which keeps recovery exact there. On Apache Kafka set 16384 or more.
-    kafka_producer_max_batch_bytes: int = Field(default=1, ge=1)
+    # Consumer-group timings and the producer's batch bound: Apache Kafka's own defaults (session.timeout.ms,
+    # max.poll.interval.ms, heartbeat.interval.ms, batch.size). The local stack (make run, tests, bench) sets
+    # the values its broker needs itself (devtools/stack.py: LOCAL_BROKER): Tansu waits a whole rebalance
+    # timeout before a new group's first join, and reports a partition's high watermark at the base offset of
+    # its last *batch*, so there every record must be its own batch (changelog recovery and the watermark
+    # hold read high watermarks).
+    kafka_session_timeout_s: float = 45.0
+    kafka_rebalance_timeout_s: float = 300.0
+    kafka_heartbeat_interval_s: float = 3.0
+    kafka_producer_max_batch_bytes: int = Field(default=16384, ge=1)
     # Longest a fetch may wait at the broker for data. Faust fixes it at 1,500 ms; Tansu answers a fetch only
     # when that wait ends even if data came meanwhile (measured: raw consumption latency p50 0.36 s, p99 0.77 s
     # at 2,000 events/s, against 0.04 / 0.07 s at 100 ms). Apache Kafka answers as soon as data is there.

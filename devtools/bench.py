@@ -4,13 +4,15 @@ Starts its own broker and ClickHouse on free ports, simulates ``--days`` of Pari
 publishes it once, then measures:
 - ceiling:    confluent-kafka consumption + pydantic validation, no processing;
 - faust-noop: a Faust agent per topic that only counts;
-- noop-eager: the same with the worker's eager delivery (streams/eager_delivery.py), what the patch gives Faust;
+- noop-eager: the same with the worker's eager delivery (streams/faust_compat.py), what the patch gives Faust;
 - naive:      a per-event Faust agent with Vigie's state logic and one table write per event (reference);
 - vigie-1/2:  the real worker, end to end (Kafka -> state -> rows visible in ClickHouse), one process,
-              then two processes on twice the partitions;
+              then two processes on twice the partitions; vigie-1-sizeage: one process with batches closing on
+              size or age only (VIGIE_BATCH_CLOSE_WHEN_DRAINED=false), the rule before drained batches;
 - panels:     p95 time of every dashboard panel query on the history the batch path wrote;
 - history:    the batch path (same engines, no Kafka/Faust) from the event file into ClickHouse;
-- freshness:  p50/p95/p99 of (row queryable in ClickHouse - event produced) at a steady 2,000 events/s;
+- freshness:  p50/p95/p99 of (row queryable in ClickHouse - event produced) at a steady 2,000 events/s
+              (fresh-sizeage: the same with batches closing on size or age only);
 - memory:     worker RSS with 5,000 vehicles after 24 h of events.
 Prints a table (with ratios to the ceiling and to the Faust no-op) and writes it as JSON to
 ``bench-results/`` (ignored by git).
@@ -38,7 +40,7 @@ from core.settings import PROJECT_ROOT, Settings
 from devtools.brigade import generate_brigade
 from devtools.produce import make_producer, publish
 from devtools.simulator import Simulator
-from devtools.stack import free_port, start_broker, start_clickhouse
+from devtools.stack import LOCAL_BROKER, free_port, start_broker, start_clickhouse
 from schemas.codec import decode_intervention, decode_vehicle_status, encode
 from schemas.reference import Reference
 from sinks.clickhouse import make_client, run_migrations
@@ -110,8 +112,9 @@ def _env(s: Settings, **extra: str) -> dict[str, str]:
     return {**os.environ, **s.to_env(), **extra}
 
 
-def _vigie(s: Settings, total: int, workers: int) -> tuple[Figure, Settings]:
-    db, procs = _start_workers(s, f"vigie_{workers}", workers)
+def _vigie(s: Settings, total: int, workers: int, case: str = "") -> tuple[Figure, Settings]:
+    case = case or f"vigie-{workers}"
+    db, procs = _start_workers(s, case.replace("-", "_"), workers)
     ch = Client("127.0.0.1", port=s.clickhouse_port, database=db.clickhouse_database)
     first_t, first_n, n = 0.0, 0, 0
     deadline = time.monotonic() + 1800
@@ -125,9 +128,10 @@ def _vigie(s: Settings, total: int, workers: int) -> tuple[Figure, Settings]:
         p.terminate()
     for p in procs:
         p.wait(20)
-    return Figure(f"vigie-{workers}", n - first_n, seconds,
+    rule = "on drain, size or age" if s.batch_close_when_drained else "on size or age only"
+    return Figure(case, n - first_n, seconds,
                   f"{workers} worker process(es), {s.topic_partitions} partitions, Kafka -> state -> rows "
-                  "visible in ClickHouse"), db
+                  f"visible in ClickHouse; batches close {rule}"), db
 
 
 def _recovery(w: Settings, work: Path) -> Figure:
@@ -179,12 +183,13 @@ def _stored(ch: Client) -> int:
                + ch.execute("SELECT count() FROM intervention_events")[0][0])
 
 
-def _freshness(s: Settings, ref: Reference, rate: float = 2000.0, seconds: float = 20.0) -> Figure:
+def _freshness(s: Settings, ref: Reference, rate: float = 2000.0, seconds: float = 20.0, case: str = "freshness"
+               ) -> Figure:
     """Events re-stamped to the wall clock and produced at a steady rate; latency = first seen queryable in
     ClickHouse (polled every 25 ms) minus produced."""
-    topics = s.model_copy(update={"topic_suffix": "-fresh"})
+    topics = s.model_copy(update={"topic_suffix": f"-{case}"})
     ensure_topics(topics)
-    w, (proc,) = _start_workers(topics, "freshness")
+    w, (proc,) = _start_workers(topics, case.replace("-", "_"))
     ch = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
     sim = Simulator(ref, seed=7, start=datetime.now(UTC), crews=False).events(86400 * 30)
     # the event source batches like any producer on Apache Kafka (crews are off: no cross-topic watermark here)
@@ -240,8 +245,9 @@ def _freshness(s: Settings, ref: Reference, rate: float = 2000.0, seconds: float
     def pct(q: float) -> float:
         return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
 
-    return Figure("freshness", len(lat), seconds,
-                  f"at {achieved:,.0f} events/s produced: p50 {pct(0.5):.2f}s, p95 {pct(0.95):.2f}s, "
+    rule = "" if s.batch_close_when_drained else " [batches closing on size or age only]"
+    return Figure(case, len(lat), seconds,
+                  f"at {achieved:,.0f} events/s produced{rule}: p50 {pct(0.5):.2f}s, p95 {pct(0.95):.2f}s, "
                   f"p99 {pct(0.99):.2f}s (row queryable - produced; 25 ms polls)"
                   + (f"; {missing} not seen within 60 s" if missing else ""))
 
@@ -349,7 +355,8 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
     ch_dir = work / f"clickhouse-{time.time_ns()}"
     ch = start_clickhouse(ch_tcp, free_port(), ch_dir)
     try:
-        s = Settings(kafka_bootstrap=f"127.0.0.1:{kafka_port}", clickhouse_port=ch_tcp, topic_partitions=partitions,
+        s = Settings(**LOCAL_BROKER, kafka_bootstrap=f"127.0.0.1:{kafka_port}", clickhouse_port=ch_tcp,  # type: ignore[arg-type]
+                     topic_partitions=partitions,
                      topic_suffix="-bench")
         ensure_topics(s)
         ref = Reference.load(s.reference_dir)
@@ -363,7 +370,7 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
             _faust_reference("devtools.bench_noop", "faust-noop", "Faust agent per topic, counting only", s, total,
                              work),
             _faust_reference("devtools.bench_noop", "noop-eager", "the same with the worker's eager delivery "
-                             "(streams/eager_delivery.py)", s, total, work, VIGIE_BENCH_EAGER_DELIVERY="1"),
+                             "(streams/faust_compat.py)", s, total, work, VIGIE_BENCH_EAGER_DELIVERY="1"),
             _faust_reference("devtools.bench_naive", "naive", "per-event Faust agent, Vigie's state logic, one table "
                              "write per event, no ClickHouse", s, total, work),
         ]
@@ -377,8 +384,12 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         publish(s2, (ev for ev in Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
                      .events(days * 86400)))
         figures += [_vigie(s2, total, 2)[0], _history(s, events_file)]
+        # the worker with batches closing on size or age only (Faust's take), for the same-run comparison; last,
+        # so that the cases before it meet ClickHouse as in earlier versions of the bench
+        size_age = s.model_copy(update={"batch_close_when_drained": False})
+        figures.append(_vigie(size_age, total, 1, "vigie-1-sizeage")[0])
         print("measuring freshness and memory ...", flush=True)
-        extra = [recovery, _freshness(s, ref), _memory(s, work)]
+        extra = [recovery, _freshness(s, ref), _freshness(size_age, ref, case="fresh-sizeage"), _memory(s, work)]
         if history_days > 0:
             year, panels = _history_year(s, work, history_days)
             figures.append(year)
@@ -395,14 +406,14 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
     machine = _machine()
     print(f"\nmachine: {machine['cores']} cores, {machine['memory_gib']} GiB, Python {machine['python']}; "
           f"{total:,} events ({days:g} simulated days), {partitions} partitions\n")
-    print(f"{'case':<12} {'events':>9} {'seconds':>9} {'events/s':>10} {'/ceiling':>9} {'/faust':>7}  note")
+    print(f"{'case':<15} {'events':>9} {'seconds':>9} {'events/s':>10} {'/ceiling':>9} {'/faust':>7}  note")
     for f in figures:
-        print(f"{f.case:<12} {f.events:>9,} {f.seconds:>9.2f} {f.rate:>10,.0f} {f.rate / ceiling:>9.2f} "
+        print(f"{f.case:<15} {f.events:>9,} {f.seconds:>9.2f} {f.rate:>10,.0f} {f.rate / ceiling:>9.2f} "
               f"{f.rate / noop:>7.2f}  {f.note}")
     results_dir.mkdir(parents=True, exist_ok=True)
     out = results_dir / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     for f in extra:
-        print(f"{f.case:<12} {f.note}")
+        print(f"{f.case:<15} {f.note}")
     out.write_text(json.dumps({"machine": machine, "days": days, "history_days": history_days,
                                "partitions": partitions, "events": total,
                                "figures": [{**asdict(f), "events_per_s": f.rate} for f in figures],

@@ -20,6 +20,7 @@ The same seed and start time give the same events, ids included.
 from __future__ import annotations
 
 import heapq
+import importlib
 import math
 import random
 import uuid
@@ -27,6 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pydantic import BaseModel
+
+from core.settings import Settings
 from schemas.events import (
     CrewStatus,
     CrewStatusEvent,
@@ -40,6 +44,7 @@ from schemas.events import (
     VehicleStatusEvent,
 )
 from schemas.reference import Reference, Station
+from streams import registry
 
 ANNUAL_INTERVENTIONS = 500_000
 # relative activity by hour of day (mean 1.0) and by weekday (Monday = 0)
@@ -70,9 +75,9 @@ class _Action:
 
 @dataclass
 class SimEvent:
-    topic: str  # "vehicle-status", "interventions" or "crew-status" (logical names)
+    topic: str  # a processor input's logical name ("vehicle-status", "interventions", "crew-status", ...)
     key: str
-    event: VehicleStatusEvent | InterventionEvent | CrewStatusEvent
+    event: BaseModel
 
 
 Q = Qualification
@@ -403,3 +408,18 @@ class Simulator:
             schema_version=1, event_id=self._id(), event_time=self._dt(t), intervention_id=info["iid"],
             nature=info["nature"], lifecycle=Lifecycle.CLOSED, location=info["location"],
             priority=info["priority"]))
+
+
+def with_processors(sim: Simulator, duration_s: float, settings: Settings, seed: int) -> Iterator[SimEvent]:
+    """The simulator's events merged, in event-time order, with those of every registered processor that
+    declares a simulator (``Processor.simulator``: ``"module:function"``)."""
+    start = datetime.fromtimestamp(sim.start, UTC)
+    extra = []
+    for proc in registry.processors(settings):
+        if proc.simulator:
+            module, _, name = proc.simulator.partition(":")
+            produce = getattr(importlib.import_module(module), name)
+            extra.append(SimEvent(topic, key, ev) for topic, key, ev in produce(sim.ref, start, duration_s, seed))
+    if not extra:
+        return sim.events(duration_s)
+    return heapq.merge(sim.events(duration_s), *extra, key=lambda e: e.event.event_time)  # type: ignore[union-attr]

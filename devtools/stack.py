@@ -11,9 +11,27 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.settings import PROJECT_ROOT
+from core.settings import LOCAL_STACK_ENV, PROJECT_ROOT, Settings
 
 CLICKHOUSE_TEMPLATES = PROJECT_ROOT / "deploy" / "clickhouse"
+
+#: What the local broker (Tansu) needs instead of Apache Kafka's defaults (core/settings.py says why): short
+#: group timings (it waits a whole rebalance timeout before a new group's first join) and one record per
+#: producer batch (it reports a high watermark at the base of a partition's last batch).
+LOCAL_BROKER: dict[str, object] = {"kafka_session_timeout_s": 3.0, "kafka_rebalance_timeout_s": 3.0,
+                                   "kafka_heartbeat_interval_s": 1.0, "kafka_producer_max_batch_bytes": 1}
+_LOCAL_ENV_FIELDS = ("kafka_bootstrap", "clickhouse_host", "clickhouse_port", *LOCAL_BROKER)
+
+
+def on_local_broker(settings: Settings) -> Settings:
+    return settings.model_copy(update=LOCAL_BROKER)
+
+
+def write_local_env(settings: Settings, path: Path = LOCAL_STACK_ENV) -> None:
+    """The running local stack's address and broker values, for commands run from another terminal."""
+    env = settings.to_env()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"VIGIE_{name.upper()}={env[f'VIGIE_{name.upper()}']}\n" for name in _LOCAL_ENV_FIELDS))
 
 
 def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:

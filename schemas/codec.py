@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas.events import CrewStatusEvent, InterventionEvent, VehicleStatusEvent
 
@@ -48,5 +48,5 @@ def decode_crew_status(raw: bytes | None) -> CrewStatusEvent:
     return _decode(CrewStatusEvent, raw)
 
 
-def encode(event: VehicleStatusEvent | InterventionEvent | CrewStatusEvent) -> bytes:
+def encode(event: BaseModel) -> bytes:
     return event.model_dump_json(exclude_none=True).encode()

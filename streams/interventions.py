@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from core.tables import NO_TIME
 from schemas.events import InterventionEvent, Lifecycle
+from streams.ordering import Outcome, admit
 from streams.rows import InterventionRow, SectorWindowRow
+from streams.windowing import clamp_late, window_of
 
 
 @dataclass(slots=True)
@@ -41,18 +43,15 @@ class InterventionState:
     def apply(self, event: InterventionEvent, t: float) -> str:
         """Apply one event; returns ``applied``, ``duplicate`` or ``stale`` (older than the state:
         only the opened/closed times may still move, never the descriptive fields)."""
-        if t == self.event_time and event.event_id in self.ids_at_time:
-            return "duplicate"
+        rejected = admit(self, event.event_id, t)  # the shared ordering rule (streams/ordering.py)
+        if rejected is Outcome.DUPLICATE:
+            return rejected.value
         if event.lifecycle is Lifecycle.OPENED and (not self.opened_at or t < self.opened_at):
             self.opened_at = t
         elif event.lifecycle is Lifecycle.CLOSED and t > self.closed_at:
             self.closed_at = t
-        if t < self.event_time:
-            return "stale"
-        if t == self.event_time:
-            self.ids_at_time.append(event.event_id)
-        else:
-            self.event_time, self.ids_at_time = t, [event.event_id]
+        if rejected is not None:
+            return rejected.value  # stale: only the opened / closed times may still move
         loc = event.location
         self.nature, self.priority = event.nature.value, event.priority
         self.sector, self.lat, self.lon = loc.sector, loc.lat, loc.lon
@@ -90,10 +89,8 @@ class SectorWindows:
     def place(self, intervention_id: str, sector: str, opened_at: float) -> bool:
         """Count the intervention in the window of ``opened_at`` (moved if its opened time moved).
         Returns True when late (its window was already emitted; counted in the open window)."""
-        late = self.sealed_time is not None and opened_at < self.sealed_time
-        if late:
-            opened_at = self.sealed_time  # type: ignore[assignment]
-        start = opened_at - opened_at % self.window_seconds
+        opened_at, late = clamp_late(opened_at, self.sealed_time)
+        start = window_of(opened_at, self.window_seconds)
         before = self.placed.get(intervention_id)
         if before is not None:
             if before == start:
@@ -108,7 +105,7 @@ class SectorWindows:
         """Emit the windows that end at or before ``until``."""
         if self.sealed_time is not None and until <= self.sealed_time:
             return []
-        self.sealed_time = until - until % self.window_seconds
+        self.sealed_time = window_of(until, self.window_seconds)
         rows = []
         for start in sorted(s for s in self.open if s + self.window_seconds <= until):
             for sector, ids in sorted(self.open.pop(start).items()):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import Enum
 
 from core.tables import NO_TIME
 from schemas.events import (
@@ -29,6 +28,7 @@ from schemas.events import (
 )
 from schemas.reference import Reference
 from streams.crewing import QUALIFICATIONS, Crewing, profile_mask, profile_qualifications
+from streams.ordering import Outcome, admit
 from streams.rows import (
     EngagementRow,
     StaffStateRow,
@@ -52,12 +52,6 @@ _RELEASING = frozenset(
 _CAT_INDEX_OF_STATUS = {s: CAT_INDEX[category_of(s).value] for s in VehicleStatus}
 _CATEGORY_OF_STATUS_VALUE = {s.value: category_of(s).value for s in VehicleStatus} | {"unknown": "unknown"}
 UNKNOWN_INDEX = CAT_INDEX["unknown"]
-
-
-class Outcome(Enum):
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"
-    STALE = "stale"
 
 
 @dataclass(slots=True)
@@ -147,21 +141,11 @@ class PersonState:
 
 
 def _admit(entity: VehicleState | PersonState, event_id: str, t: float, out: StationOutput) -> Outcome | None:
-    """The ordering rule shared by vehicles and people: an event older than the entity's state is stale, an
-    ``event_id`` already applied at that time a duplicate (returned, counted); otherwise it is recorded as the
-    entity's newest and None is returned (apply it)."""
-    if t < entity.event_time:
-        out.outcomes["stale"] += 1
-        return Outcome.STALE
-    if t == entity.event_time:
-        if event_id in entity.ids_at_time:
-            out.outcomes["duplicate"] += 1
-            return Outcome.DUPLICATE
-        entity.ids_at_time.append(event_id)
-    else:
-        entity.event_time = t
-        entity.ids_at_time = [event_id]
-    return None
+    """The shared ordering rule (``streams/ordering.py``), counted."""
+    rejected = admit(entity, event_id, t)
+    if rejected is not None:
+        out.outcomes[rejected.value] += 1
+    return rejected
 
 
 def _staff_index(status: CrewStatus | None) -> int:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from streams.crewing import QUAL_BIT, QUALIFICATIONS, Crewing
 from streams.rows import StaffWindowRow, StationWindowRow
+from streams.windowing import clamp_late, window_of
 
 #: Order of the counters in ``TypeCounts.counts``.
 CATEGORIES = ("available", "engaged", "out_of_service", "unknown")
@@ -127,30 +128,22 @@ class StationWindows:
         types = {t: TypeCounts([0, 0, 0, n], 0) for t, n in sorted(unknown_per_type.items())}
         return cls(window_seconds, types)
 
-    @property
-    def crew_tracked(self) -> bool:
-        return bool(self.staff)
-
     def add_type(self, vehicle_type: str) -> None:
         """``types`` stays in type order: the order of the window rows."""
         if vehicle_type not in self.types:
             self.types[vehicle_type] = TypeCounts([0, 0, 0, 0], 0)
             self.types = dict(sorted(self.types.items()))
 
-    def _clamp(self, t: float) -> tuple[float, bool]:
-        late = self.sealed_time is not None and t < self.sealed_time
-        return (self.sealed_time if late else t), late  # type: ignore[return-value]
-
     def record(self, t: float, vehicle_type: str, from_cat: int, to_cat: int) -> bool:
         """Buffer one category change. Returns True when it was late (clamped to the sealed time)."""
-        t, late = self._clamp(t)
+        t, late = clamp_late(t, self.sealed_time)
         self.add_type(vehicle_type)
         self.pending.append((t, vehicle_type, from_cat, to_cat))
         return late
 
     def record_staff(self, t: float, from_mask: int, from_cat: int, to_mask: int, to_cat: int) -> bool:
         """Buffer one person's change of profile and/or status (-1: not counted). True when late."""
-        t, late = self._clamp(t)
+        t, late = clamp_late(t, self.sealed_time)
         if from_mask == to_mask:
             self.staff_pending.append((t, to_mask, from_cat, to_cat))
         else:
@@ -195,7 +188,7 @@ class StationWindows:
             if not ready and not staff_ready:
                 return  # nothing ever happened here: no window to start from
             first = min(c[0] for c in (ready[:1] + staff_ready[:1]))  # type: ignore[operator]
-            self.window_start = first - first % self.window_seconds
+            self.window_start = window_of(first, self.window_seconds)
             self.sealed_time = self.window_start
             self._open_minimums(crewing)
         if ready:

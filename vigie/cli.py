@@ -43,7 +43,7 @@ def _cmd_topics(s: Settings, a: argparse.Namespace) -> int:
 
 def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
     from devtools.produce import publish
-    from devtools.simulator import Simulator
+    from devtools.simulator import Simulator, with_processors
     from schemas.reference import Reference
 
     start = datetime.fromisoformat(a.start) if a.start else None
@@ -59,7 +59,7 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
                     staffing_ratio=a.staffing_ratio, shift_hour=a.shift_hour)
     out = Path(a.output).open("w") if a.output else None
     try:
-        n = publish(s, sim.events(a.duration), speed=a.speed, copy_to=out, sim_origin=origin)
+        n = publish(s, with_processors(sim, a.duration, s, a.seed), speed=a.speed, copy_to=out, sim_origin=origin)
     finally:
         if out:
             out.close()

@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.settings import Settings
-from devtools.stack import ManagedProcess, start_broker, start_clickhouse
+from core.settings import LOCAL_STACK_ENV, Settings
+from devtools.stack import ManagedProcess, on_local_broker, start_broker, start_clickhouse, write_local_env
 
 
 def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
@@ -39,9 +39,9 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
     logs = run_dir / "logs"
     logs.mkdir(exist_ok=True)
     started: list[ManagedProcess] = []
-    local = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{settings.local_kafka_port}",
-                                        "clickhouse_host": "127.0.0.1",
-                                        "clickhouse_port": settings.local_clickhouse_tcp_port})
+    local = on_local_broker(settings.model_copy(update={
+        "kafka_bootstrap": f"127.0.0.1:{settings.local_kafka_port}", "clickhouse_host": "127.0.0.1",
+        "clickhouse_port": settings.local_clickhouse_tcp_port}))
     env = {**os.environ, **local.to_env()}
     python = sys.executable
     for sig in (signal.SIGTERM, signal.SIGHUP):  # stop everything, as on Ctrl-C
@@ -73,6 +73,7 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
                                env=env, stdout=sim_log.open("ab"), stderr=subprocess.STDOUT,
                                start_new_session=True)
         started.append(ManagedProcess("simulator", sim, sim_log))
+        write_local_env(local)  # `vigie replay` / `vigie board` from another terminal reach this stack
         print(f"workers: metrics on :{settings.metrics_port}; logs in {logs}", flush=True)
         time.sleep(1)
         from vigie.board import run_board
@@ -84,6 +85,7 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
         _say("\nstopping ...")
         for p in reversed(started):
             p.stop()
+        LOCAL_STACK_ENV.unlink(missing_ok=True)
         lock.close()
         Path(run_dir / "run.lock").unlink(missing_ok=True)
         _say("stopped.")

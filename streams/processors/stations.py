@@ -121,83 +121,13 @@ class StationEngine:
         :meth:`watermark` (the live worker passes it)."""
         store: MutableMapping[str, StationState] = stores[STATIONS]
         out = StationOutput()
-        raw_rows: list[tuple[Any, ...]] = []
-        crew_rows: list[tuple[Any, ...]] = []
         result = BatchResult()
-        touched: dict[str, int] = {}
-        partitions: set[int] = set()
-        newest_by_topic: dict[str, float] = {}
-        crew_topic = self.crew_topic
-        for rec in records:
-            partitions.add(rec.partition)
-            crew = rec.topic == crew_topic
-            try:
-                if crew:
-                    cev = decode_crew_status(rec.value)
-                    self.reference.check_crew_event(cev)
-                    station_id = cev.station_id
-                else:
-                    ev = decode_vehicle_status(rec.value)
-                    self.reference.check_vehicle_event(ev)
-                    station_id = ev.home_station
-                if rec.key is not None and rec.key.decode("utf-8", "replace") != station_id:
-                    field_name = "station_id" if crew else "home station"
-                    raise InvalidEvent(
-                        f"key: message key {rec.key.decode('utf-8', 'replace')!r} must be the {field_name} "
-                        f"{station_id!r} (a station's vehicles and crews share a partition)"
-                    )
-            except (InvalidEvent, UnknownReference) as e:
-                result.dead_letters.append(DeadLetter(rec, str(e)))
-                continue
-            event_time = (cev if crew else ev).event_time
-            t = event_time.timestamp()
-            if t > self.newest.get(rec.partition, 0.0):
-                self.newest[rec.partition] = t
-            if t > self.newest_tp.get((rec.topic, rec.partition), 0.0):
-                self.newest_tp[(rec.topic, rec.partition)] = t
-            if t > newest_by_topic.get(rec.topic, 0.0):
-                newest_by_topic[rec.topic] = t
-            state = self._state(station_id, store)
-            state.partition = rec.partition
-            store[station_id] = state
-            touched[station_id] = rec.partition
-            payload = rec.value.decode() if rec.value else ""
-            if crew:
-                state.apply_crew(cev, t, out)
-                crew_rows.append((
-                    cev.event_id, t, int(t * 1000), cev.person_id, cev.station_id, cev.status.value,
-                    [q.value for q in cev.qualifications], cev.vehicle_id or "", cev.intervention_id or "",
-                    rec.partition, rec.offset, payload,
-                ))
-                continue
-            state.apply(ev, t, out)
-            pos = ev.position
-            raw_rows.append((
-                ev.event_id, t, int(t * 1000), ev.vehicle_id, ev.vehicle_type, ev.home_station, ev.status._value_,
-                ev.intervention_id or "", pos.lat if pos else 0.0, pos.lon if pos else 0.0,
-                rec.partition, rec.offset, payload,
-            ))
+        touched: dict[str, int] = {}  # station -> partition: a changelog record each
+        partitions: set[int] = set(seal_partitions)
+        raw_rows, crew_rows = self._apply(records, store, out, result, touched, partitions)
         for station_id in sorted(touched):  # the stations records were applied to
             store[station_id].current_capacity(self.crewing, out)
-        # Seal every station of the partitions seen, so idle stations' windows close too.
-        partitions.update(seal_partitions)
-        marks = {p: self.watermark(p, behind) for p in partitions}
-        for p, mark in marks.items():
-            if mark is not None:
-                self.last_mark[p] = mark
-
-
-        def windows_now(w: StationWindows) -> tuple[object, ...]:
-            return (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),
-                    len(w.staff_pending))
-
-        for key, state in list(store.items()):
-            mark = marks.get(state.partition)
-            if mark is not None:
-                before = windows_now(state.windows)
-                state.seal(mark - self.allowed_lateness, out, self.crewing, self.max_fill_windows)
-                if windows_now(state.windows) != before:
-                    touched[key] = state.partition  # its windows changed: a changelog record
+        self._seal(store, partitions, behind, out, touched)
         result.rows = {
             VEHICLE_EVENTS: raw_rows,
             CREW_EVENTS: crew_rows,
@@ -214,8 +144,88 @@ class StationEngine:
         result.outcomes = out.outcomes
         result.late = out.late_changes
         result.newest_event_time = max((self.newest[p] for p in partitions if p in self.newest), default=0.0)
-        result.newest_by_topic = newest_by_topic
         return result
+
+    def _decode(self, rec: Record, crew: bool) -> tuple[Any, str]:
+        """The record's event and its station; raises ``InvalidEvent``/``UnknownReference`` with the reason."""
+        if crew:
+            ev: Any = decode_crew_status(rec.value)
+            self.reference.check_crew_event(ev)
+            station_id = ev.station_id
+        else:
+            ev = decode_vehicle_status(rec.value)
+            self.reference.check_vehicle_event(ev)
+            station_id = ev.home_station
+        if rec.key is not None and rec.key.decode("utf-8", "replace") != station_id:
+            field_name = "station_id" if crew else "home station"
+            raise InvalidEvent(f"key: message key {rec.key.decode('utf-8', 'replace')!r} must be the {field_name} "
+                               f"{station_id!r} (a station's vehicles and crews share a partition)")
+        return ev, station_id
+
+    def _apply(self, records: Sequence[Record], store: MutableMapping[str, StationState], out: StationOutput,
+               result: BatchResult, touched: dict[str, int], partitions: set[int]
+               ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Each record to its station's state; returns the raw vehicle and crew event rows."""
+        raw_rows: list[tuple[Any, ...]] = []
+        crew_rows: list[tuple[Any, ...]] = []
+        newest_by_topic = result.newest_by_topic
+        crew_topic = self.crew_topic
+        for rec in records:
+            partitions.add(rec.partition)
+            crew = rec.topic == crew_topic
+            try:
+                ev, station_id = self._decode(rec, crew)
+            except (InvalidEvent, UnknownReference) as e:
+                result.dead_letters.append(DeadLetter(rec, str(e)))
+                continue
+            t = ev.event_time.timestamp()
+            if t > self.newest.get(rec.partition, 0.0):
+                self.newest[rec.partition] = t
+            if t > self.newest_tp.get((rec.topic, rec.partition), 0.0):
+                self.newest_tp[(rec.topic, rec.partition)] = t
+            if t > newest_by_topic.get(rec.topic, 0.0):
+                newest_by_topic[rec.topic] = t
+            state = self._state(station_id, store)
+            state.partition = rec.partition
+            store[station_id] = state
+            touched[station_id] = rec.partition
+            payload = rec.value.decode() if rec.value else ""
+            if crew:
+                state.apply_crew(ev, t, out)
+                crew_rows.append((
+                    ev.event_id, t, int(t * 1000), ev.person_id, ev.station_id, ev.status.value,
+                    [q.value for q in ev.qualifications], ev.vehicle_id or "", ev.intervention_id or "",
+                    rec.partition, rec.offset, payload,
+                ))
+                continue
+            state.apply(ev, t, out)
+            pos = ev.position
+            raw_rows.append((
+                ev.event_id, t, int(t * 1000), ev.vehicle_id, ev.vehicle_type, ev.home_station, ev.status._value_,
+                ev.intervention_id or "", pos.lat if pos else 0.0, pos.lon if pos else 0.0,
+                rec.partition, rec.offset, payload,
+            ))
+        return raw_rows, crew_rows
+
+    def _seal(self, store: MutableMapping[str, StationState], partitions: set[int],
+              behind: Collection[tuple[str, int]] | None, out: StationOutput, touched: dict[str, int]) -> None:
+        """Seal every station of the partitions seen, so idle stations' windows close too."""
+        marks = {p: self.watermark(p, behind) for p in partitions}
+        for p, mark in marks.items():
+            if mark is not None:
+                self.last_mark[p] = mark
+
+        def windows_now(w: StationWindows) -> tuple[object, ...]:
+            return (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),
+                    len(w.staff_pending))
+
+        for key, state in list(store.items()):
+            mark = marks.get(state.partition)
+            if mark is not None:
+                before = windows_now(state.windows)
+                state.seal(mark - self.allowed_lateness, out, self.crewing, self.max_fill_windows)
+                if windows_now(state.windows) != before:
+                    touched[key] = state.partition  # its windows changed: a changelog record
 
 
 def _engine(ctx: EngineContext) -> StationEngine:

@@ -18,7 +18,7 @@ import pytest
 from clickhouse_driver import Client
 
 from core.settings import PROJECT_ROOT, Settings
-from devtools.stack import ManagedProcess, free_port, start_broker, start_clickhouse
+from devtools.stack import LOCAL_BROKER, ManagedProcess, free_port, start_broker, start_clickhouse
 from sinks.clickhouse import run_migrations
 from streams.topics import ensure_topics
 
@@ -61,6 +61,7 @@ def new_settings(stack: Stack) -> Settings:
     """Settings of one isolated pipeline: its own topics, consumer group and database."""
     tag = uuid.uuid4().hex[:8]
     s = Settings(
+        **LOCAL_BROKER,  # type: ignore[arg-type]
         kafka_bootstrap=f"127.0.0.1:{stack.kafka_port}",
         clickhouse_port=stack.ch_tcp,
         clickhouse_database=f"vigie_{tag}",

@@ -70,3 +70,19 @@ def test_the_layer_contract_passes_on_the_tree_and_fails_on_an_upward_import(tmp
     broken = _lint(tmp_path)
     assert broken.returncode != 0 and "Layers point one way BROKEN" in broken.stdout
     assert "streams.upward -> sinks.clickhouse" in broken.stdout
+
+
+def test_a_module_dropped_in_streams_processors_is_registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams import processors as builtin
+
+    (tmp_path / "folder_demo.py").write_text(ENTRY_POINT_PLUGIN.replace("ep_demo", "folder_demo")
+                                             .replace("ep-demo", "folder-demo"))
+    monkeypatch.setattr(builtin, "__path__", [*builtin.__path__, str(tmp_path)])
+    registry._discover.cache_clear()
+    try:
+        found = registry.processors(Settings())
+        assert "folder_demo" in {p.name for p in found}
+        assert "folder-demo" in registry.logical_topics(Settings())
+    finally:
+        registry._discover.cache_clear()
+        sys.modules.pop("streams.processors.folder_demo", None)

@@ -8,9 +8,10 @@ import pytest
 
 from schemas.codec import InvalidEvent, decode_crew_status
 from streams.crewing import Crewing
+from streams.ordering import Outcome
 from streams.processor import Record
 from streams.processors.stations import StationEngine
-from streams.state import Outcome, StationOutput, StationState
+from streams.state import StationOutput, StationState
 from tests.helpers import T0, cev, small_reference, vev
 
 REF = small_reference()  # S1: V1, V2 (VSAV), F1 (FPT)

@@ -3,9 +3,10 @@
 import copy
 
 from streams.crewing import Crewing
+from streams.ordering import Outcome
 from streams.processor import Record
 from streams.processors.stations import StationEngine
-from streams.state import Outcome, StationOutput, StationState
+from streams.state import StationOutput, StationState
 from tests.helpers import T0, small_reference, vev
 
 REF = small_reference()

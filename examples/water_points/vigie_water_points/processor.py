@@ -1,7 +1,8 @@
 """State, engine and declaration of the water-points processor.
 
-Rules: the newest event per water point wins (an older one changes nothing, an ``event_id`` already applied
-at that time is a duplicate), so the arrival order does not matter; ``status_since`` is when the current
+Rules: the newest event per water point wins (Vigie's ordering rule, ``streams/ordering.py``: an older one
+changes nothing, an ``event_id`` already applied at that time is a duplicate), so the arrival order does not
+matter; ``status_since`` is when the current
 status began."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, NamedTuple
 
 from core.tables import DateTime, Float64, String, UInt16, UInt64, table
 from schemas.codec import InvalidEvent
+from streams.ordering import admit
 from streams.processor import (
     BatchResult,
     DeadLetter,
@@ -69,15 +71,10 @@ class WaterPoint:
     ids_at_time: list[str] = field(default_factory=list)
 
     def apply(self, ev: WaterPointEvent, t: float) -> str:
-        """``applied``, ``duplicate`` or ``stale``."""
-        if t < self.event_time:
-            return "stale"
-        if t == self.event_time:
-            if ev.event_id in self.ids_at_time:
-                return "duplicate"
-            self.ids_at_time.append(ev.event_id)
-        else:
-            self.event_time, self.ids_at_time = t, [ev.event_id]
+        """``applied``, ``duplicate`` or ``stale`` (Vigie's shared ordering rule)."""
+        rejected = admit(self, ev.event_id, t)
+        if rejected is not None:
+            return rejected.value
         if ev.status.value != self.status:
             self.status_since = t
         self.area, self.kind, self.status, self.flow_m3h = ev.area, ev.kind.value, ev.status.value, ev.flow_m3h
