@@ -44,10 +44,10 @@ unit: $(STAMP) ## unit tests only
 integration: $(STAMP) ## integration tests only
 	$(VENV)/bin/pytest -q tests/integration
 
-schemas: $(STAMP) ## re-export the JSON Schemas of the events
+schemas: $(STAMP) ## re-export the JSON Schemas of every registered processor's events
 	$(VENV)/bin/vigie schemas
 
-dashboards: $(STAMP) ## regenerate grafana/dashboards/*.json from the code in grafana/
+dashboards: $(STAMP) ## regenerate the dashboards' JSON from the code (grafana/ and every registered processor's)
 	$(VENV)/bin/vigie grafana generate
 
 clean: ## remove local run data (.vigie/)

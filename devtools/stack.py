@@ -16,10 +16,12 @@ from core.settings import LOCAL_STACK_ENV, PROJECT_ROOT, Settings
 CLICKHOUSE_TEMPLATES = PROJECT_ROOT / "deploy" / "clickhouse"
 
 #: What the local broker (Tansu) needs instead of Apache Kafka's defaults (core/settings.py says why): short
-#: group timings (it waits a whole rebalance timeout before a new group's first join) and one record per
-#: producer batch (it reports a high watermark at the base of a partition's last batch).
+#: group timings (it waits a whole rebalance timeout before a new group's first join), one record per producer
+#: batch (it reports a high watermark at the base of a partition's last batch) and a short fetch wait (it
+#: answers a fetch only when the wait ends).
 LOCAL_BROKER: dict[str, object] = {"kafka_session_timeout_s": 3.0, "kafka_rebalance_timeout_s": 3.0,
-                                   "kafka_heartbeat_interval_s": 1.0, "kafka_producer_max_batch_bytes": 1}
+                                   "kafka_heartbeat_interval_s": 1.0, "kafka_producer_max_batch_bytes": 1,
+                                   "kafka_fetch_max_wait_ms": 50}
 _LOCAL_ENV_FIELDS = ("kafka_bootstrap", "clickhouse_host", "clickhouse_port", *LOCAL_BROKER)
 
 

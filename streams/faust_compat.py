@@ -185,19 +185,22 @@ async def write_changelog(table: Any, entries: Sequence[tuple[str, int, Any]]) -
     await asyncio.gather(*pending)
 
 
-def take_drained(stream: Any, max_: int, within: float, drained: bool = True) -> AsyncIterator[Sequence[EventT]]:
+def take_drained(stream: Any, max_: int, within: float, drained: bool = True, min_age: float = 0.0
+                 ) -> AsyncIterator[Sequence[EventT]]:
     """Batches of events, as ``Stream.take_events(max_, within)`` (which closes a batch only on size or age).
-    With ``drained``, a batch also closes as soon as nothing more waits in the stream's queue: under light load
-    a batch is what the fetches brought so far (freshness), under heavy load the queue does not run dry and
-    batches close on size; the age bound stays the cap. Registered like Faust's own buffering generators."""
+    With ``drained``, a batch also closes when nothing more waits in the stream's queue, once it is ``min_age``
+    seconds old: under light load a batch is what the fetches brought (freshness) and batches come at most every
+    ``min_age`` (each is a ClickHouse insert per table: small inserts by the hundred per second make ClickHouse
+    merge all the time); under heavy load the queue does not run dry and batches close on size; ``within`` stays
+    the cap. Registered like Faust's own buffering generators."""
     if not drained:
         return stream.take_events(max_, within=within)
-    agen = _take_drained(stream, max_, within)
+    agen = _take_drained(stream, max_, within, min_age)
     stream._active_agens.add(agen)
     return agen
 
 
-async def _take_drained(self: Any, max_: int, within: float) -> AsyncIterator[Sequence[EventT]]:
+async def _take_drained(self: Any, max_: int, within: float, min_age: float) -> AsyncIterator[Sequence[EventT]]:
     # Faust 0.15.3's Stream.take_events, with the drain test in ``add_to_buffer``
     events: list[EventT] = []
     buffer_full = asyncio.Event()
@@ -206,9 +209,18 @@ async def _take_drained(self: Any, max_: int, within: float) -> AsyncIterator[Se
     buffer_consuming: asyncio.Future[None] | None = None
     channel_it = aiter(self.channel)
     queue = getattr(channel_it, "queue", None)
+    loop = asyncio.get_running_loop()
+    opened_at = 0.0  # when the batch's first event came
+    timer: asyncio.TimerHandle | None = None  # closes a drained batch once it is min_age old
+
+    def close_if_drained() -> None:
+        nonlocal timer
+        timer = None
+        if events and queue is not None and queue.empty():
+            buffer_full.set()
 
     async def add_to_buffer(value: Any) -> Any:
-        nonlocal buffer_consuming
+        nonlocal buffer_consuming, opened_at, timer
         try:
             if buffer_consuming is not None:
                 try:
@@ -219,12 +231,18 @@ async def _take_drained(self: Any, max_: int, within: float) -> AsyncIterator[Se
             if event is None:
                 raise RuntimeError("Take buffer found current_event is None")
             events.append(event)
+            if len(events) == 1:
+                opened_at = loop.time()
             if len(events) >= max_:
                 buffer_full.set()
                 buffer_consumed.clear()
                 await self.wait(buffer_consumed)
-            elif queue is not None and queue.empty():
-                buffer_full.set()  # drained: close the batch now, keep filling the next
+            elif queue is not None and queue.empty():  # drained
+                age = loop.time() - opened_at
+                if age >= min_age:
+                    buffer_full.set()
+                elif timer is None:
+                    timer = loop.call_later(min_age - age, close_if_drained)
         except asyncio.CancelledError:  # pragma: no cover
             raise
         except Exception as exc:
@@ -239,6 +257,9 @@ async def _take_drained(self: Any, max_: int, within: float) -> AsyncIterator[Se
         while not self.should_stop:
             await self.wait_for_stopped(buffer_full, timeout=within)
             if events:
+                if timer is not None:
+                    timer.cancel()
+                    timer = None
                 buffer_consuming = self.loop.create_future()
                 try:
                     yield list(events)
@@ -250,6 +271,8 @@ async def _take_drained(self: Any, max_: int, within: float) -> AsyncIterator[Se
                     buffer_full.clear()
                     buffer_consumed.set()
     finally:
+        if timer is not None:
+            timer.cancel()
         self.enable_acks = stream_enable_acks
         self._processors.remove(add_to_buffer)
 

@@ -172,7 +172,7 @@ class ProcessorAgent:
 
         async def process(stream: faust.StreamT) -> None:
             async for events in faust_compat.take_drained(stream, s.batch_max_events, s.batch_max_seconds,
-                                                          s.batch_close_when_drained):
+                                                          s.batch_close_when_drained, s.batch_min_seconds):
                 await self.on_batch(events)
 
         process.__name__ = process.__qualname__ = f"{self.proc.name}_processor"

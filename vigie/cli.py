@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("topics", help="create the Kafka topics with VIGIE_TOPIC_PARTITIONS partitions")
     t.set_defaults(func=_cmd_topics)
 
-    sim = sub.add_parser("simulate", help="publish simulated Paris-scale traffic to Kafka")
+    sim = sub.add_parser("simulate", help="publish simulated Paris-scale traffic to Kafka (and every registered "
+                         "processor's own simulated events)")
     sim.add_argument("--speed", type=float, default=60.0,
                      help="simulated seconds per wall second (1 = real time, 0 = as fast as possible)")
     sim.add_argument("--duration", type=float, default=86400.0, help="simulated seconds to produce")

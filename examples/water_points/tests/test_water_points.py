@@ -100,3 +100,24 @@ def test_its_dashboard_and_json_schema_are_generated_in_its_folder() -> None:
     assert generate.stale(with_plugin) == []
     (path, text), = json_schemas([WaterPointEvent]).items()
     assert path.parent.parent.name == "vigie_water_points" and path.read_text() == text
+
+
+def test_its_row_classes_match_its_migrated_ddl() -> None:
+    chdb_session = pytest.importorskip("chdb.session")
+    from sinks.clickhouse import plugin_migrations
+    from sinks.migrate import load_migrations
+    from tests.unit.test_sql_portability import DB, mismatches
+
+    with_plugin = Settings(processor_modules=MODULE)
+    session = chdb_session.Session()
+    try:
+        session.query(f"CREATE DATABASE IF NOT EXISTS {DB}")
+        (proc,) = registry.find(with_plugin, ["water_points"])
+        ((_, folder),) = [m for m in plugin_migrations(with_plugin) if m[0] == "water_points"]
+        for mig in load_migrations(DB, folder):
+            for stmt in mig.statements:
+                session.query(stmt)
+        for spec in proc.tables:
+            assert mismatches(session, spec) == []
+    finally:
+        session.close()
