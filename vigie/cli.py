@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    w = sub.add_parser("worker", help="run a stream worker (Faust agents -> ClickHouse), metrics on VIGIE_METRICS_PORT")
+    w = sub.add_parser("worker", help="run a stream worker: every registered processor (Faust agents -> ClickHouse), "
+                       "metrics on VIGIE_METRICS_PORT")
     w.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     w.set_defaults(func=_cmd_worker)
 
@@ -215,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "create the dashboards' read-only user")
     m.set_defaults(func=_cmd_migrate)
 
-    t = sub.add_parser("topics", help="create the Kafka topics with VIGIE_TOPIC_PARTITIONS partitions")
+    t = sub.add_parser("topics", help="create every registered processor's topics (and the dead-letter topic) with "
+                       "VIGIE_TOPIC_PARTITIONS partitions")
     t.set_defaults(func=_cmd_topics)
 
     sim = sub.add_parser("simulate", help="publish simulated Paris-scale traffic to Kafka (and every registered "
@@ -271,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--seed", type=int, default=7)
     ref.set_defaults(func=_cmd_reference)
 
-    sc = sub.add_parser("schemas", help="export the events' JSON Schemas to schemas/jsonschema/")
+    sc = sub.add_parser("schemas", help="export every registered processor's event JSON Schemas, beside each model "
+                        "(Vigie's: schemas/jsonschema/)")
     sc.set_defaults(func=_cmd_schemas)
 
     im = sub.add_parser("import", help="turn a CAD per-unit export into Vigie events + fleet/stations + report")
