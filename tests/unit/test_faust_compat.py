@@ -96,3 +96,48 @@ def test_fetch_loop_calls_are_served_eagerly_and_others_by_faust() -> None:
     finally:
         install(False)
     assert not hasattr(Consumer.wait_first, "__wrapped__")
+
+
+def _collect_batches(max_events: int, puts: list[list[int]], min_age: float) -> list[list[int]]:
+    """Run an agent reading through ``take_drained`` in Faust's test context (no broker); each inner list of
+    ``puts`` is put at once, then the test waits until the stream has taken them all."""
+    import faust
+
+    from streams.faust_compat import take_drained
+
+    app = faust.App(f"take-drained-{max_events}-{min_age}", store="memory://", web_enabled=False,
+                    autodiscover=False)
+    batches: list[list[int]] = []
+    taken: list[list[int]] = []  # the batches handed on while the agent runs (stopping it flushes the rest)
+
+    @app.agent()
+    async def collect(stream):  # type: ignore[no-untyped-def]
+        # the age cap (60 s) is far beyond the test's wait: a batch here closes on drain or on size
+        async for events in take_drained(stream, max_events, 60.0, True, min_age):
+            batches.append([e.value for e in events])
+
+    async def main() -> None:
+        async with collect.test_context() as agent:
+            sent = 0
+            for group in puts:
+                for value in group:
+                    await agent.put(value)
+                sent += len(group)
+                for _ in range(200):  # until the stream has handed every value on (bounded: 10 s)
+                    if sum(map(len, batches)) == sent:
+                        break
+                    await asyncio.sleep(0.05)
+            taken.extend(batches)
+
+    asyncio.run(main())
+    return taken
+
+
+def test_a_batch_closes_when_nothing_more_waits() -> None:
+    batches = _collect_batches(100, [[0, 1, 2, 3, 4], [5, 6, 7]], min_age=0.05)
+    assert batches == [[0, 1, 2, 3, 4], [5, 6, 7]]  # not held for the 60 s age cap
+
+
+def test_under_load_a_batch_closes_on_size() -> None:
+    batches = _collect_batches(3, [list(range(8))], min_age=0.0)
+    assert [v for b in batches for v in b] == list(range(8)) and max(map(len, batches)) <= 3
