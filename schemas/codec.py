@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import CrewStatusEvent, InterventionEvent, VehicleStatusEvent
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class InvalidEvent(ValueError):
@@ -25,7 +29,8 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _decode(model: type[VehicleStatusEvent] | type[InterventionEvent] | type[CrewStatusEvent], raw: bytes | None):
+def decode(model: type[M], raw: bytes | None) -> M:
+    """The event a record's value holds, or ``InvalidEvent`` with which field and why (any event model)."""
     if raw is None:
         raise InvalidEvent("empty message (no value)")
     try:
@@ -37,15 +42,15 @@ def _decode(model: type[VehicleStatusEvent] | type[InterventionEvent] | type[Cre
 
 
 def decode_vehicle_status(raw: bytes | None) -> VehicleStatusEvent:
-    return _decode(VehicleStatusEvent, raw)
+    return decode(VehicleStatusEvent, raw)
 
 
 def decode_intervention(raw: bytes | None) -> InterventionEvent:
-    return _decode(InterventionEvent, raw)
+    return decode(InterventionEvent, raw)
 
 
 def decode_crew_status(raw: bytes | None) -> CrewStatusEvent:
-    return _decode(CrewStatusEvent, raw)
+    return decode(CrewStatusEvent, raw)
 
 
 def encode(event: BaseModel) -> bytes:

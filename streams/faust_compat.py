@@ -148,7 +148,8 @@ class _Codec(codecs.Codec):
         return self._loads_fn(s)
 
 
-KEY_CODEC = "vigie-key"
+KEY_CODEC = "vigie-key"  # str keys of every state table, registered once
+codecs.register(KEY_CODEC, _Codec(lambda k: k.encode() if isinstance(k, str) else bytes(k), bytes.decode))
 
 
 def state_table(app: faust.App, name: str, partitions: int, dumps: Callable[[Any], bytes],
@@ -156,7 +157,6 @@ def state_table(app: faust.App, name: str, partitions: int, dumps: Callable[[Any
     """A changelog-backed table (str keys) whose values go through ``dumps``/``loads``. Faust takes the
     serializers used to write the changelog and to decode it on recovery from these attributes (not from the
     schema), and builds the changelog topic when the table is registered: rebuilt once they are set."""
-    codecs.register(KEY_CODEC, _Codec(lambda k: k.encode() if isinstance(k, str) else bytes(k), bytes.decode))
     value_codec = f"vigie-state-{name}"
     codecs.register(value_codec, _Codec(dumps, loads))
     table = app.Table(name, partitions=partitions)

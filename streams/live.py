@@ -30,6 +30,7 @@ from streams.runtime.offsets import OffsetGuard, records_between
 from streams.runtime.watchdog import Liveness, restart_process
 
 log = logging.getLogger("vigie.worker")
+RAW = faust.Schema(key_serializer="raw", value_serializer="raw")  # bytes in, bytes out: engines decode
 
 
 def faust_credentials(settings: Settings) -> Any:
@@ -167,8 +168,7 @@ class ProcessorAgent:
         """The agent (crashing on an unexpected error: its batch was not committed, a restart replays it;
         Faust's default would restart the agent further on in the stream) and the tick timer."""
         s = self.settings
-        raw = faust.Schema(key_serializer="raw", value_serializer="raw")
-        topic = self.app.topic(*self.topics, schema=raw, partitions=s.topic_partitions)
+        topic = self.app.topic(*self.topics, schema=RAW, partitions=s.topic_partitions)
 
         async def process(stream: faust.StreamT) -> None:
             async for events in faust_compat.take_drained(stream, s.batch_max_events, s.batch_max_seconds,
@@ -241,8 +241,7 @@ def create_app(settings: Settings, processors: Sequence[Processor], rows_writer:
     faust_compat.install_eager_delivery(settings.kafka_eager_delivery)
     app = faust_app(settings)
     liveness = liveness or Liveness()  # a batch stored or a write attempted: progress, for the stall watchdog
-    dead_letters = app.topic(settings.dead_letter_topic, schema=faust.Schema(key_serializer="raw",
-                                                                             value_serializer="raw"), partitions=1)
+    dead_letters = app.topic(settings.dead_letter_topic, schema=RAW, partitions=1)
     progress = Progress()
     agents = [ProcessorAgent(p, settings, app, rows_writer(), dead_letters, liveness, progress) for p in processors]
     for agent in agents:

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from core.settings import Settings
 from core.tables import TableSpec
+from schemas.codec import InvalidEvent
 from schemas.reference import Reference
 
 
@@ -66,6 +67,14 @@ class DeadLetter:
             if len(raw) > DEAD_LETTER_MAX_VALUE_BYTES:  # the producer's request limit is ~1 MiB
                 doc.update(value_truncated=True, value_size=len(raw), value_sha256=hashlib.sha256(raw).hexdigest())
         return json.dumps(doc).encode()
+
+
+def check_key(record: Record, expected: str, what: str, why: str = "records of one state entry share a partition"
+              ) -> None:
+    """The message key must be the entity's ``expected`` id (``what``: which field) — else ``InvalidEvent``."""
+    if record.key is not None and record.key.decode("utf-8", "replace") != expected:
+        raise InvalidEvent(f"key: message key {record.key.decode('utf-8', 'replace')!r} must be the {what} "
+                           f"{expected!r} ({why})")
 
 
 #: state table name -> (key -> value); what an engine reads and changes

@@ -9,8 +9,6 @@ processor (streams/registry.py), storing their rows in ClickHouse.
 
 from __future__ import annotations
 
-import logging
-
 from prometheus_client import start_http_server
 
 from core.settings import Settings
@@ -19,8 +17,6 @@ from streams import registry
 from streams.live import BoundedWorker, create_app
 from streams.runtime.watchdog import Liveness, StallWatchdog
 from streams.topics import ensure_topics
-
-log = logging.getLogger("vigie.worker")
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> int:

@@ -23,6 +23,7 @@ from streams.processor import (
     Record,
     StateTable,
     Stores,
+    check_key,
     json_state,
 )
 from streams.rows import (
@@ -156,10 +157,8 @@ class StationEngine:
             ev = decode_vehicle_status(rec.value)
             self.reference.check_vehicle_event(ev)
             station_id = ev.home_station
-        if rec.key is not None and rec.key.decode("utf-8", "replace") != station_id:
-            field_name = "station_id" if crew else "home station"
-            raise InvalidEvent(f"key: message key {rec.key.decode('utf-8', 'replace')!r} must be the {field_name} "
-                               f"{station_id!r} (a station's vehicles and crews share a partition)")
+        check_key(rec, station_id, "station_id" if crew else "home station",
+                  "a station's vehicles and crews share a partition")
         return ev, station_id
 
     def _apply(self, records: Sequence[Record], store: MutableMapping[str, StationState], out: StationOutput,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from core.tables import DateTime, Float64, String, UInt16, UInt64, table
-from schemas.codec import InvalidEvent
+from schemas.codec import InvalidEvent, decode
 from streams.ordering import admit
 from streams.processor import (
     BatchResult,
@@ -24,6 +24,7 @@ from streams.processor import (
     Record,
     StateTable,
     Stores,
+    check_key,
     json_state,
 )
 from vigie_water_points.events import WaterPointEvent
@@ -101,12 +102,9 @@ class WaterPointEngine:
         raw: list[WaterPointEventRow] = []
         for rec in records:
             try:
-                if rec.value is None:
-                    raise InvalidEvent("empty message (no value)")
-                ev = WaterPointEvent.model_validate_json(rec.value)
-                if rec.key is not None and rec.key.decode("utf-8", "replace") != ev.water_point_id:
-                    raise InvalidEvent(f"key: message key must be the water_point_id {ev.water_point_id!r}")
-            except (InvalidEvent, ValueError) as e:
+                ev = decode(WaterPointEvent, rec.value)
+                check_key(rec, ev.water_point_id, "water_point_id")
+            except InvalidEvent as e:
                 result.dead_letters.append(DeadLetter(rec, str(e)))
                 continue
             t = ev.event_time.timestamp()
