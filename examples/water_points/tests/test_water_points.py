@@ -4,11 +4,15 @@ over the stored history. Expected values are computed here from the produced eve
 
 from __future__ import annotations
 
+import base64
+import json
+import random
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from vigie_water_points import dashboard
 from vigie_water_points.events import WaterPointEvent
 from vigie_water_points.simulator import events as simulate
@@ -42,6 +46,57 @@ def expected_per_area(evs: list[WaterPointEvent]) -> dict[str, tuple[int, int, f
     return {a: (int(x[0]), int(x[1]), x[2]) for a, x in out.items()}
 
 
+def dead_letters(s: Settings, n: int) -> list[dict[str, object]]:
+    consumer = Consumer({**s.confluent_config(), "group.id": f"{s.app_id}-check", "auto.offset.reset": "earliest"})
+    consumer.subscribe([s.dead_letter_topic])
+    letters: list[dict[str, object]] = []
+    deadline = time.monotonic() + 30
+    while len(letters) < n and time.monotonic() < deadline:
+        m = consumer.poll(1.0)
+        if m is not None and not m.error():
+            letters.append(json.loads(m.value()))
+    consumer.close()
+    return letters
+
+
+def expected_newest_status(evs: list[WaterPointEvent]) -> dict[str, str]:
+    """Per point, the status of its newest event (computed from the events)."""
+    newest: dict[str, WaterPointEvent] = {}
+    for e in evs:
+        if e.water_point_id not in newest or e.event_time > newest[e.water_point_id].event_time:
+            newest[e.water_point_id] = e
+    return {wp: e.status.value for wp, e in newest.items()}
+
+
+def test_the_newest_status_wins_whatever_the_arrival_order() -> None:
+    """Shuffled in full (beyond any lateness), with repeats: the status kept per point is its newest event's.
+    (``status_since`` is not checked here: it follows arrival order, see the README's note on the example.)"""
+    from vigie_water_points.processor import STATE_TABLE, STATES, WaterPointEngine
+
+    from streams.processor import Record
+
+    ref = Reference.load(Settings().reference_dir)
+    produced = list(simulate(ref, START, 3 * 86400, seed=5))
+    want = expected_newest_status([e for _, _, e in produced])  # type: ignore[misc]
+    for seed in range(5):
+        order = list(produced) + produced[::7]  # with repeats
+        random.Random(seed).shuffle(order)
+        stores: dict[str, dict[str, object]] = {STATES: {}}
+        engine = WaterPointEngine()
+        rows = []
+        for i in range(0, len(order), 50):  # batches of 50
+            batch = [Record("water-points", 0, i + j, k.encode(), e.model_dump_json().encode())
+                     for j, (_, k, e) in enumerate(order[i:i + 50])]
+            result = engine.process(batch, stores)
+            assert result.outcomes["applied"] + result.outcomes["stale"] + result.outcomes["duplicate"] == len(batch)
+            rows += result.rows[STATE_TABLE]
+        newest = {}
+        for r in rows:  # what ClickHouse keeps: the highest version per point
+            if r.water_point_id not in newest or r.version >= newest[r.water_point_id].version:
+                newest[r.water_point_id] = r
+        assert {wp: r.status for wp, r in newest.items()} == want
+
+
 def test_the_plugin_is_found_by_the_setting_only() -> None:
     assert "water_points" not in {p.name for p in registry.processors(Settings())}
     with_plugin = Settings(processor_modules=MODULE)
@@ -60,7 +115,8 @@ def test_end_to_end_and_batch_path(stack) -> None:  # type: ignore[no-untyped-de
     topic = s.topic("water-points")
     for _, key, ev in [*produced, ("water-points", late[1], late[2])]:
         producer.produce(topic, key=key.encode(), value=ev.model_dump_json().encode())
-    producer.produce(topic, key=b"WP-X", value=b'{"schema_version": 1, "event_id": "bad"}')  # dead letter
+    bad = b'{"schema_version": 1, "event_id": "bad"}'
+    producer.produce(topic, key=b"WP-X", value=bad)  # a dead letter
     assert producer.flush(30) == 0
     worker = start_worker(stack, s, "water-points-worker")
     ch = ch_client(s)
@@ -77,6 +133,9 @@ def test_end_to_end_and_batch_path(stack) -> None:  # type: ignore[no-untyped-de
         return {a: (int(o), int(t), float(f)) for a, o, t, f in rows}
 
     wait_until(lambda: panel() == want, 30, "the panel's figures")
+    letters = dead_letters(s, 1)
+    assert [base64.b64decode(x["value_b64"]) for x in letters] == [bad]
+    assert "water_point_id: Field required" in letters[0]["reason"] and letters[0]["source_topic"] == topic
     out_now = ch.execute(dashboard.OUT_NOW.replace("${run}", db))
     assert Counter(r[1] for r in out_now) == Counter({a: w[0] for a, w in want.items() if w[0]})
     stop_worker(worker)
