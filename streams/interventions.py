@@ -2,10 +2,12 @@
 
 - ``opened_at`` is the earliest ``opened`` event time seen (min: order- and duplicate-proof);
   ``closed_at`` the latest ``closed`` one; descriptive fields (nature, location, priority) follow
-  the newest event only, so an older event never overwrites them.
+  the newest event in ``(time, id)`` order only, so an older event never overwrites them.
 - Sector windows hold the *set* of intervention ids opened in each open window, so re-applying an
-  ``opened`` event after a crash can never count it twice. Windows are emitted when the partition
-  watermark passes their end, one row per (window, sector, source partition); queries sum partitions.
+  ``opened`` event after a crash can never count it twice. An intervention counts in the sector of the
+  ``opened`` event that set its opened time (not of later updates): the same in any arrival order.
+  Windows are emitted when the partition watermark passes their end, one row per (window, sector, source
+  partition); queries sum partitions.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class InterventionState:
     event_time: float = NO_TIME
     ids_at_time: list[str] = field(default_factory=list)
     partition: int = -1
+    records: int = 0  # records consumed (any outcome): with the newest time, the version of its rows
 
     @property
     def status(self) -> str:
@@ -43,6 +46,7 @@ class InterventionState:
     def apply(self, event: InterventionEvent, t: float) -> str:
         """Apply one event; returns ``applied``, ``duplicate`` or ``stale`` (older than the state:
         only the opened/closed times may still move, never the descriptive fields)."""
+        self.records += 1
         rejected = admit(self, event.event_id, t)  # the shared ordering rule (streams/ordering.py)
         if rejected is Outcome.DUPLICATE:
             return rejected.value
@@ -60,17 +64,19 @@ class InterventionState:
     def row(self) -> InterventionRow:
         return InterventionRow(
             self.intervention_id, self.nature, self.priority, self.sector, self.lat, self.lon,
-            self.status, self.opened_at, self.closed_at, int(self.event_time * 1000),
+            self.status, self.opened_at, self.closed_at,
+            # a row re-derived by an older event (an earlier opening) is newer than the one it replaces
+            int(self.event_time * 1000) * 1_000_000 + self.records % 1_000_000,
         )
 
     def to_list(self) -> list[object]:
         return [self.nature, self.priority, self.sector, self.lat, self.lon,
-                self.opened_at, self.closed_at, self.event_time, self.ids_at_time, self.partition]
+                self.opened_at, self.closed_at, self.event_time, self.ids_at_time, self.partition, self.records]
 
     @classmethod
     def from_list(cls, intervention_id: str, d: list) -> InterventionState:  # type: ignore[type-arg]
         return cls(intervention_id, d[0], int(d[1]), d[2], float(d[3]), float(d[4]),
-                   float(d[5]), float(d[6]), float(d[7]), list(d[8]), int(d[9]))
+                   float(d[5]), float(d[6]), float(d[7]), list(d[8]), int(d[9]), int(d[10]) if len(d) > 10 else 0)
 
 
 @dataclass(slots=True)
@@ -81,24 +87,23 @@ class SectorWindows:
     partition: int
     open: dict[float, dict[str, set[str]]] = field(default_factory=dict)
     sealed_time: float | None = None
-    # intervention id -> window start it is counted in (only for open windows)
-    placed: dict[str, float] = field(default_factory=dict)
+    # intervention id -> (window start, sector) it is counted in (only for open windows)
+    placed: dict[str, tuple[float, str]] = field(default_factory=dict)
     # the input offset of this partition up to which events are applied (live path; -1: none yet)
     applied_offset: int = -1
 
     def place(self, intervention_id: str, sector: str, opened_at: float) -> bool:
-        """Count the intervention in the window of ``opened_at`` (moved if its opened time moved).
+        """Count the intervention in the window of ``opened_at`` and ``sector`` (moved if either moved).
         Returns True when late (its window was already emitted; counted in the open window)."""
         opened_at, late = clamp_late(opened_at, self.sealed_time)
         start = window_of(opened_at, self.window_seconds)
         before = self.placed.get(intervention_id)
         if before is not None:
-            if before == start:
+            if before == (start, sector):
                 return late
-            for ids in self.open.get(before, {}).values():
-                ids.discard(intervention_id)
+            self.open.get(before[0], {}).get(before[1], set()).discard(intervention_id)
         self.open.setdefault(start, {}).setdefault(sector, set()).add(intervention_id)
-        self.placed[intervention_id] = start
+        self.placed[intervention_id] = (start, sector)
         return late
 
     def seal(self, until: float) -> list[SectorWindowRow]:
@@ -126,9 +131,9 @@ class SectorWindows:
         sw = cls(int(d["w"]), int(d["p"]), sealed_time=d["st"], applied_offset=int(d.get("ao", -1)))
         for start, secs in d["o"]:
             sw.open[float(start)] = {s: set(ids) for s, ids in secs.items()}
-            for ids in secs.values():
+            for sector, ids in secs.items():
                 for iid in ids:
-                    sw.placed[iid] = float(start)
+                    sw.placed[iid] = (float(start), sector)
         return sw
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.tables import NO_TIME
 from schemas.events import (
@@ -28,7 +29,7 @@ from schemas.events import (
 )
 from schemas.reference import Reference
 from streams.crewing import QUALIFICATIONS, Crewing, profile_mask, profile_qualifications
-from streams.ordering import Outcome, admit
+from streams.ordering import Outcome, place, trim
 from streams.rows import (
     EngagementRow,
     StaffStateRow,
@@ -54,6 +55,11 @@ _CATEGORY_OF_STATUS_VALUE = {s.value: category_of(s).value for s in VehicleStatu
 UNKNOWN_INDEX = CAT_INDEX["unknown"]
 
 
+#: Timeline entries kept per vehicle or person at most (besides the lateness horizon): bounded state under a
+#: burst. An event older than the oldest entry kept is stale (counted), never applied out of its order.
+TIMELINE_CAP = 64
+
+
 @dataclass(slots=True)
 class Engagement:
     intervention_id: str
@@ -62,15 +68,27 @@ class Engagement:
     milestones: list[float]
     released_at: float = NO_TIME
 
-    def row(self, v: VehicleState, station_id: str, area: str, version_time: float) -> EngagementRow:
+    def row(self, v: VehicleState, station_id: str, area: str, version: int) -> EngagementRow:
         d, e, s, tr, h = self.milestones
         return EngagementRow(
             self.intervention_id, v.vehicle_id, v.vehicle_type, station_id, area, self.started_at,
             d, e, s, tr, h, self.released_at,
             e - d if d and e else -1.0,
             s - e if e and s else -1.0,
-            int(version_time * 1000),
+            version,
         )
+
+    def to_list(self) -> list[object]:
+        return [self.intervention_id, self.started_at, list(self.milestones), self.released_at]
+
+    @classmethod
+    def from_list(cls, d: list | None) -> Engagement | None:  # type: ignore[type-arg]
+        return cls(d[0], float(d[1]), [float(x) for x in d[2]], float(d[3])) if d else None
+
+
+# A vehicle's timeline entry: [time, event id, status, intervention id, lat, lon (None: no position), state after]
+# with the state as [status, status since, lat, lon, engagement]; the first entry is the state at the horizon.
+_NO_VEHICLE_STATE = [None, NO_TIME, 0.0, 0.0, None]
 
 
 @dataclass(slots=True)
@@ -79,77 +97,109 @@ class VehicleState:
     vehicle_type: str
     status: VehicleStatus | None = None
     event_time: float = NO_TIME
-    ids_at_time: list[str] = field(default_factory=list)
     status_since: float = NO_TIME
     lat: float = 0.0
     lon: float = 0.0
     engagement: Engagement | None = None
+    timeline: list[list[Any]] = field(default_factory=lambda: [[NO_TIME, "", None, None, None, None,
+                                                                 _NO_VEHICLE_STATE]])
 
-    def row(self, station_id: str, area: str) -> VehicleStateRow:
+    def row(self, station_id: str, area: str, version: int) -> VehicleStateRow:
         # ``_value_``: the plain string, without the ``.value`` property's cost (a hot path)
         status = self.status._value_ if self.status else "unknown"
         eng = self.engagement
         return VehicleStateRow(
             self.vehicle_id, self.vehicle_type, station_id, area, status, _CATEGORY_OF_STATUS_VALUE[status],
             eng.intervention_id if eng and not eng.released_at else "",
-            self.status_since, self.event_time, self.lat, self.lon, int(self.event_time * 1000),
+            self.status_since, self.event_time, self.lat, self.lon, version,
         )
 
-    def to_list(self) -> list[object]:
+    def snapshot(self) -> list[object]:
         eng = self.engagement
-        return [
-            self.vehicle_type, self.status.value if self.status else None, self.event_time, self.ids_at_time,
-            self.status_since, self.lat, self.lon,
-            [eng.intervention_id, eng.started_at, eng.milestones, eng.released_at] if eng else None,
-        ]
+        return [self.status._value_ if self.status else None, self.status_since, self.lat, self.lon,
+                eng.to_list() if eng else None]
+
+    def restore(self, snap: list[Any]) -> None:
+        self.status = VehicleStatus(snap[0]) if snap[0] else None
+        self.status_since, self.lat, self.lon = float(snap[1]), float(snap[2]), float(snap[3])
+        self.engagement = Engagement.from_list(snap[4])
+
+    def to_list(self) -> list[object]:
+        return [self.vehicle_type, self.event_time, self.timeline]
 
     @classmethod
     def from_list(cls, vehicle_id: str, d: list) -> VehicleState:  # type: ignore[type-arg]
-        eng = Engagement(d[7][0], float(d[7][1]), [float(x) for x in d[7][2]], float(d[7][3])) if d[7] else None
-        return cls(vehicle_id, d[0], VehicleStatus(d[1]) if d[1] else None, float(d[2]), list(d[3]),
-                   float(d[4]), float(d[5]), float(d[6]), eng)
+        if len(d) == 8:  # saved before timelines: its state is the horizon
+            ids = d[3] or [""]
+            snap = [d[1], d[4], d[5], d[6], d[7]]
+            d = [d[0], d[2], [[float(d[2]), max(ids), d[1], None, None, None, snap]]]
+        v = cls(vehicle_id, d[0], event_time=float(d[1]), timeline=[list(e) for e in d[2]])
+        v.restore(v.timeline[-1][6])
+        return v
+
+
+# A person's timeline entry: [time, event id, status, mask, vehicle id, intervention id, state after], the state
+# as [status, mask, status since, vehicle id, intervention id].
+_NO_PERSON_STATE = [None, 0, NO_TIME, "", ""]
 
 
 @dataclass(slots=True)
 class PersonState:
-    """One firefighter at this station: status, qualification profile (mask), dedup bookkeeping."""
+    """One firefighter at this station: status, qualification profile (mask), timeline."""
 
     person_id: str
     status: CrewStatus | None = None
     mask: int = 0
     event_time: float = NO_TIME
-    ids_at_time: list[str] = field(default_factory=list)
     status_since: float = NO_TIME
     vehicle_id: str = ""
     intervention_id: str = ""
+    timeline: list[list[Any]] = field(default_factory=lambda: [[NO_TIME, "", None, 0, "", "", _NO_PERSON_STATE]])
 
-    def row(self, station_id: str, area: str) -> StaffStateRow:
+    def row(self, station_id: str, area: str, version: int) -> StaffStateRow:
         return StaffStateRow(
             self.person_id, station_id, area, self.status.value if self.status else "off_duty",
             profile_qualifications(self.mask), self.vehicle_id, self.intervention_id, self.status_since,
-            self.event_time, int(self.event_time * 1000),
+            self.event_time, version,
         )
 
+    def snapshot(self) -> list[object]:
+        return [self.status.value if self.status else None, self.mask, self.status_since, self.vehicle_id,
+                self.intervention_id]
+
+    def restore(self, snap: list[Any]) -> None:
+        self.status = CrewStatus(snap[0]) if snap[0] else None
+        self.mask, self.status_since = int(snap[1]), float(snap[2])
+        self.vehicle_id, self.intervention_id = str(snap[3]), str(snap[4])
+
     def to_list(self) -> list[object]:
-        return [self.status.value if self.status else None, self.mask, self.event_time, self.ids_at_time,
-                self.status_since, self.vehicle_id, self.intervention_id]
+        return [self.event_time, self.timeline]
 
     @classmethod
     def from_list(cls, person_id: str, d: list) -> PersonState:  # type: ignore[type-arg]
-        return cls(person_id, CrewStatus(d[0]) if d[0] else None, int(d[1]), float(d[2]), list(d[3]),
-                   float(d[4]), str(d[5]), str(d[6]))
+        if len(d) == 7:  # saved before timelines: its state is the horizon
+            snap = [d[0], d[1], d[4], d[5], d[6]]
+            d = [d[2], [[float(d[2]), max(d[3] or [""]), d[0], d[1], d[5], d[6], snap]]]
+        p = cls(person_id, event_time=float(d[0]), timeline=[list(e) for e in d[1]])
+        p.restore(p.timeline[-1][6])
+        return p
 
 
-def _admit(entity: VehicleState | PersonState, event_id: str, t: float, out: StationOutput) -> Outcome | None:
-    """The shared ordering rule (``streams/ordering.py``), counted."""
-    rejected = admit(entity, event_id, t)
-    if rejected is not None:
-        out.outcomes[rejected.value] += 1
+def _counted(rejected: Outcome, out: StationOutput) -> Outcome:
+    out.outcomes[rejected.value] += 1
     return rejected
 
 
 def _staff_index(status: CrewStatus | None) -> int:
     return -1 if status is None else STAFF_INDEX[status.value]
+
+
+def _staff_index_of_value(status: str | None) -> int:
+    return -1 if status is None else STAFF_INDEX[status]
+
+
+def _cat_of_value(status: str | None) -> int:
+    return UNKNOWN_INDEX if status is None else CAT_INDEX[_CATEGORY_OF_STATUS_VALUE[status]]
 
 
 @dataclass(slots=True)
@@ -186,59 +236,128 @@ class StationState:
         area = reference.stations[station_id].area if station_id in reference.stations else ""
         return cls(station_id, area, vehicles, StationWindows.for_fleet(window_seconds, dict(unknown)))
 
-    def apply(self, event: VehicleStatusEvent, t: float, out: StationOutput) -> Outcome:
-        """Apply one vehicle event (``t`` = its event time in epoch seconds)."""
+    def version(self) -> int:
+        """Version of the rows this station emits now: the newest event time first (it survives a lost state:
+        a fresh worker on an old database), then the records consumed, which order the rows of one instant and
+        only grow, also across a crash's replay. A row re-derived by a late record is newer than the one it
+        replaces."""
+        return int(self.newest_event_time * 1000) * 1_000_000 + self.records % 1_000_000
+
+    def _consumed(self, t: float) -> None:
         self.records += 1
         if t > self.newest_event_time:
             self.newest_event_time = t
+
+    def apply(self, event: VehicleStatusEvent, t: float, out: StationOutput) -> Outcome:
+        """Apply one vehicle event (``t`` = its event time in epoch seconds) at its place in the vehicle's
+        timeline: an older one (within the lateness) is inserted and what follows re-derived."""
+        self._consumed(t)
         v = self.vehicles.get(event.vehicle_id)
         if v is None:  # in the fleet (checked upstream) but added after this state was created
             v = self.vehicles[event.vehicle_id] = VehicleState(event.vehicle_id, event.vehicle_type)
             self.windows.add_type(event.vehicle_type)
             self.windows.types[event.vehicle_type].counts[UNKNOWN_INDEX] += 1
-        rejected = _admit(v, event.event_id, t, out)
-        if rejected is not None:
-            return rejected
+        timeline = v.timeline
+        at = place(timeline, t, event.event_id)
+        if isinstance(at, Outcome):
+            return _counted(at, out)
+        pos = event.position
+        entry: list[Any] = [t, event.event_id, event.status._value_, event.intervention_id,
+                            pos.lat if pos else None, pos.lon if pos else None, None]
+        version = self.version()
+        if at == len(timeline):  # the newest: the common case
+            self._step(v, t, event.status, entry, out, version)
+            entry[6] = v.snapshot()
+            timeline.append(entry)
+            v.event_time = t
+        else:
+            sealed = self.windows.sealed_time
+            if sealed is not None and t < sealed:
+                return _counted(Outcome.STALE, out)  # its window is emitted: beyond the lateness
+            self._rederive(v, at, entry, out, version)
+        trim(timeline, self.windows.sealed_time, TIMELINE_CAP)
+        out.vehicle_rows.append(v.row(self.station_id, self.area, version))
+        out.outcomes["applied"] += 1
+        return Outcome.APPLIED
 
-        status = event.status
+    def _step(self, v: VehicleState, t: float, status: VehicleStatus, entry: list[Any], out: StationOutput,
+              version: int) -> None:
+        """One event on the vehicle's state: status, position, engagement, category change for the windows."""
         old_cat = UNKNOWN_INDEX if v.status is None else _CAT_INDEX_OF_STATUS[v.status]
         new_cat = _CAT_INDEX_OF_STATUS[status]
         if status is not v.status:
             v.status_since = t
         v.status = status
-        if event.position is not None:
-            v.lat, v.lon = event.position.lat, event.position.lon
-        self._track_engagement(v, event, t, out)
+        if entry[4] is not None:
+            v.lat, v.lon = entry[4], entry[5]
+        self._track_engagement(v, status, entry[3], t, out, version)
         if old_cat != new_cat and self.windows.record(t, v.vehicle_type, old_cat, new_cat):
             out.late_changes += 1
-        out.vehicle_rows.append(v.row(self.station_id, self.area))
-        out.outcomes["applied"] += 1
-        return Outcome.APPLIED
+
+    def _rederive(self, v: VehicleState, at: int, entry: list[Any], out: StationOutput, version: int) -> None:
+        """Insert an older event at ``at`` and re-derive what follows it: its category changes (still pending:
+        they are younger than the sealed time), its engagements and the vehicle's state."""
+        timeline = v.timeline
+        prev = _cat_of_value(timeline[at - 1][6][0])
+        for e in timeline[at:]:
+            cat = _cat_of_value(e[2])
+            if cat != prev:
+                self.windows.retract(e[0], v.vehicle_type, prev, cat)
+            prev = cat
+        timeline.insert(at, entry)
+        v.restore(timeline[at - 1][6])
+        for e in timeline[at:]:
+            self._step(v, e[0], VehicleStatus(e[2]), e, out, version)
+            e[6] = v.snapshot()
 
     def apply_crew(self, event: CrewStatusEvent, t: float, out: StationOutput) -> Outcome:
-        """Apply one crew event: the newest event per person wins; duplicates change nothing."""
-        self.records += 1
-        if t > self.newest_event_time:
-            self.newest_event_time = t
+        """Apply one crew event at its place in the person's timeline (as :meth:`apply`)."""
+        self._consumed(t)
         p = self.staff.get(event.person_id)
         if p is None:
             p = self.staff[event.person_id] = PersonState(event.person_id)
-        rejected = _admit(p, event.event_id, t, out)
-        if rejected is not None:
-            return rejected
+        timeline = p.timeline
+        at = place(timeline, t, event.event_id)
+        if isinstance(at, Outcome):
+            return _counted(at, out)
+        entry: list[Any] = [t, event.event_id, event.status.value, profile_mask(event.qualifications),
+                            event.vehicle_id or "", event.intervention_id or "", None]
+        if at == len(timeline):
+            self._step_crew(p, t, event.status, entry, out)
+            entry[6] = p.snapshot()
+            timeline.append(entry)
+            p.event_time = t
+        else:
+            sealed = self.windows.sealed_time
+            if sealed is not None and t < sealed:
+                return _counted(Outcome.STALE, out)
+            prev = (timeline[at - 1][6][1], _staff_index_of_value(timeline[at - 1][6][0]))
+            for e in timeline[at:]:
+                now = (e[3], _staff_index_of_value(e[2]))
+                if now != prev:
+                    self.windows.retract_staff(e[0], prev[0], prev[1], now[0], now[1])
+                prev = now
+            timeline.insert(at, entry)
+            p.restore(timeline[at - 1][6])
+            for e in timeline[at:]:
+                self._step_crew(p, e[0], CrewStatus(e[2]), e, out)
+                e[6] = p.snapshot()
+        trim(timeline, self.windows.sealed_time, TIMELINE_CAP)
+        out.staff_rows.append(p.row(self.station_id, self.area, self.version()))
+        out.outcomes["applied"] += 1
+        return Outcome.APPLIED
+
+    def _step_crew(self, p: PersonState, t: float, status: CrewStatus, entry: list[Any], out: StationOutput
+                   ) -> None:
         old_mask, old_cat = p.mask, _staff_index(p.status)
-        new_mask, new_cat = profile_mask(event.qualifications), _staff_index(event.status)
-        if event.status is not p.status:
+        new_mask, new_cat = entry[3], _staff_index(status)
+        if status is not p.status:
             p.status_since = t
-        p.status, p.mask = event.status, new_mask
-        p.vehicle_id = event.vehicle_id or ""
-        p.intervention_id = event.intervention_id or ""
+        p.status, p.mask = status, new_mask
+        p.vehicle_id, p.intervention_id = entry[4], entry[5]
         if (old_mask, old_cat) != (new_mask, new_cat) and self.windows.record_staff(
                 t, old_mask, old_cat, new_mask, new_cat):
             out.late_changes += 1
-        out.staff_rows.append(p.row(self.station_id, self.area))
-        out.outcomes["applied"] += 1
-        return Outcome.APPLIED
 
     def current_capacity(self, crewing: Crewing, out: StationOutput) -> None:
         """The station's current capacity (per type: vehicles, available, staffed) and staff (per
@@ -262,9 +381,7 @@ class StationState:
                     on_duty[qi][cat] += 1
         tracked = bool(self.staff)
         staffed = crewing.staffed(available, staff_available) if tracked else {}
-        # newest event time first: it survives a lost state (a fresh worker on an old database); then the
-        # records consumed, which order the rows of one instant and only grow across a crash's replay
-        version = int(self.newest_event_time * 1000) * 1_000_000 + self.records % 1_000_000
+        version = self.version()
         for vtype in sorted(vehicles):
             n, s = available[vtype], staffed.get(vtype, 0)
             out.capacity_rows.append(StationCapacityRow(
@@ -276,27 +393,26 @@ class StationState:
                     self.station_id, self.area, q.value, avail + assigned + unavail, assigned, avail, unavail,
                     self.newest_event_time, version))
 
-    def _track_engagement(self, v: VehicleState, event: VehicleStatusEvent, t: float, out: StationOutput) -> None:
+    def _track_engagement(self, v: VehicleState, status: VehicleStatus, iid: str | None, t: float,
+                          out: StationOutput, version: int) -> None:
         eng = v.engagement
-        status = event.status
         if eng is not None and eng.released_at:
             eng = v.engagement = None
-        iid = event.intervention_id
         if status in ENGAGED_STATUSES or (status is VehicleStatus.RETURNING and iid):
             assert iid is not None
             if eng is not None and eng.intervention_id != iid:
                 eng.released_at = t  # redeployed to another intervention
-                out.engagement_rows.append(eng.row(v, self.station_id, self.area, t))
+                out.engagement_rows.append(eng.row(v, self.station_id, self.area, version))
                 eng = None
             if eng is None:
                 eng = v.engagement = Engagement(iid, t, [NO_TIME] * 5)
             idx = _MILESTONE.get(status)
             if idx is not None and not eng.milestones[idx]:
                 eng.milestones[idx] = t
-            out.engagement_rows.append(eng.row(v, self.station_id, self.area, t))
+            out.engagement_rows.append(eng.row(v, self.station_id, self.area, version))
         elif status in _RELEASING and eng is not None:
             eng.released_at = t
-            out.engagement_rows.append(eng.row(v, self.station_id, self.area, t))
+            out.engagement_rows.append(eng.row(v, self.station_id, self.area, version))
 
     def seal(self, watermark: float, out: StationOutput, crewing: Crewing, max_fill_windows: int = 1440) -> None:
         self.windows.seal(watermark, self.station_id, self.area, max_fill_windows, out.window_rows, crewing,

@@ -152,6 +152,19 @@ class StationWindows:
             self.staff_pending.append((t, to_mask, -1, to_cat))
         return late
 
+    def retract(self, t: float, vehicle_type: str, from_cat: int, to_cat: int) -> None:
+        """Withdraw a change recorded (not yet folded: younger than the sealed time) to re-derive it."""
+        self.pending.remove((t, vehicle_type, from_cat, to_cat))
+
+    def retract_staff(self, t: float, from_mask: int, from_cat: int, to_mask: int, to_cat: int) -> None:
+        """Withdraw a person's change recorded by :meth:`record_staff` (not yet folded)."""
+        if from_mask == to_mask:
+            self.staff_pending.remove((t, to_mask, from_cat, to_cat))
+        else:
+            if from_cat >= 0:
+                self.staff_pending.remove((t, from_mask, from_cat, -1))
+            self.staff_pending.remove((t, to_mask, -1, to_cat))
+
     def available_by_type(self) -> dict[str, int]:
         return {t: tc.counts[AVAILABLE] for t, tc in self.types.items()}
 

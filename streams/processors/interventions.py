@@ -10,7 +10,7 @@ from typing import Any
 from core.settings import Settings
 from core.tables import table
 from schemas.codec import InvalidEvent, decode_intervention
-from schemas.events import InterventionEvent
+from schemas.events import InterventionEvent, Lifecycle
 from streams.interventions import InterventionOutput, InterventionState, SectorWindows
 from streams.processor import (
     BatchResult,
@@ -113,10 +113,12 @@ class InterventionEngine:
             # Count when the opened time is set or moves. A re-delivery of the event that set it (after a
             # crash that stored the intervention entry but maybe not the sector entry) is placed again only
             # while its window is still open here (set semantics); an emitted window already counted it.
-            redelivered = state.opened_at == opened_before and t == state.opened_at
+            redelivered = (state.opened_at == opened_before and t == state.opened_at
+                           and ev.lifecycle is Lifecycle.OPENED)
             if state.opened_at and (state.opened_at != opened_before or redelivered):
                 already_emitted = redelivered and sectors.sealed_time is not None and t < sectors.sealed_time
-                if not already_emitted and sectors.place(key, state.sector, state.opened_at):
+                # counted in the sector of the opening event (not the newest's): the same in any arrival order
+                if not already_emitted and sectors.place(key, ev.location.sector, state.opened_at):
                     out.late_opened += 1
             sector_store[skey] = sectors
             sectors_touched[skey] = p

@@ -66,14 +66,17 @@ def test_staffed_capacity_and_uncrewed_flag_follow_vehicles_and_crews() -> None:
 
 def test_crew_events_out_of_order_and_duplicated_change_nothing() -> None:
     st = StationState.new("S1", REF, 60)
-    run(st, cev("P1", "available", T0 + 10, LEADER, event_id="a"))
+    st.seal(T0 + 15, run(st, cev("P1", "available", T0 + 10, LEADER, event_id="a")), CREWING)
     out = StationOutput()
-    assert st.apply_crew(cev("P1", "off_duty", T0, LEADER), T0, out) is Outcome.STALE
+    assert st.apply_crew(cev("P1", "off_duty", T0, LEADER), T0, out) is Outcome.STALE  # before the sealed time
     assert st.apply_crew(cev("P1", "available", T0 + 10, LEADER, event_id="a"), T0 + 10, out) is Outcome.DUPLICATE
     assert st.staff["P1"].status.value == "available" and out.staff_rows == []  # type: ignore[union-attr]
     # the newer event wins whatever the arrival order
     assert st.apply_crew(cev("P1", "off_duty", T0 + 20, LEADER), T0 + 20, out) is Outcome.APPLIED
     assert out.staff_rows[-1].status == "off_duty" and out.staff_rows[-1].qualifications == list(LEADER)
+    # an older one within the lateness takes its place before it: the person stays off duty since T0 + 20
+    assert st.apply_crew(cev("P1", "unavailable", T0 + 17, LEADER), T0 + 17, out) is Outcome.APPLIED
+    assert (out.staff_rows[-1].status, out.staff_rows[-1].status_since) == ("off_duty", T0 + 20)
 
 
 def test_windows_hold_staffed_capacity_its_minimum_and_staff_per_qualification() -> None:

@@ -41,19 +41,47 @@ def test_engagement_segments_and_release() -> None:
     assert out.vehicle_rows[-2].intervention_id == "I1"
 
 
-def test_older_event_and_repeated_event_id_do_not_change_state() -> None:
+def test_event_older_than_the_sealed_time_and_repeated_event_id_do_not_change_state() -> None:
     st = station()
-    apply(st, vev("V1", "dispatched", T0 + 10, "I1", event_id="a"), vev("V1", "en_route", T0 + 20, "I1"))
+    out = apply(st, vev("V1", "dispatched", T0 + 10, "I1", event_id="a"), vev("V1", "en_route", T0 + 20, "I1"))
+    st.seal(T0 + 15, out, CREWING)  # the windows up to T0 + 15 are final: an event before it is beyond the lateness
     before = copy.deepcopy(st.to_dict())
     out = StationOutput()
     assert st.apply(vev("V1", "available_at_station", T0 + 5), T0 + 5, out) is Outcome.STALE
-    assert st.apply(vev("V1", "en_route", T0 + 20, "I1", event_id=st.vehicles["V1"].ids_at_time[0]), T0 + 20,
+    assert st.apply(vev("V1", "en_route", T0 + 20, "I1", event_id=st.vehicles["V1"].timeline[-1][1]), T0 + 20,
                     out) is Outcome.DUPLICATE
     assert without_counter(st.to_dict()) == without_counter(before)
     assert st.records == before["r"] + 2
     assert out.vehicle_rows == [] and out.engagement_rows == []
     # same time, another id: a real second event (minute-truncated CAD data) is applied
     assert st.apply(vev("V1", "on_scene", T0 + 20, "I1"), T0 + 20, out) is Outcome.APPLIED
+
+
+def _final(st: StationState, out: StationOutput) -> tuple[object, ...]:
+    """What ClickHouse keeps: the newest row per key (versions left out), and every window."""
+    st.seal(T0 + 600, out, CREWING)
+    def newest(rows, key):  # type: ignore[no-untyped-def]
+        return sorted({key(r): r._replace(version=0) for r in rows}.values())
+    return (newest(out.engagement_rows, lambda r: (r.intervention_id, r.vehicle_id)),
+            newest(out.vehicle_rows, lambda r: r.vehicle_id), out.window_rows.rows())
+
+
+def test_an_older_event_within_the_lateness_is_put_in_its_place() -> None:
+    """The issue's two cases: dispatched (110 s) arriving after out_of_service (140 s), and en_route (260 s)
+    before dispatched (200 s) of the next intervention. Rows equal those of the events in time order."""
+    events = [vev("V1", "available_at_station", T0), vev("V2", "available_at_station", T0 + 1),
+              vev("V1", "dispatched", T0 + 110, "I1"), vev("V1", "out_of_service", T0 + 140),
+              vev("V1", "available_at_station", T0 + 180), vev("V1", "dispatched", T0 + 200, "I2"),
+              vev("V1", "en_route", T0 + 260, "I2")]
+    in_order = StationState.new("S1", REF, 60)
+    expected = _final(in_order, apply(in_order, *events))
+    disordered = StationState.new("S1", REF, 60)
+    out = apply(disordered, *[events[i] for i in (0, 1, 3, 2, 4, 6, 5)])
+    got = _final(disordered, out)
+    assert got == expected
+    engagements = {r.intervention_id: r for r in got[0]}
+    assert engagements["I1"].released_at == T0 + 140 and engagements["I2"].turnout_s == 60.0
+    assert out.outcomes["applied"] == 7
 
 
 def test_redeployment_closes_previous_engagement() -> None:

@@ -233,11 +233,14 @@ class Importer:
             vtype = ref.fleet[r.unit_id].vehicle_type
             if vtype != r.vehicle_type:
                 report.repairs["unit listed with another unit type: its most frequent type kept"] += 1
-            for t, status in r.statuses:
+            # Events of one unit at the same time are ordered by event id (streams/ordering.py): the id sorts
+            # as the unit's responses (first time, row id: see resolve_overlaps) and the statuses within a row
+            first = f"{int(r.statuses[0][0]):08x}.{r.row_id}"
+            for i, (t, status) in enumerate(r.statuses):
                 engaged = status is not VehicleStatus.AVAILABLE_ON_RADIO
                 position = Position(lat=r.lat, lon=r.lon) if status is VehicleStatus.ON_SCENE else None
                 ev = VehicleStatusEvent(
-                    schema_version=1, event_id=f"{r.row_id}:{status.value}", event_time=_dt(t),
+                    schema_version=1, event_id=f"{first}.{i}", event_time=_dt(t),
                     vehicle_id=r.unit_id, vehicle_type=vtype, home_station=home, status=status,
                     intervention_id=r.call_id if engaged else None, position=position)
                 out.append((t, 1, "vehicle-status", home, ev))
