@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     # Events up to this much older than the newest event time seen on their partition still
     # land in their own window; older ones are counted late and applied to the open window.
     allowed_lateness_seconds: int = Field(default=30, ge=0)
+    # Live, an event more than this far ahead of the worker's clock is dead-lettered (a terminal with a wrong
+    # clock would otherwise move its partition's watermark ahead and freeze the picture); the batch path has
+    # no clock bound (history, what-if runs), only ClickHouse's DateTime range, which applies everywhere.
+    max_clock_skew_s: float = Field(default=300.0, ge=0)
+    # The worker's clock: the wall clock, or for a simulation sped up from an origin (`make run`), origin +
+    # (wall clock - origin) x speed (event times then run ahead of the wall clock by design).
+    clock_origin: float = Field(default=0.0, ge=0)
+    clock_speed: float = Field(default=1.0, gt=0)
     # Closed interventions leave the worker's state this long (event time) after closing.
     intervention_retention_hours: float = Field(default=24.0, gt=0)
     intervention_eviction_interval_s: float = Field(default=60.0, gt=0)

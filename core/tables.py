@@ -32,6 +32,9 @@ DateTime = Annotated[float, CH("DateTime")]
 
 #: 0.0 stands for "no time" in the optional time columns (ClickHouse DateTime 0 = 1970-01-01).
 NO_TIME = 0.0
+#: The instants a ClickHouse DateTime holds (UInt32 seconds), 0 excepted (``NO_TIME``): an event outside is
+#: refused at decoding, never stored, so it can never block a write.
+DATETIME_MIN, DATETIME_MAX = 1, 2**32 - 1
 
 
 def column_types(row_type: type[tuple[Any, ...]]) -> tuple[tuple[str, str], ...]:

@@ -24,7 +24,9 @@ def describe_validation_error(error: ValidationError) -> str:
     for item in error.errors(include_url=False):
         where = ".".join(str(p) for p in item["loc"]) or "event"
         given = item.get("input")
-        shown = "" if item["type"] == "missing" or isinstance(given, dict) else f" (got {given!r:.60})"
+        # a field outside the schema: its name only (its value may be personal data a producer added)
+        hidden = item["type"] in ("missing", "extra_forbidden") or isinstance(given, dict)
+        shown = "" if hidden else f" (got {given!r:.60})"
         parts.append(f"{where}: {item['msg']}{shown}")
     return "; ".join(parts)
 

@@ -7,14 +7,22 @@ outside the closed sets and coordinates out of range are rejected with the field
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from core.tables import DATETIME_MAX, DATETIME_MIN
+
 SCHEMA_VERSION = 1
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
+#: An event's time: with a zone, and an instant ClickHouse's DateTime can hold (1970-01-01T00:00:01Z to
+#: 2106-02-07T06:28:15Z); a worker also refuses times too far ahead of its clock (VIGIE_MAX_CLOCK_SKEW_S).
+EventTime = Annotated[AwareDatetime, Field(
+    ge=datetime.fromtimestamp(DATETIME_MIN, UTC), le=datetime.fromtimestamp(DATETIME_MAX, UTC),
+    description="ISO 8601 with a zone, from 1970-01-01T00:00:01Z to 2106-02-07T06:28:15Z")]
 VehicleTypeCode = Annotated[str, Field(min_length=2, max_length=12, pattern=r"^[A-Z][A-Z0-9_]*$")]
 
 
@@ -86,7 +94,7 @@ class _Event(BaseModel):
 
     schema_version: Literal[1]
     event_id: Identifier
-    event_time: AwareDatetime
+    event_time: EventTime
 
 
 class VehicleStatusEvent(_Event):

@@ -104,6 +104,7 @@ class ProcessorAgent:
         self.settings = settings
         self.app = app
         self.topics = proc.topics(settings)
+        self.inputs = {settings.topic(i.topic): i for i in proc.inputs}
         self.engine = proc.engine(EngineContext(settings, live=True))
         self.tables = {st.name: faust_compat.state_table(app, st.name, settings.topic_partitions, st.dumps, st.loads)
                        for st in proc.states}
@@ -133,6 +134,9 @@ class ProcessorAgent:
 
     async def _dead_letter(self, dl: DeadLetter) -> None:
         log.warning("dead letter %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason)
+        source = self.inputs.get(dl.record.topic)
+        if source is not None:
+            dl = source.dead_letter(dl)  # an input about people keeps only its schema's fields
         await self.dead_letter_topic.send(key=dl.record.key, value=dl.to_json())
 
     async def on_batch(self, events: Sequence[EventT]) -> None:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,9 +52,15 @@ DEAD_LETTER_MAX_VALUE_BYTES = 256 * 1024
 class DeadLetter:
     record: Record
     reason: str
+    # an input carrying personal data (``Input.personal``): only these fields of a JSON object keep their
+    # values; others (a name a roster system added, say) are blanked; a value that is not a JSON object is
+    # not kept. Size and hash of the original are kept either way.
+    keep_fields: frozenset[str] | None = None
 
     def to_json(self) -> bytes:
         raw = self.record.value
+        if self.keep_fields is not None and raw is not None:
+            return self._redacted(raw)
         doc: dict[str, Any] = {
             "reason": self.reason,
             "source_topic": self.record.topic,
@@ -66,6 +74,22 @@ class DeadLetter:
             doc["value_b64"] = base64.b64encode(raw[:DEAD_LETTER_MAX_VALUE_BYTES]).decode()
             if len(raw) > DEAD_LETTER_MAX_VALUE_BYTES:  # the producer's request limit is ~1 MiB
                 doc.update(value_truncated=True, value_size=len(raw), value_sha256=hashlib.sha256(raw).hexdigest())
+        return json.dumps(doc).encode()
+
+    def _redacted(self, raw: bytes) -> bytes:
+        assert self.keep_fields is not None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = None
+        kept = None
+        if isinstance(value, dict):
+            kept = json.dumps({k: v if k in self.keep_fields else "<removed: not in the schema>"
+                               for k, v in value.items()}).encode()[:DEAD_LETTER_MAX_VALUE_BYTES]
+        plain = DeadLetter(Record(self.record.topic, self.record.partition, self.record.offset, self.record.key,
+                                  kept), self.reason)
+        doc = json.loads(plain.to_json())
+        doc.update(value_redacted=True, value_size=len(raw), value_sha256=hashlib.sha256(raw).hexdigest())
         return json.dumps(doc).encode()
 
 
@@ -131,6 +155,36 @@ class Engine(Protocol):
     def tick(self, stores: Stores, behind: Behind | None, assigned: Collection[int]) -> BatchResult | None: ...
 
 
+@dataclass(frozen=True)
+class TimeBound:
+    """The latest plausible event time: live, the worker's clock plus ``skew_s``; ``skew_s`` None (the batch
+    path): no bound. The clock is the wall clock, or a sped-up one from ``origin`` (see ``Settings``)."""
+
+    skew_s: float | None = None
+    origin: float = 0.0
+    speed: float = 1.0
+    wall: Callable[[], float] = time.time
+
+    def now(self) -> float:
+        wall = self.wall()
+        return self.origin + (wall - self.origin) * self.speed if self.origin else wall
+
+    def latest(self) -> float:
+        """Read once per batch: events after it are refused (``check``)."""
+        return math.inf if self.skew_s is None else self.now() + self.skew_s
+
+    def check(self, t: float, latest: float) -> None:
+        if t > latest:
+            assert self.skew_s is not None
+            raise InvalidEvent(
+                f"event_time: {_iso(t)} is more than {self.skew_s:g} s ahead of the worker's clock "
+                f"({_iso(latest - self.skew_s)}; VIGIE_MAX_CLOCK_SKEW_S)")
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
 @dataclass
 class EngineContext:
     """What an engine factory gets. ``live``: the Kafka runtime (offsets grow per partition and records can be
@@ -147,6 +201,12 @@ class EngineContext:
     def topic(self, logical: str) -> str:
         return self.settings.topic(logical)
 
+    @cached_property
+    def time_bound(self) -> TimeBound:
+        """Live: events beyond the worker's clock + ``VIGIE_MAX_CLOCK_SKEW_S`` are refused; batch: no bound."""
+        s = self.settings
+        return TimeBound(s.max_clock_skew_s if self.live else None, s.clock_origin, s.clock_speed)
+
 
 @dataclass(frozen=True)
 class Input:
@@ -160,6 +220,14 @@ class Input:
     # key column ``raw_key``): what the batch path and replays read back as history (None: not kept)
     raw_table: str | None = None
     raw_key: str = ""
+    # records about people (crews): their dead letters keep only the schema's fields (``DeadLetter``)
+    personal: bool = False
+
+    def dead_letter(self, letter: DeadLetter) -> DeadLetter:
+        """The letter as it may be kept for this input."""
+        if not self.personal:
+            return letter
+        return DeadLetter(letter.record, letter.reason, frozenset(self.model.model_fields))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.settings import LOCAL_STACK_ENV, Settings
@@ -39,9 +40,12 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
     logs = run_dir / "logs"
     logs.mkdir(exist_ok=True)
     started: list[ManagedProcess] = []
+    # the simulation runs ``speed`` times faster from now: the workers' clock (their bound on event times,
+    # VIGIE_MAX_CLOCK_SKEW_S) runs with it from the same origin
+    origin = float(int(time.time()))
     local = on_local_broker(settings.model_copy(update={
         "kafka_bootstrap": f"127.0.0.1:{settings.local_kafka_port}", "clickhouse_host": "127.0.0.1",
-        "clickhouse_port": settings.local_clickhouse_tcp_port}))
+        "clickhouse_port": settings.local_clickhouse_tcp_port, "clock_origin": origin, "clock_speed": speed}))
     env = {**os.environ, **local.to_env()}
     python = sys.executable
     for sig in (signal.SIGTERM, signal.SIGHUP):  # stop everything, as on Ctrl-C
@@ -69,6 +73,7 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
             started.append(ManagedProcess(f"worker-{i}", proc, log_path))
         sim_log = logs / "simulator.log"
         sim = subprocess.Popen([python, "-m", "vigie.cli", "simulate", "--speed", str(speed),
+                                "--start", datetime.fromtimestamp(origin, UTC).isoformat(),
                                 "--duration", str(365 * 86400)],
                                env=env, stdout=sim_log.open("ab"), stderr=subprocess.STDOUT,
                                start_new_session=True)

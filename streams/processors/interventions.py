@@ -21,6 +21,7 @@ from streams.processor import (
     Record,
     StateTable,
     Stores,
+    TimeBound,
     json_state,
 )
 from streams.rows import InterventionEventRow, InterventionRow, SectorWindowRow
@@ -39,7 +40,7 @@ class InterventionEngine:
     """Intervention batches -> per-intervention state, intervention rows and sector windows."""
 
     def __init__(self, window_seconds: int, allowed_lateness: float, retention_s: float = 86400.0,
-                 skip_applied_offsets: bool = False) -> None:
+                 skip_applied_offsets: bool = False, time_bound: TimeBound | None = None) -> None:
         """``skip_applied_offsets`` (the live path): each partition's sector entry records the last input
         offset applied, and a record at or below it is a replay after a crash and is skipped. Without it an
         intervention evicted after closing would be started afresh by the replay of its own ``closed``
@@ -49,6 +50,7 @@ class InterventionEngine:
         self.allowed_lateness = allowed_lateness
         self.retention_s = retention_s
         self.skip_applied_offsets = skip_applied_offsets
+        self.time_bound = time_bound or TimeBound()  # the latest plausible event time (live: the worker's clock)
         self.newest: dict[int, float] = {}
 
     def tick(self, stores: Stores, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
@@ -81,6 +83,7 @@ class InterventionEngine:
         sectors_touched: dict[str, int] = {}
         changed: dict[str, InterventionState] = {}
         records_topic = ""
+        latest = self.time_bound.latest()
         for rec in records:
             records_topic = rec.topic
             p = rec.partition
@@ -95,10 +98,11 @@ class InterventionEngine:
                 sectors_touched[skey] = p
             try:
                 ev = decode_intervention(rec.value)
+                t = ev.event_time.timestamp()
+                self.time_bound.check(t, latest)
             except InvalidEvent as e:
                 result.dead_letters.append(DeadLetter(rec, str(e)))
                 continue
-            t = ev.event_time.timestamp()
             if t > self.newest.get(p, 0.0):
                 self.newest[p] = t
             key = ev.intervention_id
@@ -168,7 +172,7 @@ class _InterventionCodec:
 def _engine(ctx: EngineContext) -> InterventionEngine:
     s = ctx.settings
     return InterventionEngine(s.window_seconds, s.allowed_lateness_seconds, s.intervention_retention_hours * 3600,
-                              skip_applied_offsets=ctx.live)
+                              skip_applied_offsets=ctx.live, time_bound=ctx.time_bound)
 
 
 def _evict_every(settings: Settings) -> float:

@@ -23,6 +23,7 @@ from streams.processor import (
     Record,
     StateTable,
     Stores,
+    TimeBound,
     check_key,
     json_state,
 )
@@ -57,15 +58,17 @@ class StationEngine:
     engagement, staff, current-capacity and window rows."""
 
     def __init__(self, reference: Reference, window_seconds: int, allowed_lateness: float,
-                 max_fill_windows: int = 1440, crew_topic: str = "crew-status") -> None:
+                 max_fill_windows: int = 1440, crew_topic: str = "crew-status", time_bound: TimeBound | None = None
+                 ) -> None:
         """``crew_topic``: the deployment's name of the crew-status topic (records of any other topic are
-        vehicle-status records)."""
+        vehicle-status records); ``time_bound``: the latest plausible event time (live: the worker's clock)."""
         self.reference = reference
         self.crewing = Crewing(reference.crew_rules)
         self.window_seconds = window_seconds
         self.allowed_lateness = allowed_lateness
         self.max_fill_windows = max_fill_windows
         self.crew_topic = crew_topic
+        self.time_bound = time_bound or TimeBound()
         self.newest: dict[int, float] = {}  # partition -> newest event time seen
         self.newest_tp: dict[tuple[str, int], float] = {}  # (topic, partition) -> newest event time seen
         self.last_mark: dict[int, float] = {}  # partition -> watermark of its last seal
@@ -169,15 +172,17 @@ class StationEngine:
         crew_rows: list[tuple[Any, ...]] = []
         newest_by_topic = result.newest_by_topic
         crew_topic = self.crew_topic
+        latest = self.time_bound.latest()
         for rec in records:
             partitions.add(rec.partition)
             crew = rec.topic == crew_topic
             try:
                 ev, station_id = self._decode(rec, crew)
+                t = ev.event_time.timestamp()
+                self.time_bound.check(t, latest)
             except (InvalidEvent, UnknownReference) as e:
                 result.dead_letters.append(DeadLetter(rec, str(e)))
                 continue
-            t = ev.event_time.timestamp()
             if t > self.newest.get(rec.partition, 0.0):
                 self.newest[rec.partition] = t
             if t > self.newest_tp.get((rec.topic, rec.partition), 0.0):
@@ -230,7 +235,7 @@ class StationEngine:
 def _engine(ctx: EngineContext) -> StationEngine:
     s = ctx.settings
     return StationEngine(ctx.reference, s.window_seconds, s.allowed_lateness_seconds,
-                         crew_topic=ctx.topic("crew-status"))
+                         crew_topic=ctx.topic("crew-status"), time_bound=ctx.time_bound)
 
 
 def _reseal_every(settings: Settings) -> float:
@@ -241,7 +246,7 @@ PROCESSOR = Processor(
     name="stations",
     inputs=(Input("vehicle-status", VehicleStatusEvent, "home station id", VEHICLE_EVENTS.name, "home_station"),
             # same key and partition count: a station's crews and vehicles meet in one state entry
-            Input("crew-status", CrewStatusEvent, "station id", CREW_EVENTS.name, "station_id")),
+            Input("crew-status", CrewStatusEvent, "station id", CREW_EVENTS.name, "station_id", personal=True)),
     states=(StateTable(STATIONS, *json_state(StationState)),),
     tables=(VEHICLE_EVENTS, CREW_EVENTS, VEHICLE_STATE, ENGAGEMENTS, STAFF_STATE, STATION_CAPACITY, STATION_STAFF,
             STATION_WINDOWS, STAFF_WINDOWS),

@@ -309,22 +309,44 @@ def test_worker_killed_and_clickhouse_restarted_mid_stream(stack: Stack, setting
 
 
 def test_bad_input_goes_to_dead_letter_and_nothing_else_is_lost(stack: Stack, settings: Settings) -> None:
+    """Bad records on all three inputs, times ClickHouse cannot store or far ahead of the worker's clock, an
+    oversized record: each is a dead letter with its reason, and the rows of everything else are exact (a
+    future time moving the watermark would have clamped later changes: the windows would differ)."""
     ref, events = simulate(settings, hours=0.5, seed=14)  # a seed with traffic on every partition
     worker = start_worker(stack, settings, "dlq-worker")
     last_vehicle = next(e for e in reversed(events) if e.topic == "vehicle-status")
+    last_crew = next(e for e in reversed(events) if e.topic == "crew-status")
+    last_call = next(e for e in reversed(events) if e.topic == "interventions")
     good = json.loads(last_vehicle.event.model_dump_json())
-    bad_values = {
-        b"\xff\xfe garbage": "not valid JSON",
-        json.dumps({**good, "vehicle_type": 12}).encode(): "vehicle_type: Input should be a valid string",
-        json.dumps({**good, "status": "teleporting"}).encode(): "status: Input should be",
-        json.dumps({**good, "event_time": "2026-01-09T07:00:00"}).encode(): "timezone",
-        json.dumps({**good, "vehicle_id": "GHOST-1"}).encode(): "unknown vehicle 'GHOST-1'",
-    }
+    vehicle, crew, call = (settings.topic(t) for t in ("vehicle-status", "crew-status", "interventions"))
+    a_year_ahead = datetime.fromtimestamp(time.time() + 366 * 86400, UTC).isoformat()
+    bad = [  # (topic, key, value, what the reason says)
+        (vehicle, last_vehicle.key, b"\xff\xfe garbage", "not valid JSON"),
+        (vehicle, last_vehicle.key, json.dumps({**good, "vehicle_type": 12}).encode(),
+         "vehicle_type: Input should be a valid string"),
+        (vehicle, last_vehicle.key, json.dumps({**good, "status": "teleporting"}).encode(), "status: Input should be"),
+        (vehicle, last_vehicle.key, json.dumps({**good, "event_time": "2026-01-09T07:00:00"}).encode(), "timezone"),
+        (vehicle, last_vehicle.key, json.dumps({**good, "vehicle_id": "GHOST-1"}).encode(),
+         "unknown vehicle 'GHOST-1'"),
+        (vehicle, last_vehicle.key, json.dumps({**good, "event_time": "1900-01-01T00:00:00+00:00"}).encode(),
+         "greater than or equal to 1970-01-01T00:00:01"),
+        (vehicle, last_vehicle.key, json.dumps({**good, "event_time": "2200-01-01T00:00:00+00:00"}).encode(),
+         "less than or equal to 2106-02-07T06:28:15"),
+        (vehicle, last_vehicle.key, json.dumps({**good, "event_time": a_year_ahead}).encode(),
+         "ahead of the worker's clock"),
+        (vehicle, last_vehicle.key, json.dumps({**good, "padding": "x" * 900_000}).encode(),
+         "padding: Extra inputs are not permitted"),
+        (crew, last_crew.key, json.dumps({**json.loads(last_crew.event.model_dump_json()),
+                                          "full_name": "Jeanne Dupont"}).encode(),
+         "full_name: Extra inputs are not permitted"),
+        (call, last_call.key, json.dumps({**json.loads(last_call.event.model_dump_json()),
+                                          "lifecycle": "exploded"}).encode(), "lifecycle: Input should be"),
+    ]
     producer = Producer({**settings.confluent_config(), "partitioner": "murmur2_random"})
     half = len(events) // 2
     publish(settings, events[:half], speed=PACE)
-    for value in bad_values:
-        producer.produce(settings.topic("vehicle-status"), key=last_vehicle.key.encode(), value=value)
+    for topic, key, value, _ in bad:
+        producer.produce(topic, key=key.encode(), value=value)
     producer.flush(10)
     publish(settings, events[half:], speed=PACE)
     wait_for_all_events(settings, events)
@@ -333,16 +355,25 @@ def test_bad_input_goes_to_dead_letter_and_nothing_else_is_lost(stack: Stack, se
     consumer.subscribe([settings.dead_letter_topic])
     letters = []
     deadline = time.monotonic() + 30
-    while len(letters) < len(bad_values) and time.monotonic() < deadline:
+    while len(letters) < len(bad) and time.monotonic() < deadline:
         m = consumer.poll(1.0)
         if m is not None and not m.error():
             letters.append(json.loads(m.value()))
     consumer.close()
-    assert len(letters) == len(bad_values)
+    assert len(letters) == len(bad)
     import base64
+    import hashlib
+
+    by_digest = {(topic, hashlib.sha256(value).hexdigest()): reason for topic, _, value, reason in bad}
     for letter in letters:
-        original = base64.b64decode(letter["value_b64"])
-        assert bad_values[original] in letter["reason"]
-        assert letter["source_topic"] == settings.topic("vehicle-status") and letter["source_offset"] >= 0
+        kept = base64.b64decode(letter["value_b64"]) if letter["value_b64"] else b""
+        digest = letter.get("value_sha256") or hashlib.sha256(kept).hexdigest()
+        assert by_digest.pop((letter["source_topic"], digest)) in letter["reason"]
+        assert letter["source_offset"] >= 0 and len(kept) <= 256 * 1024
+        if letter.get("value_truncated"):
+            assert letter["value_size"] > 900_000 and len(kept) == 256 * 1024
+        if letter["source_topic"] == crew:  # about a person: nothing outside the schema is kept
+            assert letter["value_redacted"] and b"Jeanne" not in kept and "Jeanne" not in letter["reason"]
+    assert by_digest == {}
     assert_exact(settings, ref, events, long_run=False)
     stop_worker(worker)

@@ -66,3 +66,28 @@ def test_no_table_has_a_personal_column() -> None:
 def test_the_check_would_catch_a_name_field() -> None:
     assert PERSONAL.search("last_name") and PERSONAL.search("name") and PERSONAL.search("phone")
     assert not PERSONAL.search("person_id") and not PERSONAL.search("station_id")
+
+
+def test_a_dead_lettered_crew_record_keeps_no_value_outside_the_schema() -> None:
+    from streams.processor import DeadLetter, Record
+    from streams.processors.stations import PROCESSOR, StationEngine
+    from tests.helpers import T0, cev, small_reference
+
+    crew_input = next(i for i in PROCESSOR.inputs if i.topic == "crew-status")
+    good = json.loads(cev("P1", "available", T0).model_dump_json())
+    raw = json.dumps({**good, "full_name": "Jeanne Dupont", "phone": "+33 6 12 34 56 78"}).encode()
+    result = StationEngine(small_reference(), 60, 30).process([Record("crew-status", 0, 7, b"S1", raw)],
+                                                               {"stations": {}})
+    (letter,) = result.dead_letters
+    stored = crew_input.dead_letter(letter).to_json()
+    assert b"Jeanne" not in stored and b"Dupont" not in stored and b"12 34" not in stored
+    import base64
+    doc = json.loads(stored)
+    kept = json.loads(base64.b64decode(doc["value_b64"]))
+    assert kept["person_id"] == "P1" and kept["full_name"] == "<removed: not in the schema>"
+    assert "full_name" in doc["reason"] and doc["value_redacted"] and doc["value_size"] == len(raw)
+    # not JSON: nothing of the value is kept; vehicle records keep theirs whole
+    garbage = DeadLetter(Record("crew-status", 0, 8, b"S1", b"Jeanne Dupont, not JSON"), "not valid JSON")
+    assert b"Jeanne" not in crew_input.dead_letter(garbage).to_json()
+    vehicle_input = next(i for i in PROCESSOR.inputs if i.topic == "vehicle-status")
+    assert vehicle_input.dead_letter(garbage) is garbage

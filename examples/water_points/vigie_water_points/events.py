@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import Identifier
+from schemas.events import EventTime, Identifier
 
 
 class WaterPointStatus(StrEnum):
@@ -27,7 +27,7 @@ class WaterPointEvent(BaseModel):
 
     schema_version: Literal[1]
     event_id: Identifier
-    event_time: AwareDatetime
+    event_time: EventTime  # Vigie's: an instant ClickHouse can store
     water_point_id: Identifier
     area: Identifier
     kind: WaterPointKind

@@ -24,6 +24,7 @@ from streams.processor import (
     Record,
     StateTable,
     Stores,
+    TimeBound,
     check_key,
     json_state,
 )
@@ -95,19 +96,24 @@ class WaterPoint:
 
 
 class WaterPointEngine:
+    def __init__(self, time_bound: TimeBound | None = None) -> None:
+        self.time_bound = time_bound or TimeBound()  # live: no event far ahead of the worker's clock
+
     def process(self, records: Sequence[Record], stores: Stores, behind: Any = None) -> BatchResult:
         store = stores[STATES]
         result = BatchResult()
         changed: dict[str, WaterPoint] = {}
         raw: list[WaterPointEventRow] = []
+        latest = self.time_bound.latest()
         for rec in records:
             try:
                 ev = decode(WaterPointEvent, rec.value)
                 check_key(rec, ev.water_point_id, "water_point_id")
+                t = ev.event_time.timestamp()
+                self.time_bound.check(t, latest)
             except InvalidEvent as e:
                 result.dead_letters.append(DeadLetter(rec, str(e)))
                 continue
-            t = ev.event_time.timestamp()
             point = store.get(ev.water_point_id) or WaterPoint(ev.water_point_id)
             outcome = point.apply(ev, t)
             result.outcomes[outcome] += 1
@@ -127,7 +133,7 @@ class WaterPointEngine:
 
 
 def _engine(ctx: EngineContext) -> WaterPointEngine:
-    return WaterPointEngine()
+    return WaterPointEngine(ctx.time_bound)
 
 
 PROCESSOR = Processor(
