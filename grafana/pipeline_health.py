@@ -35,21 +35,28 @@ PANELS: list[tuple[str, str, str, str, tuple[int, int, int, int], str]] = [
 WORKERS_UP = f'count(up{{job="{JOB}"}} == 1)'
 TOTAL_LAG = "sum(vigie_consumer_lag_messages)"
 MAX_FRESHNESS = "max(vigie_freshness_seconds)"
+SINK_BLOCKED = "max(vigie_sink_blocked_seconds)"
 
 
 def build() -> dash_b.Dashboard:
     d = (dash_b.Dashboard("Vigie — pipeline health").uid(UID).tags(["vigie", "ops"])
          .description("Throughput, lag, freshness, rejects and ClickHouse writes of the Vigie workers.")
          .refresh("10s").time("now-1h", "now").timezone("browser").editable())
-    d = d.with_panel(stat.Panel().title("Workers up").grid_pos(at(0, 0, 8, 4))
+    d = d.with_panel(stat.Panel().title("Workers up").grid_pos(at(0, 0, 6, 4))
                      .with_target(promql(WORKERS_UP, "workers"))
                      .thresholds(thresholds((None, RED), (1, GREEN))).no_value("0"))
-    d = d.with_panel(stat.Panel().title("Total lag").grid_pos(at(8, 0, 8, 4))
+    d = d.with_panel(stat.Panel().title("Total lag").grid_pos(at(6, 0, 6, 4))
                      .with_target(promql(TOTAL_LAG, "lag")).unit("short")
                      .thresholds(thresholds((None, GREEN), (10_000, ORANGE), (100_000, RED))))
-    d = d.with_panel(stat.Panel().title("Oldest picture").grid_pos(at(16, 0, 8, 4))
+    d = d.with_panel(stat.Panel().title("Oldest picture").grid_pos(at(12, 0, 6, 4))
                      .with_target(promql(MAX_FRESHNESS, "freshness")).unit("s")
                      .thresholds(thresholds((None, GREEN), (10, ORANGE), (60, RED))))
+    d = d.with_panel(stat.Panel().title("ClickHouse writes blocked").grid_pos(at(18, 0, 6, 4))
+                     .description("How long a worker's ClickHouse write has been retrying (ClickHouse down or "
+                                  "refusing): the picture is frozen meanwhile. Rows refused for what they hold "
+                                  "never block: they go to the dead-letter topic.")
+                     .with_target(promql(SINK_BLOCKED, "blocked")).unit("s")
+                     .thresholds(thresholds((None, GREEN), (5, ORANGE), (30, RED))))
     for title, expr, legend, unit, (x, y, w, h), description in PANELS:
         d = d.with_panel(timeseries.Panel().title(title).description(description).grid_pos(at(x, y, w, h))
                          .with_target(promql(expr, legend)).unit(unit).legend(legend_bottom()).line_width(2))

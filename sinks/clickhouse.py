@@ -5,6 +5,10 @@ of the batch is stored: while ClickHouse is unreachable it retries with capped e
 back-off, and the caller (the Faust agent) holds its stream, so offsets are never committed for
 rows that are not stored. Tables are ReplacingMergeTree on natural keys, so re-writing a batch
 after a partial failure or a crash replaces rows instead of counting them twice.
+
+Rows ClickHouse refuses (``sinks/errors.py``: retrying cannot help) never block: the table's rows are split
+in halves until the refused rows stand alone; the others are stored and the refused ones returned, with the
+error, for the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from clickhouse_driver import Client
 
 from core.settings import Settings
 from core.tables import TableSpec
+from sinks.errors import is_data_error
 from sinks.migrate import migrate
 from streams import registry
 from streams.runtime import metrics
+from streams.runtime.checkpoint import Rejected
 from streams.runtime.watchdog import Liveness
 
 log = logging.getLogger("vigie.sink")
@@ -76,13 +82,18 @@ class SinkMetrics:
 
     def on_written(self, table: str, rows: int, seconds: float) -> None: ...
     def on_error(self, table: str, error: BaseException) -> None: ...
+    def on_blocked(self, since: float | None) -> None:
+        """A write is retrying since ``since`` (monotonic; None: stored, not blocked any more)."""
 
 
 class PrometheusSinkMetrics(SinkMetrics):
-    """Sink outcomes to Prometheus; each attempt is also a sign of life for the stall watchdog."""
+    """Sink outcomes to Prometheus; a stored write is a sign of life for the stall watchdog, a retrying one
+    tells it the worker is blocked on ClickHouse (not stalled: a restart would not help)."""
 
     def __init__(self, liveness: Liveness | None = None) -> None:
         self.liveness = liveness
+        if liveness is not None:
+            metrics.SINK_BLOCKED.set_function(liveness.sink_blocked_for)
 
     def on_written(self, table: str, rows: int, seconds: float) -> None:
         metrics.ROWS_WRITTEN.labels(table).inc(rows)
@@ -92,8 +103,33 @@ class PrometheusSinkMetrics(SinkMetrics):
 
     def on_error(self, table: str, error: BaseException) -> None:
         metrics.SINK_ERRORS.labels(table).inc()
+
+    def on_blocked(self, since: float | None) -> None:
         if self.liveness is not None:
-            self.liveness.beat()
+            self.liveness.sink_blocked_since = since
+
+
+def _count(rows: Sequence[Sequence[Any]]) -> int:
+    """Rows held (a block of window runs: its entries, each a run)."""
+    entries = getattr(rows, "entries", None)
+    return len(rows) if entries is None else int(entries)
+
+
+def _halves(rows: Sequence[Sequence[Any]]) -> list[Sequence[Sequence[Any]]]:
+    n = _count(rows)
+    sliced = getattr(rows, "sliced", None)
+    if sliced is not None:
+        return [sliced(0, n // 2), sliced(n // 2, n)]
+    return [rows[: n // 2], rows[n // 2:]]
+
+
+def _only_row(spec: TableSpec, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    entry = rows.columns() if hasattr(rows, "columns") else [[v] for v in rows[0]]
+    row = {name: col[0] for name, col in zip(spec.columns, entry, strict=True)}
+    repeat = getattr(rows, "repeat", None)
+    if repeat is not None:
+        row["repeat"] = repeat[0]
+    return row
 
 
 class ClickHouseSink:
@@ -119,33 +155,70 @@ class ClickHouseSink:
             return
         client.execute(f"INSERT INTO {self.database}.{spec.name} ({cols}) VALUES", columns, columnar=True)
 
-    async def _write_one(self, spec: TableSpec, rows: Sequence[Sequence[Any]]) -> bool:
+    async def _write_one(self, spec: TableSpec, rows: Sequence[Sequence[Any]]) -> BaseException | None:
+        """Store one table's rows; the error if they were not stored."""
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
             # bounded: a call hung on a half-dead connection becomes a retry on a fresh one
             await asyncio.wait_for(loop.run_in_executor(None, self._insert, spec, rows),
                                    self.settings.sink_write_timeout_s)
-        except Exception as e:  # any failure, a timeout included: reconnect and retry
+        except Exception as e:  # any failure, a timeout included: reconnect, then retry or split
             self.metrics.on_error(spec.name, e)
-            log.warning("ClickHouse write to %s failed (%s)", spec.name, e)
+            log.warning("ClickHouse write of %d row(s) to %s failed (%s)", _count(rows), spec.name, e)
             self._drop_client(spec.name)
-            return False
+            return e
         self.metrics.on_written(spec.name, len(rows), time.perf_counter() - started)
-        return True
+        return None
 
-    async def write(self, batch: Mapping[TableSpec, Sequence[Sequence[Any]]]) -> None:
-        """Store every non-empty table of the batch, the tables in parallel (one connection each); retry
-        the failed ones with capped back-off until all are stored (never drops)."""
-        pending = [(spec, rows) for spec, rows in batch.items() if rows]
+    async def write(self, batch: Mapping[TableSpec, Sequence[Sequence[Any]]]) -> list[Rejected]:
+        """Store every non-empty table of the batch, the tables in parallel (one connection each). Transient
+        failures are retried with capped back-off until stored (never dropped); rows refused for what they
+        hold are isolated by halving and returned (every other row is stored)."""
+        pending = [(spec, rows) for spec, rows in batch.items() if _count(rows)]
+        rejected: list[Rejected] = []
         delay = self.settings.sink_retry_initial_s
+        blocked_since: float | None = None
         while pending:
-            done = await asyncio.gather(*(self._write_one(spec, rows) for spec, rows in pending))
-            pending = [item for item, ok in zip(pending, done, strict=True) if not ok]
-            if pending:
+            errors = await self._write_each(pending)
+            again, transient = [], False
+            for (spec, rows), error in zip(pending, errors, strict=True):
+                if error is None:
+                    continue
+                if not is_data_error(error):
+                    again.append((spec, rows))
+                    transient = True
+                elif _count(rows) > 1:
+                    again += [(spec, half) for half in _halves(rows) if _count(half)]
+                else:
+                    rejected.append(Rejected(spec.name, _only_row(spec, rows), f"{type(error).__name__}: {error}"))
+                    log.error("ClickHouse refused a row of %s: %s", spec.name, error)
+            pending = again
+            if transient:
+                if blocked_since is None:
+                    blocked_since = time.monotonic()
+                    self.metrics.on_blocked(blocked_since)
                 log.warning("retrying %d table(s) in %.1fs", len(pending), delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, self.settings.sink_retry_max_s)
+        if blocked_since is not None:
+            self.metrics.on_blocked(None)
+        return rejected
+
+    async def _write_each(self, parts: list[tuple[TableSpec, Sequence[Sequence[Any]]]]
+                          ) -> list[BaseException | None]:
+        """Write every part: tables in parallel, the parts of one table one after the other (its connection)."""
+        by_table: dict[str, list[int]] = {}
+        for i, (spec, _) in enumerate(parts):
+            by_table.setdefault(spec.name, []).append(i)
+        errors: list[BaseException | None] = [None] * len(parts)
+
+        async def one_table(indexes: list[int]) -> None:
+            for i in indexes:
+                errors[i] = await self._write_one(*parts[i])
+
+        await asyncio.gather(*(one_table(ix) for ix in by_table.values()))
+        return errors
 
     def _drop_client(self, table: str) -> None:
         client = self._clients.pop(table, None)

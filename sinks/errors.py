@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from clickhouse_driver.errors import ErrorCodes, ServerException
+from clickhouse_driver.errors import Error, ErrorCodes
 
 #: Server error codes caused by the data inserted (the same rows fail again, on any server).
 DATA_ERROR_CODES = frozenset({
@@ -37,7 +37,7 @@ CLIENT_DATA_ERRORS = (struct.error, OverflowError, ValueError, TypeError, Unicod
 
 def is_data_error(error: BaseException) -> bool:
     """True when the rows themselves are refused (retrying cannot succeed)."""
-    if isinstance(error, ServerException):
+    if isinstance(error, Error):  # the server's errors, and the driver's own with a server code (type mismatch)
         if error.code == ErrorCodes.TOO_MANY_PARTS:
             # "too many partitions for single INSERT block" is the rows' spread; "too many parts" alone is
             # merges falling behind (transient)

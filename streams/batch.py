@@ -84,6 +84,7 @@ class HistoryStats:
     rows: Counter[str] = field(default_factory=Counter)
     processes: int = 1
     unrouted: Counter[str] = field(default_factory=Counter)  # records of topics no processor reads
+    refused: Counter[str] = field(default_factory=Counter)  # rows ClickHouse refused, per table
 
     @property
     def events_per_second(self) -> float:
@@ -95,6 +96,7 @@ class HistoryStats:
         self.invalid += other.invalid
         self.rows.update(other.rows)
         self.unrouted.update(other.unrouted)
+        self.refused.update(other.refused)
 
 
 @dataclass
@@ -162,4 +164,8 @@ class BatchRunner:
         self.stats.events += events
         for spec, table_rows in rows.items():
             self.stats.rows[spec.name] += len(table_rows)
-        return asyncio.create_task(self.writer.write(rows))
+        return asyncio.create_task(self._store(rows))
+
+    async def _store(self, rows: dict[TableSpec, Sequence[Any]]) -> None:
+        for refused in await self.writer.write(rows):  # stored without them; counted, and logged by the sink
+            self.stats.refused[refused.table] += 1

@@ -36,6 +36,9 @@ class InterventionState:
     ids_at_time: list[str] = field(default_factory=list)
     partition: int = -1
     records: int = 0  # records consumed (any outcome): with the newest time, the version of its rows
+    # the opening event: the first ``opened`` in (time, id) order; its sector is where the opening counts
+    opened_by: str = ""
+    opened_sector: str = ""
 
     @property
     def status(self) -> str:
@@ -50,8 +53,9 @@ class InterventionState:
         rejected = admit(self, event.event_id, t)  # the shared ordering rule (streams/ordering.py)
         if rejected is Outcome.DUPLICATE:
             return rejected.value
-        if event.lifecycle is Lifecycle.OPENED and (not self.opened_at or t < self.opened_at):
-            self.opened_at = t
+        if event.lifecycle is Lifecycle.OPENED and (
+                not self.opened_at or (t, event.event_id) < (self.opened_at, self.opened_by)):
+            self.opened_at, self.opened_by, self.opened_sector = t, event.event_id, event.location.sector
         elif event.lifecycle is Lifecycle.CLOSED and t > self.closed_at:
             self.closed_at = t
         if rejected is not None:
@@ -71,12 +75,14 @@ class InterventionState:
 
     def to_list(self) -> list[object]:
         return [self.nature, self.priority, self.sector, self.lat, self.lon,
-                self.opened_at, self.closed_at, self.event_time, self.ids_at_time, self.partition, self.records]
+                self.opened_at, self.closed_at, self.event_time, self.ids_at_time, self.partition, self.records,
+                self.opened_by, self.opened_sector]
 
     @classmethod
     def from_list(cls, intervention_id: str, d: list) -> InterventionState:  # type: ignore[type-arg]
         return cls(intervention_id, d[0], int(d[1]), d[2], float(d[3]), float(d[4]),
-                   float(d[5]), float(d[6]), float(d[7]), list(d[8]), int(d[9]), int(d[10]) if len(d) > 10 else 0)
+                   float(d[5]), float(d[6]), float(d[7]), list(d[8]), int(d[9]), int(d[10]) if len(d) > 10 else 0,
+                   str(d[11]) if len(d) > 11 else "", str(d[12]) if len(d) > 12 else d[2])
 
 
 @dataclass(slots=True)

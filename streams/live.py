@@ -24,7 +24,7 @@ from core.settings import Settings
 from streams import faust_compat
 from streams.processor import DeadLetter, EngineContext, Processor, Record, Stores
 from streams.runtime import metrics
-from streams.runtime.checkpoint import Checkpoint, RowWriter
+from streams.runtime.checkpoint import Checkpoint, Rejected, RowWriter, rejected_row_letter
 from streams.runtime.hold import WatermarkHold
 from streams.runtime.offsets import OffsetGuard, records_between
 from streams.runtime.watchdog import Liveness, restart_process
@@ -113,7 +113,9 @@ class ProcessorAgent:
                                  lambda j: metrics.OFFSET_JUMPS.labels(j.topic).inc())
         self.hold = (WatermarkHold(self.topics, settings.input_idle_s, self.guard.tracker.next)
                      if proc.hold_watermark and len(self.topics) > 1 else None)
-        self.checkpoint = Checkpoint(rows, self._write_changelog, self._dead_letter, liveness.beat)
+        self.raw_inputs = {i.raw_table: i for i in proc.inputs if i.raw_table}
+        self.checkpoint = Checkpoint(rows, self._write_changelog, self._dead_letter, liveness.beat,
+                                     self._rejected_letter)
         self.dead_letter_topic = dead_letter_topic
         self.progress = progress
         self.lock = asyncio.Lock()  # one batch (or tick) at a time: state, rows, changelog
@@ -131,6 +133,13 @@ class ProcessorAgent:
 
     async def _write_changelog(self, store: str, entries: Sequence[tuple[str, int, Any]]) -> None:
         await faust_compat.write_changelog(self.tables[store], entries)
+
+    def _rejected_letter(self, refused: Rejected) -> DeadLetter:
+        """A row ClickHouse refused: the raw event behind it when the row is one (else the row itself)."""
+        source = self.raw_inputs.get(refused.table)
+        if source is None:
+            return rejected_row_letter(refused)
+        return rejected_row_letter(refused, self.settings.topic(source.topic), source.raw_key)
 
     async def _dead_letter(self, dl: DeadLetter) -> None:
         log.warning("dead letter %s[%d]@%d: %s", dl.record.topic, dl.record.partition, dl.record.offset, dl.reason)

@@ -54,6 +54,13 @@ class WindowBlock:
             self._entries.append(row)
             self.repeat.append(count)
 
+    def sliced(self, start: int, stop: int) -> WindowBlock:
+        """Entries ``start`` to ``stop`` (runs kept whole): a part of the block to store on its own."""
+        part = WindowBlock(self.row_type)
+        part._entries = self._entries[start:stop]
+        part.repeat = self.repeat[start:stop]
+        return part
+
     def extend(self, other: WindowBlock) -> None:
         self._entries.extend(other._entries)
         self.repeat.extend(other.repeat)

@@ -81,6 +81,8 @@ def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
           f"({stats.processes} process(es))")
     for table, n in sorted(stats.rows.items()):
         print(f"  {table}: {n} rows")
+    for table, n in sorted(stats.refused.items()):
+        print(f"  {table}: {n} rows refused by ClickHouse (not stored; see the log)")
     return 0
 
 

@@ -108,21 +108,20 @@ class InterventionEngine:
             key = ev.intervention_id
             state = store.get(key) or InterventionState(key)
             state.partition = p
-            opened_before = state.opened_at
+            opened_before = (state.opened_at, state.opened_sector)
             outcome = state.apply(ev, t)
             out.outcomes[outcome] += 1
             store[key] = state
             touched[key] = p
             changed[key] = state
-            # Count when the opened time is set or moves. A re-delivery of the event that set it (after a
+            # Count when the opening (time, sector) is set or moves. A re-delivery of the opening event (after a
             # crash that stored the intervention entry but maybe not the sector entry) is placed again only
             # while its window is still open here (set semantics); an emitted window already counted it.
-            redelivered = (state.opened_at == opened_before and t == state.opened_at
-                           and ev.lifecycle is Lifecycle.OPENED)
-            if state.opened_at and (state.opened_at != opened_before or redelivered):
+            moved = (state.opened_at, state.opened_sector) != opened_before
+            redelivered = not moved and ev.event_id == state.opened_by and ev.lifecycle is Lifecycle.OPENED
+            if state.opened_at and (moved or redelivered):
                 already_emitted = redelivered and sectors.sealed_time is not None and t < sectors.sealed_time
-                # counted in the sector of the opening event (not the newest's): the same in any arrival order
-                if not already_emitted and sectors.place(key, ev.location.sector, state.opened_at):
+                if not already_emitted and sectors.place(key, state.opened_sector, state.opened_at):
                     out.late_opened += 1
             sector_store[skey] = sectors
             sectors_touched[skey] = p

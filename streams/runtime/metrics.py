@@ -27,6 +27,8 @@ FLUSH_SECONDS = Histogram(
 OFFSET_JUMPS = Counter(
     "vigie_offset_jumps_total",
     "Records delivered out of offset order (re-reads, or skipped records: the worker then restarts)", ["topic"])
+SINK_BLOCKED = Gauge("vigie_sink_blocked_seconds",
+                     "How long this worker's ClickHouse write has been retrying (0: not blocked)")
 SINK_ERRORS = Counter("vigie_sink_errors_total", "Failed ClickHouse writes (each is retried)", ["table"])
 FRESHNESS = Gauge("vigie_freshness_seconds", "Now minus the newest event time of the last stored batch", ["topic"])
 CONSUMER_LAG = Gauge("vigie_consumer_lag_messages", "High watermark minus next offset to process",

@@ -1,7 +1,8 @@
 """Stall watchdog: a worker that has work waiting but makes no progress restarts itself.
 
-Progress is a processed batch or a ClickHouse write attempt (a worker holding its stream through a
-ClickHouse outage is alive: it retries). Work waiting is measured at the broker, independently of Faust:
+Progress is a processed batch or a stored ClickHouse write. A worker whose write is retrying (ClickHouse
+down) is *blocked*, not stalled: the watchdog says so (log, ``vigie_sink_blocked_seconds``) and does not
+restart it, which would not help. Work waiting is measured at the broker, independently of Faust:
 for the partitions assigned to this worker, the high watermark beyond the group's committed offset.
 When the worker has been idle for VIGIE_WORKER_STALL_TIMEOUT_S with work waiting, it logs the stacks of
 its asyncio tasks (to diagnose the stall) and re-executes itself: the new process rejoins the group and
@@ -30,16 +31,22 @@ log = logging.getLogger("vigie.watchdog")
 
 
 class Liveness:
-    """The time of the last sign of progress (monotonic), shared by the agents and the sinks."""
+    """The time of the last sign of progress (monotonic), shared by the agents and the sinks, and since when
+    the sink's write has been retrying (None: not blocked)."""
 
     def __init__(self) -> None:
         self.last = time.monotonic()
+        self.sink_blocked_since: float | None = None
 
     def beat(self) -> None:
         self.last = time.monotonic()
 
     def idle_for(self) -> float:
         return time.monotonic() - self.last
+
+    def sink_blocked_for(self) -> float:
+        since = self.sink_blocked_since
+        return 0.0 if since is None else time.monotonic() - since
 
 
 def waiting_messages(consumer: Consumer, tps: Iterable[tuple[str, int]]) -> int:
@@ -122,6 +129,11 @@ class StallWatchdog(threading.Thread):
                     waiting = waiting_messages(consumer, list(self.assigned()))
                 except Exception as e:
                     log.warning("stall check could not reach the broker: %s", e)
+                    continue
+                blocked = self.liveness.sink_blocked_for()
+                if waiting and blocked:
+                    log.warning("blocked on ClickHouse for %.0fs with %d messages waiting: retrying, not restarting",
+                                blocked, waiting)
                     continue
                 if waiting and self.liveness.idle_for() >= timeout:
                     try:

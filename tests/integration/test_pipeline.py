@@ -224,6 +224,7 @@ def test_pipeline_health_panels_on_a_real_prometheus(live_run: LiveRun) -> None:
     assert settled["Workers up"] == {"": 1.0}
     assert settled["Total lag"] == {"": 0.0}
     assert settled["Oldest picture"][""] > 0  # event times are in the past (simulated January)
+    assert settled["ClickHouse writes blocked"] == {"": 0.0}
     assert set(busy["Events consumed per second"]) == topics
     assert all(v > 0 for v in busy["Events consumed per second"].values())
     assert set(settled["Consumer lag"]) == topics and set(settled["Consumer lag"].values()) == {0.0}

@@ -8,6 +8,7 @@ event once) must equal the rows of the same events delivered in (time, id) order
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import Any
@@ -22,7 +23,9 @@ from tests.helpers import T0, cev, iev, small_reference, vev
 
 REF = small_reference()  # S1: V1, V2 (VSAV), F1 (FPT)
 LATENESS = 30
-CASES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 200 cases each in `make test`; VIGIE_PROPERTY_EXAMPLES=5000 for a long run
+CASES = settings(max_examples=int(os.environ.get("VIGIE_PROPERTY_EXAMPLES", "200")), deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow])
 
 # ReplacingMergeTree keys of the tables with versions (the rest: every row, or raw events by id)
 KEYS: dict[str, Callable[[Any], tuple[Any, ...]]] = {

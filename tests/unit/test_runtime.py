@@ -16,7 +16,7 @@ from core.tables import TableSpec, table
 from streams.faust_compat import FAUST_VERSION, UnsupportedFaust, check_version
 from streams.processor import DEAD_LETTER_MAX_VALUE_BYTES, BatchResult, DeadLetter, Record
 from streams.rows import SectorWindowRow, StationWindowRow
-from streams.runtime.checkpoint import Checkpoint
+from streams.runtime.checkpoint import Checkpoint, Rejected, rejected_row_letter
 from streams.runtime.hold import WatermarkHold
 from streams.runtime.offsets import OffsetGuard
 from streams.windows import WindowBlock
@@ -117,20 +117,24 @@ class TestWatermarkHold:
 
 
 class Recorder:
-    def __init__(self, fail_rows: bool = False) -> None:
+    def __init__(self, fail_rows: bool = False, refuse: Sequence[Rejected] = ()) -> None:
         self.log: list[Any] = []
         self.fail_rows = fail_rows
+        self.refuse = list(refuse)
+        self.letters: list[DeadLetter] = []
 
-    async def write(self, batch: Mapping[TableSpec, Sequence[Sequence[Any]]]) -> None:
+    async def write(self, batch: Mapping[TableSpec, Sequence[Sequence[Any]]]) -> list[Any]:
         if self.fail_rows:
             raise ConnectionError("ClickHouse down")
         self.log.append(("rows", {spec.name: len(rows) for spec, rows in batch.items()}))
+        return self.refuse
 
     async def changelog(self, store: str, entries: Sequence[tuple[str, int, Any]]) -> None:
         self.log.append(("changelog", store, list(entries)))
 
     async def dead_letter(self, dl: DeadLetter) -> None:
         self.log.append(("dead letter", dl.reason))
+        self.letters.append(dl)
 
 
 def _result() -> BatchResult:
@@ -149,6 +153,22 @@ def test_checkpoint_order_dead_letters_rows_then_changelog_with_tombstones() -> 
     assert rec.log == [("dead letter", "not valid JSON"), ("rows", {"sector_windows": 1}),
                        ("changelog", "interventions", [("I1", 0, "state of I1"), ("I2", 1, None)])]
     assert beats == [1]
+
+
+def test_rows_clickhouse_refuses_are_dead_lettered_before_the_changelog() -> None:
+    raw = Rejected("vehicle_status_events", {"event_id": "e1", "home_station": "S1", "source_partition": 2,
+                                             "source_offset": 41, "payload": '{"x": 1}'}, "TypeMismatchError: range")
+    derived = Rejected("station_windows", {"window_start": 2.0**33, "station_id": "S1"}, "TypeMismatchError: range")
+    rec = Recorder(refuse=[raw, derived])
+    letter = {"vehicle_status_events": lambda r: rejected_row_letter(r, "vehicle-status-x", "home_station")}
+    cp = Checkpoint(rec, rec.changelog, rec.dead_letter,
+                    rejected_letter=lambda r: letter.get(r.table, rejected_row_letter)(r))
+    run(cp.commit(_result(), {"interventions": {"I1": "state of I1"}}))
+    assert [e[0] for e in rec.log] == ["dead letter", "rows", "dead letter", "dead letter", "changelog"]
+    back, row = rec.letters[1:]
+    assert back.record == Record("vehicle-status-x", 2, 41, b"S1", b'{"x": 1}')  # the event as it came
+    assert "ClickHouse refused the row for table vehicle_status_events: TypeMismatchError" in back.reason
+    assert row.record.topic == "clickhouse:station_windows" and b'"station_id": "S1"' in (row.record.value or b"")
 
 
 def test_checkpoint_writes_no_changelog_when_rows_are_not_stored() -> None:
