@@ -26,7 +26,7 @@ from streams.processor import DeadLetter, EngineContext, Processor, Record, Stor
 from streams.runtime import metrics
 from streams.runtime.checkpoint import Checkpoint, Rejected, RowWriter, rejected_row_letter
 from streams.runtime.hold import WatermarkHold
-from streams.runtime.offsets import OffsetGuard, records_between
+from streams.runtime.offsets import OffsetGuard, records_between, resume_offset
 from streams.runtime.watchdog import Liveness, restart_process
 
 log = logging.getLogger("vigie.worker")
@@ -110,7 +110,7 @@ class ProcessorAgent:
                        for st in proc.states}
         self.view = faust_compat.FaustConsumerView(app, self.topics)
         self.guard = OffsetGuard(self._count_between, restart_process,
-                                 lambda j: metrics.OFFSET_JUMPS.labels(j.topic).inc())
+                                 lambda j: metrics.OFFSET_JUMPS.labels(j.topic).inc(), self._resume_at)
         self.hold = (WatermarkHold(self.topics, settings.input_idle_s, self.guard.tracker.next)
                      if proc.hold_watermark and len(self.topics) > 1 else None)
         self.raw_inputs = {i.raw_table: i for i in proc.inputs if i.raw_table}
@@ -130,6 +130,10 @@ class ProcessorAgent:
     async def _count_between(self, topic: str, partition: int, start: int, end: int) -> int:
         return await asyncio.get_running_loop().run_in_executor(
             None, records_between, self.settings, topic, partition, start, end)
+
+    async def _resume_at(self, topic: str, partition: int) -> int:
+        return await asyncio.get_running_loop().run_in_executor(
+            None, resume_offset, self.settings, topic, partition)
 
     async def _write_changelog(self, store: str, entries: Sequence[tuple[str, int, Any]]) -> None:
         await faust_compat.write_changelog(self.tables[store], entries)
@@ -152,7 +156,8 @@ class ProcessorAgent:
         messages = [ev.message for ev in events]
         offsets = [(m.topic, m.partition, m.offset) for m in messages]
         async with self.lock:
-            await self.guard.check(offsets)
+            if not await self.guard.check(offsets):
+                return  # restarting: nothing of this batch is applied
             behind = None
             if self.hold is not None:
                 self.hold.saw({(t, p) for t, p, _ in offsets})

@@ -82,3 +82,24 @@ def test_records_between_counts_what_the_broker_holds(settings: Settings) -> Non
     assert records_between(settings, t, 1, 2, 7) == 5
     assert records_between(settings, t, 1, 8, 20) == 2  # up to the end of the partition
     assert records_between(settings, t, 1, 10, 20) == 0
+
+
+def test_resume_points_and_a_broker_that_cannot_answer(settings: Settings) -> None:
+    """Where the group resumes (committed offset, else the start), and the check failing closed."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streams.runtime.offsets import OffsetCheckFailed, records_between, resume_offset
+
+    t = settings.topic("interventions")
+    p = Producer(settings.confluent_config())
+    for _ in range(4):
+        p.produce(t, key=b"k", value=b"{}", partition=2)
+    assert p.flush(10) == 0
+    assert resume_offset(settings, t, 2) == 0  # nothing committed: the group starts at the beginning
+    group = Consumer({**settings.confluent_config(), "group.id": settings.app_id, "enable.auto.commit": False})
+    group.commit(offsets=[TopicPartition(t, 2, 3)], asynchronous=False)
+    group.close()
+    assert resume_offset(settings, t, 2) == 3
+    gone = settings.model_copy(update={"kafka_bootstrap": "127.0.0.1:1"})  # nothing listens there
+    with pytest.raises(OffsetCheckFailed):
+        records_between(gone, t, 2, 0, 4, timeout=2.0)

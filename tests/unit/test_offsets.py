@@ -9,3 +9,46 @@ def test_tracker_reports_re_reads_and_holes_per_partition() -> None:
     assert [j.forward for j in jumps] == [False, True]
     t.forget([("a", 0)])  # reassigned: starts wherever the group says
     assert t.check([("a", 0, 500), ("a", 1, 91)]) == []
+
+
+def _guard(holes: dict[tuple[str, int, int, int], int] | None = None, resume: dict[tuple[str, int], int] | None = None,
+           broker_down: bool = False):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from streams.runtime.offsets import OffsetCheckFailed, OffsetGuard
+
+    restarts: list[int] = []
+    asked: list[tuple[str, int, int, int]] = []
+
+    async def count_between(topic: str, partition: int, start: int, end: int) -> int:
+        asked.append((topic, partition, start, end))
+        if broker_down:
+            raise OffsetCheckFailed("no answer from the broker in 10s")
+        return (holes or {}).get((topic, partition, start, end), 0)
+
+    async def resume_at(topic: str, partition: int) -> int:
+        return (resume or {}).get((topic, partition), 0)
+
+    guard = OffsetGuard(count_between, lambda: restarts.append(1), resume_at=resume_at)
+    return guard, restarts, asked, asyncio.run
+
+
+def test_the_first_batch_after_an_assignment_is_judged_against_where_the_group_resumes() -> None:
+    guard, restarts, asked, run = _guard(holes={("a", 0, 10, 15): 5}, resume={("a", 0): 10, ("a", 1): 3})
+    assert run(guard.check([("a", 1, 3), ("a", 1, 4)]))  # starts where the group resumes: applied
+    assert not run(guard.check([("a", 0, 15), ("a", 0, 16)]))  # 10..14 exist and were never delivered
+    assert restarts == [1] and asked == [("a", 0, 10, 15)]
+
+
+def test_the_check_fails_closed_when_the_broker_cannot_tell() -> None:
+    guard, restarts, _, run = _guard(resume={("a", 0): 0}, broker_down=True)
+    assert run(guard.check([("a", 0, 0)]))  # no gap: nothing to ask
+    assert not run(guard.check([("a", 0, 7)]))  # a gap the broker cannot judge: restart, apply nothing
+    assert restarts == [1]
+
+
+def test_a_gap_without_records_and_a_re_read_are_applied() -> None:
+    guard, restarts, _, run = _guard(resume={("a", 0): 0})
+    assert run(guard.check([("a", 0, 0), ("a", 0, 3)]))  # 1..2 hold no record (compaction, markers)
+    assert run(guard.check([("a", 0, 2)]))  # a step back: deduplicated downstream
+    assert restarts == []
