@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # Closed interventions leave the worker's state this long (event time) after closing.
     intervention_retention_hours: float = Field(default=24.0, gt=0)
     intervention_eviction_interval_s: float = Field(default=60.0, gt=0)
+    # Interventions never closed (a CAD that never sends `closed`) leave the state after this long without any
+    # event (event time): a later event for one starts it afresh.
+    intervention_idle_hours: float = Field(default=72.0, gt=0)
+    # People off duty for longer than this (event time) leave their station's state (pseudonymous ids that
+    # rotate would otherwise pile up); their last row stays in `staff_state`.
+    staff_off_duty_retention_hours: float = Field(default=24.0, gt=0)
     # One batch = one ClickHouse write + one changelog write per touched key + one offset commit. Under load a
     # batch closes on size: 5,000 amortises the per-batch work (measured +25-35 % events/s over 2,000); under
     # 10,000 events/s the age bound closes it first. The age bound is most of the freshness tail: 0.5 s -> 0.3 s

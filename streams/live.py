@@ -181,6 +181,8 @@ class ProcessorAgent:
                 await self.checkpoint.commit(result, stores)
             for name, store in stores.items():
                 metrics.STATE_ENTRIES.labels(name).set(len(store))
+            for kind, n in getattr(self.engine, "state_items", {}).items():
+                metrics.STATE_ITEMS.labels(self.proc.name, kind).set(n)
 
     def register(self) -> None:
         """The agent (crashing on an unexpected error: its batch was not committed, a restart replays it;

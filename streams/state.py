@@ -227,6 +227,9 @@ class StationState:
     # the version of its current-capacity rows. Both only grow with the input read, also across a replay.
     records: int = 0
     newest_event_time: float = NO_TIME
+    # the newest event time of the people evicted off duty: an older event for someone unknown is stale
+    # (it could be one of theirs, beyond the lateness), never a new person
+    evicted_until: float = NO_TIME
 
     @classmethod
     def new(cls, station_id: str, reference: Reference, window_seconds: int) -> StationState:
@@ -315,6 +318,8 @@ class StationState:
         self._consumed(t)
         p = self.staff.get(event.person_id)
         if p is None:
+            if t <= self.evicted_until:
+                return _counted(Outcome.STALE, out)
             p = self.staff[event.person_id] = PersonState(event.person_id)
         timeline = p.timeline
         at = place(timeline, t, event.event_id)
@@ -379,7 +384,7 @@ class StationState:
             for qi in range(len(QUALIFICATIONS)):
                 if p.mask >> qi & 1:
                     on_duty[qi][cat] += 1
-        tracked = bool(self.staff)
+        tracked = bool(self.staff) or bool(self.evicted_until)  # crews reported here, even if all left
         staffed = crewing.staffed(available, staff_available) if tracked else {}
         version = self.version()
         for vtype in sorted(vehicles):
@@ -414,6 +419,24 @@ class StationState:
             eng.released_at = t
             out.engagement_rows.append(eng.row(v, self.station_id, self.area, version))
 
+    def evict_off_duty(self, before: float) -> int:
+        """Drop the people off duty (or without status) whose last event is older than ``before`` and whose
+        changes are all folded into emitted windows; returns how many. Their off-duty count leaves the
+        windows' staff counters (it is in no row: rows count people on duty)."""
+        sealed = self.windows.sealed_time
+        if sealed is None:
+            return 0
+        horizon = min(before, sealed)
+        gone = [p for p in self.staff.values()
+                if p.event_time < horizon and (p.status is None or p.status is CrewStatus.OFF_DUTY)]
+        for p in gone:
+            del self.staff[p.person_id]
+            if p.status is not None:
+                # the profile's counters stay (zero): the windows still say crews are tracked here
+                self.windows.staff[p.mask][STAFF_INDEX[CrewStatus.OFF_DUTY.value]] -= 1
+            self.evicted_until = max(self.evicted_until, p.event_time)
+        return len(gone)
+
     def seal(self, watermark: float, out: StationOutput, crewing: Crewing, max_fill_windows: int = 1440) -> None:
         self.windows.seal(watermark, self.station_id, self.area, max_fill_windows, out.window_rows, crewing,
                           out.staff_window_rows)
@@ -428,6 +451,7 @@ class StationState:
             "st": {k: p.to_list() for k, p in self.staff.items()},
             "r": self.records,
             "n": self.newest_event_time,
+            "ev": self.evicted_until,
         }
 
     @classmethod
@@ -440,4 +464,5 @@ class StationState:
             {k: PersonState.from_list(k, v) for k, v in d.get("st", {}).items()},
             int(d.get("r", 0)),
             float(d.get("n", NO_TIME)),
+            float(d.get("ev", NO_TIME)),
         )

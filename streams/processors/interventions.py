@@ -40,7 +40,8 @@ class InterventionEngine:
     """Intervention batches -> per-intervention state, intervention rows and sector windows."""
 
     def __init__(self, window_seconds: int, allowed_lateness: float, retention_s: float = 86400.0,
-                 skip_applied_offsets: bool = False, time_bound: TimeBound | None = None) -> None:
+                 skip_applied_offsets: bool = False, time_bound: TimeBound | None = None,
+                 idle_s: float = 72 * 3600.0) -> None:
         """``skip_applied_offsets`` (the live path): each partition's sector entry records the last input
         offset applied, and a record at or below it is a replay after a crash and is skipped. Without it an
         intervention evicted after closing would be started afresh by the replay of its own ``closed``
@@ -49,6 +50,7 @@ class InterventionEngine:
         self.window_seconds = window_seconds
         self.allowed_lateness = allowed_lateness
         self.retention_s = retention_s
+        self.idle_s = idle_s  # never closed, no event for this long: evicted too
         self.skip_applied_offsets = skip_applied_offsets
         self.time_bound = time_bound or TimeBound()  # the latest plausible event time (live: the worker's clock)
         self.newest: dict[int, float] = {}
@@ -61,13 +63,17 @@ class InterventionEngine:
 
     def evict_closed(self, store: MutableMapping[str, InterventionState]) -> dict[str, int]:
         """Drop interventions closed more than the retention (event time) before their partition's newest
-        event, so the table does not grow for ever. Returns the evicted keys and their partitions (for the
-        changelog tombstones). An event for an evicted intervention would start it afresh: keep the
-        retention well beyond the latest a CAD system sends updates after closing."""
+        event, and those never closed without any event for ``idle_s``, so the table does not grow for ever.
+        Returns the evicted keys and their partitions (for the changelog tombstones). An event for an evicted
+        intervention would start it afresh: keep the retention well beyond the latest a CAD system sends
+        updates after closing."""
         evicted = {}
         for key, state in list(store.items()):
             newest = self.newest.get(state.partition)
-            if newest is not None and state.status == "closed" and state.closed_at < newest - self.retention_s:
+            if newest is None:
+                continue
+            closed = state.status == "closed" and state.closed_at < newest - self.retention_s
+            if closed or state.event_time < newest - self.idle_s:
                 evicted[key] = state.partition
                 del store[key]
         return evicted
@@ -171,7 +177,8 @@ class _InterventionCodec:
 def _engine(ctx: EngineContext) -> InterventionEngine:
     s = ctx.settings
     return InterventionEngine(s.window_seconds, s.allowed_lateness_seconds, s.intervention_retention_hours * 3600,
-                              skip_applied_offsets=ctx.live, time_bound=ctx.time_bound)
+                              skip_applied_offsets=ctx.live, time_bound=ctx.time_bound,
+                              idle_s=s.intervention_idle_hours * 3600)
 
 
 def _evict_every(settings: Settings) -> float:

@@ -5,6 +5,7 @@ and 1-minute window rows. The pure rules live in ``streams/state.py``, ``streams
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Iterable, MutableMapping, Sequence
 from typing import Any
 
@@ -58,8 +59,8 @@ class StationEngine:
     engagement, staff, current-capacity and window rows."""
 
     def __init__(self, reference: Reference, window_seconds: int, allowed_lateness: float,
-                 max_fill_windows: int = 1440, crew_topic: str = "crew-status", time_bound: TimeBound | None = None
-                 ) -> None:
+                 max_fill_windows: int = 1440, crew_topic: str = "crew-status", time_bound: TimeBound | None = None,
+                 staff_retention_s: float = 86400.0, eviction_interval_s: float = 60.0) -> None:
         """``crew_topic``: the deployment's name of the crew-status topic (records of any other topic are
         vehicle-status records); ``time_bound``: the latest plausible event time (live: the worker's clock)."""
         self.reference = reference
@@ -69,6 +70,10 @@ class StationEngine:
         self.max_fill_windows = max_fill_windows
         self.crew_topic = crew_topic
         self.time_bound = time_bound or TimeBound()
+        self.staff_retention_s = staff_retention_s
+        self.eviction_interval_s = eviction_interval_s
+        self.last_eviction = time.monotonic()
+        self.state_items: dict[str, int] = {}  # what the state holds, counted at each eviction (a metric)
         self.newest: dict[int, float] = {}  # partition -> newest event time seen
         self.newest_tp: dict[tuple[str, int], float] = {}  # (topic, partition) -> newest event time seen
         self.last_mark: dict[int, float] = {}  # partition -> watermark of its last seal
@@ -113,9 +118,34 @@ class StationEngine:
 
     def tick(self, stores: Stores, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
              ) -> BatchResult | None:
-        """Windows held back by an input that has since caught up close once it is idle, without a record."""
+        """Windows held back by an input that has since caught up close once it is idle, without a record; and
+        at most every ``eviction_interval_s``, people long off duty leave the state."""
         due = self.partitions_to_reseal(behind, assigned)
-        return self.process([], stores, behind, seal_partitions=due) if due else None
+        result = self.process([], stores, behind, seal_partitions=due) if due else None
+        now = time.monotonic()
+        if now - self.last_eviction >= self.eviction_interval_s:
+            self.last_eviction = now
+            evicted = self.evict_off_duty(stores[STATIONS])
+            if evicted:
+                result = result or BatchResult()
+                for key, partition in evicted.items():
+                    result.mark(STATIONS, key, partition)
+        return result
+
+    def evict_off_duty(self, store: MutableMapping[str, StationState]) -> dict[str, int]:
+        """People off duty for longer than the retention before their partition's newest event leave their
+        station's state; returns the stations changed (key -> partition, for the changelog)."""
+        changed = {}
+        people = timeline = 0
+        for key, state in store.items():
+            newest = self.newest.get(state.partition)
+            if newest is not None and state.staff and state.evict_off_duty(newest - self.staff_retention_s):
+                changed[key] = state.partition
+            people += len(state.staff)
+            timeline += sum(len(v.timeline) for v in state.vehicles.values())
+            timeline += sum(len(p.timeline) for p in state.staff.values())
+        self.state_items = {"people": people, "timeline_entries": timeline}
+        return changed
 
     def process(self, records: Sequence[Record], stores: Stores,
                 behind: Collection[tuple[str, int]] | None = None, seal_partitions: Iterable[int] = ()
@@ -235,7 +265,9 @@ class StationEngine:
 def _engine(ctx: EngineContext) -> StationEngine:
     s = ctx.settings
     return StationEngine(ctx.reference, s.window_seconds, s.allowed_lateness_seconds,
-                         crew_topic=ctx.topic("crew-status"), time_bound=ctx.time_bound)
+                         crew_topic=ctx.topic("crew-status"), time_bound=ctx.time_bound,
+                         staff_retention_s=s.staff_off_duty_retention_hours * 3600,
+                         eviction_interval_s=s.intervention_eviction_interval_s)
 
 
 def _reseal_every(settings: Settings) -> float:

@@ -34,6 +34,8 @@ FRESHNESS = Gauge("vigie_freshness_seconds", "Now minus the newest event time of
 CONSUMER_LAG = Gauge("vigie_consumer_lag_messages", "High watermark minus next offset to process",
                      ["topic", "partition"])
 STATE_ENTRIES = Gauge("vigie_state_entries", "Entries held in a state table by this worker", ["table"])
+STATE_ITEMS = Gauge("vigie_state_items", "What a processor's state holds inside its entries (people, timeline "
+                    "entries, ...), counted at each eviction", ["processor", "kind"])
 
 
 def observe_batch(main_topic: str, records: Sequence[tuple[str, int, int]], result: BatchResult,
