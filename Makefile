@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test bench lint unit integration schemas dashboards clean
+.PHONY: help install run test bench fuzz lint unit integration schemas dashboards clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ test: $(STAMP) ## lint, layer contracts, unit tests, then integration tests on a
 
 bench: $(STAMP) ## all speed figures incl. a simulated year (~7 min, 13 the first time; own broker + ClickHouse), table + JSON in bench-results/
 	$(VENV)/bin/vigie bench
+
+fuzz: $(STAMP) ## long runs with fresh seeds: the fuzzed parsers (FUZZ_EXAMPLES, 50000) and the disorder properties (PROPERTY_EXAMPLES, 5000)
+	VIGIE_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-50000} $(VENV)/bin/pytest -q tests/fuzz
+	VIGIE_PROPERTY_EXAMPLES=$${PROPERTY_EXAMPLES:-5000} $(VENV)/bin/pytest -q tests/unit/test_disorder.py
 
 lint: $(STAMP) ## ruff and the layer contracts (import-linter)
 	$(VENV)/bin/ruff check .

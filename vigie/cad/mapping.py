@@ -100,6 +100,9 @@ class Mapping(_Strict):
         raise ValueError(f"no home-station rule matches unit {unit_id!r}")
 
 
+_FIRST_DAY, _LAST_DAY = datetime(1970, 1, 2), datetime(2106, 2, 6)
+
+
 class LocalTimes:
     """CAD local wall-clock strings -> UTC epoch seconds, DST-aware.
 
@@ -117,9 +120,13 @@ class LocalTimes:
             return None
         for fmt in self.formats:
             try:
-                return datetime.strptime(text, fmt)
+                parsed = datetime.strptime(text, fmt)
             except ValueError:
                 continue
+            # a day inside the range an event time may take (schemas.events.EventTime), with a margin for zones
+            if not _FIRST_DAY <= parsed <= _LAST_DAY:
+                raise ValueError(f"timestamp {text!r} outside {_FIRST_DAY:%Y-%m-%d}..{_LAST_DAY:%Y-%m-%d}")
+            return parsed
         raise ValueError(f"timestamp {text!r} matches none of {self.formats}")
 
     def is_ambiguous(self, naive: datetime) -> bool:
