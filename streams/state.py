@@ -114,10 +114,10 @@ class VehicleState:
             self.status_since, self.event_time, self.lat, self.lon, version,
         )
 
-    def snapshot(self) -> list[object]:
+    def snapshot(self) -> tuple[object, ...]:
         eng = self.engagement
-        return [self.status._value_ if self.status else None, self.status_since, self.lat, self.lon,
-                eng.to_list() if eng else None]
+        return (self.status._value_ if self.status else None, self.status_since, self.lat, self.lon,
+                (eng.intervention_id, eng.started_at, tuple(eng.milestones), eng.released_at) if eng else None)
 
     def restore(self, snap: list[Any]) -> None:
         self.status = VehicleStatus(snap[0]) if snap[0] else None
@@ -163,9 +163,9 @@ class PersonState:
             self.event_time, version,
         )
 
-    def snapshot(self) -> list[object]:
-        return [self.status.value if self.status else None, self.mask, self.status_since, self.vehicle_id,
-                self.intervention_id]
+    def snapshot(self) -> tuple[object, ...]:
+        return (self.status._value_ if self.status else None, self.mask, self.status_since, self.vehicle_id,
+                self.intervention_id)
 
     def restore(self, snap: list[Any]) -> None:
         self.status = CrewStatus(snap[0]) if snap[0] else None
@@ -246,39 +246,40 @@ class StationState:
         replaces."""
         return int(self.newest_event_time * 1000) * 1_000_000 + self.records % 1_000_000
 
-    def _consumed(self, t: float) -> None:
-        self.records += 1
-        if t > self.newest_event_time:
-            self.newest_event_time = t
-
     def apply(self, event: VehicleStatusEvent, t: float, out: StationOutput) -> Outcome:
         """Apply one vehicle event (``t`` = its event time in epoch seconds) at its place in the vehicle's
         timeline: an older one (within the lateness) is inserted and what follows re-derived."""
-        self._consumed(t)
+        self.records += 1
+        if t > self.newest_event_time:
+            self.newest_event_time = t
         v = self.vehicles.get(event.vehicle_id)
         if v is None:  # in the fleet (checked upstream) but added after this state was created
             v = self.vehicles[event.vehicle_id] = VehicleState(event.vehicle_id, event.vehicle_type)
             self.windows.add_type(event.vehicle_type)
             self.windows.types[event.vehicle_type].counts[UNKNOWN_INDEX] += 1
         timeline = v.timeline
-        at = place(timeline, t, event.event_id)
+        last = timeline[-1]
+        eid = event.event_id
+        newest = t > last[0] or (t == last[0] and eid > last[1])  # the common case, without ``place``
+        at = len(timeline) if newest else place(timeline, t, eid)
         if isinstance(at, Outcome):
             return _counted(at, out)
         pos = event.position
-        entry: list[Any] = [t, event.event_id, event.status._value_, event.intervention_id,
+        entry: list[Any] = [t, eid, event.status._value_, event.intervention_id,
                             pos.lat if pos else None, pos.lon if pos else None, None]
-        version = self.version()
-        if at == len(timeline):  # the newest: the common case
+        version = int(self.newest_event_time * 1000) * 1_000_000 + self.records % 1_000_000  # self.version()
+        sealed = self.windows.sealed_time
+        if newest:
             self._step(v, t, event.status, entry, out, version)
             entry[6] = v.snapshot()
             timeline.append(entry)
             v.event_time = t
+        elif sealed is not None and t < sealed:
+            return _counted(Outcome.STALE, out)  # its window is emitted: beyond the lateness
         else:
-            sealed = self.windows.sealed_time
-            if sealed is not None and t < sealed:
-                return _counted(Outcome.STALE, out)  # its window is emitted: beyond the lateness
             self._rederive(v, at, entry, out, version)
-        trim(timeline, self.windows.sealed_time, TIMELINE_CAP)
+        if len(timeline) > 2:
+            trim(timeline, sealed, TIMELINE_CAP)
         out.vehicle_rows.append(v.row(self.station_id, self.area, version))
         out.outcomes["applied"] += 1
         return Outcome.APPLIED
@@ -315,27 +316,32 @@ class StationState:
 
     def apply_crew(self, event: CrewStatusEvent, t: float, out: StationOutput) -> Outcome:
         """Apply one crew event at its place in the person's timeline (as :meth:`apply`)."""
-        self._consumed(t)
+        self.records += 1
+        if t > self.newest_event_time:
+            self.newest_event_time = t
         p = self.staff.get(event.person_id)
         if p is None:
             if t <= self.evicted_until:
                 return _counted(Outcome.STALE, out)
             p = self.staff[event.person_id] = PersonState(event.person_id)
         timeline = p.timeline
-        at = place(timeline, t, event.event_id)
+        last = timeline[-1]
+        eid = event.event_id
+        newest = t > last[0] or (t == last[0] and eid > last[1])  # the common case, without ``place``
+        at = len(timeline) if newest else place(timeline, t, eid)
         if isinstance(at, Outcome):
             return _counted(at, out)
-        entry: list[Any] = [t, event.event_id, event.status.value, profile_mask(event.qualifications),
+        entry: list[Any] = [t, eid, event.status._value_, profile_mask(event.qualifications),
                             event.vehicle_id or "", event.intervention_id or "", None]
-        if at == len(timeline):
+        sealed = self.windows.sealed_time
+        if newest:
             self._step_crew(p, t, event.status, entry, out)
             entry[6] = p.snapshot()
             timeline.append(entry)
             p.event_time = t
+        elif sealed is not None and t < sealed:
+            return _counted(Outcome.STALE, out)
         else:
-            sealed = self.windows.sealed_time
-            if sealed is not None and t < sealed:
-                return _counted(Outcome.STALE, out)
             prev = (timeline[at - 1][6][1], _staff_index_of_value(timeline[at - 1][6][0]))
             for e in timeline[at:]:
                 now = (e[3], _staff_index_of_value(e[2]))
@@ -347,8 +353,10 @@ class StationState:
             for e in timeline[at:]:
                 self._step_crew(p, e[0], CrewStatus(e[2]), e, out)
                 e[6] = p.snapshot()
-        trim(timeline, self.windows.sealed_time, TIMELINE_CAP)
-        out.staff_rows.append(p.row(self.station_id, self.area, self.version()))
+        if len(timeline) > 2:
+            trim(timeline, sealed, TIMELINE_CAP)
+        version = int(self.newest_event_time * 1000) * 1_000_000 + self.records % 1_000_000  # self.version()
+        out.staff_rows.append(p.row(self.station_id, self.area, version))
         out.outcomes["applied"] += 1
         return Outcome.APPLIED
 
