@@ -124,8 +124,8 @@ class VehicleState:
         self.status_since, self.lat, self.lon = float(snap[1]), float(snap[2]), float(snap[3])
         self.engagement = Engagement.from_list(snap[4])
 
-    def to_list(self) -> list[object]:
-        return [self.vehicle_type, self.event_time, self.timeline]
+    def to_list(self, horizon: float | None = None) -> list[object]:
+        return [self.vehicle_type, self.event_time, _kept(self.timeline, horizon)]
 
     @classmethod
     def from_list(cls, vehicle_id: str, d: list) -> VehicleState:  # type: ignore[type-arg]
@@ -172,8 +172,8 @@ class PersonState:
         self.mask, self.status_since = int(snap[1]), float(snap[2])
         self.vehicle_id, self.intervention_id = str(snap[3]), str(snap[4])
 
-    def to_list(self) -> list[object]:
-        return [self.event_time, self.timeline]
+    def to_list(self, horizon: float | None = None) -> list[object]:
+        return [self.event_time, _kept(self.timeline, horizon)]
 
     @classmethod
     def from_list(cls, person_id: str, d: list) -> PersonState:  # type: ignore[type-arg]
@@ -183,6 +183,16 @@ class PersonState:
         p = cls(person_id, event_time=float(d[0]), timeline=[list(e) for e in d[1]])
         p.restore(p.timeline[-1][6])
         return p
+
+
+def _kept(timeline: list[list[Any]], horizon: float | None) -> list[list[Any]]:
+    """The entries an event can still be placed after (from the last one older than ``horizon``): what is
+    saved; the rest is dropped from memory at the entity's next event."""
+    start = 0
+    if horizon is not None:
+        while start + 1 < len(timeline) and timeline[start + 1][0] < horizon:
+            start += 1
+    return timeline[start:] if start else timeline
 
 
 def _counted(rejected: Outcome, out: StationOutput) -> Outcome:
@@ -453,10 +463,10 @@ class StationState:
         return {
             "s": self.station_id,
             "a": self.area,
-            "v": {k: v.to_list() for k, v in self.vehicles.items()},
+            "v": {k: v.to_list(self.windows.sealed_time) for k, v in self.vehicles.items()},
             "w": self.windows.to_dict(),
             "p": self.partition,
-            "st": {k: p.to_list() for k, p in self.staff.items()},
+            "st": {k: p.to_list(self.windows.sealed_time) for k, p in self.staff.items()},
             "r": self.records,
             "n": self.newest_event_time,
             "ev": self.evicted_until,
