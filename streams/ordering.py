@@ -16,6 +16,7 @@ the same instant give the same state whatever order they arrive in.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any, Protocol
 
@@ -57,7 +58,7 @@ def admit(entity: Ordered, event_id: str, t: float) -> Outcome | None:
     return None
 
 
-def place(timeline: list[list[Any]], t: float, event_id: str) -> int | Outcome:
+def place(timeline: Sequence[Sequence[Any]], t: float, event_id: str) -> int | Outcome:
     """Where an event goes in a timeline (entries ``[time, id, ...]`` in ``(time, id)`` order): the index to
     insert it at (``len(timeline)``: it is the newest), or why it is not placed."""
     last = timeline[-1]
@@ -71,12 +72,12 @@ def place(timeline: list[list[Any]], t: float, event_id: str) -> int | Outcome:
     return i
 
 
-def trim(timeline: list[list[Any]], horizon: float | None, cap: int) -> None:
+def trim(timeline: list[Any], horizon: float | None, cap: int) -> None:
     """Drop the entries no event can be placed before any more: keep the last one older than ``horizon``
     (the state there) and at most ``cap`` entries."""
     while len(timeline) > 1 and ((horizon is not None and timeline[1][0] < horizon) or len(timeline) > cap):
         del timeline[0]
 
 
-def _rank(entry: list[Any]) -> tuple[float, str]:
+def _rank(entry: Sequence[Any]) -> tuple[float, str]:
     return entry[0], entry[1]
