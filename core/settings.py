@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     # partitions: the worker logs its task stacks and restarts itself (0 disables).
     worker_stall_timeout_s: float = Field(default=60.0, ge=0)
     metrics_port: int = 9464
+    # Tests only (streams/runtime/faults.py): deterministic faults, e.g. "kill_after_rows=3". Empty in production.
+    faults: str = ""
     state_dir: Path = PROJECT_ROOT / ".vigie" / "worker-state"
 
     # --- Local stack (`vigie stack`, `make run`) ---------------------------------------------

@@ -18,9 +18,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from clickhouse_driver import Client
+from clickhouse_driver.errors import NetworkError
 
 from core.settings import Settings
 from core.tables import TableSpec
@@ -29,6 +30,7 @@ from sinks.migrate import migrate
 from streams import registry
 from streams.runtime import metrics
 from streams.runtime.checkpoint import Rejected
+from streams.runtime.faults import NO_FAULTS, Faults
 from streams.runtime.watchdog import Liveness
 
 log = logging.getLogger("vigie.sink")
@@ -90,10 +92,14 @@ class PrometheusSinkMetrics(SinkMetrics):
     """Sink outcomes to Prometheus; a stored write is a sign of life for the stall watchdog, a retrying one
     tells it the worker is blocked on ClickHouse (not stalled: a restart would not help)."""
 
+    _watched: ClassVar[list[Liveness]] = []  # every agent's: the gauge is the longest block among them
+
     def __init__(self, liveness: Liveness | None = None) -> None:
         self.liveness = liveness
         if liveness is not None:
-            metrics.SINK_BLOCKED.set_function(liveness.sink_blocked_for)
+            watched = PrometheusSinkMetrics._watched
+            watched.append(liveness)
+            metrics.SINK_BLOCKED.set_function(lambda: max(w.sink_blocked_for() for w in watched))
 
     def on_written(self, table: str, rows: int, seconds: float) -> None:
         metrics.ROWS_WRITTEN.labels(table).inc(rows)
@@ -134,14 +140,17 @@ def _only_row(spec: TableSpec, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
 
 class ClickHouseSink:
     def __init__(self, settings: Settings, metrics: SinkMetrics | None = None,
-                 sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Any] = asyncio.sleep, faults: Faults = NO_FAULTS) -> None:
         self.settings = settings
         self.database = settings.clickhouse_database
         self.metrics = metrics or SinkMetrics()
         self._clients: dict[str, Client] = {}  # one connection per table: a batch's tables go in parallel
         self._sleep = sleep
+        self.faults = faults  # tests only
 
     def _insert(self, spec: TableSpec, rows: Sequence[Sequence[Any]]) -> None:
+        if self.faults.fail_insert():
+            raise NetworkError("injected fault (VIGIE_FAULTS sink_fail)")
         client = self._clients.get(spec.name)
         if client is None:
             client = self._clients[spec.name] = make_client(self.settings, self.database)

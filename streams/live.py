@@ -25,9 +25,13 @@ from streams import faust_compat
 from streams.processor import DeadLetter, EngineContext, Processor, Record, Stores
 from streams.runtime import metrics
 from streams.runtime.checkpoint import Checkpoint, Rejected, RowWriter, rejected_row_letter
+from streams.runtime.faults import NO_FAULTS, Faults
 from streams.runtime.hold import WatermarkHold
 from streams.runtime.offsets import OffsetGuard, records_between, resume_offset
 from streams.runtime.watchdog import Liveness, restart_process
+
+#: a row writer for one agent, given the agent's liveness
+RowWriterFactory = Callable[[Liveness], RowWriter]
 
 log = logging.getLogger("vigie.worker")
 RAW = faust.Schema(key_serializer="raw", value_serializer="raw")  # bytes in, bytes out: engines decode
@@ -98,8 +102,8 @@ class Progress:
 class ProcessorAgent:
     """One processor, live: its engine and stores, and the parts that run around each batch."""
 
-    def __init__(self, proc: Processor, settings: Settings, app: faust.App, rows: RowWriter,
-                 dead_letter_topic: Any, liveness: Liveness, progress: Progress) -> None:
+    def __init__(self, proc: Processor, settings: Settings, app: faust.App, rows_writer: RowWriterFactory,
+                 dead_letter_topic: Any, progress: Progress, faults: Faults = NO_FAULTS) -> None:
         self.proc = proc
         self.settings = settings
         self.app = app
@@ -114,8 +118,10 @@ class ProcessorAgent:
         self.hold = (WatermarkHold(self.topics, settings.input_idle_s, self.guard.tracker.next)
                      if proc.hold_watermark and len(self.topics) > 1 else None)
         self.raw_inputs = {i.raw_table: i for i in proc.inputs if i.raw_table}
-        self.checkpoint = Checkpoint(rows, self._write_changelog, self._dead_letter, liveness.beat,
-                                     self._rejected_letter)
+        self.faults = faults
+        self.liveness = Liveness()  # this agent's progress (batches and writes stored), for the stall watchdog
+        self.checkpoint = Checkpoint(rows_writer(self.liveness), self._write_changelog, self._dead_letter,
+                                     self.liveness.beat, self._rejected_letter, faults)
         self.dead_letter_topic = dead_letter_topic
         self.progress = progress
         self.lock = asyncio.Lock()  # one batch (or tick) at a time: state, rows, changelog
@@ -156,6 +162,7 @@ class ProcessorAgent:
         messages = [ev.message for ev in events]
         offsets = [(m.topic, m.partition, m.offset) for m in messages]
         async with self.lock:
+            await self.faults.maybe_stall()  # tests only
             if not await self.guard.check(offsets):
                 return  # restarting: nothing of this batch is applied
             behind = None
@@ -250,21 +257,24 @@ class LiveApp:
     app: faust.App
     agents: list[ProcessorAgent]
     view: faust_compat.FaustConsumerView
-    liveness: Liveness
+
+    def watched(self) -> list[tuple[Liveness, list[tuple[str, int]]]]:
+        """Each agent's liveness and assigned partitions (for the stall watchdog: agents are watched apart)."""
+        return [(a.liveness, a.view.assignment()) for a in self.agents]
 
 
-def create_app(settings: Settings, processors: Sequence[Processor], rows_writer: Callable[[], RowWriter],
-               liveness: Liveness | None = None) -> LiveApp:
-    """``rows_writer()``: a writer per agent (a ClickHouse connection must not run two inserts at once)."""
+def create_app(settings: Settings, processors: Sequence[Processor], rows_writer: RowWriterFactory,
+               faults: Faults = NO_FAULTS) -> LiveApp:
+    """``rows_writer(liveness)``: a writer per agent (a ClickHouse connection must not run two inserts at once),
+    told the agent's liveness (a stored write is progress, a retrying one a blocked sink)."""
     faust_compat.check_version()
     faust_compat.apply_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
     faust_compat.install_eager_delivery(settings.kafka_eager_delivery)
     app = faust_app(settings)
-    liveness = liveness or Liveness()  # a batch stored or a write attempted: progress, for the stall watchdog
     dead_letters = app.topic(settings.dead_letter_topic, schema=RAW, partitions=1)
     progress = Progress()
-    agents = [ProcessorAgent(p, settings, app, rows_writer(), dead_letters, liveness, progress) for p in processors]
+    agents = [ProcessorAgent(p, settings, app, rows_writer, dead_letters, progress, faults) for p in processors]
     for agent in agents:
         agent.register()
     topics = [t for a in agents for t in a.topics]
-    return LiveApp(app, agents, faust_compat.FaustConsumerView(app, topics), liveness)
+    return LiveApp(app, agents, faust_compat.FaustConsumerView(app, topics))

@@ -15,26 +15,27 @@ from core.settings import Settings
 from sinks.clickhouse import ClickHouseSink, PrometheusSinkMetrics
 from streams import registry
 from streams.live import BoundedWorker, create_app
+from streams.runtime.faults import Faults
 from streams.runtime.watchdog import Liveness, StallWatchdog
 from streams.topics import ensure_topics
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> int:
     ensure_topics(settings)
-    liveness = Liveness()
     sinks: list[ClickHouseSink] = []
+    faults = Faults(settings.faults, settings.state_dir / settings.app_id)  # tests only; none in production
 
-    def sink() -> ClickHouseSink:  # one per agent: a clickhouse-driver client must not run two queries at once
-        sinks.append(ClickHouseSink(settings, PrometheusSinkMetrics(liveness)))
+    def sink(liveness: Liveness) -> ClickHouseSink:  # one per agent: a client must not run two queries at once
+        sinks.append(ClickHouseSink(settings, PrometheusSinkMetrics(liveness), faults=faults))
         return sinks[-1]
 
-    live = create_app(settings, registry.processors(settings), sink, liveness)
+    live = create_app(settings, registry.processors(settings), sink, faults)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0")
     worker = BoundedWorker(live.app, loglevel=loglevel, quiet=True)
     worker.stop_timeout = settings.worker_stop_timeout_s
     if settings.worker_stall_timeout_s > 0:
-        StallWatchdog(settings, liveness, live.view.assignment,
+        StallWatchdog(settings, live.watched,
                       lambda: live.app.loop if live.view.started else None, describe=live.view.describe).start()
     try:
         worker.execute_from_commandline()

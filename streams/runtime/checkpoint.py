@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from core.tables import TableSpec
 from streams.processor import BatchResult, DeadLetter, Record, Stores
+from streams.runtime.faults import NO_FAULTS, Faults
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,14 @@ DeadLetterWriter = Callable[[DeadLetter], Awaitable[None]]
 class Checkpoint:
     def __init__(self, rows: RowWriter, changelog: ChangelogWriter, dead_letters: DeadLetterWriter,
                  on_stored: Callable[[], None] = lambda: None,
-                 rejected_letter: Callable[[Rejected], DeadLetter] = lambda r: rejected_row_letter(r)) -> None:
+                 rejected_letter: Callable[[Rejected], DeadLetter] = lambda r: rejected_row_letter(r),
+                 faults: Faults = NO_FAULTS) -> None:
         self.rows = rows
         self.changelog = changelog
         self.dead_letters = dead_letters
         self.on_stored = on_stored  # a sign of progress (the stall watchdog)
         self.rejected_letter = rejected_letter
+        self.faults = faults  # tests only: a crash between the steps below
 
     async def commit(self, result: BatchResult, stores: Stores) -> None:
         """Steps 1-3; when it returns, the caller acknowledges the batch (step 4)."""
@@ -57,10 +60,12 @@ class Checkpoint:
         for refused in await self.rows.write(result.rows):
             await self.dead_letters(self.rejected_letter(refused))
         self.on_stored()
+        self.faults.reached("rows_stored")
         for store_name, keys in result.changed.items():
             if keys:
                 store = stores[store_name]
                 await self.changelog(store_name, [(k, p, store.get(k)) for k, p in keys.items()])
+        self.faults.reached("changelog_acked")
 
 
 def rejected_row_letter(refused: Rejected, raw_topic: str | None = None, raw_key: str = "") -> DeadLetter:

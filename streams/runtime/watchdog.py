@@ -1,6 +1,7 @@
-"""Stall watchdog: a worker that has work waiting but makes no progress restarts itself.
+"""Stall watchdog: a worker one of whose agents has work waiting but makes no progress restarts itself.
 
-Progress is a processed batch or a stored ClickHouse write. A worker whose write is retrying (ClickHouse
+Progress is a processed batch or a stored ClickHouse write, per agent (one agent stuck while another goes on is
+a stall). A worker whose write is retrying (ClickHouse
 down) is *blocked*, not stalled: the watchdog says so (log, ``vigie_sink_blocked_seconds``) and does not
 restart it, which would not help. Work waiting is measured at the broker, independently of Faust:
 for the partitions assigned to this worker, the high watermark beyond the group's committed offset.
@@ -102,16 +103,20 @@ def restart_process() -> None:
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
+#: Each agent's sign of life and the partitions it is assigned (read from the watchdog's thread)
+Watched = Callable[[], list[tuple[Liveness, list[tuple[str, int]]]]]
+
+
 class StallWatchdog(threading.Thread):
-    def __init__(self, settings: Settings, liveness: Liveness,
-                 assigned: Callable[[], Iterable[tuple[str, int]]],
+    """Watches every agent apart: one agent stuck while another goes on is a stall too."""
+
+    def __init__(self, settings: Settings, watched: Watched,
                  loop: Callable[[], asyncio.AbstractEventLoop | None],
                  on_stall: Callable[[], None] = restart_process,
                  describe: Callable[[], str] = lambda: "") -> None:
         super().__init__(name="stall-watchdog", daemon=True)
         self.settings = settings
-        self.liveness = liveness
-        self.assigned = assigned
+        self.watched = watched
         self.loop = loop
         self.on_stall = on_stall
         self.describe = describe
@@ -123,27 +128,33 @@ class StallWatchdog(threading.Thread):
                              "enable.auto.commit": False})
         try:
             while not self.stopped.wait(min(5.0, timeout / 3)):
-                if self.liveness.idle_for() < timeout:
-                    continue
-                try:
-                    waiting = waiting_messages(consumer, list(self.assigned()))
-                except Exception as e:
-                    log.warning("stall check could not reach the broker: %s", e)
-                    continue
-                blocked = self.liveness.sink_blocked_for()
-                if waiting and blocked:
-                    log.warning("blocked on ClickHouse for %.0fs with %d messages waiting: retrying, not restarting",
-                                blocked, waiting)
-                    continue
-                if waiting and self.liveness.idle_for() >= timeout:
-                    try:
-                        state = self.describe()
-                    except Exception as e:
-                        state = f"(no state: {e})"
-                    log.error("no progress for %.0fs with %d messages waiting: restarting the worker "
-                              "(it re-reads from the committed offsets). State: %s\nTasks:\n%s",
-                              self.liveness.idle_for(), waiting, state, task_stacks(self.loop()))
-                    self.on_stall()
-                    return
+                for liveness, assigned in self.watched():
+                    if liveness.idle_for() >= timeout and self._stalled(consumer, liveness, assigned, timeout):
+                        self.on_stall()
+                        return
         finally:
             consumer.close()
+
+    def _stalled(self, consumer: Consumer, liveness: Liveness, assigned: list[tuple[str, int]],
+                 timeout: float) -> bool:
+        """Idle for the timeout with messages waiting on its partitions, and not blocked on ClickHouse."""
+        try:
+            waiting = waiting_messages(consumer, assigned)
+        except Exception as e:
+            log.warning("stall check could not reach the broker: %s", e)
+            return False
+        blocked = liveness.sink_blocked_for()
+        if waiting and blocked:
+            log.warning("blocked on ClickHouse for %.0fs with %d messages waiting: retrying, not restarting",
+                        blocked, waiting)
+            return False
+        if not waiting or liveness.idle_for() < timeout:
+            return False
+        try:
+            state = self.describe()
+        except Exception as e:
+            state = f"(no state: {e})"
+        log.error("no progress for %.0fs with %d messages waiting: restarting the worker "
+                  "(it re-reads from the committed offsets). State: %s\nTasks:\n%s",
+                  liveness.idle_for(), waiting, state, task_stacks(self.loop()))
+        return True

@@ -32,9 +32,11 @@ def _commit_all(s: Settings) -> None:
     c.close()
 
 
-def _watch(s: Settings, liveness: Liveness, seconds: float) -> bool:
+def _watch(s: Settings, liveness: Liveness, seconds: float, beside: Liveness | None = None) -> bool:
+    """``beside``: another agent of the same worker, on the same partitions."""
     fired = threading.Event()
-    dog = StallWatchdog(s, liveness, lambda: [(s.topic("vehicle-status"), p) for p in range(3)], lambda: None,
+    tps = [(s.topic("vehicle-status"), p) for p in range(3)]
+    dog = StallWatchdog(s, lambda: [(liveness, tps)] + ([(beside, tps)] if beside else []), lambda: None,
                         on_stall=fired.set)
     dog.start()
     fired.wait(seconds)
@@ -52,7 +54,7 @@ def test_watchdog_fires_only_on_a_real_stall(settings: Settings) -> None:
     c.close()
     # messages waiting, no progress: fires
     assert _watch(s, Liveness(), 20)
-    # messages waiting but the worker shows progress (e.g. retrying ClickHouse): does not fire
+    # messages waiting but the worker shows progress (batches stored): does not fire
     alive = Liveness()
     stop = threading.Event()
 
@@ -63,7 +65,13 @@ def test_watchdog_fires_only_on_a_real_stall(settings: Settings) -> None:
     beater = threading.Thread(target=beat, daemon=True)
     beater.start()
     assert not _watch(s, alive, 10)
+    # one agent stuck while another goes on: fires (agents are watched apart)
+    assert _watch(s, Liveness(), 20, beside=alive)
     stop.set()
+    # no progress but its ClickHouse write retrying: blocked, not stalled (a restart would not help)
+    blocked = Liveness()
+    blocked.sink_blocked_since = time.monotonic()
+    assert not _watch(s, blocked, 10)
     # idle but caught up (a quiet night): does not fire
     _commit_all(s)
     idle = Liveness()

@@ -1,0 +1,119 @@
+"""Deterministic faults through the real worker (VIGIE_FAULTS, streams/runtime/faults.py): each fault is
+asserted to have fired (its log line, its marker, the exit code or the metric), then the rows are exact."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import threading
+
+import pytest
+
+from core.settings import Settings
+from devtools.produce import publish
+from streams.runtime.faults import KILLED_EXIT_CODE
+from tests.integration.conftest import Stack, ch_client, start_worker, stop_worker, wait_until
+from tests.integration.test_pipeline import PACE, assert_exact, scrape, simulate, wait_for_all_events
+
+pytestmark = pytest.mark.integration
+
+
+def faulty(stack: Stack, settings: Settings, spec: str, **more: object) -> Settings:
+    return settings.model_copy(update={"faults": spec, "state_dir": stack.tmp / f"state-{settings.app_id}", **more})
+
+
+def fired(s: Settings, name: str) -> bool:
+    return (s.state_dir / s.app_id / f"fault-{name}.fired").exists()
+
+
+def log_of(stack: Stack, name: str) -> str:
+    return (stack.tmp / f"{name}.log").read_text(errors="replace")
+
+
+@pytest.mark.parametrize("fault", ["kill_after_rows", "kill_after_changelog"])
+def test_a_crash_between_checkpoint_steps_loses_and_doubles_nothing(stack: Stack, settings: Settings,
+                                                                   fault: str) -> None:
+    """Killed once a batch's rows are stored but before its changelog is sent, or once its changelog is
+    acknowledged but before its offsets are committed: the restarted worker's rows are exact."""
+    s = faulty(stack, settings, f"{fault}=5")
+    ref, events = simulate(s, hours=1.5, seed=31)
+    name = f"fault-{fault}"
+    worker = start_worker(stack, s, f"{name}-1")
+    publish(s, events, speed=PACE)
+    try:
+        assert worker.wait(120) == KILLED_EXIT_CODE
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker did not die at {fault}=5:\n{log_of(stack, name + '-1')[-3000:]}")
+    assert fired(s, fault) and f"FAULT INJECTED: {fault}=5" in log_of(stack, f"{name}-1")
+    worker = start_worker(stack, s, f"{name}-2")  # same settings: the fault has fired, it does not again
+    wait_for_all_events(s, events, stack=stack)
+    assert_exact(s, ref, events, long_run=False)
+    stop_worker(worker)
+    assert "FAULT INJECTED" not in log_of(stack, f"{name}-2")
+
+
+def test_failed_clickhouse_writes_are_retried_and_counted(stack: Stack, settings: Settings) -> None:
+    s = faulty(stack, settings, "sink_fail=4")
+    ref, events = simulate(s, hours=1, seed=32)
+    worker = start_worker(stack, s, "fault-sink")
+    publish(s, events, speed=PACE)
+    wait_for_all_events(s, events, stack=stack)
+    assert_exact(s, ref, events, long_run=False)
+    errors = sum(v for k, v in scrape(s.metrics_port).items() if k.startswith("vigie_sink_errors_total{"))
+    assert errors == 4 and fired(s, "sink_fail")
+    stop_worker(worker)
+    assert "FAULT INJECTED: sink_fail=4" in log_of(stack, "fault-sink")
+
+
+def test_a_stalled_worker_restarts_itself_and_resumes(stack: Stack, settings: Settings) -> None:
+    s = faulty(stack, settings, "stall_at=3", worker_stall_timeout_s=4.0)
+    ref, events = simulate(s, hours=1, seed=33)
+    worker = start_worker(stack, s, "fault-stall")
+    publish(s, events, speed=PACE)
+    wait_until(lambda: "no progress for" in log_of(stack, "fault-stall"), 60, "the watchdog's restart")
+    wait_for_all_events(s, events, stack=stack)
+    assert_exact(s, ref, events, long_run=False)
+    assert worker.poll() is None  # the same process, re-executed
+    stop_worker(worker)
+    text = log_of(stack, "fault-stall")
+    assert fired(s, "stall_at") and "FAULT INJECTED: stall_at=3" in text
+    assert text.index("FAULT INJECTED: stall_at=3") < text.index("no progress for")
+
+
+def test_twenty_random_kills_during_a_replay_leave_exact_rows(stack: Stack, settings: Settings) -> None:
+    """Chaos: a replay's events published while a worker is SIGKILLed 20 times, each time at a random moment
+    after it has stored something new (so each kill lands mid-stream, with work in flight); a last worker
+    finishes. Every table is exact, no engagement or window counted twice."""
+    rng = random.Random(2026)
+    ref, events = simulate(settings, hours=2, seed=34)
+    ch = ch_client(settings)
+    total = sum(1 for e in events if e.topic == "vehicle-status")
+
+    def written() -> int:  # rows written, re-writes included: grows with every batch a worker stores
+        return int(ch.execute("SELECT count() FROM vehicle_status_events")[0][0])
+
+    def distinct() -> int:
+        return int(ch.execute("SELECT uniqExact(event_id) FROM vehicle_status_events")[0][0])
+
+    sender = threading.Thread(target=publish, args=(settings, events), kwargs={"speed": PACE / 10}, daemon=True)
+    sender.start()
+    kills = 0
+    while kills < 20:
+        before = written()
+        worker = start_worker(stack, settings, f"chaos-{kills}")
+        wait_until(lambda b=before, w=worker: written() > b or w.poll() is not None, 60, "the worker storing rows")
+        assert worker.poll() is None, log_of(stack, f"chaos-{kills}")[-2000:]
+        threading.Event().wait(rng.uniform(0.0, 0.8))
+        if distinct() >= total:
+            stop_worker(worker)
+            break  # everything is stored: a kill now would prove nothing
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        kills += 1
+    assert kills == 20, f"only {kills} kills landed mid-stream"
+    sender.join(300)
+    worker = start_worker(stack, settings, "chaos-last")
+    wait_for_all_events(settings, events, timeout=240, stack=stack)
+    assert_exact(settings, ref, events)
+    stop_worker(worker)
