@@ -29,6 +29,8 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -281,6 +283,75 @@ def _memory(s: Settings, work: Path, vehicles: int = 5000) -> Figure:
                   f"in {len(ref.stations)} stations after 24 h of events")
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def _state_month(s: Settings, days: int = 30) -> Figure:
+    """What a worker's state holds over a month of events with crews whose pseudonymous ids change every day
+    and 5 % of interventions never closed: the engines fed as the batch path feeds them (eviction included),
+    measured weekly (people and interventions held, the state's size as its changelog codecs write it)."""
+    from streams import registry
+    from streams.processor import EngineContext, Record
+    from streams.processors.interventions import INTERVENTION_STATES
+    from streams.processors.stations import STATIONS
+
+    m = s.model_copy(update={"intervention_eviction_interval_s": 1e-3})  # evict at every chunk, as a day would
+    ref = Reference.load(m.reference_dir)
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    runs = [(p, p.engine(EngineContext(m, live=False)), {st.name: {} for st in p.states})
+            for p in registry.processors(m)]
+    by_topic = {m.topic(i.topic): run for run in runs for i in run[0].inputs}
+    codecs = {st.name: st for p, _, _ in runs for st in p.states}
+    weekly: list[str] = []
+    chunk: list[Record] = []
+    events, started, week = 0, time.perf_counter(), 1
+    on_duty: set[str] = set()
+    watches: Counter[str] = Counter()
+
+    def flush() -> None:
+        for proc, engine, stores in runs:
+            mine = [r for r in chunk if by_topic[r.topic][0] is proc]
+            if mine:
+                engine.process(mine, stores)
+            engine.tick(stores, None, range(m.topic_partitions))
+        chunk.clear()
+
+    def measure(day: int) -> str:
+        stores = {name: store for _, _, st in runs for name, store in st.items()}
+        size = sum(len(codecs[n].dumps(v)) for n, store in stores.items() for v in store.values())
+        people = sum(len(st.staff) for st in stores[STATIONS].values())
+        return (f"d{day}: {people:,} people, {len(stores[INTERVENTION_STATES]):,} interventions, "
+                f"{size / 1e6:.1f} MB state, RSS {_rss_mb():,.0f} MB")
+
+    for ev in Simulator(ref, seed=9, start=start).events(days * 86400):
+        e = ev.event
+        t = e.event_time.timestamp()
+        if ev.topic == "crew-status":  # a new pseudonymous id each time a person comes on duty
+            if e.status.value != "off_duty" and e.person_id not in on_duty:
+                on_duty.add(e.person_id)
+                watches[e.person_id] += 1
+            elif e.status.value == "off_duty":
+                on_duty.discard(e.person_id)
+            e = e.model_copy(update={"person_id": f"{e.person_id}-w{watches[e.person_id]}"})
+        elif (ev.topic == "interventions" and e.lifecycle.value == "closed"
+              and zlib.crc32(e.intervention_id.encode()) % 20 == 0):
+            continue  # never closed
+        chunk.append(Record(m.topic(ev.topic), 0, events, ev.key.encode(), encode(e)))
+        events += 1
+        if len(chunk) >= 20_000:
+            flush()
+        if t >= start.timestamp() + week * 7 * 86400:
+            flush()
+            weekly.append(measure(week * 7))
+            week += 1
+    flush()
+    return Figure("state-month", events, time.perf_counter() - started,
+                  f"{days} simulated days with crews (a new id at each watch) and 5 % of interventions never closed, "
+                  "the engines with eviction: " + "; ".join(weekly))
+
+
 def _history(s: Settings, events_file: Path) -> Figure:
     db = s.model_copy(update={"clickhouse_database": "bench_history"})
     run_migrations(db)
@@ -389,7 +460,8 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         size_age = s.model_copy(update={"batch_close_when_drained": False})
         figures.append(_vigie(size_age, total, 1, "vigie-1-sizeage")[0])
         print("measuring freshness and memory ...", flush=True)
-        extra = [recovery, _freshness(s, ref), _freshness(size_age, ref, case="fresh-sizeage"), _memory(s, work)]
+        extra = [recovery, _freshness(s, ref), _freshness(size_age, ref, case="fresh-sizeage"), _memory(s, work),
+                 _state_month(s)]
         if history_days > 0:
             year, panels = _history_year(s, work, history_days)
             figures.append(year)
