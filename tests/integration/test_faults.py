@@ -81,6 +81,23 @@ def test_a_stalled_worker_restarts_itself_and_resumes(stack: Stack, settings: Se
     assert text.index("FAULT INJECTED: stall_at=3") < text.index("no progress for")
 
 
+def test_a_worker_that_cannot_stop_gracefully_exits_within_the_bound(stack: Stack, settings: Settings) -> None:
+    """SIGTERM while an agent is stuck (an injected stall; the watchdog off): the graceful stop cannot finish, the
+    worker exits anyway after VIGIE_WORKER_STOP_TIMEOUT_S, and a new one makes the rows exact."""
+    s = faulty(stack, settings, "stall_at=3", worker_stall_timeout_s=0.0, worker_stop_timeout_s=3.0)
+    ref, events = simulate(s, hours=1, seed=35)
+    worker = start_worker(stack, s, "fault-stop-1")
+    publish(s, events, speed=PACE)
+    wait_until(lambda: fired(s, "stall_at"), 60, "the injected stall")
+    took = stop_worker(worker, timeout=30)
+    assert took < s.worker_stop_timeout_s + 5, took
+    assert "did not stop within 3.0s: exiting now" in log_of(stack, "fault-stop-1")  # the forced path, taken
+    worker = start_worker(stack, s, "fault-stop-2")
+    wait_for_all_events(s, events, stack=stack)
+    assert_exact(s, ref, events, long_run=False)
+    stop_worker(worker)
+
+
 def test_twenty_random_kills_during_a_replay_leave_exact_rows(stack: Stack, settings: Settings) -> None:
     """Chaos: a replay's events published while a worker is SIGKILLed 20 times, each time at a random moment
     after it has stored something new (so each kill lands mid-stream, with work in flight); a last worker

@@ -303,7 +303,9 @@ def test_worker_killed_and_clickhouse_restarted_mid_stream(stack: Stack, setting
     time.sleep(6)
     stack.clickhouse.stop()  # ClickHouse goes away while the worker is busy
     publish(settings, events[cut2:], speed=PACE)
-    time.sleep(5)
+    # the outage hit a write: the worker says it is blocked on ClickHouse (and holds, retrying)
+    wait_until(lambda: scrape(settings.metrics_port).get("vigie_sink_blocked_seconds", 0) > 0, 60,
+               "a write blocked by the outage")
     assert worker.poll() is None, "the worker must hold and retry, not die"
     stack.restart_clickhouse_later()
     wait_for_all_events(settings, events, timeout=180, stack=stack)
