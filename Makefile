@@ -31,7 +31,7 @@ test: $(STAMP) ## lint, layer contracts, unit tests, then integration tests on a
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest -q -ra tests examples
 
-bench: $(STAMP) ## all speed figures incl. a simulated year (~7 min, 13 the first time; own broker + ClickHouse), table + JSON in bench-results/
+bench: $(STAMP) ## all speed figures incl. a simulated year (~8 min, 14 the first time; own broker + ClickHouse), table + JSON in bench-results/
 	$(VENV)/bin/vigie bench
 
 fuzz: $(STAMP) ## long runs with fresh seeds: the fuzzed parsers (FUZZ_EXAMPLES, 50000) and the disorder properties (PROPERTY_EXAMPLES, 5000)

@@ -31,6 +31,7 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +42,7 @@ from confluent_kafka import Consumer
 from core.settings import PROJECT_ROOT, Settings
 from devtools.brigade import generate_brigade
 from devtools.produce import make_producer, publish
-from devtools.simulator import Simulator
+from devtools.simulator import SimEvent, Simulator
 from devtools.stack import LOCAL_BROKER, free_port, start_broker, start_clickhouse
 from schemas.codec import decode_intervention, decode_vehicle_status, encode
 from schemas.reference import Reference
@@ -288,10 +289,33 @@ def _rss_mb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
+MONTH_START = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def _month_events(ref: Reference, days: int) -> Iterator[SimEvent]:
+    """Simulated days with crews taking a new pseudonymous id each time they come on duty, and 5 % of
+    interventions never closed: what state must not accumulate."""
+    on_duty: set[str] = set()
+    watches: Counter[str] = Counter()
+    for ev in Simulator(ref, seed=9, start=MONTH_START).events(days * 86400):
+        e = ev.event
+        if ev.topic == "crew-status":
+            if e.status.value != "off_duty" and e.person_id not in on_duty:
+                on_duty.add(e.person_id)
+                watches[e.person_id] += 1
+            elif e.status.value == "off_duty":
+                on_duty.discard(e.person_id)
+            e = e.model_copy(update={"person_id": f"{e.person_id}-w{watches[e.person_id]}"})
+        elif (ev.topic == "interventions" and e.lifecycle.value == "closed"
+              and zlib.crc32(e.intervention_id.encode()) % 20 == 0):
+            continue  # never closed
+        yield SimEvent(ev.topic, ev.key, e)
+
+
 def _state_month(s: Settings, days: int = 30) -> Figure:
-    """What a worker's state holds over a month of events with crews whose pseudonymous ids change every day
-    and 5 % of interventions never closed: the engines fed as the batch path feeds them (eviction included),
-    measured weekly (people and interventions held, the state's size as its changelog codecs write it)."""
+    """What a worker's state holds over a month (``_month_events``): the engines fed as the batch path feeds them
+    (eviction included), measured weekly (people and interventions held, the state's size as its changelog
+    codecs write it)."""
     from streams import registry
     from streams.processor import EngineContext, Record
     from streams.processors.interventions import INTERVENTION_STATES
@@ -299,7 +323,6 @@ def _state_month(s: Settings, days: int = 30) -> Figure:
 
     m = s.model_copy(update={"intervention_eviction_interval_s": 1e-3})  # evict at every chunk, as a day would
     ref = Reference.load(m.reference_dir)
-    start = datetime(2026, 1, 5, tzinfo=UTC)
     runs = [(p, p.engine(EngineContext(m, live=False)), {st.name: {} for st in p.states})
             for p in registry.processors(m)]
     by_topic = {m.topic(i.topic): run for run in runs for i in run[0].inputs}
@@ -307,8 +330,6 @@ def _state_month(s: Settings, days: int = 30) -> Figure:
     weekly: list[str] = []
     chunk: list[Record] = []
     events, started, week = 0, time.perf_counter(), 1
-    on_duty: set[str] = set()
-    watches: Counter[str] = Counter()
 
     def flush() -> None:
         for proc, engine, stores in runs:
@@ -325,24 +346,13 @@ def _state_month(s: Settings, days: int = 30) -> Figure:
         return (f"d{day}: {people:,} people, {len(stores[INTERVENTION_STATES]):,} interventions, "
                 f"{size / 1e6:.1f} MB state, RSS {_rss_mb():,.0f} MB")
 
-    for ev in Simulator(ref, seed=9, start=start).events(days * 86400):
-        e = ev.event
-        t = e.event_time.timestamp()
-        if ev.topic == "crew-status":  # a new pseudonymous id each time a person comes on duty
-            if e.status.value != "off_duty" and e.person_id not in on_duty:
-                on_duty.add(e.person_id)
-                watches[e.person_id] += 1
-            elif e.status.value == "off_duty":
-                on_duty.discard(e.person_id)
-            e = e.model_copy(update={"person_id": f"{e.person_id}-w{watches[e.person_id]}"})
-        elif (ev.topic == "interventions" and e.lifecycle.value == "closed"
-              and zlib.crc32(e.intervention_id.encode()) % 20 == 0):
-            continue  # never closed
-        chunk.append(Record(m.topic(ev.topic), 0, events, ev.key.encode(), encode(e)))
+    for ev in _month_events(ref, days):
+        t = ev.event.event_time.timestamp()
+        chunk.append(Record(m.topic(ev.topic), 0, events, ev.key.encode(), encode(ev.event)))
         events += 1
         if len(chunk) >= 20_000:
             flush()
-        if t >= start.timestamp() + week * 7 * 86400:
+        if t >= MONTH_START.timestamp() + week * 7 * 86400:
             flush()
             weekly.append(measure(week * 7))
             week += 1
@@ -350,6 +360,31 @@ def _state_month(s: Settings, days: int = 30) -> Figure:
     return Figure("state-month", events, time.perf_counter() - started,
                   f"{days} simulated days with crews (a new id at each watch) and 5 % of interventions never closed, "
                   "the engines with eviction: " + "; ".join(weekly))
+
+
+def _worker_month(s: Settings, days: int = 28) -> Figure:
+    """A live worker over ``_month_events`` (8 partitions: Tansu's fetches slow down with a partition's size):
+    its RSS each time another quarter of the month is stored."""
+    m = s.model_copy(update={"topic_partitions": 8, "topic_suffix": "-month", "intervention_eviction_interval_s": 5.0})
+    ensure_topics(m)
+    total = publish(m, _month_events(Reference.load(m.reference_dir), days))
+    w, (proc,) = _start_workers(m, "month")
+    db = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
+    tables = ("vehicle_status_events", "crew_status_events", "intervention_events")
+    samples: list[str] = []
+    started, deadline = time.perf_counter(), time.monotonic() + 1800
+    while len(samples) < 4 and time.monotonic() < deadline:
+        stored = sum(db.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables)
+        if stored >= total * (len(samples) + 1) / 4:
+            with open(f"/proc/{proc.pid}/status") as f:
+                rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+            samples.append(f"{len(samples) + 1}/4 stored: {rss:,.0f} MB")
+        time.sleep(2)
+    proc.terminate()
+    proc.wait(20)
+    return Figure("worker-month", total, time.perf_counter() - started,
+                  f"worker RSS over {days} simulated days with crews (a new id at each watch) and 5 % of "
+                  "interventions never closed: " + ", ".join(samples))
 
 
 def _history(s: Settings, events_file: Path) -> Figure:
@@ -417,7 +452,7 @@ def _panels(s: Settings, database: str, days: float, runs: int = 20) -> list[Fig
 
 
 def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None = None,
-              history_days: float = 365.0) -> list[Figure]:
+              history_days: float = 365.0, worker_month: bool = False) -> list[Figure]:
     results_dir = results_dir or PROJECT_ROOT / "bench-results"
     work = PROJECT_ROOT / ".vigie" / "bench"
     work.mkdir(parents=True, exist_ok=True)
@@ -462,6 +497,9 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         print("measuring freshness and memory ...", flush=True)
         extra = [recovery, _freshness(s, ref), _freshness(size_age, ref, case="fresh-sizeage"), _memory(s, work),
                  _state_month(s)]
+        if worker_month:
+            print("a live worker over a simulated month (15 minutes or more) ...", flush=True)
+            extra.append(_worker_month(s))
         if history_days > 0:
             year, panels = _history_year(s, work, history_days)
             figures.append(year)

@@ -89,7 +89,7 @@ def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
 def _cmd_bench(s: Settings, a: argparse.Namespace) -> int:
     from devtools.bench import run_bench
 
-    run_bench(days=a.days, partitions=a.partitions, history_days=a.history_days)
+    run_bench(days=a.days, partitions=a.partitions, history_days=a.history_days, worker_month=a.worker_month)
     return 0
 
 
@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--history-days", type=float, default=365.0,
                     help="simulated days of history for the batch path and the panel timings (0: skip; the event "
                     "file is cached under .vigie/bench/)")
+    bn.add_argument("--worker-month", action="store_true",
+                    help="also a live worker over a simulated month with crews: its memory (15 minutes or more here: "
+                    "the local broker's fetches slow down as its partitions grow)")
     bn.set_defaults(func=_cmd_bench)
 
     b = sub.add_parser("board", help="live terminal board from ClickHouse, refreshed every second")
