@@ -273,19 +273,16 @@ def _memory(s: Settings, work: Path, vehicles: int = 5000) -> Figure:
     while _stored(ch) < total and time.monotonic() < deadline:
         time.sleep(0.5)
     seconds = time.perf_counter() - started
-    rss_kb = 0
-    with open(f"/proc/{proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss_kb = int(line.split()[1])
+    rss = _rss_mb(proc.pid)
     proc.terminate()
     proc.wait(20)
-    return Figure("memory", total, seconds, f"worker RSS {rss_kb / 1024:,.0f} MB with {len(ref.fleet):,} vehicles "
+    return Figure("memory", total, seconds, f"worker RSS {rss:,.0f} MB with {len(ref.fleet):,} vehicles "
                   f"in {len(ref.stations)} stations after 24 h of events")
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
+def _rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process (this one by default), MB."""
+    with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
@@ -376,9 +373,7 @@ def _worker_month(s: Settings, days: int = 28) -> Figure:
     while len(samples) < 4 and time.monotonic() < deadline:
         stored = sum(db.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables)
         if stored >= total * (len(samples) + 1) / 4:
-            with open(f"/proc/{proc.pid}/status") as f:
-                rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-            samples.append(f"{len(samples) + 1}/4 stored: {rss:,.0f} MB")
+            samples.append(f"{len(samples) + 1}/4 stored: {_rss_mb(proc.pid):,.0f} MB")
         time.sleep(2)
     proc.terminate()
     proc.wait(20)
