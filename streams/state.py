@@ -267,31 +267,28 @@ class StationState:
         replaces."""
         return int(self.newest_event_time * 1000) * 1_000_000 + self.records % 1_000_000
 
-    def _consumed(self, t: float) -> None:
-        """A record of this station read (any outcome): the version of its rows moves on."""
-        self.records += 1
-        if t > self.newest_event_time:
-            self.newest_event_time = t
-
     def apply(self, event: VehicleStatusEvent, t: float, out: StationOutput) -> Outcome:
         """Apply one vehicle event (``t`` = its event time in epoch seconds) at its place in the vehicle's
         timeline: an older one (within the lateness) is inserted and what follows re-derived."""
-        self._consumed(t)
+        self.records += 1
+        if t > self.newest_event_time:
+            self.newest_event_time = t
         v = self.vehicles.get(event.vehicle_id)
         if v is None:  # in the fleet (checked upstream) but added after this state was created
             v = self.vehicles[event.vehicle_id] = VehicleState(event.vehicle_id, event.vehicle_type)
             self.windows.add_type(event.vehicle_type)
             self.windows.types[event.vehicle_type].counts[UNKNOWN_INDEX] += 1
         timeline = v.timeline
+        last = timeline[-1]
         eid = event.event_id
-        at = place(timeline, t, eid)
+        newest = t > last[0] or (t == last[0] and eid > last[1])  # the common case, without ``place``
+        at = len(timeline) if newest else place(timeline, t, eid)
         if isinstance(at, Outcome):
             return _counted(at, out)
-        newest = at == len(timeline)
         pos = event.position
         lat, lon = (pos.lat, pos.lon) if pos else (None, None)
         iid = event.intervention_id
-        version = self.version()
+        version = int(self.newest_event_time * 1000) * 1_000_000 + self.records % 1_000_000  # self.version()
         sealed = self.windows.sealed_time
         if newest:
             self._step(v, t, event.status, iid, lat, lon, out, version)
@@ -340,18 +337,21 @@ class StationState:
 
     def apply_crew(self, event: CrewStatusEvent, t: float, out: StationOutput) -> Outcome:
         """Apply one crew event at its place in the person's timeline (as :meth:`apply`)."""
-        self._consumed(t)
+        self.records += 1
+        if t > self.newest_event_time:
+            self.newest_event_time = t
         p = self.staff.get(event.person_id)
         if p is None:
             if t <= self.evicted_until:
                 return _counted(Outcome.STALE, out)
             p = self.staff[event.person_id] = PersonState(event.person_id)
         timeline = p.timeline
+        last = timeline[-1]
         eid = event.event_id
-        at = place(timeline, t, eid)
+        newest = t > last[0] or (t == last[0] and eid > last[1])  # the common case, without ``place``
+        at = len(timeline) if newest else place(timeline, t, eid)
         if isinstance(at, Outcome):
             return _counted(at, out)
-        newest = at == len(timeline)
         mask, vid, iid = profile_mask(event.qualifications), event.vehicle_id or "", event.intervention_id or ""
         sealed = self.windows.sealed_time
         if newest:
@@ -375,7 +375,8 @@ class StationState:
                 timeline[i] = p.entry(t_i, eid_i, status, mask_i, vid_i, iid_i)
         if len(timeline) > 2:
             trim(timeline, sealed, TIMELINE_CAP)
-        out.staff_rows.append(p.row(self.station_id, self.area, self.version()))
+        version = int(self.newest_event_time * 1000) * 1_000_000 + self.records % 1_000_000  # self.version()
+        out.staff_rows.append(p.row(self.station_id, self.area, version))
         out.outcomes["applied"] += 1
         return Outcome.APPLIED
 

@@ -115,16 +115,6 @@ class TypeCounts:
         return cls(list(data[0]), int(data[1]), float(data[2]), int(data[3]) if len(data) > 3 else 0)
 
 
-def _staff_changes(t: float, from_mask: int, from_cat: int, to_mask: int, to_cat: int
-                   ) -> list[tuple[float, int, int, int]]:
-    """A person's change as the staff counters take it: within one profile; or out of the old profile (when
-    counted there) and into the new one."""
-    if from_mask == to_mask:
-        return [(t, to_mask, from_cat, to_cat)]
-    into = (t, to_mask, -1, to_cat)
-    return [(t, from_mask, from_cat, -1), into] if from_cat >= 0 else [into]
-
-
 @dataclass(slots=True)
 class StationWindows:
     """Window accumulators of one station. ``pending`` holds (time, type, from_cat, to_cat) of vehicles;
@@ -161,7 +151,12 @@ class StationWindows:
     def record_staff(self, t: float, from_mask: int, from_cat: int, to_mask: int, to_cat: int) -> bool:
         """Buffer one person's change of profile and/or status (-1: not counted). True when late."""
         t, late = clamp_late(t, self.sealed_time)
-        self.staff_pending += _staff_changes(t, from_mask, from_cat, to_mask, to_cat)
+        if from_mask == to_mask:
+            self.staff_pending.append((t, to_mask, from_cat, to_cat))
+        else:
+            if from_cat >= 0:
+                self.staff_pending.append((t, from_mask, from_cat, -1))
+            self.staff_pending.append((t, to_mask, -1, to_cat))
         return late
 
     def retract(self, t: float, vehicle_type: str, from_cat: int, to_cat: int) -> None:
@@ -170,8 +165,12 @@ class StationWindows:
 
     def retract_staff(self, t: float, from_mask: int, from_cat: int, to_mask: int, to_cat: int) -> None:
         """Withdraw a person's change recorded by :meth:`record_staff` (not yet folded)."""
-        for change in _staff_changes(t, from_mask, from_cat, to_mask, to_cat):
-            self.staff_pending.remove(change)
+        if from_mask == to_mask:
+            self.staff_pending.remove((t, to_mask, from_cat, to_cat))
+        else:
+            if from_cat >= 0:
+                self.staff_pending.remove((t, from_mask, from_cat, -1))
+            self.staff_pending.remove((t, to_mask, -1, to_cat))
 
     def available_by_type(self) -> dict[str, int]:
         return {t: tc.counts[AVAILABLE] for t, tc in self.types.items()}
