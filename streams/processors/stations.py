@@ -6,11 +6,11 @@ and 1-minute window rows. The pure rules live in ``streams/state.py``, ``streams
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, MutableMapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from core.settings import Settings
-from core.tables import table
+from core.tables import NO_TIME, table
 from schemas.codec import InvalidEvent, decode_crew_status, decode_vehicle_status
 from schemas.events import CrewStatusEvent, VehicleStatusEvent
 from schemas.reference import Reference, UnknownReference
@@ -106,13 +106,27 @@ class StationEngine:
             state = StationState.new(station_id, self.reference, self.window_seconds)
         return state
 
+    def recall_newest(self, store: Mapping[str, StationState], partitions: Collection[int]) -> None:
+        """Partitions without a record since this engine started take their newest event time from their
+        stations' recovered state: a restarted worker then closes the windows its predecessor's hold kept
+        back, even when no new record comes to that partition (the end of a replay, a quiet night)."""
+        missing = {p for p in partitions if p not in self.newest}
+        if not missing:
+            return
+        for state in store.values():
+            p = state.partition
+            if p in missing and state.newest_event_time > self.newest.get(p, NO_TIME):
+                self.newest[p] = state.newest_event_time
+
     def partitions_to_reseal(self, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
                              ) -> set[int]:
-        """Assigned partitions whose watermark moved since their last seal (a hold was released)."""
+        """Assigned partitions whose watermark moved since their last seal (a hold was released), or that were
+        never sealed by this engine (restarted on a recovered state)."""
         due = set()
-        for p, last in self.last_mark.items():
+        for p in assigned:
             mark = self.watermark(p, behind)
-            if p in assigned and mark is not None and mark > last:
+            last = self.last_mark.get(p)
+            if mark is not None and (last is None or mark > last):
                 due.add(p)
         return due
 
@@ -120,6 +134,7 @@ class StationEngine:
              ) -> BatchResult | None:
         """Windows held back by an input that has since caught up close once it is idle, without a record; and
         at most every ``eviction_interval_s``, people long off duty leave the state."""
+        self.recall_newest(stores[STATIONS], assigned)
         due = self.partitions_to_reseal(behind, assigned)
         result = self.process([], stores, behind, seal_partitions=due) if due else None
         now = time.monotonic()
@@ -213,6 +228,8 @@ class StationEngine:
             except (InvalidEvent, UnknownReference) as e:
                 result.dead_letters.append(DeadLetter(rec, str(e)))
                 continue
+            if rec.partition not in self.newest:
+                self.recall_newest(store, (rec.partition,))
             if t > self.newest.get(rec.partition, 0.0):
                 self.newest[rec.partition] = t
             if t > self.newest_tp.get((rec.topic, rec.partition), 0.0):

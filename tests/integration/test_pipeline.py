@@ -83,12 +83,16 @@ def assert_exact(s: Settings, ref: Reference, events: list[SimEvent], long_run: 
     until -= until % s.window_seconds
     want_windows = expected.station_windows(ref, events, s.window_seconds, until)
 
-    def windows_done() -> bool:
-        (n,), = ch.execute("SELECT count() FROM (SELECT DISTINCT window_start, station_id, vehicle_type "
-                           "FROM station_windows WHERE window_start < toDateTime(%(u)s))", {"u": int(until)})
-        return n == len(want_windows)
+    def sealed() -> set[tuple[float, str, str]]:
+        return {(_ts(w), st, vt) for w, st, vt in ch.execute(
+            "SELECT DISTINCT window_start, station_id, vehicle_type FROM station_windows "
+            "WHERE window_start < toDateTime(%(u)s)", {"u": int(until)})}
 
-    wait_until(windows_done, 60, "every window sealed")
+    try:
+        wait_until(lambda: len(sealed()) == len(want_windows), 60, "every window sealed")
+    except AssertionError as e:
+        missing = sorted(set(want_windows) - sealed())
+        raise AssertionError(f"{e}: {len(missing)} missing, first {missing[:5]}, last {missing[-5:]}") from None
     # 1. current state per vehicle, and capacity per station x type x category
     got_status = dict(ch.execute("SELECT vehicle_id, status FROM vehicle_state FINAL"))
     assert got_status == expected.final_vehicle_status(events)

@@ -9,7 +9,7 @@ import pytest
 from schemas.codec import InvalidEvent, decode_crew_status
 from streams.crewing import Crewing
 from streams.ordering import Outcome
-from streams.processor import Record
+from streams.processor import Record, json_state
 from streams.processors.stations import StationEngine
 from streams.state import StationOutput, StationState
 from tests.helpers import T0, cev, small_reference, vev
@@ -182,6 +182,33 @@ def test_watermark_waits_for_the_input_behind_then_a_reseal_closes_the_windows()
     assert [r.window_start - T0 for r in windows] == [0, 60, 120]
     assert windows[0].crew_tracked == 1 and "S1" in resealed.changed["stations"]
     assert engine.partitions_to_reseal(set(), {0}) == set()
+
+
+def _windows(result) -> list:  # type: ignore[no-untyped-def,type-arg]
+    return [r for r in result.rows[next(k for k in result.rows if k.name == "station_windows")]
+            if r.vehicle_type == "VSAV"]
+
+
+def test_a_restarted_engine_closes_the_windows_its_predecessor_held_without_a_new_record() -> None:
+    """A worker stopped while the crew input held its windows back: the next one recovers the state (the
+    changelog) and, with nothing left to read, must close them on its first tick, or with its first record
+    even when that record is an old re-delivery."""
+    dumps, loads = json_state(StationState)
+    vehicle = [Record("vehicle-status", 0, i, b"S1", vev("V1", s, T0 + t, iid).model_dump_json().encode())
+               for i, (s, t, iid) in enumerate([("available_at_station", 0, None), ("dispatched", 200, "I1")])]
+    store: dict[str, StationState] = {}
+    held = StationEngine(REF, 60, 0).process(vehicle, {"stations": store}, behind={("crew-status", 0)})
+    assert _windows(held) == []
+
+    def recovered() -> dict[str, StationState]:
+        return {k: loads(dumps(v)) for k, v in store.items()}
+
+    restarted, state = StationEngine(REF, 60, 0), recovered()
+    assert restarted.tick({"stations": state}, set(), set()) is None  # partition 0 not assigned here
+    closed = restarted.tick({"stations": state}, set(), {0})
+    assert closed is not None and [r.window_start - T0 for r in _windows(closed)] == [0, 60, 120]
+    redelivered = StationEngine(REF, 60, 0).process(vehicle[:1], {"stations": recovered()}, behind=set())
+    assert [r.window_start - T0 for r in _windows(redelivered)] == [0, 60, 120]
 
 
 def test_capacity_rows_versions_grow_with_the_input_and_across_a_lost_state() -> None:
