@@ -114,7 +114,8 @@ class ProcessorAgent:
                        for st in proc.states}
         self.view = faust_compat.FaustConsumerView(app, self.topics)
         self.guard = OffsetGuard(self._count_between, restart_process,
-                                 lambda j: metrics.OFFSET_JUMPS.labels(j.topic).inc(), self._resume_at)
+                                 lambda j: metrics.OFFSET_JUMPS.labels(j.topic).inc(), self._resume_at,
+                                 lambda *gap: faust_compat.commit_past_empty(app, *gap))
         self.hold = (WatermarkHold(self.topics, settings.input_idle_s, self.guard.tracker.next)
                      if proc.hold_watermark and len(self.topics) > 1 else None)
         self.raw_inputs = {i.raw_table: i for i in proc.inputs if i.raw_table}
@@ -270,6 +271,7 @@ def create_app(settings: Settings, processors: Sequence[Processor], rows_writer:
     faust_compat.check_version()
     faust_compat.apply_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
     faust_compat.install_eager_delivery(settings.kafka_eager_delivery)
+    faust_compat.install_verified_gaps(settings.topic(i.topic) for p in processors for i in p.inputs)
     app = faust_app(settings)
     dead_letters = app.topic(settings.dead_letter_topic, schema=RAW, partitions=1)
     progress = Progress()

@@ -11,6 +11,9 @@ skipped, and the worker restarts before applying anything (it re-reads from the 
 cannot be past the hole since the batch after it was never acknowledged). Offsets with no record in
 between (transaction markers, compaction) are not a loss.
 
+The consumer must not commit past a gap on its own (Faust does: see ``install_verified_gaps`` in
+streams/faust_compat.py): the guard tells it which ranges it checked to be empty.
+
 The first batch of a partition after an assignment is judged against where the group resumes (its committed
 offset, or the partition's start when it has none). The check fails closed: when the broker cannot say
 whether records lie in a gap (timeout, error), the worker restarts rather than apply a batch that may follow
@@ -70,16 +73,19 @@ class OffsetGuard:
     """Judges each batch before it is applied (see the module doc). ``count_between(topic, partition, start,
     end)`` asks the broker how many records lie in [start, end) (raises ``OffsetCheckFailed`` when it cannot
     tell); ``resume_at(topic, partition)`` where the group resumes a partition just assigned; ``restart()``
-    re-executes the worker; ``on_jump`` counts each jump (metric)."""
+    re-executes the worker; ``on_jump`` counts each jump (metric); ``empty(topic, partition, start, end)`` is told
+    of each range checked to hold no record (the consumer may then commit past it, and only then)."""
 
     def __init__(self, count_between: Callable[[str, int, int, int], Awaitable[int]],
                  restart: Callable[[], None], on_jump: Callable[[Jump], None] = lambda j: None,
-                 resume_at: Callable[[str, int], Awaitable[int]] | None = None) -> None:
+                 resume_at: Callable[[str, int], Awaitable[int]] | None = None,
+                 empty: Callable[[str, int, int, int], Awaitable[None]] | None = None) -> None:
         self.tracker = OffsetTracker()
         self.count_between = count_between
         self.restart = restart
         self.on_jump = on_jump
         self.resume_at = resume_at
+        self.empty = empty
 
     async def check(self, records: Iterable[tuple[str, int, int]]) -> bool:
         """True: apply the batch; False: the worker is restarting (``restart`` was called)."""
@@ -101,6 +107,8 @@ class OffsetGuard:
                     return False
                 log.info("%s[%d]: offsets %d to %d hold no record (transaction markers or compaction)",
                          j.topic, j.partition, j.expected, j.got - 1)
+                if self.empty is not None:
+                    await self.empty(j.topic, j.partition, j.expected, j.got)
         except Exception as e:  # fail closed: an unverified gap may be a hole
             log.error("offset check failed (%s): restarting the worker before applying anything", e)
             self.restart()

@@ -29,7 +29,12 @@ def _guard(holes: dict[tuple[str, int, int, int], int] | None = None, resume: di
     async def resume_at(topic: str, partition: int) -> int:
         return (resume or {}).get((topic, partition), 0)
 
-    guard = OffsetGuard(count_between, lambda: restarts.append(1), resume_at=resume_at)
+    async def empty(topic: str, partition: int, start: int, end: int) -> None:
+        emptied.append((topic, partition, start, end))
+
+    emptied: list[tuple[str, int, int, int]] = []
+    guard = OffsetGuard(count_between, lambda: restarts.append(1), resume_at=resume_at, empty=empty)
+    guard.emptied = emptied  # type: ignore[attr-defined]
     return guard, restarts, asked, asyncio.run
 
 
@@ -51,4 +56,45 @@ def test_a_gap_without_records_and_a_re_read_are_applied() -> None:
     guard, restarts, _, run = _guard(resume={("a", 0): 0})
     assert run(guard.check([("a", 0, 0), ("a", 0, 3)]))  # 1..2 hold no record (compaction, markers)
     assert run(guard.check([("a", 0, 2)]))  # a step back: deduplicated downstream
-    assert restarts == []
+    assert restarts == [] and guard.emptied == [("a", 0, 1, 3)]  # the consumer may commit past 1..2 only
+
+
+def _faust_consumer_state():  # type: ignore[no-untyped-def]
+    """The fields Faust's consumer keeps its acknowledgements and gaps in, for its own ``_add_gap`` and
+    ``_new_offset`` (the offset it commits) to run on."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from intervaltree import IntervalTree
+
+    return SimpleNamespace(_committed_offset=defaultdict(lambda: None), _gap=defaultdict(IntervalTree),
+                           _acked=defaultdict(list), _acked_index=defaultdict(set))
+
+
+def test_faust_commits_past_a_jump_of_a_guarded_input_only_once_the_guard_found_it_empty() -> None:
+    """Faust's own rule commits past any jump it sees (a fetch from before a seek makes one over records never
+    applied); for the processors' inputs only the guard's verified ranges count."""
+    import asyncio
+
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    from streams import faust_compat
+
+    faust_compat.install_verified_gaps(["vehicle-status"])
+    tp, other = TP("vehicle-status", 0), TP("dead-letters", 0)
+    c = _faust_consumer_state()
+    for t in (tp, other):
+        c._committed_offset[t] = 91
+        asyncio.run(Consumer._add_gap(c, t, 92, 195))  # what Faust's fetch loop does on seeing 195 after 91
+        c._acked[t].append(195)
+        c._acked_index[t].add(195)
+    assert Consumer._new_offset(c, other) == 196  # another topic: Faust's rule, untouched
+    assert Consumer._new_offset(c, tp) is None  # guarded: 92..194 were never applied, nothing is committed
+    asyncio.run(faust_compat.commit_past_empty(SimpleApp(c), "vehicle-status", 0, 92, 195))  # checked empty
+    assert Consumer._new_offset(c, tp) == 196
+
+
+class SimpleApp:
+    def __init__(self, consumer: object) -> None:
+        self._consumer = consumer
