@@ -126,9 +126,10 @@ _GUARDED_TOPICS: set[str] = set()  # input topics whose gaps only the offset gua
 def install_verified_gaps(topics: Iterable[str]) -> None:
     """Faust takes any forward jump in a partition's delivered offsets for a gap to commit past (compaction,
     transaction markers). It also sees one when a fetch from before its seek to the committed offsets lands
-    after the seek (measured in the chaos test: crew-status[0] sought to 91, offset 195 delivered next, and
-    92..194 committed without ever being applied: lost). For ``topics``, a gap is committed past only once the
-    offset guard has checked at the broker that it holds no record (:func:`commit_past_empty`)."""
+    after the seek (logged in the chaos test: crew-status[0] sought to 91, offset 195 delivered next, and 92..194
+    recorded as a gap, records it never delivered that its next commit may pass over). For ``topics``, a gap is
+    committed past only once the offset guard has checked at the broker that it holds no record
+    (:func:`commit_past_empty`)."""
     from faust.transport.consumer import Consumer
 
     _GUARDED_TOPICS.update(topics)
