@@ -13,7 +13,7 @@ import pytest
 from core.settings import Settings
 from devtools.produce import publish
 from streams.runtime.faults import KILLED_EXIT_CODE
-from tests.integration.conftest import Stack, ch_client, start_worker, stop_worker, wait_until
+from tests.integration.conftest import Stack, ch_client, dump_workers, start_worker, stop_worker, wait_until
 from tests.integration.test_pipeline import PACE, assert_exact, scrape, simulate, wait_for_all_events
 
 pytestmark = pytest.mark.integration
@@ -127,7 +127,11 @@ def test_twenty_random_kills_during_a_replay_leave_exact_rows(stack: Stack, sett
         before = written()
         worker = start_worker(stack, settings, f"chaos-{k}")
         released[k].set()
-        wait_until(lambda b=before, w=worker: written() > b or w.poll() is not None, 60, "the worker storing rows")
+        try:
+            wait_until(lambda b=before, w=worker: written() > b or w.poll() is not None, 60,
+                       f"worker chaos-{k} storing rows")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{dump_workers(stack)}\n{log_of(stack, f'chaos-{k}')[-3000:]}") from None
         assert worker.poll() is None, log_of(stack, f"chaos-{k}")[-2000:]
         threading.Event().wait(rng.uniform(0.0, 0.8))
         worker.send_signal(signal.SIGKILL)
