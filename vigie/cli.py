@@ -199,6 +199,24 @@ def _cmd_replay_signal(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_alerts_validate(s: Settings, a: argparse.Namespace) -> int:
+    from schemas.alert_rules import RuleFileError, RuleSet
+
+    try:
+        rules = RuleSet.load(Path(a.file))
+    except RuleFileError as e:
+        print(f"invalid: {e}", file=sys.stderr)
+        return 1
+    for r in rules.rule:
+        side = "<=" if r.fires_below else ">="
+        what = " ".join(x for x in (r.vehicle_type, r.status, r.qualification) if x)
+        print(f"{r.name}: {r.severity}, {r.measure.value}{' ' + what if what else ''} per {r.scope.value} "
+              f"{side} {r.fire_at:g} (clears at {r.clear_level:g}), for {r.for_s:g}s, "
+              f"keep firing {r.keep_firing_for_s:g}s")
+    print(f"{a.file}: {len(rules.rule)} rules, valid")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vigie",
@@ -308,6 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
         c = rpsub.add_parser(name, help=what)
         c.add_argument("--run", required=True)
         c.set_defaults(func=_cmd_replay_signal)
+
+    al = sub.add_parser("alerts", help="alert rules")
+    alsub = al.add_subparsers(dest="alerts_command", required=True, metavar="ALERTS_COMMAND")
+    av = alsub.add_parser("validate", help="check a rules file (TOML; reference: schemas/alert_rules.py) and "
+                          "print what each rule does")
+    av.add_argument("file", nargs="?", default=str(Path(__file__).resolve().parent.parent / "deploy" / "alerts" /
+                                                  "rules.toml"), help="the rules file (default: the shipped one)")
+    av.set_defaults(func=_cmd_alerts_validate)
 
     g = sub.add_parser("grafana", help="dashboards as code: generate the JSON, push to a Grafana")
     gsub = g.add_subparsers(dest="grafana_command", required=True, metavar="GRAFANA_COMMAND")

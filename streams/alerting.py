@@ -1,0 +1,147 @@
+"""One alert's life over a measured value, in event time: hysteresis, ``for`` and ``keep_firing_for``.
+
+The value is a step function of time (it holds from one observation to the next: an area's available VSAV,
+the minutes an intervention has waited). The condition turns *on* when the value reaches ``fire_at`` and
+*off* only once it is back past ``clear_at`` (hysteresis: a value hovering at the threshold does not flap).
+An alert is
+
+- **pending** from the moment the condition turns on;
+- **firing** once it has stayed on for ``for_s`` (a pending alert whose condition turns off first is
+  **cancelled**: nobody is notified);
+- **resolved** once the condition has stayed off for ``keep_firing_for_s`` (turning on again before that keeps
+  it firing, as one episode).
+
+Every transition carries the event time it happened at, computed from the observations and the clock given
+to :meth:`Alert.advance` — never from when the call is made — so a replay gives the same transitions, and a
+deadline (``for``, ``keep_firing_for``) passes with no further observation as soon as the clock passes it.
+Observations must come in time order (the caller feeds sealed, ordered data); an older one is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    BELOW = "below"  # on when value <= fire_at, off when value >= clear_at (capacity running out)
+    ABOVE = "above"  # on when value >= fire_at, off when value <= clear_at (a wait, a surge)
+
+
+class Phase(StrEnum):
+    INACTIVE = "inactive"
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+class Transition(StrEnum):
+    PENDING = "pending"
+    FIRING = "firing"
+    CANCELLED = "cancelled"  # was pending, the condition cleared before ``for``: never notified
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    direction: Direction
+    fire_at: float
+    clear_at: float
+    for_s: float = 0.0
+    keep_firing_for_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        below = self.direction is Direction.BELOW
+        if (self.clear_at < self.fire_at) if below else (self.clear_at > self.fire_at):
+            side = "at or above" if below else "at or below"
+            raise ValueError(f"clear_at {self.clear_at:g} must be {side} fire_at {self.fire_at:g} "
+                             f"for a '{self.direction}' rule (hysteresis)")
+        if self.for_s < 0 or self.keep_firing_for_s < 0:
+            raise ValueError("for and keep_firing_for cannot be negative")
+
+    def turns_on(self, value: float) -> bool:
+        return value <= self.fire_at if self.direction is Direction.BELOW else value >= self.fire_at
+
+    def turns_off(self, value: float) -> bool:
+        """Strictly past the clear level when it equals the fire level (else the two would overlap)."""
+        if self.direction is Direction.BELOW:
+            return value > self.clear_at if self.clear_at == self.fire_at else value >= self.clear_at
+        return value < self.clear_at if self.clear_at == self.fire_at else value <= self.clear_at
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One transition of one alert: when (event time), to what, and the value then (the worst value of the
+    episode so far for ``firing`` and ``resolved``)."""
+
+    at: float
+    transition: Transition
+    value: float
+
+
+class StaleObservation(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class Alert:
+    """The alert of one rule on one scope (an area and vehicle type, a unit, an intervention)."""
+
+    threshold: Threshold
+    phase: Phase = Phase.INACTIVE
+    on: bool = False  # the condition, after hysteresis
+    since: float = math.nan  # when ``on`` last changed
+    value: float = math.nan  # the latest value observed
+    worst: float = math.nan  # the worst value of the current episode
+    clock: float = -math.inf  # the latest time advanced to
+    changes: list[Change] = field(default_factory=list)  # transitions not yet taken by the caller
+
+    def observe(self, t: float, value: float) -> None:
+        """The value from ``t`` on (``t`` at or after every earlier observation and clock)."""
+        if t < self.clock:
+            raise StaleObservation(f"observation at {t:g} is older than the alert's clock {self.clock:g}")
+        self.advance(t)
+        self.value = value
+        th = self.threshold
+        if not self.on and th.turns_on(value):
+            self.on, self.since = True, t
+            if self.phase is Phase.INACTIVE:
+                self.worst = value
+                self._to(Phase.PENDING, Change(t, Transition.PENDING, value))
+        elif self.on and th.turns_off(value):
+            self.on, self.since = False, t
+            if self.phase is Phase.PENDING:
+                self._to(Phase.INACTIVE, Change(t, Transition.CANCELLED, self.worst))
+        if self.on and self.phase is not Phase.INACTIVE:
+            self.worst = min(self.worst, value) if th.direction is Direction.BELOW else max(self.worst, value)
+        self.advance(t)  # a zero ``for`` fires at once
+
+    def advance(self, now: float) -> None:
+        """Deadlines up to ``now`` pass (``for`` held: firing; ``keep_firing_for`` off: resolved)."""
+        if now < self.clock:
+            return
+        self.clock = now
+        th = self.threshold
+        if self.phase is Phase.PENDING and self.on and now >= self.since + th.for_s:
+            self._to(Phase.FIRING, Change(self.since + th.for_s, Transition.FIRING, self.worst))
+        if self.phase is Phase.FIRING and not self.on and now >= self.since + th.keep_firing_for_s:
+            self._to(Phase.INACTIVE, Change(self.since + th.keep_firing_for_s, Transition.RESOLVED, self.worst))
+
+    def take(self) -> list[Change]:
+        """The transitions since the last call (the caller stores and routes them)."""
+        out, self.changes = self.changes, []
+        return out
+
+    def _to(self, phase: Phase, change: Change) -> None:
+        self.phase = phase
+        self.changes.append(change)
+
+    def to_list(self) -> list[object]:
+        """The state for a changelog (pending changes are emitted in the same batch, never kept)."""
+        return [self.phase.value, self.on, self.since, self.value, self.worst, self.clock]
+
+    @classmethod
+    def from_list(cls, threshold: Threshold, data: list[object]) -> Alert:
+        phase, on, since, value, worst, clock = data
+        return cls(threshold, Phase(str(phase)), bool(on), float(since), float(value),  # type: ignore[arg-type]
+                   float(worst), float(clock))  # type: ignore[arg-type]
