@@ -98,6 +98,19 @@ def test_a_worker_that_cannot_stop_gracefully_exits_within_the_bound(stack: Stac
     stop_worker(worker)
 
 
+def broker_offsets(s: Settings) -> dict[str, tuple[int, int]]:
+    """(committed offset of the worker group, high watermark) per input partition, as the broker says."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({**s.confluent_config(), "group.id": s.app_id, "enable.auto.commit": False})
+    try:
+        tps = [TopicPartition(s.topic(t), p) for t in ("vehicle-status", "crew-status") for p in range(3)]
+        return {f"{tp.topic}[{tp.partition}]": (tp.offset, c.get_watermark_offsets(tp, timeout=5)[1])
+                for tp in c.committed(tps, timeout=5)}
+    finally:
+        c.close()
+
+
 def test_twenty_random_kills_during_a_replay_leave_exact_rows(stack: Stack, settings: Settings) -> None:
     """Chaos: a replay's events published in 21 slices, the k-th while the k-th worker runs; each of the first 20
     workers is SIGKILLed at a random moment after it has stored something new (so each kill lands mid-stream,
@@ -110,11 +123,17 @@ def test_twenty_random_kills_during_a_replay_leave_exact_rows(stack: Stack, sett
     slices = [events[i * len(events) // (kills + 1):(i + 1) * len(events) // (kills + 1)] for i in range(kills + 1)]
     released = [threading.Event() for _ in slices]
 
+    sent: list[object] = []  # slices published (their index), or the error that stopped the sender
+
     def send() -> None:  # a slice goes out once its worker is started: the stream cannot outrun the kills
-        for part, go in zip(slices, released, strict=True):
-            if not go.wait(300):
-                return
-            publish(settings, part, speed=PACE / 10)
+        try:
+            for i, (part, go) in enumerate(zip(slices, released, strict=True)):
+                if not go.wait(300):
+                    return
+                publish(settings, part, speed=PACE / 10)
+                sent.append(i)
+        except Exception as e:  # shown by a failing wait
+            sent.append(e)
 
     def written() -> int:  # raw rows written, re-writes included: grows with every batch a worker stores (every
         # slice has vehicle or crew events: a shift change is thousands of crew records at one instant)
@@ -131,7 +150,8 @@ def test_twenty_random_kills_during_a_replay_leave_exact_rows(stack: Stack, sett
             wait_until(lambda b=before, w=worker: written() > b or w.poll() is not None, 60,
                        f"worker chaos-{k} storing rows")
         except AssertionError as e:
-            raise AssertionError(f"{e}\n{dump_workers(stack)}\n{log_of(stack, f'chaos-{k}')[-3000:]}") from None
+            raise AssertionError(f"{e}; slices sent: {sent}; broker: {broker_offsets(settings)}\n"
+                                 f"{dump_workers(stack)}\n{log_of(stack, f'chaos-{k}')[-3000:]}") from None
         assert worker.poll() is None, log_of(stack, f"chaos-{k}")[-2000:]
         threading.Event().wait(rng.uniform(0.0, 0.8))
         worker.send_signal(signal.SIGKILL)
