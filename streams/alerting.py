@@ -145,3 +145,47 @@ class Alert:
         phase, on, since, value, worst, clock = data
         return cls(threshold, Phase(str(phase)), bool(on), float(since), float(value),  # type: ignore[arg-type]
                    float(worst), float(clock))  # type: ignore[arg-type]
+
+
+WEEK_S = 7 * 86400
+
+
+@dataclass(slots=True)
+class SurgeBaseline:
+    """How unusual a window's count of interventions opened is, for one area: the same window of the week over
+    the last ``weeks`` weeks is the usual (a week the area was not yet watched does not count; a watched window
+    without any opening counts 0). The score is the count's distance above their mean in standard deviations,
+    the deviation floored at the Poisson one (sqrt of the mean, at least 1): a quiet slot's one extra call is no
+    surge. Fewer than ``min_weeks`` weeks of history, or a count below ``min_count``: no score (-inf)."""
+
+    window_s: int = 600
+    weeks: int = 8
+    min_weeks: int = 3
+    first_window: float = math.inf  # the first window watched
+    counts: dict[int, int] = field(default_factory=dict)  # window start -> interventions opened
+
+    def add(self, window_start: float, count: int) -> None:
+        """A sealed window's count (again for the same window: replaced, so a re-delivery counts once)."""
+        w = int(window_start)
+        self.first_window = min(self.first_window, w)
+        if count:
+            self.counts[w] = count
+        else:
+            self.counts.pop(w, None)
+        horizon = w - self.weeks * WEEK_S
+        if len(self.counts) > 4 * self.weeks * WEEK_S // self.window_s:  # trim now and then, not every call
+            self.counts = {k: v for k, v in self.counts.items() if k >= horizon}
+
+    def usual(self, window_start: float) -> list[int]:
+        """The counts of the same window in the previous weeks watched (most recent first)."""
+        w = int(window_start)
+        past = (w - k * WEEK_S for k in range(1, self.weeks + 1))
+        return [self.counts.get(p, 0) for p in past if p >= self.first_window]
+
+    def score(self, window_start: float, count: int, min_count: int) -> float:
+        history = self.usual(window_start)
+        if len(history) < self.min_weeks or count < min_count:
+            return -math.inf
+        mean = sum(history) / len(history)
+        sd = math.sqrt(sum((c - mean) ** 2 for c in history) / (len(history) - 1)) if len(history) > 1 else 0.0
+        return (count - mean) / max(sd, math.sqrt(max(mean, 1.0)))

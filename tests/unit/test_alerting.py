@@ -137,3 +137,33 @@ def test_transitions_match_the_oracle_whatever_the_clock_ticks(values: list[int]
     a.advance(len(values) - 1)
     got = [(c.at, c.transition.value) for c in a.take()]
     assert got == [x for x in oracle(th, values) if x[0] <= len(values) - 1]
+
+
+def test_surge_score_against_the_same_slot_of_previous_weeks() -> None:
+    from streams.alerting import WEEK_S, SurgeBaseline
+
+    b = SurgeBaseline(window_s=600, weeks=4, min_weeks=3)
+    slot = 1_767_600_000 - 1_767_600_000 % WEEK_S + 3 * 3600  # some 10-min slot of a week
+    for week, n in enumerate([4, 6, 5, 5]):  # four weeks of the slot; other windows of those weeks quiet
+        b.add(slot + week * WEEK_S - 3000, 0)
+        b.add(slot + week * WEEK_S, n)
+    now = slot + 4 * WEEK_S
+    assert b.usual(now) == [5, 5, 6, 4]
+    # mean 5, sample sd sqrt(2/3) = 0.816 < Poisson floor sqrt(5) = 2.236: 12 calls are (12 - 5) / 2.236 sd above
+    assert b.score(now, 12, min_count=5) == pytest.approx(7 / 5 ** 0.5)
+    assert b.score(now, 4, min_count=5) == float("-inf")  # below the minimum count
+    young = SurgeBaseline(window_s=600, weeks=4, min_weeks=3)
+    young.add(slot, 5)
+    young.add(slot + WEEK_S, 5)
+    assert young.usual(slot + 2 * WEEK_S) == [5, 5] and young.score(slot + 2 * WEEK_S, 30, 5) == float("-inf")
+
+
+def test_surge_baseline_counts_a_re_delivered_window_once_and_zero_for_a_quiet_watched_slot() -> None:
+    from streams.alerting import WEEK_S, SurgeBaseline
+
+    b = SurgeBaseline(window_s=600, weeks=3, min_weeks=3)
+    b.add(0, 0)  # watched from here
+    b.add(WEEK_S, 3)
+    b.add(WEEK_S, 3)  # the same sealed window again
+    assert b.usual(3 * WEEK_S) == [0, 3, 0]
+    assert b.score(3 * WEEK_S, 5, 1) == pytest.approx((5 - 1) / 3 ** 0.5)  # sd sqrt(3) = 1.73 > floor 1
