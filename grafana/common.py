@@ -58,6 +58,28 @@ def legend_bottom() -> common_b.VizLegendOptions:
             .placement(common.LegendPlacement.BOTTOM))
 
 
+# Variables reach the SQL only in forms no value can break out of (a viewer can set any variable from the URL).
+# Grafana's ``percentencode`` leaves nothing but A-Z a-z 0-9 - _ . ~ and %XX (encodeURIComponentStrict): no quote,
+# backslash or backquote. The run (a database name) goes into a backquoted identifier that way; any other value
+# into a string literal that ClickHouse decodes back (``decodeURLComponent``). ``${var:singlequote}`` would not do:
+# Grafana escapes a quote with a backslash but leaves a backslash as it is, so ``x\`` followed by ``,1) OR 1=1 --``
+# leaves the string.
+RUN = "`${run:percentencode}`"
+
+
+def text_value(var: str) -> str:
+    """The value of a one-value variable, as a SQL string."""
+    return "decodeURLComponent('${" + var + ":percentencode}')"
+
+
+def in_selected(column: str, var: str) -> str:
+    """``column`` among the values selected in multi-value ``var`` (Grafana percent-encodes several as ``{a,b}``;
+    a value holding a comma cannot be told apart), or no condition when All is selected."""
+    values = "splitByChar(',', replaceRegexpAll(" + text_value(var) + ", '^[{]|[}]$', ''))"
+    # has(), not IN (SELECT arrayJoin(...)): ClickHouse 18.16 repeats the outer rows once per value with the latter
+    return f"$__conditionalAll(has({values}, {column}), ${var})"
+
+
 RUN_VARIABLE_SQL = "SELECT DISTINCT database FROM system.tables WHERE name = 'station_windows' ORDER BY database"
 
 
@@ -79,7 +101,7 @@ SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * 
 FROM
 (
     SELECT window_start, vehicle_type, sum({column}) AS {alias}
-    FROM ${{run}}.station_windows FINAL
+    FROM `${{run:percentencode}}`.station_windows FINAL
     WHERE $__timeFilter(window_start) AND {where}
     GROUP BY window_start, vehicle_type
 )

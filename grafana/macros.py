@@ -5,8 +5,9 @@ Three steps, in the plugin's order:
 1. ``$__conditionalAll(condition, $var)`` (frontend, ``Datasource.applyConditionalAll``): the condition,
    or ``1=1`` when the variable's current value is All (``$__all``) or empty;
 2. template variables (Grafana's ``templateSrv.replace`` with the plugin's ``format``): a multi-value
-   becomes ``'a','b'`` (no escaping), a single value is inserted as is; ``${var:singlequote}`` and
-   ``${var:csv}`` follow Grafana's formatters; All expands to every option (or the custom all value);
+   becomes ``'a','b'`` (no escaping), a single value is inserted as is; ``${var:singlequote}``,
+   ``${var:csv}`` and ``${var:percentencode}`` follow Grafana's formatters; All expands to every option (or the
+   custom all value);
 3. backend macros (``pkg/macros/macros.go``): ``$__timeFilter(col)``, ``$__dateFilter(col)``,
    ``$__fromTime``, ``$__toTime``, ``$__interval_s``, ``$__timeInterval(col)``.
 Anything left that looks like a variable or macro is an error, never silently sent.
@@ -18,6 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 ALL = "$__all"
 
@@ -101,6 +103,9 @@ def _format(values: Sequence[str] | str, fmt: str | None) -> str:
     items = [values] if isinstance(values, str) else list(values)
     if fmt == "singlequote":
         return ",".join("'" + v.replace("'", "\\'") + "'" for v in items)
+    if fmt == "percentencode":  # Grafana's encodeURIComponentStrict; several values as {a,b}, like glob
+        text = items[0] if isinstance(values, str) else "{" + ",".join(items) + "}"
+        return quote(text, safe="")  # leaves A-Z a-z 0-9 - _ . ~ as they are, like the strict encoder
     if fmt == "csv":
         return ",".join(items)
     if fmt == "raw":

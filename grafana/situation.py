@@ -24,25 +24,27 @@ from grafana.common import (
     available_trend_sql,
     big_text,
     engagement_partitions,
+    in_selected,
     legend_bottom,
     query_variable,
     run_variable,
     staff_pivot,
+    text_value,
     text_variable,
     thresholds,
 )
 from grafana.datasources import SQL
 
 UID = "vigie-situation"
-AREA_FILTER = "$__conditionalAll(area IN (${area:singlequote}), $area)"
+AREA_FILTER = in_selected("area", "area")
 
-AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM ${run}.vehicle_state ORDER BY area"
+AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM `${run:percentencode}`.vehicle_state ORDER BY area"
 
 
 def _count_by_type(category: str) -> str:
     return f"""
 SELECT vehicle_type, countIf(category = '{category}') AS vehicles
-FROM ${{run}}.vehicle_state FINAL
+FROM `${{run:percentencode}}`.vehicle_state FINAL
 WHERE {AREA_FILTER}
 GROUP BY vehicle_type
 ORDER BY vehicle_type"""
@@ -55,7 +57,7 @@ OUT_OF_SERVICE_BY_TYPE = _count_by_type("out_of_service")
 # only stations that report crews count: elsewhere staffed capacity is not known (not zero)
 STAFFED_BY_TYPE = f"""
 SELECT vehicle_type, sum(staffed) AS vehicles
-FROM ${{run}}.station_capacity FINAL
+FROM `${{run:percentencode}}`.station_capacity FINAL
 WHERE crew_tracked = 1 AND {AREA_FILTER}
 GROUP BY vehicle_type
 ORDER BY vehicle_type"""
@@ -65,11 +67,11 @@ SELECT area, {staff_pivot('available')}, sum(uncrewed) AS vehicules_sans_equipag
 FROM
 (
     SELECT area, qualification, available, 0 AS uncrewed
-    FROM ${{run}}.station_staff FINAL
+    FROM `${{run:percentencode}}`.station_staff FINAL
     WHERE {AREA_FILTER}
     UNION ALL
     SELECT area, '' AS qualification, 0 AS available, uncrewed
-    FROM ${{run}}.station_capacity FINAL
+    FROM `${{run:percentencode}}`.station_capacity FINAL
     WHERE crew_tracked = 1 AND {AREA_FILTER}
 )
 GROUP BY area
@@ -80,7 +82,7 @@ SELECT area, countIf(available = 0) AS types_with_nothing_left
 FROM
 (
     SELECT area, vehicle_type, countIf(category = 'available') AS available
-    FROM ${{run}}.vehicle_state FINAL
+    FROM `${{run:percentencode}}`.vehicle_state FINAL
     WHERE {AREA_FILTER}
     GROUP BY area, vehicle_type
 )
@@ -93,7 +95,7 @@ FROM
 (
     SELECT area, vehicle_type, countIf(category = 'available') AS available,
            countIf(category = 'engaged') AS engaged, countIf(category = 'out_of_service') AS out_of_service
-    FROM ${{run}}.vehicle_state FINAL
+    FROM `${{run:percentencode}}`.vehicle_state FINAL
     WHERE {AREA_FILTER}
     GROUP BY area, vehicle_type
 )
@@ -102,7 +104,7 @@ ORDER BY area, vehicle_type"""
 
 CAPACITY_PER_AREA = f"""
 SELECT area, round(100 * countIf(category = 'available') / count(), 1) AS available_pct
-FROM ${{run}}.vehicle_state FINAL
+FROM `${{run:percentencode}}`.vehicle_state FINAL
 WHERE {AREA_FILTER}
 GROUP BY area
 ORDER BY area"""
@@ -111,19 +113,19 @@ ORDER BY area"""
 # index), not over the whole history: 43 -> 19 ms on four months; the newest version must still be open.
 OPEN_INTERVENTIONS = f"""
 SELECT intervention_id, nature, priority, sector, opened_at,
-       toInt64((SELECT max(event_time) FROM ${{run}}.vehicle_state)) - toInt64(opened_at) AS elapsed_s,
+       toInt64((SELECT max(event_time) FROM `${{run:percentencode}}`.vehicle_state)) - toInt64(opened_at) AS elapsed_s,
        units, unit_list
 FROM
 (
     SELECT intervention_id, nature, priority, sector, opened_at
-    FROM ${{run}}.interventions FINAL
-    WHERE intervention_id IN (SELECT intervention_id FROM ${{run}}.interventions WHERE status = 'open')
+    FROM `${{run:percentencode}}`.interventions FINAL
+    WHERE intervention_id IN (SELECT intervention_id FROM `${{run:percentencode}}`.interventions WHERE status = 'open')
       AND status = 'open'
 ) AS i
 ANY LEFT JOIN
 (
     SELECT intervention_id, count() AS units, arrayStringConcat(groupArray(vehicle_id), ' ') AS unit_list
-    FROM ${{run}}.vehicle_state FINAL
+    FROM `${{run:percentencode}}`.vehicle_state FINAL
     WHERE category = 'engaged' AND intervention_id != '' AND {AREA_FILTER}
     GROUP BY intervention_id
 ) AS e USING intervention_id
@@ -135,37 +137,42 @@ AVAILABLE_TREND = available_trend_sql(AREA_FILTER)
 
 VEHICLE_POSITIONS = f"""
 SELECT vehicle_id, vehicle_type, home_station, status, category, intervention_id, lat, lon
-FROM ${{run}}.vehicle_state FINAL
+FROM `${{run:percentencode}}`.vehicle_state FINAL
 WHERE (lat != 0 OR lon != 0) AND {AREA_FILTER}
 ORDER BY vehicle_id"""
+
+def _target(var: str) -> str:
+    """A target in seconds typed in a text box (or the URL): a number, whatever was typed (0 if it is none)."""
+    return f"toFloat64OrZero({text_value(var)})"
+
 
 RESPONSE_TIMES = f"""
 SELECT segment, count() AS n, quantileExact(0.5)(s) AS p50_s, quantileExact(0.9)(s) AS p90_s, any(target) AS target_s,
        round(100 * countIf(s <= target) / count(), 1) AS within_target_pct
 FROM
 (
-    SELECT 'turnout (dispatched -> en route)' AS segment, turnout_s AS s, toFloat64($turnout_target_s) AS target
-    FROM ${{run}}.engagements FINAL
+    SELECT 'turnout (dispatched -> en route)' AS segment, turnout_s AS s, {_target('turnout_target_s')} AS target
+    FROM `${{run:percentencode}}`.engagements FINAL
     WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND turnout_s >= 0 AND {AREA_FILTER}
     UNION ALL
-    SELECT 'travel (en route -> on scene)' AS segment, travel_s AS s, toFloat64($travel_target_s) AS target
-    FROM ${{run}}.engagements FINAL
+    SELECT 'travel (en route -> on scene)' AS segment, travel_s AS s, {_target('travel_target_s')} AS target
+    FROM `${{run:percentencode}}`.engagements FINAL
     WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND travel_s >= 0 AND {AREA_FILTER}
     UNION ALL
     SELECT 'call -> first arrival' AS segment, toFloat64(first_arrival - opened_at) AS s,
-           toFloat64($arrival_target_s) AS target
+           {_target('arrival_target_s')} AS target
     FROM
     (
-        SELECT intervention_id, opened_at FROM ${{run}}.interventions FINAL
+        SELECT intervention_id, opened_at FROM `${{run:percentencode}}`.interventions FINAL
         WHERE $__timeFilter(opened_at) AND opened_at > toDateTime(0)
           -- the primary key: only the granules of interventions with a unit on scene lately are read
-          AND intervention_id IN (SELECT intervention_id FROM ${{run}}.engagements
+          AND intervention_id IN (SELECT intervention_id FROM `${{run:percentencode}}`.engagements
                                   WHERE on_scene_at > toDateTime(0) AND {engagement_partitions(8)})
     ) AS i
     ANY INNER JOIN
     (
         SELECT intervention_id, min(on_scene_at) AS first_arrival
-        FROM ${{run}}.engagements FINAL
+        FROM `${{run:percentencode}}`.engagements FINAL
         WHERE on_scene_at > toDateTime(0) AND dispatched_at >= $__fromTime - 86400 AND {engagement_partitions(8)}
           AND {AREA_FILTER}
         GROUP BY intervention_id

@@ -11,6 +11,7 @@ from grafana.common import (
     at,
     available_trend_sql,
     engagement_partitions,
+    in_selected,
     legend_bottom,
     query_variable,
     run_variable,
@@ -24,27 +25,24 @@ UID = "vigie-station-detail"
 
 def scope(station_column: str) -> str:
     """The filter every panel applies: area, station, vehicle type (each 1=1 when All is selected)."""
-    return ("$__conditionalAll(area IN (${area:singlequote}), $area) "
-            f"AND $__conditionalAll({station_column} IN (${{station:singlequote}}), $station) "
-            "AND $__conditionalAll(vehicle_type IN (${vehicle_type:singlequote}), $vehicle_type)")
+    return f"{station_scope(station_column)} AND {in_selected('vehicle_type', 'vehicle_type')}"
 
 
 def station_scope(station_column: str) -> str:
     """The area and station part of :func:`scope`, for tables without a vehicle type (staff)."""
-    return ("$__conditionalAll(area IN (${area:singlequote}), $area) "
-            f"AND $__conditionalAll({station_column} IN (${{station:singlequote}}), $station)")
+    return f"{in_selected('area', 'area')} AND {in_selected(station_column, 'station')}"
 
 
-AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM ${run}.vehicle_state ORDER BY area"
-STATION_VARIABLE_SQL = ("SELECT DISTINCT home_station FROM ${run}.vehicle_state "
-                        "WHERE $__conditionalAll(area IN (${area:singlequote}), $area) ORDER BY home_station")
-TYPE_VARIABLE_SQL = "SELECT DISTINCT vehicle_type FROM ${run}.vehicle_state ORDER BY vehicle_type"
+AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM `${run:percentencode}`.vehicle_state ORDER BY area"
+STATION_VARIABLE_SQL = ("SELECT DISTINCT home_station FROM `${run:percentencode}`.vehicle_state "
+                        f"WHERE {in_selected('area', 'area')} ORDER BY home_station")
+TYPE_VARIABLE_SQL = "SELECT DISTINCT vehicle_type FROM `${run:percentencode}`.vehicle_state ORDER BY vehicle_type"
 
 CAPACITY_NOW = f"""
 SELECT home_station AS station, area, vehicle_type,
        countIf(category = 'available') AS available, countIf(category = 'engaged') AS engaged,
        countIf(category = 'out_of_service') AS out_of_service
-FROM ${{run}}.vehicle_state FINAL
+FROM `${{run:percentencode}}`.vehicle_state FINAL
 WHERE {scope('home_station')}
 GROUP BY home_station, area, vehicle_type
 ORDER BY station, vehicle_type"""
@@ -53,7 +51,7 @@ AVAILABLE_TREND = available_trend_sql(scope('station_id'))
 
 STAFFED_NOW = f"""
 SELECT station_id AS station, area, vehicle_type, available, staffed, uncrewed
-FROM ${{run}}.station_capacity FINAL
+FROM `${{run:percentencode}}`.station_capacity FINAL
 WHERE crew_tracked = 1 AND {scope('station_id')}
 ORDER BY station, vehicle_type"""
 
@@ -61,21 +59,21 @@ STAFFED_TREND = staffed_trend_sql(scope('station_id'))
 
 STAFF_NOW = f"""
 SELECT station_id AS station, area, {staff_pivot('available')}
-FROM ${{run}}.station_staff FINAL
+FROM `${{run:percentencode}}`.station_staff FINAL
 WHERE {station_scope('station_id')}
 GROUP BY station_id, area
 ORDER BY station"""
 
 ENGAGED_HOURS_PER_HOUR = f"""
 SELECT toStartOfHour(window_start) AS t, vehicle_type, round(sum(engaged_vehicle_minutes) / 60, 2) AS vehicle_hours
-FROM ${{run}}.station_windows FINAL
+FROM `${{run:percentencode}}`.station_windows FINAL
 WHERE $__timeFilter(window_start) AND {scope('station_id')}
 GROUP BY t, vehicle_type
 ORDER BY t, vehicle_type"""
 
 INTERVENTIONS_SERVED_PER_HOUR = f"""
 SELECT toStartOfHour(dispatched_at) AS t, uniqExact(intervention_id) AS interventions
-FROM ${{run}}.engagements FINAL
+FROM `${{run:percentencode}}`.engagements FINAL
 WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND {scope('home_station')}
 GROUP BY t
 ORDER BY t"""
@@ -86,7 +84,7 @@ SELECT home_station AS station, count() AS engagements,
        quantileExactIf(0.9)(turnout_s, turnout_s >= 0) AS turnout_p90_s,
        quantileExactIf(0.5)(travel_s, travel_s >= 0) AS travel_p50_s,
        quantileExactIf(0.9)(travel_s, travel_s >= 0) AS travel_p90_s
-FROM ${{run}}.engagements FINAL
+FROM `${{run:percentencode}}`.engagements FINAL
 WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND {scope('home_station')}
 GROUP BY home_station
 ORDER BY station"""
@@ -94,7 +92,7 @@ ORDER BY station"""
 RECENT_ENGAGEMENTS = f"""
 SELECT dispatched_at, vehicle_id, vehicle_type, home_station AS station, intervention_id,
        turnout_s, travel_s, if(released_at > toDateTime(0), toString(released_at), 'engaged') AS released
-FROM ${{run}}.engagements FINAL
+FROM `${{run:percentencode}}`.engagements FINAL
 WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND {scope('home_station')}
 ORDER BY dispatched_at DESC, vehicle_id
 LIMIT 200"""

@@ -2,13 +2,16 @@
 every panel honours its variables, and every panel query expands and runs on the current ClickHouse
 engine (chdb). The same queries run on ClickHouse 18.16 with data in tests/integration/test_dashboards.py."""
 
+import json
 import re
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 from prometheus_client import REGISTRY
 
 from grafana import generate, pipeline_health, situation, station_detail
+from grafana.common import RUN
 from grafana.datasources import CLICKHOUSE_PLUGIN
 from grafana.macros import ALL, TimeRange, Variable, expand
 from sinks.migrate import bootstrap_statements, load_migrations
@@ -130,6 +133,52 @@ def test_every_panel_reads_the_selected_run(uid: str) -> None:
     texts = [q.text for q in generate.panel_queries(dash)] + [
         sql for name, sql in generate.variable_queries(dash).items() if name != "run"]
     for text in texts:
-        for table in re.findall(r"(?:FROM|JOIN)\s+([\w${}.]+)", text):
+        for table in re.findall(r"(?:FROM|JOIN)\s+([\w${}:.`]+)", text):
             if table != "(":
-                assert table.startswith("${run}."), (table, text[:80])
+                assert table.startswith(RUN + "."), (table, text[:80])
+
+
+HOSTILE = ["x'", "x\\", "x\\',1) OR 1=1 --", "x'); DROP TABLE vehicle_state; --", "x' UNION ALL SELECT name FROM "
+           "system.users --", "x' SETTINGS max_execution_time=0 --", "x/*", "x`", "x\"", "${run}", "{a,b}", "é ü"]
+
+
+@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID])
+def test_no_variable_value_can_rewrite_a_query(chdb, uid: str) -> None:  # type: ignore[no-untyped-def]
+    """Any variable can be set from the URL. With hostile values in every variable at once (quotes, backslashes,
+    statement separators, comments, UNION, SETTINGS), every panel and variable query still runs as the one
+    statement it was: the same columns as with ordinary values, and no rows (nothing matches such a value); a
+    hostile run is only ever an unknown database whose name is the percent-encoded value."""
+    dash = DASHBOARDS[uid]
+    names = [v["name"] for v in dash["templating"]["list"] if v["name"] != "run"]
+    queries = [q.text for q in generate.panel_queries(dash)] + [
+        sql for name, sql in generate.variable_queries(dash).items() if name != "run"]
+    for text in queries:
+        ordinary = chdb.query(expand(text, variable_states(dash)[1], TR), "JSONCompact")
+        columns = [c["name"] for c in json.loads(ordinary.bytes())["meta"]]
+        for value in HOSTILE:
+            state = {n: Variable(n, [value, "X1"] if n in {"area", "station", "vehicle_type"} else value)
+                     for n in names}
+            state["run"] = Variable("run", DB)
+            got = json.loads(chdb.query(expand(text, state, TR), "JSONCompact").bytes())
+            assert [c["name"] for c in got["meta"]] == columns, (value, text[:80])
+            state["run"] = Variable("run", value)
+            with pytest.raises(Exception, match=r"UNKNOWN_DATABASE|Database .* does(n't| not) exist") as e:
+                chdb.query(expand(text, state, TR))
+            assert quote(value, safe="") in str(e.value)  # the value, percent-encoded, named as a database
+
+
+def test_a_selected_value_reaches_the_query_exactly(chdb) -> None:  # type: ignore[no-untyped-def]
+    """The percent-encoded form is decoded back to the very value, whatever it holds: a station whose area is
+    named with quotes, backslashes or accents is found by selecting that area, and only it."""
+    names = [v for v in HOSTILE if "," not in v]  # several values travel as {a,b}: a comma cannot be told apart
+    chdb.query("INSERT INTO vehicle_state (vehicle_id, vehicle_type, home_station, area, version) VALUES " + ", ".join(
+        f"('V{i}', 'VSAV', 'H{i}', '{v.replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}', 1)"
+        for i, v in enumerate(names)))
+    try:
+        for i, v in enumerate(names):
+            for selected in ([v], [v, "X1"]):
+                state = {"run": Variable("run", DB), "area": Variable("area", selected)}
+                got = chdb.query(expand(station_detail.STATION_VARIABLE_SQL, state, TR), "JSONCompact")
+                assert json.loads(got.bytes())["data"] == [[f"H{i}"]], (v, selected)
+    finally:
+        chdb.query("TRUNCATE TABLE vehicle_state")

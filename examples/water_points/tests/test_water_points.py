@@ -129,14 +129,14 @@ def test_end_to_end_and_batch_path(stack) -> None:  # type: ignore[no-untyped-de
     db = s.clickhouse_database
 
     def panel() -> dict[str, tuple[int, int, float]]:
-        rows = ch.execute(dashboard.PER_AREA.replace("${run}", db))
+        rows = ch.execute(dashboard.PER_AREA.replace("${run:percentencode}", db))
         return {a: (int(o), int(t), float(f)) for a, o, t, f in rows}
 
     wait_until(lambda: panel() == want, 30, "the panel's figures")
     letters = dead_letters(s, 1)
     assert [base64.b64decode(x["value_b64"]) for x in letters] == [bad]
     assert "water_point_id: Field required" in letters[0]["reason"] and letters[0]["source_topic"] == topic
-    out_now = ch.execute(dashboard.OUT_NOW.replace("${run}", db))
+    out_now = ch.execute(dashboard.OUT_NOW.replace("${run:percentencode}", db))
     assert Counter(r[1] for r in out_now) == Counter({a: w[0] for a, w in want.items() if w[0]})
     stop_worker(worker)
 

@@ -12,8 +12,8 @@ UID = "vigie-water-points"
 
 PER_AREA = ("SELECT area AS groupement, countIf(status = 'out_of_service') AS hors_service, count() AS total, "
             "sumIf(flow_m3h, status = 'in_service') AS debit_disponible_m3h "
-            "FROM ${run}.water_point_state FINAL GROUP BY area ORDER BY hors_service DESC, area")
-OUT_NOW = ("SELECT water_point_id, area, kind, status_since FROM ${run}.water_point_state FINAL "
+            "FROM `${run:percentencode}`.water_point_state FINAL GROUP BY area ORDER BY hors_service DESC, area")
+OUT_NOW = ("SELECT water_point_id, area, kind, status_since FROM `${run:percentencode}`.water_point_state FINAL "
            "WHERE status = 'out_of_service' ORDER BY status_since, water_point_id")
 
 
