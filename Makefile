@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test bench fuzz lint unit integration schemas dashboards clean
+.PHONY: help install run test bench fuzz lint unit integration schemas dashboards secrets clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ schemas: $(STAMP) ## re-export the JSON Schemas of every registered processor's 
 
 dashboards: $(STAMP) ## regenerate the dashboards' JSON from the code (grafana/ and every registered processor's)
 	$(VENV)/bin/vigie grafana generate
+
+secrets: $(STAMP) ## random passwords for the compose stack in deploy/.env (kept if it exists)
+	$(VENV)/bin/vigie secrets
 
 clean: ## remove local run data (.vigie/)
 	rm -rf .vigie

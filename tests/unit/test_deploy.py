@@ -128,3 +128,35 @@ def test_kustomize_manifests(overlay: str) -> None:
         partitions = next(int(op["value"]) for p in prod["patches"] for op in yaml.safe_load(p["patch"])
                           if op["path"].endswith("VIGIE_TOPIC_PARTITIONS"))
         assert replicas <= partitions
+
+
+def test_compose_has_no_known_secret_and_nothing_open_without_a_password() -> None:
+    """Every secret must come from deploy/.env (``make secrets``): no fallback value; no anonymous Grafana; the
+    unauthenticated Prometheus is not published."""
+    from vigie.cli import STACK_SECRETS
+
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{(\w+)", text))
+    assert used == set(STACK_SECRETS)
+    for name in STACK_SECRETS:
+        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
+        assert uses and all(u.startswith(":?") for u in uses), f"{name} must be required, never defaulted: {uses}"
+    grafana = COMPOSE["services"]["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and "GF_AUTH_ANONYMOUS_ORG_ROLE" not in grafana
+    assert "ports" not in COMPOSE["services"]["prometheus"]
+    example = (DEPLOY / ".env.example").read_text()
+    assert set(re.findall(r"^(\w+)=$", example, re.M)) == set(STACK_SECRETS)
+
+
+def test_vigie_secrets_writes_every_secret_once_readable_by_its_owner_only(tmp_path: Path) -> None:
+    from vigie.cli import STACK_SECRETS, main
+
+    out = tmp_path / "deploy" / ".env"
+    assert main(["secrets", "--out", str(out)]) == 0
+    values = dict(line.split("=", 1) for line in out.read_text().splitlines() if not line.startswith("#"))
+    assert set(values) == set(STACK_SECRETS)
+    assert len(set(values.values())) == len(values) and all(len(v) >= 32 for v in values.values())
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert main(["secrets", "--out", str(out)]) == 1 and dict(  # kept: the stack was set up with them
+        line.split("=", 1) for line in out.read_text().splitlines() if not line.startswith("#")) == values
+    assert main(["secrets", "--out", str(out), "--force"]) == 0 and out.read_text().count("=") == len(values)
