@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     kafka_sasl_username: str = ""
     kafka_sasl_password: SecretStr = SecretStr("")
     kafka_ssl_cafile: str = ""
+    # mutual TLS: the client's certificate and key (PEM), for brokers that authenticate clients by certificate
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_key_password: SecretStr = SecretStr("")
     # Consumer-group timings and the producer's batch bound: Apache Kafka's own defaults (session.timeout.ms,
     # max.poll.interval.ms, heartbeat.interval.ms, batch.size). The local stack (make run, tests, bench) sets
     # the values its broker needs itself (devtools/stack.py: LOCAL_BROKER): Tansu waits a whole rebalance
@@ -57,6 +61,10 @@ class Settings(BaseSettings):
     topic_names: dict[str, str] = Field(default_factory=dict)
     topic_suffix: str = ""
     topic_partitions: int = Field(default=4, ge=1)
+    # copies of every topic Vigie creates (inputs, dead letters, state changelogs), and how many must have a write
+    # before it counts (0: the broker's default). One broker locally; 3 and 2 on a production cluster.
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=0, ge=0)
     # Processors outside Vigie's package: modules defining ``PROCESSOR`` (comma-separated), besides those
     # registered through the ``vigie.processors`` entry point.
     processor_modules: str = ""
@@ -157,9 +165,19 @@ class Settings(BaseSettings):
             conf["sasl.mechanism"] = self.kafka_sasl_mechanism
             conf["sasl.username"] = self.kafka_sasl_username
             conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
-        if self.kafka_ssl_cafile and self.kafka_security_protocol.endswith("SSL"):
-            conf["ssl.ca.location"] = self.kafka_ssl_cafile
+        if self.kafka_security_protocol.endswith("SSL"):
+            for key, value in (("ssl.ca.location", self.kafka_ssl_cafile),
+                               ("ssl.certificate.location", self.kafka_ssl_certfile),
+                               ("ssl.key.location", self.kafka_ssl_keyfile),
+                               ("ssl.key.password", self.kafka_ssl_key_password.get_secret_value())):
+                if value:
+                    conf[key] = value
         return conf
+
+    def topic_config(self) -> dict[str, str]:
+        """Broker configuration of the topics Vigie creates."""
+        n = self.topic_min_insync_replicas
+        return {"min.insync.replicas": str(n)} if n else {}
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -186,13 +186,13 @@ codecs.register(KEY_CODEC, _Codec(lambda k: k.encode() if isinstance(k, str) els
 
 
 def state_table(app: faust.App, name: str, partitions: int, dumps: Callable[[Any], bytes],
-                loads: Callable[[bytes], Any]) -> Any:
+                loads: Callable[[bytes], Any], topic_config: dict[str, str] | None = None) -> Any:
     """A changelog-backed table (str keys) whose values go through ``dumps``/``loads``. Faust takes the
     serializers used to write the changelog and to decode it on recovery from these attributes (not from the
     schema), and builds the changelog topic when the table is registered: rebuilt once they are set."""
     value_codec = f"vigie-state-{name}"
     codecs.register(value_codec, _Codec(dumps, loads))
-    table = app.Table(name, partitions=partitions)
+    table = app.Table(name, partitions=partitions, extra_topic_configs=topic_config or {})
     table.key_serializer = KEY_CODEC
     table.value_serializer = value_codec
     table.changelog_topic = table._new_changelog_topic()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +42,10 @@ def faust_credentials(settings: Settings) -> Any:
     proto = settings.kafka_security_protocol
     ssl_context = None
     if proto.endswith("SSL"):
-        ssl_context = faust.ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+        ssl_context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+        if settings.kafka_ssl_certfile:  # mutual TLS
+            ssl_context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None,
+                                        settings.kafka_ssl_key_password.get_secret_value() or None)
     if proto.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.kafka_sasl_username,
@@ -67,6 +71,7 @@ def faust_app(settings: Settings) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_allow_declare=True,
         table_standby_replicas=0,
+        topic_replication_factor=settings.topic_replication_factor,  # its changelogs
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
@@ -110,7 +115,8 @@ class ProcessorAgent:
         self.topics = proc.topics(settings)
         self.inputs = {settings.topic(i.topic): i for i in proc.inputs}
         self.engine = proc.engine(EngineContext(settings, live=True))
-        self.tables = {st.name: faust_compat.state_table(app, st.name, settings.topic_partitions, st.dumps, st.loads)
+        self.tables = {st.name: faust_compat.state_table(app, st.name, settings.topic_partitions, st.dumps, st.loads,
+                                                         settings.topic_config())
                        for st in proc.states}
         self.view = faust_compat.FaustConsumerView(app, self.topics)
         self.guard = OffsetGuard(self._count_between, restart_process,

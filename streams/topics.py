@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.settings import Settings
@@ -16,13 +18,19 @@ def wanted_topics(settings: Settings) -> dict[str, int]:
     return wanted
 
 
+def new_topics(settings: Settings, existing: Collection[str]) -> list[NewTopic]:
+    """The wanted topics not in ``existing``, with the replication the settings ask for."""
+    return [NewTopic(name, num_partitions=n, replication_factor=settings.topic_replication_factor,
+                     config=settings.topic_config()) for name, n in wanted_topics(settings).items()
+            if name not in existing]
+
+
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> dict[str, int]:
     """Create the missing topics; fail loudly if one exists with another partition count."""
     admin = AdminClient(settings.confluent_config())
     existing = admin.list_topics(timeout=timeout).topics
     wanted = wanted_topics(settings)
-    missing = [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in wanted.items()
-               if name not in existing]
+    missing = new_topics(settings, existing)
     if missing:
         for name, fut in admin.create_topics(missing, operation_timeout=timeout).items():
             try:

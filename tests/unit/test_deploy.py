@@ -128,6 +128,16 @@ def test_kustomize_manifests(overlay: str) -> None:
         partitions = next(int(op["value"]) for p in prod["patches"] for op in yaml.safe_load(p["patch"])
                           if op["path"].endswith("VIGIE_TOPIC_PARTITIONS"))
         assert replicas <= partitions
+        ops = {op["path"]: op.get("value") for p in prod["patches"] for op in yaml.safe_load(p["patch"])}
+        config = {k.removeprefix("/data/"): v for k, v in ops.items() if k.startswith("/data/")}
+        assert set(config) <= SETTINGS
+        assert config["VIGIE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"  # never PLAINTEXT between machines
+        assert (config["VIGIE_TOPIC_REPLICATION_FACTOR"], config["VIGIE_TOPIC_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+        assert len(config["VIGIE_KAFKA_BOOTSTRAP"].split(",")) >= int(config["VIGIE_TOPIC_REPLICATION_FACTOR"])
+        mounts = [v for k, v in ops.items() if k.endswith("volumeMounts")]
+        assert mounts and all(m[0]["mountPath"] == "/etc/vigie/kafka-tls" for m in mounts)
+        assert all(config[f"VIGIE_KAFKA_SSL_{f}"].startswith("/etc/vigie/kafka-tls/") for f in ("CAFILE", "CERTFILE",
+                                                                                              "KEYFILE"))
 
 
 def test_compose_has_no_known_secret_and_nothing_open_without_a_password() -> None:
