@@ -33,6 +33,25 @@ def _cmd_migrate(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_purge(s: Settings, a: argparse.Namespace) -> int:
+    from sinks.clickhouse import make_client
+    from sinks.retention import purge
+
+    if not (s.retention_personal_days or s.retention_payload_days):
+        print("nothing to purge: VIGIE_RETENTION_PERSONAL_DAYS and VIGIE_RETENTION_PAYLOAD_DAYS are 0 (keep for ever)")
+        return 0
+    client = make_client(s, s.clickhouse_database)
+    try:
+        done = purge(client.execute, s.clickhouse_database, s.retention_personal_days, s.retention_payload_days,
+                     dry_run=a.dry_run)
+    finally:
+        client.disconnect()
+    verb = "would purge" if a.dry_run else "purging (ClickHouse applies it in the background)"
+    for p, n in done:
+        print(f"{s.clickhouse_database}.{p.table}: {verb} {n:,} rows ({p.what})")
+    return 0
+
+
 def _cmd_topics(s: Settings, a: argparse.Namespace) -> int:
     from streams.topics import ensure_topics
 
@@ -256,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = dbsub.add_parser("migrate", help="apply the ClickHouse migrations not applied yet (idempotent), and "
                          "create the dashboards' read-only user")
     m.set_defaults(func=_cmd_migrate)
+
+    pg = dbsub.add_parser("purge", help="delete per-person rows and blank raw payloads older than the retention "
+                          "(VIGIE_RETENTION_PERSONAL_DAYS, VIGIE_RETENTION_PAYLOAD_DAYS; run it daily)")
+    pg.add_argument("--dry-run", action="store_true", help="only count the rows concerned")
+    pg.set_defaults(func=_cmd_purge)
 
     t = sub.add_parser("topics", help="create every registered processor's topics (and the dead-letter topic) with "
                        "VIGIE_TOPIC_PARTITIONS partitions")

@@ -109,10 +109,16 @@ def test_kustomize_manifests(overlay: str) -> None:
     directory = DEPLOY / "k8s" / overlay
     docs = _k8s_docs(directory) if overlay == "base" else _k8s_docs(DEPLOY / "k8s" / "base")
     kinds = {d["kind"]: d for d in docs}
-    assert {"ConfigMap", "Deployment", "Job", "Service", "PodDisruptionBudget"} <= set(kinds)
+    assert {"ConfigMap", "Deployment", "Job", "CronJob", "Service", "PodDisruptionBudget"} <= set(kinds)
     assert set(kinds["ConfigMap"]["data"]) <= SETTINGS
+    assert kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "db", "purge"]
+    assert float(kinds["ConfigMap"]["data"]["VIGIE_RETENTION_PERSONAL_DAYS"]) > 0
     for doc in docs:
-        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        pod = doc.get("spec", {})
+        if doc["kind"] == "CronJob":
+            pod = pod["jobTemplate"]["spec"]
+        spec = pod.get("template", {}).get("spec", {})
         for c in spec.get("initContainers", []) + spec.get("containers", []):
             cli_accepts(c["args"])
     worker = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
