@@ -144,6 +144,19 @@ def test_kustomize_manifests(overlay: str) -> None:
         assert mounts and all(m[0]["mountPath"] == "/etc/vigie/kafka-tls" for m in mounts)
         assert all(config[f"VIGIE_KAFKA_SSL_{f}"].startswith("/etc/vigie/kafka-tls/") for f in ("CAFILE", "CERTFILE",
                                                                                               "KEYFILE"))
+        # network policies: every Vigie pod is selected; egress only to the brokers' and ClickHouse's ports and DNS
+        policies = [d for d in _k8s_docs(directory) if d["kind"] == "NetworkPolicy"]
+        pods = [d["spec"]["template"]["metadata"]["labels"] if d["kind"] != "CronJob" else
+                d["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+                for d in docs if d["kind"] in ("Deployment", "Job", "CronJob")]
+        for labels in pods:
+            mine = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+            assert len(mine) == 1, labels
+            egress_ports = {port["port"] for rule in mine[0]["spec"]["egress"] for port in rule["ports"]}
+            kafka_port = int(config["VIGIE_KAFKA_BOOTSTRAP"].split(",")[0].rsplit(":", 1)[1])
+            assert egress_ports == {kafka_port, int(kinds["ConfigMap"]["data"]["VIGIE_CLICKHOUSE_PORT"]), 53}
+            ingress_ports = {port["port"] for rule in mine[0]["spec"]["ingress"] for port in rule["ports"]}
+            assert ingress_ports <= {port}  # the metrics port at most
 
 
 def test_compose_has_no_known_secret_and_nothing_open_without_a_password() -> None:
