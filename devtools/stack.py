@@ -4,6 +4,7 @@ clickhouse-server, each run as a plain process on 127.0.0.1 with a data director
 from __future__ import annotations
 
 import hashlib
+import secrets
 import shutil
 import socket
 import subprocess
@@ -64,6 +65,7 @@ class ManagedProcess:
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    reader_password: str = ""  # ClickHouse's: the dashboards' user
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:
@@ -106,12 +108,11 @@ def clickhouse_binary() -> str:
     return path
 
 
-LOCAL_READER_PASSWORD = "vigie-reader"  # local stack only; production sets VIGIE_CLICKHOUSE_READER_PASSWORD
-
-
 def start_clickhouse(tcp_port: int, http_port: int, data_dir: Path, reader_user: str = "vigie_reader",
                      reader_password: str = "") -> ManagedProcess:
-    """ClickHouse 18.16 as a process, with the pipeline's user and the dashboards' read-only user."""
+    """ClickHouse 18.16 as a process, with the pipeline's user and the dashboards' read-only user (its password:
+    ``reader_password``, else a new random one; the returned process's ``reader_password`` either way)."""
+    reader_password = reader_password or secrets.token_urlsafe(18)
     if port_in_use(tcp_port):
         raise RuntimeError(f"port {tcp_port} is taken: is ClickHouse already running? "
                            "(set VIGIE_LOCAL_CLICKHOUSE_TCP_PORT)")
@@ -119,8 +120,7 @@ def start_clickhouse(tcp_port: int, http_port: int, data_dir: Path, reader_user:
     (data_dir / "log").mkdir(parents=True, exist_ok=True)
     values = {"{data_dir}": str(data_dir), "{tcp_port}": str(tcp_port), "{http_port}": str(http_port),
               "{users_file}": str(data_dir / "users.xml"), "{reader_user}": reader_user,
-              "{reader_password_sha256}": hashlib.sha256(
-                  (reader_password or LOCAL_READER_PASSWORD).encode()).hexdigest()}
+              "{reader_password_sha256}": hashlib.sha256(reader_password.encode()).hexdigest()}
     for name in ("config.xml", "users.xml"):
         text = (CLICKHOUSE_TEMPLATES / f"{name}.tmpl").read_text()
         for k, v in values.items():
@@ -135,4 +135,4 @@ def start_clickhouse(tcp_port: int, http_port: int, data_dir: Path, reader_user:
     except TimeoutError:
         proc.kill()
         raise RuntimeError(f"ClickHouse did not start; see {data_dir / 'log'}") from None
-    return ManagedProcess("clickhouse", proc, log_path)
+    return ManagedProcess("clickhouse", proc, log_path, reader_password)

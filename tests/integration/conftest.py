@@ -34,7 +34,8 @@ class Stack:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def restart_clickhouse_later(self) -> None:
-        self.clickhouse = start_clickhouse(self.ch_tcp, self.ch_http, self.tmp / "clickhouse")
+        self.clickhouse = start_clickhouse(self.ch_tcp, self.ch_http, self.tmp / "clickhouse",
+                                           reader_password=self.clickhouse.reader_password)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ import pytest
 
 from core.settings import Settings
 from devtools.simulator import Simulator
-from devtools.stack import LOCAL_READER_PASSWORD
 from grafana import generate, situation, station_detail
 from grafana.datasources import CLICKHOUSE_PLUGIN
 from grafana.macros import ALL, TimeRange, Variable, expand
@@ -52,6 +51,7 @@ class Engines:
         import chdb.session
 
         self.http = f"http://127.0.0.1:{stack.ch_http}/"
+        self.reader_password = stack.clickhouse.reader_password
         self.db = s.clickhouse_database
         self.chdb = chdb.session.Session()
         self.chdb.query(f"CREATE DATABASE IF NOT EXISTS {self.db}")
@@ -76,7 +76,7 @@ class Engines:
     def old(self, sql: str, name: str | None = None) -> str:
         """On ClickHouse 18.16 as the dashboards' read-only user, as Grafana would."""
         url = self.http + "?" + urllib.parse.urlencode({"database": self.db, "user": "vigie_reader",
-                                                         "password": LOCAL_READER_PASSWORD})
+                                                         "password": self.reader_password})
         started = time.perf_counter()
         with urllib.request.urlopen(urllib.request.Request(url, data=sql.encode()), timeout=60) as r:
             out = r.read().decode()
