@@ -61,6 +61,8 @@ class TableSpec:
     name: str
     row_type: type[tuple[Any, ...]]
     runs_table: str | None = None
+    # rows about one person (their statuses): never granted to the dashboards' user (README "Data protection")
+    personal: bool = False
     types: tuple[tuple[str, str], ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -87,5 +89,5 @@ class TableSpec:
         return (("first_window_start", first_type), *rest, ("window_count", "UInt32"))
 
 
-def table(name: str, row_type: type[NamedTuple], runs_table: str | None = None) -> TableSpec:
-    return TableSpec(name, row_type, runs_table)
+def table(name: str, row_type: type[NamedTuple], runs_table: str | None = None, personal: bool = False) -> TableSpec:
+    return TableSpec(name, row_type, runs_table, personal)

@@ -76,6 +76,13 @@ def tables(settings: Settings) -> tuple[TableSpec, ...]:
     return tuple(t for p in processors(settings) for t in p.tables)
 
 
+def readable_tables(settings: Settings) -> tuple[str, ...]:
+    """The tables the dashboards' user may read: every registered table but the raw event history (it keeps
+    each original record) and the rows about one person."""
+    raw = {i.raw_table for p in processors(settings) for i in p.inputs if i.raw_table}
+    return tuple(t.name for t in tables(settings) if t.name not in raw and not t.personal)
+
+
 def input_topics(settings: Settings) -> dict[str, Processor]:
     """The deployment's name of every input topic -> the processor that reads it."""
     return {settings.topic(i.topic): p for p in processors(settings) for i in p.inputs}

@@ -21,13 +21,14 @@ def _cmd_worker(s: Settings, a: argparse.Namespace) -> int:
 def _cmd_migrate(s: Settings, a: argparse.Namespace) -> int:
     from sinks.access import ensure_reader
     from sinks.clickhouse import make_client, run_migrations
+    from streams import registry
 
     applied = run_migrations(s)
     print(f"database {s.clickhouse_database}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
     client = make_client(s)
     try:
         print(ensure_reader(client.execute, s.clickhouse_database, s.clickhouse_reader_user,
-                            s.clickhouse_reader_password.get_secret_value()))
+                            s.clickhouse_reader_password.get_secret_value(), registry.readable_tables(s)))
     finally:
         client.disconnect()
     return 0

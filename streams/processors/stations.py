@@ -43,11 +43,11 @@ from streams.state import StationOutput, StationState
 from streams.windows import StationWindows
 
 VEHICLE_EVENTS = table("vehicle_status_events", VehicleEventRow)
-CREW_EVENTS = table("crew_status_events", CrewEventRow)
+CREW_EVENTS = table("crew_status_events", CrewEventRow, personal=True)
 VEHICLE_STATE = table("vehicle_state", VehicleStateRow)
 ENGAGEMENTS = table("engagements", EngagementRow)
 STATION_WINDOWS = table("station_windows", StationWindowRow, "station_window_runs")
-STAFF_STATE = table("staff_state", StaffStateRow)
+STAFF_STATE = table("staff_state", StaffStateRow, personal=True)
 STATION_CAPACITY = table("station_capacity", StationCapacityRow)
 STATION_STAFF = table("station_staff", StationStaffRow)
 STAFF_WINDOWS = table("staff_windows", StaffWindowRow, "staff_window_runs")

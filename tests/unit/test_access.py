@@ -6,20 +6,23 @@ import pytest
 
 from sinks.access import ensure_reader, reader_statements
 
+TABLES = ["station_windows", "vehicle_state"]
+
 chdb_session = pytest.importorskip("chdb.session")
 
 
 def test_reader_statements_parse_on_current_clickhouse() -> None:
     s = chdb_session.Session()
     try:
-        for stmt in reader_statements("vigie", "vigie_reader", "s3cret'pw"):
+        for stmt in reader_statements("vigie", "vigie_reader", "s3cret'pw", ["station_windows"]):
             assert "s3cret" not in stmt
             s.query(f"EXPLAIN AST {stmt}")  # parsed by the current engine (creating users needs a server)
     finally:
         s.close()
-    assert hashlib.sha256(b"s3cret'pw").hexdigest() in reader_statements("vigie", "r", "s3cret'pw")[0]
-    with pytest.raises(ValueError):
-        reader_statements("vigie", "bad name; DROP", "x")
+    assert hashlib.sha256(b"s3cret'pw").hexdigest() in reader_statements("vigie", "r", "s3cret'pw", [])[1]
+    for bad in (("bad name; DROP", []), ("r", ["t; DROP TABLE x"])):
+        with pytest.raises(ValueError):
+            reader_statements("vigie", bad[0], "x", bad[1])
 
 
 def test_ensure_reader_by_server_version() -> None:
@@ -31,9 +34,30 @@ def test_ensure_reader_by_server_version() -> None:
             return [(version,)] if sql == "SELECT version()" else []
         return execute
 
-    assert "skipped" in ensure_reader(server("24.8.1.1"), "vigie", "vigie_reader", "")
-    assert "users.xml" in ensure_reader(server("18.16.1"), "vigie", "vigie_reader", "pw")
-    assert "users.xml" in ensure_reader(server("18.16.1"), "vigie", "vigie_reader", "")
+    assert "skipped" in ensure_reader(server("24.8.1.1"), "vigie", "vigie_reader", "", TABLES)
+    assert "users.xml" in ensure_reader(server("18.16.1"), "vigie", "vigie_reader", "pw", TABLES)
+    assert "users.xml" in ensure_reader(server("18.16.1"), "vigie", "vigie_reader", "", TABLES)
     assert [s for s in sent if s != "SELECT version()"] == []
-    assert "SELECT on vigie.*" in ensure_reader(server("24.8.14.39"), "vigie", "vigie_reader", "pw")
-    assert sent[-1] == "GRANT SELECT ON vigie.* TO vigie_reader"
+    assert "SELECT on 2 tables of vigie" in ensure_reader(server("24.8.14.39"), "vigie", "vigie_reader", "pw", TABLES)
+    assert sent[-3:] == ["REVOKE ALL ON vigie.* FROM vigie_reader", "GRANT SELECT ON vigie.station_windows TO "
+                         "vigie_reader", "GRANT SELECT ON vigie.vehicle_state TO vigie_reader"]
+    assert any(s.startswith("CREATE SETTINGS PROFILE") and "max_execution_time = 60 MAX 60" in s for s in sent)
+    assert any(s.startswith("CREATE QUOTA") and "TO vigie_reader" in s for s in sent)
+
+
+def test_the_reader_gets_what_the_dashboards_read_and_no_payload_or_person() -> None:
+    """Computed apart: the tables every dashboard query names (grafana/), against the grants."""
+    import re
+
+    from core.settings import Settings
+    from grafana import generate
+    from streams import registry
+
+    readable = set(registry.readable_tables(Settings()))
+    read = set()
+    for uid in generate.uids():
+        dash = generate.load(uid)
+        for text in [q.text for q in generate.panel_queries(dash)] + list(generate.variable_queries(dash).values()):
+            read |= set(re.findall(r"`\$\{run:percentencode\}`\.(\w+)", text))
+    assert read and read <= readable
+    assert not readable & {"vehicle_status_events", "intervention_events", "crew_status_events", "staff_state"}
