@@ -80,6 +80,9 @@ def in_selected(column: str, var: str) -> str:
     return f"$__conditionalAll(has({values}, {column}), ${var})"
 
 
+AREA_VARIABLE_SQL = f"SELECT DISTINCT area FROM {RUN}.vehicle_state ORDER BY area"
+
+
 RUN_VARIABLE_SQL = "SELECT DISTINCT database FROM system.tables WHERE name = 'station_windows' ORDER BY database"
 
 
@@ -101,7 +104,7 @@ SELECT toDateTime(intDiv(toUInt32(window_start), greatest($__interval_s, 60)) * 
 FROM
 (
     SELECT window_start, vehicle_type, sum({column}) AS {alias}
-    FROM `${{run:percentencode}}`.station_windows FINAL
+    FROM {RUN}.station_windows FINAL
     WHERE $__timeFilter(window_start) AND {where}
     GROUP BY window_start, vehicle_type
 )

@@ -14,11 +14,13 @@ from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.models import common, dashboard
 
 from grafana.common import (
+    AREA_VARIABLE_SQL,
     BLUE,
     GREEN,
     GREY,
     ORANGE,
     RED,
+    RUN,
     all_values,
     at,
     available_trend_sql,
@@ -38,13 +40,12 @@ from grafana.datasources import SQL
 UID = "vigie-situation"
 AREA_FILTER = in_selected("area", "area")
 
-AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM `${run:percentencode}`.vehicle_state ORDER BY area"
 
 
 def _count_by_type(category: str) -> str:
     return f"""
 SELECT vehicle_type, countIf(category = '{category}') AS vehicles
-FROM `${{run:percentencode}}`.vehicle_state FINAL
+FROM {RUN}.vehicle_state FINAL
 WHERE {AREA_FILTER}
 GROUP BY vehicle_type
 ORDER BY vehicle_type"""
@@ -57,7 +58,7 @@ OUT_OF_SERVICE_BY_TYPE = _count_by_type("out_of_service")
 # only stations that report crews count: elsewhere staffed capacity is not known (not zero)
 STAFFED_BY_TYPE = f"""
 SELECT vehicle_type, sum(staffed) AS vehicles
-FROM `${{run:percentencode}}`.station_capacity FINAL
+FROM {RUN}.station_capacity FINAL
 WHERE crew_tracked = 1 AND {AREA_FILTER}
 GROUP BY vehicle_type
 ORDER BY vehicle_type"""
@@ -67,11 +68,11 @@ SELECT area, {staff_pivot('available')}, sum(uncrewed) AS vehicules_sans_equipag
 FROM
 (
     SELECT area, qualification, available, 0 AS uncrewed
-    FROM `${{run:percentencode}}`.station_staff FINAL
+    FROM {RUN}.station_staff FINAL
     WHERE {AREA_FILTER}
     UNION ALL
     SELECT area, '' AS qualification, 0 AS available, uncrewed
-    FROM `${{run:percentencode}}`.station_capacity FINAL
+    FROM {RUN}.station_capacity FINAL
     WHERE crew_tracked = 1 AND {AREA_FILTER}
 )
 GROUP BY area
@@ -82,7 +83,7 @@ SELECT area, countIf(available = 0) AS types_with_nothing_left
 FROM
 (
     SELECT area, vehicle_type, countIf(category = 'available') AS available
-    FROM `${{run:percentencode}}`.vehicle_state FINAL
+    FROM {RUN}.vehicle_state FINAL
     WHERE {AREA_FILTER}
     GROUP BY area, vehicle_type
 )
@@ -95,7 +96,7 @@ FROM
 (
     SELECT area, vehicle_type, countIf(category = 'available') AS available,
            countIf(category = 'engaged') AS engaged, countIf(category = 'out_of_service') AS out_of_service
-    FROM `${{run:percentencode}}`.vehicle_state FINAL
+    FROM {RUN}.vehicle_state FINAL
     WHERE {AREA_FILTER}
     GROUP BY area, vehicle_type
 )
@@ -104,7 +105,7 @@ ORDER BY area, vehicle_type"""
 
 CAPACITY_PER_AREA = f"""
 SELECT area, round(100 * countIf(category = 'available') / count(), 1) AS available_pct
-FROM `${{run:percentencode}}`.vehicle_state FINAL
+FROM {RUN}.vehicle_state FINAL
 WHERE {AREA_FILTER}
 GROUP BY area
 ORDER BY area"""
@@ -113,19 +114,19 @@ ORDER BY area"""
 # index), not over the whole history: 43 -> 19 ms on four months; the newest version must still be open.
 OPEN_INTERVENTIONS = f"""
 SELECT intervention_id, nature, priority, sector, opened_at,
-       toInt64((SELECT max(event_time) FROM `${{run:percentencode}}`.vehicle_state)) - toInt64(opened_at) AS elapsed_s,
+       toInt64((SELECT max(event_time) FROM {RUN}.vehicle_state)) - toInt64(opened_at) AS elapsed_s,
        units, unit_list
 FROM
 (
     SELECT intervention_id, nature, priority, sector, opened_at
-    FROM `${{run:percentencode}}`.interventions FINAL
-    WHERE intervention_id IN (SELECT intervention_id FROM `${{run:percentencode}}`.interventions WHERE status = 'open')
+    FROM {RUN}.interventions FINAL
+    WHERE intervention_id IN (SELECT intervention_id FROM {RUN}.interventions WHERE status = 'open')
       AND status = 'open'
 ) AS i
 ANY LEFT JOIN
 (
     SELECT intervention_id, count() AS units, arrayStringConcat(groupArray(vehicle_id), ' ') AS unit_list
-    FROM `${{run:percentencode}}`.vehicle_state FINAL
+    FROM {RUN}.vehicle_state FINAL
     WHERE category = 'engaged' AND intervention_id != '' AND {AREA_FILTER}
     GROUP BY intervention_id
 ) AS e USING intervention_id
@@ -137,7 +138,7 @@ AVAILABLE_TREND = available_trend_sql(AREA_FILTER)
 
 VEHICLE_POSITIONS = f"""
 SELECT vehicle_id, vehicle_type, home_station, status, category, intervention_id, lat, lon
-FROM `${{run:percentencode}}`.vehicle_state FINAL
+FROM {RUN}.vehicle_state FINAL
 WHERE (lat != 0 OR lon != 0) AND {AREA_FILTER}
 ORDER BY vehicle_id"""
 
@@ -152,27 +153,27 @@ SELECT segment, count() AS n, quantileExact(0.5)(s) AS p50_s, quantileExact(0.9)
 FROM
 (
     SELECT 'turnout (dispatched -> en route)' AS segment, turnout_s AS s, {_target('turnout_target_s')} AS target
-    FROM `${{run:percentencode}}`.engagements FINAL
+    FROM {RUN}.engagements FINAL
     WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND turnout_s >= 0 AND {AREA_FILTER}
     UNION ALL
     SELECT 'travel (en route -> on scene)' AS segment, travel_s AS s, {_target('travel_target_s')} AS target
-    FROM `${{run:percentencode}}`.engagements FINAL
+    FROM {RUN}.engagements FINAL
     WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND travel_s >= 0 AND {AREA_FILTER}
     UNION ALL
     SELECT 'call -> first arrival' AS segment, toFloat64(first_arrival - opened_at) AS s,
            {_target('arrival_target_s')} AS target
     FROM
     (
-        SELECT intervention_id, opened_at FROM `${{run:percentencode}}`.interventions FINAL
+        SELECT intervention_id, opened_at FROM {RUN}.interventions FINAL
         WHERE $__timeFilter(opened_at) AND opened_at > toDateTime(0)
           -- the primary key: only the granules of interventions with a unit on scene lately are read
-          AND intervention_id IN (SELECT intervention_id FROM `${{run:percentencode}}`.engagements
+          AND intervention_id IN (SELECT intervention_id FROM {RUN}.engagements
                                   WHERE on_scene_at > toDateTime(0) AND {engagement_partitions(8)})
     ) AS i
     ANY INNER JOIN
     (
         SELECT intervention_id, min(on_scene_at) AS first_arrival
-        FROM `${{run:percentencode}}`.engagements FINAL
+        FROM {RUN}.engagements FINAL
         WHERE on_scene_at > toDateTime(0) AND dispatched_at >= $__fromTime - 86400 AND {engagement_partitions(8)}
           AND {AREA_FILTER}
         GROUP BY intervention_id

@@ -8,6 +8,8 @@ from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.models import common, dashboard
 
 from grafana.common import (
+    AREA_VARIABLE_SQL,
+    RUN,
     at,
     available_trend_sql,
     engagement_partitions,
@@ -33,16 +35,15 @@ def station_scope(station_column: str) -> str:
     return f"{in_selected('area', 'area')} AND {in_selected(station_column, 'station')}"
 
 
-AREA_VARIABLE_SQL = "SELECT DISTINCT area FROM `${run:percentencode}`.vehicle_state ORDER BY area"
-STATION_VARIABLE_SQL = ("SELECT DISTINCT home_station FROM `${run:percentencode}`.vehicle_state "
+STATION_VARIABLE_SQL = (f"SELECT DISTINCT home_station FROM {RUN}.vehicle_state "
                         f"WHERE {in_selected('area', 'area')} ORDER BY home_station")
-TYPE_VARIABLE_SQL = "SELECT DISTINCT vehicle_type FROM `${run:percentencode}`.vehicle_state ORDER BY vehicle_type"
+TYPE_VARIABLE_SQL = f"SELECT DISTINCT vehicle_type FROM {RUN}.vehicle_state ORDER BY vehicle_type"
 
 CAPACITY_NOW = f"""
 SELECT home_station AS station, area, vehicle_type,
        countIf(category = 'available') AS available, countIf(category = 'engaged') AS engaged,
        countIf(category = 'out_of_service') AS out_of_service
-FROM `${{run:percentencode}}`.vehicle_state FINAL
+FROM {RUN}.vehicle_state FINAL
 WHERE {scope('home_station')}
 GROUP BY home_station, area, vehicle_type
 ORDER BY station, vehicle_type"""
@@ -51,7 +52,7 @@ AVAILABLE_TREND = available_trend_sql(scope('station_id'))
 
 STAFFED_NOW = f"""
 SELECT station_id AS station, area, vehicle_type, available, staffed, uncrewed
-FROM `${{run:percentencode}}`.station_capacity FINAL
+FROM {RUN}.station_capacity FINAL
 WHERE crew_tracked = 1 AND {scope('station_id')}
 ORDER BY station, vehicle_type"""
 
@@ -59,21 +60,21 @@ STAFFED_TREND = staffed_trend_sql(scope('station_id'))
 
 STAFF_NOW = f"""
 SELECT station_id AS station, area, {staff_pivot('available')}
-FROM `${{run:percentencode}}`.station_staff FINAL
+FROM {RUN}.station_staff FINAL
 WHERE {station_scope('station_id')}
 GROUP BY station_id, area
 ORDER BY station"""
 
 ENGAGED_HOURS_PER_HOUR = f"""
 SELECT toStartOfHour(window_start) AS t, vehicle_type, round(sum(engaged_vehicle_minutes) / 60, 2) AS vehicle_hours
-FROM `${{run:percentencode}}`.station_windows FINAL
+FROM {RUN}.station_windows FINAL
 WHERE $__timeFilter(window_start) AND {scope('station_id')}
 GROUP BY t, vehicle_type
 ORDER BY t, vehicle_type"""
 
 INTERVENTIONS_SERVED_PER_HOUR = f"""
 SELECT toStartOfHour(dispatched_at) AS t, uniqExact(intervention_id) AS interventions
-FROM `${{run:percentencode}}`.engagements FINAL
+FROM {RUN}.engagements FINAL
 WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND {scope('home_station')}
 GROUP BY t
 ORDER BY t"""
@@ -84,7 +85,7 @@ SELECT home_station AS station, count() AS engagements,
        quantileExactIf(0.9)(turnout_s, turnout_s >= 0) AS turnout_p90_s,
        quantileExactIf(0.5)(travel_s, travel_s >= 0) AS travel_p50_s,
        quantileExactIf(0.9)(travel_s, travel_s >= 0) AS travel_p90_s
-FROM `${{run:percentencode}}`.engagements FINAL
+FROM {RUN}.engagements FINAL
 WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND {scope('home_station')}
 GROUP BY home_station
 ORDER BY station"""
@@ -92,7 +93,7 @@ ORDER BY station"""
 RECENT_ENGAGEMENTS = f"""
 SELECT dispatched_at, vehicle_id, vehicle_type, home_station AS station, intervention_id,
        turnout_s, travel_s, if(released_at > toDateTime(0), toString(released_at), 'engaged') AS released
-FROM `${{run:percentencode}}`.engagements FINAL
+FROM {RUN}.engagements FINAL
 WHERE $__timeFilter(dispatched_at) AND {engagement_partitions()} AND {scope('home_station')}
 ORDER BY dispatched_at DESC, vehicle_id
 LIMIT 200"""

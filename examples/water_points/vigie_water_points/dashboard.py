@@ -5,15 +5,15 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.builders import table
 
-from grafana.common import at, run_variable
+from grafana.common import RUN, at, run_variable
 from grafana.datasources import SQL
 
 UID = "vigie-water-points"
 
 PER_AREA = ("SELECT area AS groupement, countIf(status = 'out_of_service') AS hors_service, count() AS total, "
             "sumIf(flow_m3h, status = 'in_service') AS debit_disponible_m3h "
-            "FROM `${run:percentencode}`.water_point_state FINAL GROUP BY area ORDER BY hors_service DESC, area")
-OUT_NOW = ("SELECT water_point_id, area, kind, status_since FROM `${run:percentencode}`.water_point_state FINAL "
+            f"FROM {RUN}.water_point_state FINAL GROUP BY area ORDER BY hors_service DESC, area")
+OUT_NOW = (f"SELECT water_point_id, area, kind, status_since FROM {RUN}.water_point_state FINAL "
            "WHERE status = 'out_of_service' ORDER BY status_since, water_point_id")
 
 
