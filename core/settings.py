@@ -79,11 +79,11 @@ class Settings(BaseSettings):
     clickhouse_ca_certs: str = ""
     # The read-only user of the dashboards (Grafana). `vigie db migrate` creates it on a ClickHouse with
     # SQL users when the password is set; the local stack defines it in its users.xml.
+    clickhouse_reader_user: str = "vigie_reader"
+    clickhouse_reader_password: SecretStr = SecretStr("")
     # how long personal data and raw payloads are kept, in days (0: for ever); see sinks/retention.py
     retention_personal_days: float = Field(default=0.0, ge=0)
     retention_payload_days: float = Field(default=0.0, ge=0)
-    clickhouse_reader_user: str = "vigie_reader"
-    clickhouse_reader_password: SecretStr = SecretStr("")
 
     # --- Processing --------------------------------------------------------------------------
     app_id: str = "vigie"

@@ -91,7 +91,6 @@ class Alert:
     phase: Phase = Phase.INACTIVE
     on: bool = False  # the condition, after hysteresis
     since: float = math.nan  # when ``on`` last changed
-    value: float = math.nan  # the latest value observed
     worst: float = math.nan  # the worst value of the current episode
     clock: float = -math.inf  # the latest time advanced to
     changes: list[Change] = field(default_factory=list)  # transitions not yet taken by the caller
@@ -101,7 +100,6 @@ class Alert:
         if t < self.clock:
             raise StaleObservation(f"observation at {t:g} is older than the alert's clock {self.clock:g}")
         self.advance(t)
-        self.value = value
         th = self.threshold
         if not self.on and th.turns_on(value):
             self.on, self.since = True, t
@@ -138,13 +136,13 @@ class Alert:
 
     def to_list(self) -> list[object]:
         """The state for a changelog (pending changes are emitted in the same batch, never kept)."""
-        return [self.phase.value, self.on, self.since, self.value, self.worst, self.clock]
+        return [self.phase.value, self.on, self.since, self.worst, self.clock]
 
     @classmethod
     def from_list(cls, threshold: Threshold, data: list[object]) -> Alert:
-        phase, on, since, value, worst, clock = data
-        return cls(threshold, Phase(str(phase)), bool(on), float(since), float(value),  # type: ignore[arg-type]
-                   float(worst), float(clock))  # type: ignore[arg-type]
+        phase, on, since, worst, clock = data
+        return cls(threshold, Phase(str(phase)), bool(on), float(since), float(worst),  # type: ignore[arg-type]
+                   float(clock))  # type: ignore[arg-type]
 
 
 WEEK_S = 7 * 86400
@@ -172,8 +170,8 @@ class SurgeBaseline:
             self.counts[w] = count
         else:
             self.counts.pop(w, None)
-        horizon = w - self.weeks * WEEK_S
         if len(self.counts) > 4 * self.weeks * WEEK_S // self.window_s:  # trim now and then, not every call
+            horizon = w - self.weeks * WEEK_S
             self.counts = {k: v for k, v in self.counts.items() if k >= horizon}
 
     def usual(self, window_start: float) -> list[int]:
