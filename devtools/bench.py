@@ -361,7 +361,7 @@ def _state_month(s: Settings, days: int = 30) -> Figure:
 
 def _worker_month(s: Settings, days: int = 28) -> Figure:
     """A live worker over ``_month_events`` (32 partitions: Tansu's fetches slow down with a partition's size):
-    its RSS each time another quarter of the month is stored."""
+    its RSS each time another eighth of the month is stored."""
     m = s.model_copy(update={"topic_partitions": 32, "topic_suffix": "-month",
                              "intervention_eviction_interval_s": 5.0})
     ensure_topics(m)
@@ -371,15 +371,15 @@ def _worker_month(s: Settings, days: int = 28) -> Figure:
     tables = ("vehicle_status_events", "crew_status_events", "intervention_events")
     samples: list[str] = []
     started, deadline = time.perf_counter(), time.monotonic() + 1800
-    while len(samples) < 4 and time.monotonic() < deadline:
+    while len(samples) < 8 and time.monotonic() < deadline:
         stored = sum(db.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables)
-        if stored >= total * (len(samples) + 1) / 4:
-            samples.append(f"{len(samples) + 1}/4 stored after {time.perf_counter() - started:,.0f} s: "
+        if stored >= total * (len(samples) + 1) / 8:
+            samples.append(f"{len(samples) + 1}/8 stored after {time.perf_counter() - started:,.0f} s: "
                            f"{_rss_mb(proc.pid):,.0f} MB")
         time.sleep(2)
     proc.terminate()
     proc.wait(20)
-    unfinished = "" if len(samples) == 4 else f" [NOT FINISHED: {len(samples)}/4 quarters within 30 min]"
+    unfinished = "" if len(samples) == 8 else f" [NOT FINISHED: {len(samples)}/8 within 30 min]"
     return Figure("worker-month", total, time.perf_counter() - started,
                   f"worker RSS over {days} simulated days with crews (a new id at each watch) and 5 % of "
                   "interventions never closed: " + ", ".join(samples) + unfinished)
