@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +130,12 @@ class Settings(BaseSettings):
     # partitions: the worker logs its task stacks and restarts itself (0 disables).
     worker_stall_timeout_s: float = Field(default=60.0, ge=0)
     metrics_port: int = 9464
+    # --- Forecasts (`vigie forecast`) ---------------------------------------------------------
+    # the brigade's local time: forecasts' hours of the week, 3-hour blocks and days are read in it
+    timezone: str = "Europe/Paris"
+    # public holidays read as Sundays by the forecast: a country code of the `holidays` package, with an optional
+    # subdivision ("FR", "US-CA"); empty: none
+    holidays: str = ""
     # Tests only (streams/runtime/faults.py): deterministic faults, e.g. "kill_after_rows=3". Empty in production.
     faults: str = ""
     state_dir: Path = PROJECT_ROOT / ".vigie" / "worker-state"
@@ -149,6 +156,12 @@ class Settings(BaseSettings):
                 value = json.dumps(value)
             env[f"VIGIE_{name.upper()}"] = str(value)
         return env
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        ZoneInfo(v)  # an unknown zone fails here, naming itself
+        return v
 
     def topic(self, logical: str) -> str:
         """The deployment's name of a logical topic."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from core.settings import DEAD_LETTER_TOPIC, Settings
 from core.tables import TableSpec
 from streams import processors as builtin
+from streams.forecasting.table import FORECASTS
 from streams.processor import Processor
 
 ENTRY_POINT_GROUP = "vigie.processors"
@@ -78,9 +79,9 @@ def tables(settings: Settings) -> tuple[TableSpec, ...]:
 
 def readable_tables(settings: Settings) -> tuple[str, ...]:
     """The tables the dashboards' user may read: every registered table but the raw event history (it keeps
-    each original record) and the rows about one person."""
+    each original record) and the rows about one person; and the forecasts."""
     raw = {i.raw_table for p in processors(settings) for i in p.inputs if i.raw_table}
-    return tuple(t.name for t in tables(settings) if t.name not in raw and not t.personal)
+    return (*(t.name for t in tables(settings) if t.name not in raw and not t.personal), FORECASTS.name)
 
 
 def input_topics(settings: Settings) -> dict[str, Processor]:

@@ -188,3 +188,19 @@ class StaffWindowRow(NamedTuple):
     available: UInt16
     unavailable: UInt16
     min_available: UInt16
+
+
+class ForecastRow(NamedTuple):
+    """Interventions expected in one bin (1 h, 3 h or a local day) of one sector (``*``: all together)."""
+
+    bin_start: DateTime
+    bin_hours: UInt8
+    sector: String
+    model: String
+    issued_at: DateTime  # the forecast's origin: it saw the counts before it
+    mean: Float64
+    q10: UInt32
+    q50: UInt32
+    q80: UInt32
+    q90: UInt32
+    alpha: Float64  # dispersion of the negative binomial around the mean (0: Poisson)

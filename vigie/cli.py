@@ -258,6 +258,54 @@ def _cmd_alerts_validate(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _forecast_target(s: Settings, a: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from vigie.forecast import Target
+
+    if a.run:
+        from vigie.cad.replay import run_settings
+
+        s = run_settings(s, a.run)
+    return Target(s, a.database or s.clickhouse_database)
+
+
+def _cmd_forecast_backtest(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.forecast import backtest, print_backtest
+
+    target = _forecast_target(s, a)
+    ok = print_backtest(target, backtest(target, a.weeks), Path(a.out) if a.out else None)
+    return 0 if ok or not a.check else 1
+
+
+def _cmd_forecast_train(s: Settings, a: argparse.Namespace) -> int:
+    import json
+
+    from vigie.forecast import parse_at, trained_at
+
+    trained = trained_at(_forecast_target(s, a), parse_at(a.at), a.model)
+    Path(a.out).write_text(json.dumps(trained.to_dict()) + "\n")
+    alphas = ", ".join(f"{b} h {level}: {x:.3f}" for (b, level), x in trained.alphas.items())
+    print(f"{trained.table.model} trained on the history before "
+          f"{datetime.fromtimestamp(trained.origin, UTC):%Y-%m-%d %H:%M} UTC, {len(trained.names)} sectors; "
+          f"dispersion {alphas}; written to {a.out}")
+    return 0
+
+
+def _cmd_forecast_predict(s: Settings, a: argparse.Namespace) -> int:
+    import json
+
+    from streams.forecasting.backtest import Trained
+    from vigie.forecast import parse_at, predict, predict_every
+
+    target = _forecast_target(s, a)
+    if a.every:
+        return predict_every(target, a.days, a.every, a.model)
+    trained = Trained.from_dict(json.loads(Path(a.trained).read_text())) if a.trained else None
+    origin, n, summary = predict(target, a.days, parse_at(a.at), a.model, trained)
+    print(f"{target.database}.forecasts: {n:,} rows from {datetime.fromtimestamp(origin, UTC):%Y-%m-%d %H:%M} UTC "
+          f"({a.days} days); " + "; ".join(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vigie",
@@ -387,6 +435,38 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("file", nargs="?", default=str(Path(__file__).resolve().parent.parent / "deploy" / "alerts" /
                                                   "rules.toml"), help="the rules file (default: the shipped one)")
     av.set_defaults(func=_cmd_alerts_validate)
+
+    fc = sub.add_parser("forecast", help="forecasts of interventions per sector and hour / 3 h / day (README, "
+                        "'Forecasts')")
+    fcsub = fc.add_subparsers(dest="forecast_command", required=True, metavar="ACTION")
+    fb = fcsub.add_parser("backtest", help="rolling-origin backtest over the last weeks of the history: the model "
+                          "against the baselines B1 and B2, per bin and level, and the bar it must clear")
+    fb.add_argument("--weeks", type=int, default=8, help="weekly origins (horizon 7 days each)")
+    fb.add_argument("--out", default=None, help="also write the report as JSON to this file")
+    fb.add_argument("--check", action="store_true", help="exit 1 when a criterion fails")
+    ft = fcsub.add_parser("train", help="fit a model on the history (26 weeks) and its dispersions (4 weeks before) "
+                          "and save it, for `predict --trained`")
+    ft.add_argument("--out", required=True, help="the trained model (JSON)")
+    ft.add_argument("--at", default=None, help="train on the history before this time (ISO, UTC unless it says; "
+                    "default: the newest counted hour)")
+    fp = fcsub.add_parser("predict", help="forecast the next days into the run's `forecasts` table (the dashboards' "
+                          "'attendu / observé')")
+    fp.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1-7",
+                    help="local days ahead (default 7)")
+    fp.add_argument("--at", default=None, help="forecast from this time, on the history before it (default: the "
+                    "newest counted hour)")
+    fp.add_argument("--trained", default=None, help="a model saved by `train` instead of fitting one now")
+    fp.add_argument("--every", type=float, default=0, metavar="SECONDS",
+                    help="forecast again every SECONDS until stopped (waits while the history is too short)")
+    for c in (fb, ft, fp):
+        c.add_argument("--run", default=None, help="a replay run's database instead of the live one")
+        c.add_argument("--database", default=None, help="any database with Vigie's tables (an imported history)")
+    for c in (ft, fp):
+        c.add_argument("--model", default="profile", choices=["profile", "B1", "B2"],
+                       help="profile (published) or a baseline")
+    fb.set_defaults(func=_cmd_forecast_backtest)
+    ft.set_defaults(func=_cmd_forecast_train)
+    fp.set_defaults(func=_cmd_forecast_predict)
 
     g = sub.add_parser("grafana", help="dashboards as code: generate the JSON, push to a Grafana")
     gsub = g.add_subparsers(dest="grafana_command", required=True, metavar="GRAFANA_COMMAND")

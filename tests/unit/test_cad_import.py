@@ -153,3 +153,29 @@ def test_the_brigades_own_stations_and_fleet_override_the_derived_ones(tmp_path:
     assert set(ref.stations) == {"HQ"} and ref.fleet["E28"].home_station == "HQ"
     events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").open()]
     assert {e["key"] for e in events if e["topic"] == "vehicle-status"} == {"HQ"}
+
+
+def test_a_mapping_extends_another_and_names_sectors_apart_from_station_areas(tmp_path: Path) -> None:
+    variant = tmp_path / "variant.toml"
+    variant.write_text(f'extends = "{PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd.toml"}"\n'
+                       'name = "variant"\n[columns]\nsector = "Neighbourhood"\nstation_area = "Station Area"\n')
+    m = Mapping.load(variant)
+    assert m.name == "variant" and m.columns.sector == "Neighbourhood" and m.columns.station_area == "Station Area"
+    assert m.columns.unit_id == MAPPING.columns.unit_id and m.unit_types == MAPPING.unit_types  # the rest inherited
+    src = tmp_path / "export.csv"
+    rows = [row("1", "E28", received="01/05/2017 10:00:00 AM", dispatch="01/05/2017 10:01:00 AM",
+                available="01/05/2017 10:30:00 AM")]
+    with src.open("w", newline="") as f:
+        w = csv.DictWriter(f, [*COLUMNS, "Neighbourhood"])
+        w.writeheader()
+        w.writerows([{**r, "Neighbourhood": "  Nob Hill / Lower  "} for r in rows])
+    Importer(m).run(src, tmp_path / "out")
+    events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").open()]
+    sectors = {e["event"]["location"]["sector"] for e in events if e["topic"] == "interventions"}
+    assert sectors == {"Nob-Hill-Lower"}  # made an identifier: runs of other characters -> one "-"
+    ref = Reference.load(tmp_path / "out" / "reference")
+    assert ref.stations["SF28"].area == "B02"  # the station still comes from the station area
+    loop = tmp_path / "loop.toml"
+    loop.write_text('extends = "loop.toml"\n')
+    with pytest.raises(ValueError, match="extends itself"):
+        Mapping.load(loop)

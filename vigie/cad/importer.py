@@ -41,7 +41,7 @@ from schemas.events import (
     VehicleStatusEvent,
 )
 from schemas.reference import FleetVehicle, Reference, Station, load_fleet, load_stations
-from vigie.cad.mapping import LocalTimes, Mapping
+from vigie.cad.mapping import LocalTimes, Mapping, identifier
 
 _LOCATION = re.compile(r"^\(?\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\)?$")
 
@@ -59,6 +59,7 @@ class Response:
     lat: float
     lon: float
     sector: str
+    station_area: str
     area: str
     nature: str
     priority: int
@@ -175,7 +176,9 @@ class Importer:
         return Response(
             row_id=row[cols.row_id].strip(), call_id=row[cols.call_id].strip(), unit_id=row[cols.unit_id].strip(),
             vehicle_type=m.unit_types[unit_type], statuses=statuses, received=received, lat=lat, lon=lon,
-            sector=row.get(cols.sector, "").strip() or "unknown", area=row.get(cols.area, "").strip() or "unknown",
+            sector=identifier(row.get(cols.sector, "")) or "unknown",
+            station_area=row.get(cols.station_area or cols.sector, "").strip() or "unknown",
+            area=row.get(cols.area, "").strip() or "unknown",
             nature=str(m.nature(row)), priority=int(m.priority(row)), repaired=repaired,
         )
 
@@ -206,7 +209,7 @@ class Importer:
                                       home_station=self.mapping.home_station_of(unit, vtype)))
         by_sector: dict[str, list[Response]] = defaultdict(list)
         for r in responses:
-            by_sector[self.mapping.stations.from_sector.format(sector=r.sector)].append(r)
+            by_sector[self.mapping.stations.from_sector.format(sector=r.station_area)].append(r)
         all_lat = sum(r.lat for r in responses) / len(responses)
         all_lon = sum(r.lon for r in responses) / len(responses)
         stations = []

@@ -6,6 +6,7 @@ import re
 import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -23,8 +24,10 @@ class Columns(_Strict):
     unit_id: str
     unit_type: str
     location: str
-    sector: str
+    sector: str  # the intervention's sector (what forecasts count by); made an identifier (identifier())
     area: str
+    # the column naming the first-due station area (stations.from_sector formats it); default: ``sector``
+    station_area: str | None = None
 
 
 class InterventionColumns(_Strict):
@@ -89,8 +92,7 @@ class Mapping(_Strict):
 
     @classmethod
     def load(cls, path: Path) -> Mapping:
-        with Path(path).open("rb") as f:
-            return cls.model_validate(tomllib.load(f))
+        return cls.model_validate(_read_with_base(Path(path), ()))
 
     def home_station_of(self, unit_id: str, vehicle_type: str) -> str:
         for rule in self.home_station:
@@ -98,6 +100,36 @@ class Mapping(_Strict):
             if m:
                 return rule.station.format(unit=unit_id, type=vehicle_type, **m.groupdict())
         raise ValueError(f"no home-station rule matches unit {unit_id!r}")
+
+
+def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """A mapping file's table; ``extends = "other.toml"`` (relative to the file) starts from another mapping,
+    whose tables this file's keys update key by key (a variant of a brigade's mapping repeats nothing)."""
+    path = path.resolve()
+    if path in seen:
+        raise ValueError(f"mapping {path} extends itself (through {' -> '.join(p.name for p in seen)})")
+    with path.open("rb") as f:
+        table = tomllib.load(f)
+    base = table.pop("extends", None)
+    if base is None:
+        return table
+    return _merged(_read_with_base(path.parent / str(base), (*seen, path)), table)
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+_NOT_IN_IDENTIFIER = re.compile(r"[^A-Za-z0-9_.:\-]+")
+
+
+def identifier(value: str) -> str:
+    """A CAD value (a sector or neighbourhood name) as an event identifier: every run of characters an
+    identifier cannot hold becomes one ``-`` ("Nob Hill" -> "Nob-Hill"), and it starts with a letter or digit."""
+    return _NOT_IN_IDENTIFIER.sub("-", value.strip()).lstrip("-_.:")[:64]
 
 
 _FIRST_DAY, _LAST_DAY = datetime(1970, 1, 2), datetime(2106, 2, 6)
