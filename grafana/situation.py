@@ -36,6 +36,7 @@ from grafana.common import (
     thresholds,
 )
 from grafana.datasources import SQL
+from grafana.forecasts import band, expected_vs_observed_sql
 
 UID = "vigie-situation"
 AREA_FILTER = in_selected("area", "area")
@@ -135,6 +136,8 @@ ORDER BY priority, opened_at, intervention_id
 LIMIT 100"""
 
 AVAILABLE_TREND = available_trend_sql(AREA_FILTER)
+
+EXPECTED_VS_OBSERVED = expected_vs_observed_sql("1", "'*'")
 
 VEHICLE_POSITIONS = f"""
 SELECT vehicle_id, vehicle_type, home_station, status, category, intervention_id, lat, lon
@@ -264,7 +267,7 @@ def build() -> dash_b.Dashboard:
         .with_target(SQL(AVAILABLE_TREND).time_series())
         .line_width(2).fill_opacity(10).legend(legend_bottom()).min(0).decimals(0))
     d = d.with_panel(
-        geomap.Panel().title("Véhicules").grid_pos(at(0, 23, 12, 7))
+        geomap.Panel().title("Véhicules").grid_pos(at(0, 23, 8, 7))
         .description("Last known position of every vehicle; green available, blue engaged, grey out of service.")
         .with_target(SQL(VEHICLE_POSITIONS).table())
         .view(geomap.MapViewConfig().id("fit").lat(0).lon(0).zoom(10))
@@ -280,8 +283,15 @@ def build() -> dash_b.Dashboard:
             "engaged": dashboard.ValueMappingResult(color=BLUE, text="engagé"),
             "out_of_service": dashboard.ValueMappingResult(color=GREY, text="hors service"),
         })]))
+    d = d.with_panel(band(
+        timeseries.Panel().title("Interventions : attendu / observé").grid_pos(at(8, 23, 8, 7))
+        .description("All sectors, per hour of the time range: interventions expected by the forecast (dashed, band: "
+                     "80 % interval) against those opened (bars). The area selector does not apply (forecasts are "
+                     "per sector). Days ahead and per sector: dashboard « Prévisions ».")
+        .with_target(SQL(EXPECTED_VS_OBSERVED).time_series())
+        .line_width(2).fill_opacity(15).legend(legend_bottom()).min(0).decimals(1)))
     d = d.with_panel(
-        table.Panel().title("Délais d'intervention vs objectifs").grid_pos(at(12, 23, 12, 7))
+        table.Panel().title("Délais d'intervention vs objectifs").grid_pos(at(16, 23, 8, 7))
         .description("Over the time range: median and 90th percentile of turnout, travel and call to first "
                      "arrival, against the targets (variables turnout_target_s, travel_target_s, "
                      "arrival_target_s; set them in the URL).")

@@ -59,10 +59,12 @@ def forecast_rows(series: Series, fc: Forecast) -> list[ForecastRow]:
     rows = []
     for b in fc.bins:
         q = b.quantiles()
+        ends = [*b.starts[1:], fc.end]
         for r, sector in enumerate(b.rows):
             for c, start in enumerate(b.starts):
                 q10, q50, q80, q90 = (int(x) for x in q[r, c, [QUANTILES.index(v) for v in (0.1, 0.5, 0.8, 0.9)]])
-                rows.append(ForecastRow(float(series.grid.epoch(int(start))), b.bin_hours,
+                rows.append(ForecastRow(float(series.grid.epoch(int(start))), float(series.grid.epoch(int(ends[c]))),
+                                        b.bin_hours,
                                         sector if b.level == "sector" else ALL_SECTORS, fc.model, issued,
                                         float(b.mean[r, c]), q10, q50, q80, q90, b.alpha))
     return rows

@@ -194,6 +194,7 @@ class ForecastRow(NamedTuple):
     """Interventions expected in one bin (1 h, 3 h or a local day) of one sector (``*``: all together)."""
 
     bin_start: DateTime
+    bin_end: DateTime  # a local day lasts 23 or 25 hours when clocks change
     bin_hours: UInt8
     sector: String
     model: String

@@ -3,6 +3,7 @@
 -- is the freshest forecast issued before the bin began: what the room expected, never revised afterwards.
 CREATE TABLE IF NOT EXISTS {db}.forecasts (
     bin_start DateTime,
+    bin_end DateTime,
     bin_hours UInt8,
     sector String,
     model String,

@@ -13,7 +13,7 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,17 @@ import pytest
 
 from core.settings import Settings
 from devtools.simulator import Simulator
-from grafana import generate, situation, station_detail
+from grafana import forecasts, generate, situation, station_detail
 from grafana.datasources import CLICKHOUSE_PLUGIN
 from grafana.macros import ALL, TimeRange, Variable, expand
 from schemas.codec import encode
-from sinks.clickhouse import ClickHouseSink
+from sinks.clickhouse import ClickHouseSink, make_client
+from sinks.forecasts import write_forecasts
 from streams import registry
 from streams.batch import BatchRunner, partition_for
+from streams.forecasting.table import FORECASTS
 from streams.processor import Record
+from streams.rows import ForecastRow
 from tests.integration import expected
 from tests.integration.conftest import Stack, new_settings
 from tests.integration.expected_panels import Picture, counts_by, picture, quantile_exact
@@ -57,7 +60,7 @@ class Engines:
         self.chdb.query(f"CREATE DATABASE IF NOT EXISTS {self.db}")
         self.timings: dict[str, list[float]] = defaultdict(list)
         with tempfile.TemporaryDirectory() as tmp:
-            for spec in registry.tables(s):
+            for spec in (*registry.tables(s), FORECASTS):
                 create = self.old(f"SHOW CREATE TABLE {self.db}.{spec.name}").replace("\\n", "\n").replace("\\'", "'")
                 self.chdb.query(create)
                 path = Path(tmp) / f"{spec.name}.tsv"
@@ -111,12 +114,35 @@ def run(stack: Stack) -> Iterator[Run]:
     records = [Record(topics[e.topic], partition_for(e.key.encode(), s.topic_partitions), i, e.key.encode(),
                       encode(e.event)) for i, e in enumerate(events)]
     asyncio.run(BatchRunner(s, registry.processors(s), ClickHouseSink(s), ref).run(records))
+    client = make_client(s, s.clickhouse_database)
+    write_forecasts(client, s.clickhouse_database, hand_made_forecasts(picture(ref, events)))
+    client.disconnect()
     engines = Engines(stack, s)
     RUN_DB[:] = [s.clickhouse_database]
     p = picture(ref, events)
     windows = expected.station_windows(ref, events, 60, tr(p).end.timestamp() + 1)
     yield Run(p, ref, windows, engines, events)
     engines.chdb.close()
+
+
+def hand_made_forecasts(p: Picture) -> list[ForecastRow]:
+    """Forecasts of the simulated day (1 h, 3 h and the day; every sector seen and ``*``) with values made up
+    here, so that the panels' output can be computed from them and the events alone."""
+    sectors = sorted({i["sector"] for i in p.interventions.values() if i["opened"] is not None})
+    rows = []
+    for hours in (1, 3, 24):
+        for b in range(0, HOURS + 24, hours):  # and a day after the events: bins not begun
+            start = START.timestamp() + b * 3600
+            total = 0.0
+            for k, sector in enumerate(sectors):
+                mean = round(0.1 * ((b + k) % 7), 1)
+                total += mean
+                rows.append(ForecastRow(start, start + hours * 3600, hours, sector, "profile", START.timestamp(),
+                                        mean, 0, int(mean), int(mean) + 1, int(mean) + (b + k) % 3, 0.0))
+            rows.append(ForecastRow(start, start + hours * 3600, hours, "*", "profile", START.timestamp(),
+                                    round(total, 1), int(total * 0.8), int(total), int(total * 1.1),
+                                    int(total * 1.2), 0.0))
+    return rows
 
 
 def tr(p: Picture, interval_s: int = 60) -> TimeRange:
@@ -397,13 +423,105 @@ def test_variable_queries(run, dash: dict) -> None:  # type: ignore[no-untyped-d
         assert got == sorted(values), name
 
 
+FC = generate.load(forecasts.UID)
+
+
+def opened_per_hour(p: Picture) -> dict[tuple[str, float], int]:
+    """(sector, hour start) -> interventions opened, with every sector together as ``*``."""
+    out: dict[tuple[str, float], int] = defaultdict(int)
+    for i in p.interventions.values():
+        if i["opened"] is not None:
+            hour = i["opened"] - i["opened"] % 3600
+            out[(i["sector"], hour)] += 1
+            out[("*", hour)] += 1
+    return out
+
+
+def counted_clock(p: Picture) -> float:
+    """The forecasts' situation clock: the newest minute with an intervention opened."""
+    newest = max(i["opened"] for i in p.interventions.values() if i["opened"] is not None)
+    return newest - newest % 60
+
+
+def fc_state(sector: str, bin_hours: str) -> dict[str, Variable]:
+    return {"run": Variable("run", RUN_DB[0]), "sector": Variable("sector", sector),
+            "bin": Variable("bin", bin_hours)}
+
+
+@pytest.mark.parametrize(("sector", "bin_hours"), [("*", 1), ("*", 24), ("first", 3)])
+def test_forecast_panels_expected_against_observed(run, sector: str, bin_hours: int) -> None:  # type: ignore[no-untyped-def]
+    """Per bin: the forecast made, and the interventions opened in its hours — exact for bins over before the
+    last 10 minutes of events (those windows are surely sealed), between the two counts for the bin in progress,
+    none for bins not begun."""
+    p, eng = run.p, run.eng
+    made = hand_made_forecasts(p)
+    if sector == "first":
+        sector = sorted({r.sector for r in made} - {"*"})[0]
+    opened, clock = opened_per_hour(p), counted_clock(p)
+    sealed = tr(p).end.timestamp()
+    rng = TimeRange(START, START + timedelta(hours=HOURS + 6))
+    want = [r for r in made if r.bin_hours == bin_hours and r.sector == sector
+            and rng.start.timestamp() <= r.bin_start <= rng.end.timestamp()]
+    queries = [(f"fc {sector} {bin_hours}", expand(query_of(FC, "Attendu / observé"),
+                                                   fc_state(sector, str(bin_hours)), rng))]
+    if (sector, bin_hours) == ("*", 1):  # the wall screen's panel is the same query for all sectors, per hour
+        queries.append(("wall fc", expand(query_of(SIT, "Interventions : attendu / observé"), state(area=[ALL]),
+                                          rng)))
+    for name, sql in queries:
+        got = rows(eng, name, sql)
+        assert [(ts(g[0]), float(g[1]), int(g[2]), int(g[3])) for g in got] == [
+            (r.bin_start, round(r.mean, 2), r.q10, r.q90) for r in want], name
+        phases = set()
+        for g, r in zip(got, want, strict=True):
+            in_bin = sum(opened.get((sector, h), 0) for h in range(int(r.bin_start), int(r.bin_end), 3600))
+            if r.bin_start > clock:
+                phases.add("not begun")
+                assert g[4] == "\\N", (name, r)
+            elif r.bin_end <= sealed:
+                phases.add("over")
+                assert int(g[4]) == in_bin, (name, r)
+            else:
+                phases.add("in progress")
+                before = sum(1 for i in p.interventions.values() if i["opened"] is not None
+                             and (sector == "*" or i["sector"] == sector) and r.bin_start <= i["opened"] < sealed)
+                assert before <= int(g[4]) <= in_bin, (name, r)
+        assert phases == {"not begun", "over", "in progress"} if bin_hours < 24 else phases >= {"not begun"}
+
+
+def test_forecast_reliability_and_days_ahead(run) -> None:  # type: ignore[no-untyped-def]
+    p, eng = run.p, run.eng
+    made = hand_made_forecasts(p)
+    opened, clock = opened_per_hour(p), counted_clock(p)
+    rng = tr(p)
+    per_sector: dict[str, list[tuple[float, int, int, int]]] = defaultdict(list)
+    for r in made:
+        if r.bin_hours == 1 and rng.start.timestamp() <= r.bin_start <= rng.end.timestamp() and r.bin_end <= clock:
+            per_sector[r.sector].append((r.mean, r.q10, r.q90, opened.get((r.sector, r.bin_start), 0)))
+    want = {sector: (len(b), round(sum(abs(y - m) for m, _, _, y in b) / len(b), 2),
+                     round(100 * sum(lo <= y <= hi for _, lo, hi, y in b) / len(b), 1),
+                     round(100 * sum(y > hi for _, _, hi, y in b) / len(b), 1)) for sector, b in per_sector.items()}
+    got = {r[0]: (int(r[1]), float(r[2]), float(r[3]), float(r[4]))
+           for r in rows(eng, "fc reliability", expand(query_of(FC, "Fiabilité des prévisions"), fc_state("*", "1"),
+                                                       rng))}
+    assert got.keys() == want.keys() and len(got) > 10
+    for sector, figures in want.items():
+        assert got[sector][0] == figures[0] and got[sector][1:] == pytest.approx(figures[1:], abs=0.051), sector
+    days = sorted(((r.bin_start, round(r.mean, 1), r.sector, r.q10, r.q90) for r in made
+                   if r.bin_hours == 24 and r.bin_end > clock), key=lambda d: (d[0], -d[1], d[2]))[:500]
+    got_days = [(ts(r[0]), float(r[2]), r[1], int(r[3]), int(r[4]))
+                for r in rows(eng, "fc days", expand(query_of(FC, "Jours à venir par secteur"), fc_state("*", "1"),
+                                                     rng))]
+    assert got_days == days and days
+
+
 def test_every_panel_query_was_checked_and_its_time_reported(run) -> None:  # type: ignore[no-untyped-def]
     p, eng = run.p, run.eng
     n = 0
-    for dash in (SIT, DET):
+    for dash in (SIT, DET, FC):
         for q in generate.panel_queries(dash):
             assert q.datasource == CLICKHOUSE_PLUGIN
-            sql = expand(q.text, state(area=[ALL], station=[ALL], vehicle_type=[ALL]), tr(p, 300))
+            sql = expand(q.text, {**state(area=[ALL], station=[ALL], vehicle_type=[ALL]), **fc_state("*", "1")},
+                         tr(p, 300))
             for _ in range(5):
                 eng.old(sql + "\nFORMAT Null", f"{dash['uid']}: {q.panel}")
             n += 1
@@ -411,7 +529,7 @@ def test_every_panel_query_was_checked_and_its_time_reported(run) -> None:  # ty
     for name, times in sorted(eng.timings.items()):
         if len(times) >= 5:
             print(f"  {1000 * max(times):7.1f} ms max  {1000 * sorted(times)[len(times) // 2]:7.1f} ms median  {name}")
-    assert n == len([q for d in (SIT, DET) for q in generate.panel_queries(d)])
+    assert n == len([q for d in (SIT, DET, FC) for q in generate.panel_queries(d)])
 
 
 def test_the_dashboards_user_reads_but_cannot_write(run) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from prometheus_client import REGISTRY
 
-from grafana import generate, pipeline_health, situation, station_detail
+from grafana import forecasts, generate, pipeline_health, situation, station_detail
 from grafana.common import RUN
 from grafana.datasources import CLICKHOUSE_PLUGIN
 from grafana.macros import ALL, TimeRange, Variable, expand
@@ -26,7 +26,10 @@ TR = TimeRange(datetime(2026, 1, 9, 6, tzinfo=UTC), datetime(2026, 1, 9, 12, tzi
 def variable_states(dash: dict) -> list[dict[str, Variable]]:
     """All selected; one value; two values — for every multi variable at once; text boxes at default."""
     names = [v["name"] for v in dash["templating"]["list"] if v["type"] == "query" and v.get("multi")]
-    texts = {v["name"]: v["current"]["value"] for v in dash["templating"]["list"] if v["type"] == "textbox"}
+    # text boxes and one-value variables (a sector, a bin size) at their default
+    texts = {v["name"]: v["current"]["value"] for v in dash["templating"]["list"]
+             if v["type"] in ("textbox", "custom") or (v["type"] == "query" and not v.get("multi")
+                                                      and v["name"] != "run")}
     states = []
     for pick in ([ALL], ["X1"], ["X1", "X'2"]):
         state = {n: Variable(n, pick, options=("X1", "X'2")) for n in names}
@@ -116,7 +119,7 @@ def chdb():  # type: ignore[no-untyped-def]
     s.close()
 
 
-@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID])
+@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID, forecasts.UID])
 def test_every_panel_and_variable_query_runs_on_current_clickhouse(chdb, uid: str) -> None:  # type: ignore[no-untyped-def]
     dash = DASHBOARDS[uid]
     for state in variable_states(dash):
@@ -126,14 +129,14 @@ def test_every_panel_and_variable_query_runs_on_current_clickhouse(chdb, uid: st
             chdb.query(expand(sql, state, TR))
 
 
-@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID])
+@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID, forecasts.UID])
 def test_every_panel_reads_the_selected_run(uid: str) -> None:
     """Live or a replay: every ClickHouse table a panel or variable reads is qualified by ${run}."""
     dash = DASHBOARDS[uid]
     texts = [q.text for q in generate.panel_queries(dash)] + [
         sql for name, sql in generate.variable_queries(dash).items() if name != "run"]
     for text in texts:
-        for table in re.findall(r"(?:FROM|JOIN)\s+([\w${}:.`]+)", text):
+        for table in re.findall(r"(?:FROM|(?<!ARRAY )JOIN)\s+([\w${}:.`]+)", text):  # ARRAY JOIN: no table
             if table != "(":
                 assert table.startswith(RUN + "."), (table, text[:80])
 
@@ -142,7 +145,7 @@ HOSTILE = ["x'", "x\\", "x\\',1) OR 1=1 --", "x'); DROP TABLE vehicle_state; --"
            "system.users --", "x' SETTINGS max_execution_time=0 --", "x/*", "x`", "x\"", "${run}", "{a,b}", "é ü"]
 
 
-@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID])
+@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID, forecasts.UID])
 def test_no_variable_value_can_rewrite_a_query(chdb, uid: str) -> None:  # type: ignore[no-untyped-def]
     """Any variable can be set from the URL. With hostile values in every variable at once (quotes, backslashes,
     statement separators, comments, UNION, SETTINGS), every panel and variable query still runs as the one
