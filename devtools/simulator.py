@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 from pydantic import BaseModel
 
 from core.settings import Settings
@@ -127,6 +128,7 @@ class Simulator:
         self.free_staff: dict[str, set[str]] = {}  # station -> ids of available people
         self.crew_of: dict[str, list[str]] = {}  # vehicle -> its crew while out
         self.uncrewed = 0  # vehicles passed over because their station could not crew them
+        self._station_coords: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _push(self, t: float, kind: str, **data: object) -> None:
         self._seq += 1
@@ -272,7 +274,9 @@ class Simulator:
             else:
                 yield from self._vehicle_step(a)
 
-    def _open_intervention(self, t: float) -> Iterator[SimEvent]:
+    def _draw_call(self, t: float) -> tuple[dict, InterventionEvent, tuple[str, ...]]:  # type: ignore[type-arg]
+        """A new call at ``t``: its nature, place (sector: the nearest station's) and priority; its ``opened``
+        event, and the vehicle types it needs."""
         r = self.rng.random()
         acc = 0.0
         nature, needs = NATURES[-1][0], NATURES[-1][2]
@@ -283,14 +287,57 @@ class Simulator:
                 break
         base = self.rng.choice(self.stations)
         loc = (base.lat + self.rng.gauss(0, 0.008), base.lon + self.rng.gauss(0, 0.011))
-        first_due = min(self.stations, key=lambda s: _km((s.lat, s.lon), loc))
+        first_due = self._nearest_station(loc)
         self._n_interventions += 1
         iid = f"I{int(self.start)}-{self._n_interventions:07d}"
         priority = 1 if nature in (InterventionNature.FIRE, InterventionNature.HAZMAT) else self.rng.choice((2, 2, 3))
         location = Location(lat=round(loc[0], 5), lon=round(loc[1], 5), sector=f"Z{first_due.station_id[1:]}")
-        yield SimEvent("interventions", iid, InterventionEvent(
+        opened = InterventionEvent(
             schema_version=1, event_id=self._id(), event_time=self._dt(t), intervention_id=iid, nature=nature,
-            lifecycle=Lifecycle.OPENED, location=location, priority=priority))
+            lifecycle=Lifecycle.OPENED, location=location, priority=priority)
+        info = {"iid": iid, "nature": nature, "loc": loc, "location": location, "priority": priority}
+        return info, opened, needs
+
+    def _nearest_station(self, loc: tuple[float, float]) -> Station:
+        """The station nearest ``loc`` (``_km``, vectorised: the first of equals, as ``min`` would take)."""
+        if self._station_coords is None:
+            lat = np.array([s.lat for s in self.stations])
+            lon = np.array([s.lon for s in self.stations])
+            self._station_coords = (lat, lon, np.cos(np.radians(lat)))
+        lat, lon, cos_lat = self._station_coords
+        return self.stations[int(np.argmin(np.hypot((lat - loc[0]) * 111.0, (lon - loc[1]) * 111.0 * cos_lat)))]
+
+    def demand(self, duration_s: float) -> Iterator[SimEvent]:
+        """Calls only, opened and closed (after the nature's time on scene and 10 to 30 minutes more), in
+        event-time order, over ``duration_s`` seconds: weeks of past demand in seconds, for the forecasts (``make
+        run`` gives its live database such a past). No vehicles, no crews; a call still open at the end closes
+        there."""
+        end = self.start + duration_s
+        max_rate = self.rate_per_s * max(HOURLY) * max(WEEKDAY)
+        closes: list[tuple[float, int, dict]] = []  # type: ignore[type-arg]
+        t = self.start
+        while True:
+            t += self.rng.expovariate(max_rate)
+            while closes and closes[0][0] <= min(t, end):
+                when, _, info = heapq.heappop(closes)
+                yield from self._close(when, info)
+            if t >= end:
+                break
+            if self.rng.random() * max_rate <= self._rate(t):  # thinning, as in events()
+                info, opened, _ = self._draw_call(t)
+                yield SimEvent("interventions", info["iid"], opened)
+                low, high = ON_SCENE_MIN[info["nature"]]
+                self._seq += 1
+                heapq.heappush(closes, (min(end - 1, t + 60 * (self.rng.uniform(low, high) + self.rng.uniform(10, 30))),
+                                        self._seq, info))
+        while closes:
+            when, _, info = heapq.heappop(closes)
+            yield from self._close(when, info)
+
+    def _open_intervention(self, t: float) -> Iterator[SimEvent]:
+        info, opened, needs = self._draw_call(t)
+        loc = info["loc"]
+        yield SimEvent("interventions", info["iid"], opened)
         units = []
         for vtype in needs:
             vid = self._nearest_available(vtype, loc) or (
@@ -300,8 +347,7 @@ class Simulator:
                 continue
             units.append(vid)
         dispatch_t = t + self.rng.uniform(30, 90)
-        info = {"iid": iid, "nature": nature, "loc": loc, "remaining": len(units), "location": location,
-                "priority": priority}
+        info["remaining"] = len(units)
         if not units:
             self._push(dispatch_t + 600, "close", info=info)
         for vid in units:

@@ -4,8 +4,10 @@ clickhouse-server, each run as a plain process on 127.0.0.1 with a data director
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -69,12 +71,23 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self._signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal(signal.SIGKILL)
                 self.proc.wait(5)
+
+    def _signal(self, sig: int) -> None:
+        """To its whole process group when it leads one (started with ``start_new_session``: a shell's children
+        go with it), else to the process."""
+        try:
+            if os.getpgid(self.proc.pid) == self.proc.pid:
+                os.killpg(self.proc.pid, sig)
+                return
+        except ProcessLookupError:
+            return
+        self.proc.send_signal(sig)
 
 
 def tansu_binary() -> str:

@@ -69,6 +69,8 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
     start = datetime.fromisoformat(a.start) if a.start else None
     if start is not None and start.tzinfo is None:
         raise SystemExit("--start needs a time zone, e.g. 2026-01-01T00:00:00+00:00")
+    if a.demand_history:
+        return _demand_history(s, a, start or datetime.now(UTC).replace(microsecond=0))
     origin = None
     if a.backfill_hours:
         if start is not None:
@@ -85,6 +87,25 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
             out.close()
     print(f"published {n} events ({sim._n_interventions} interventions, {sim.shortfalls} unfilled requests, "
           f"{sim.uncrewed} times a nearer vehicle was passed over for lack of crew)")
+    return 0
+
+
+def _demand_history(s: Settings, a: argparse.Namespace, end: datetime) -> int:
+    from devtools.simulator import Simulator
+    from schemas.codec import encode
+    from schemas.reference import Reference
+
+    if not a.output:
+        raise SystemExit("--demand-history writes to --output (a file for `vigie history --from-file`)")
+    seconds = a.demand_history * 7 * 86400
+    sim = Simulator(Reference.load(s.reference_dir), seed=a.seed, start=end - timedelta(seconds=seconds), crews=False)
+    n = 0
+    with Path(a.output).open("w") as out:
+        for ev in sim.demand(seconds):
+            out.write(f'{{"topic":"{ev.topic}","key":"{ev.key}","event":{encode(ev.event).decode()}}}\n')
+            n += 1
+    print(f"wrote {n} events ({sim._n_interventions} calls over {a.demand_history:g} weeks to {end.isoformat()}) "
+          f"to {a.output}")
     return 0
 
 
@@ -346,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start that many hours ago: publish the past at once, then go on at --speed from now "
                      "(with --speed 1 the simulated clock is the wall clock, as on a live system)")
     sim.add_argument("--no-crews", action="store_true", help="vehicles and interventions only (no crew-status)")
+    sim.add_argument("--demand-history", type=float, default=0.0, metavar="WEEKS",
+                     help="instead: calls only (opened and closed, no vehicles), the WEEKS before --start (default: "
+                     "now), written to --output and not published: a past for `vigie history` and the forecasts")
     sim.add_argument("--staffing-ratio", type=float, default=0.75,
                      help="on-duty strength of a watch, as a share of the seats of its station's whole fleet")
     sim.add_argument("--shift-hour", type=int, default=7, choices=range(24), metavar="HOUR",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -78,6 +79,7 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
                                env=env, stdout=sim_log.open("ab"), stderr=subprocess.STDOUT,
                                start_new_session=True)
         started.append(ManagedProcess("simulator", sim, sim_log))
+        started.append(_forecaster(python, env, origin, run_dir, logs, speed))
         write_local_env(local)  # `vigie replay` / `vigie board` from another terminal reach this stack
         print(f"workers: metrics on :{settings.metrics_port}; logs in {logs}", flush=True)
         time.sleep(1)
@@ -95,6 +97,26 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
         Path(run_dir / "run.lock").unlink(missing_ok=True)
         _say("stopped.")
     return 0
+
+
+#: weeks of simulated calls before the live start, so that forecasts have a past (they need two weeks)
+DEMAND_HISTORY_WEEKS = 8
+
+
+def _forecaster(python: str, env: dict[str, str], origin: float, run_dir: Path, logs: Path,
+                speed: float) -> ManagedProcess:
+    """In the background: weeks of simulated calls before the live start, stored by the batch path, then a
+    forecast every simulated hour (the dashboards' « Prévisions »; its log says what it did)."""
+    history = run_dir / "demand-history.jsonl"
+    start = datetime.fromtimestamp(origin, UTC).isoformat()
+    cli = f"{shlex.quote(python)} -m vigie.cli"
+    script = (f"{cli} simulate --demand-history {DEMAND_HISTORY_WEEKS} --start {start} --output {history} && "
+              f"{cli} history --from-file {history} && "
+              f"exec {cli} forecast predict --every {max(10.0, 3600 / speed):g}")
+    log_path = logs / "forecasts.log"
+    proc = subprocess.Popen(["sh", "-c", script], env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    return ManagedProcess("forecasts", proc, log_path)
 
 
 def _say(text: str) -> None:
