@@ -418,6 +418,50 @@ def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Fi
     return figure, _panels(s, "bench_year", days)
 
 
+SF_2018 = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2018_six_neighbourhoods.csv.gz"
+
+
+def _forecast_backtest(s: Settings, case: str, database: str, zone: str, holidays: str) -> Figure:
+    """``vigie forecast backtest``'s work on a stored history: reading the hourly counts, then the rolling-origin
+    backtest (8 weekly origins, 7-day horizon, B1, B2 and the published model)."""
+    from sinks.forecasts import hourly_counts
+    from streams.forecasting.backtest import run_backtest
+
+    started = time.perf_counter()
+    client = make_client(s, database)
+    series = hourly_counts(client, database, zone, holidays)
+    client.disconnect()
+    read = time.perf_counter() - started
+    report = run_backtest(series)
+    failed = [c.name for c in report.criteria() if not c.ok]
+    ratios = ", ".join(
+        f"{label} {getattr(report.score('profile', b, lvl), m) / getattr(report.score(base, b, lvl), m):.3f}"
+        for label, b, lvl, m, base in (("day x sector MAE/B1", 24, "sector", "mae", "B1"),
+                                       ("/B2", 24, "sector", "mae", "B2"),
+                                       ("3h x sector RMSE/B2", 3, "sector", "rmse", "B2"),
+                                       ("hour x all RMSE/B2", 1, "all", "rmse", "B2"),
+                                       ("hour x sector CRPS/B2", 1, "sector", "crps", "B2")))
+    slowest = report.seconds_per_origin["profile"]
+    return Figure(case, series.grid.hours * len(series.names), time.perf_counter() - started,
+                  f"{len(series.names)} sectors x {series.grid.hours:,} h: counts read in {read:.1f} s, backtest "
+                  f"{sum(report.seconds.values()):.1f} s (slowest origin of the model {1000 * slowest:.0f} ms); "
+                  f"{ratios}; criteria: {'all met' if not failed else 'NOT MET: ' + '; '.join(failed)}")
+
+
+def _forecast_sf(s: Settings, work: Path) -> Figure:
+    """The SF 2018 six-neighbourhood year imported (cached) and stored by the batch path, then backtested."""
+    out = work / "sf2018"
+    db = s.model_copy(update={"clickhouse_database": "bench_sf2018", "reference_dir": out / "reference"})
+    env = {**os.environ, **db.to_env()}
+    if not (out / "events.jsonl").exists():
+        subprocess.run([sys.executable, "-m", "vigie.cli", "import", "--mapping",
+                        str(PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd-neighbourhoods.toml"),
+                        "--input", str(SF_2018), "--out", str(out)], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "vigie.cli", "history", "--from-file", str(out / "events.jsonl")],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    return _forecast_backtest(db, "forecast-sf", "bench_sf2018", "America/Los_Angeles", "US-CA")
+
+
 def _panels(s: Settings, database: str, days: float, runs: int = 20) -> list[Figure]:
     """p95 time of every dashboard panel query (expanded as Grafana would, default time ranges ending at
     the newest event) on the history the batch path wrote."""
@@ -498,10 +542,14 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         if worker_month:
             print("a live worker over a simulated month (15 minutes or more) ...", flush=True)
             extra.append(_worker_month(s))
+        print("forecast backtests ...", flush=True)
+        extra.append(_forecast_sf(s, work))
         if history_days > 0:
             year, panels = _history_year(s, work, history_days)
             figures.append(year)
             extra += panels
+            if history_days >= 9 * 7 + 8 * 7:  # a backtest needs 9 weeks before its 8 weekly origins
+                extra.append(_forecast_backtest(s, "forecast-year", "bench_year", s.timezone, s.holidays))
         else:
             print("timing the dashboard panels ...", flush=True)
             extra += _panels(s, "bench_history", days)

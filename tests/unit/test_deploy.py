@@ -34,7 +34,11 @@ def test_compose_images_are_pinned_and_commands_exist() -> None:
     for name, svc in services.items():
         image = svc.get("image", "")
         assert re.search(r":v?\d+(\.\d+)+$", image) or image == "vigie:local", f"{name}: image not pinned: {image}"
-        if image == "vigie:local":
+        if image == "vigie:local" and svc.get("entrypoint") == ["sh", "-c"]:  # a chain of vigie commands
+            for step in svc["command"][0].split("&&"):
+                assert step.split()[0] == "vigie", f"{name}: {step}"
+                cli_accepts(step.split()[1:])
+        elif image == "vigie:local":
             cli_accepts(svc["command"])
     assert services["worker"]["deploy"]["replicas"] >= 2
     assert int(COMPOSE["x-vigie-env"]["VIGIE_TOPIC_PARTITIONS"]) >= services["worker"]["deploy"]["replicas"]
@@ -111,8 +115,9 @@ def test_kustomize_manifests(overlay: str) -> None:
     kinds = {d["kind"]: d for d in docs}
     assert {"ConfigMap", "Deployment", "Job", "CronJob", "Service", "PodDisruptionBudget"} <= set(kinds)
     assert set(kinds["ConfigMap"]["data"]) <= SETTINGS
-    assert kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "db", "purge"]
+    jobs = {d["metadata"]["name"]: d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+            for d in docs if d["kind"] == "CronJob"}
+    assert jobs == {"vigie-purge": ["db", "purge"], "vigie-forecast": ["forecast", "predict", "--days", "7"]}
     assert float(kinds["ConfigMap"]["data"]["VIGIE_RETENTION_PERSONAL_DAYS"]) > 0
     for doc in docs:
         pod = doc.get("spec", {})
