@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     # public holidays read as Sundays by the forecast: a country code of the `holidays` package, with an optional
     # subdivision ("FR", "US-CA"); empty: none
     holidays: str = ""
+    # optional covariates of the forecast (weather, scheduled events): a CSV, see streams/forecasting/covariates.py
+    forecast_covariates: str = ""
     # Tests only (streams/runtime/faults.py): deterministic faults, e.g. "kill_after_rows=3". Empty in production.
     faults: str = ""
     state_dir: Path = PROJECT_ROOT / ".vigie" / "worker-state"

@@ -286,6 +286,8 @@ def _forecast_target(s: Settings, a: argparse.Namespace):  # type: ignore[no-unt
         from vigie.cad.replay import run_settings
 
         s = run_settings(s, a.run)
+    if a.covariates is not None:
+        s = s.model_copy(update={"forecast_covariates": a.covariates})
     return Target(s, a.database or s.clickhouse_database)
 
 
@@ -485,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     for c in (fb, ft, fp):
         c.add_argument("--run", default=None, help="a replay run's database instead of the live one")
         c.add_argument("--database", default=None, help="any database with Vigie's tables (an imported history)")
+        c.add_argument("--covariates", default=None, metavar="CSV", help="weather or scheduled events "
+                       "(start,end,sector,name,value; default VIGIE_FORECAST_COVARIATES; '' for none)")
     for c in (ft, fp):
         c.add_argument("--model", default="profile", choices=["profile", "B1", "B2"],
                        help="profile (published) or a baseline")

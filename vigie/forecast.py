@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +16,9 @@ from clickhouse_driver import errors as ch_errors
 from core.settings import Settings
 from sinks.clickhouse import make_client
 from sinks.forecasts import NoHistory, forecast_rows, hourly_counts, write_forecasts
-from streams.forecasting.backtest import ALL_SECTORS, Backtest, Trained, forecast, run_backtest, train
+from streams.forecasting.backtest import ALL_SECTORS, Backtest, Series, Trained, forecast, run_backtest, train
 from streams.forecasting.calendar import HOUR, WEEK_HOURS
+from streams.forecasting.covariates import on_grid, read_spans
 from streams.forecasting.models import MODELS, PUBLISHED
 
 #: the history a forecast is fitted on (the model reads 26 weeks; its calibration 4 more)
@@ -28,13 +29,19 @@ MIN_HISTORY_HOURS = 2 * WEEK_HOURS
 
 @dataclass(frozen=True)
 class Target:
-    """Where a command reads and writes: a run's database."""
+    """Where a command reads and writes: a run's database; and the covariates file, if any."""
 
     settings: Settings
     database: str
 
     def client(self) -> Client:
         return make_client(self.settings, self.database)
+
+    def with_covariates(self, series: Series) -> Series:
+        path = self.settings.forecast_covariates
+        if not path:
+            return series
+        return replace(series, covariates=on_grid(read_spans(Path(path)), series.names, series.grid))
 
 
 def parse_at(text: str | None) -> int | None:
@@ -53,7 +60,7 @@ def backtest(target: Target, weeks: int) -> Backtest:
         series = hourly_counts(client, target.database, s.timezone, s.holidays)
     finally:
         client.disconnect()
-    return run_backtest(series, weeks)
+    return run_backtest(target.with_covariates(series), weeks)
 
 
 def print_backtest(target: Target, report: Backtest, out: Path | None) -> bool:
@@ -81,7 +88,7 @@ def trained_at(target: Target, at: int | None, model: str = PUBLISHED) -> Traine
     finally:
         client.disconnect()
     _enough(series.grid.hours, target.database)
-    return train(MODELS[model], series, series.grid.hours)
+    return train(MODELS[model], target.with_covariates(series), series.grid.hours)
 
 
 def _enough(hours: int, database: str) -> None:
@@ -103,6 +110,7 @@ def predict(target: Target, days: int, at: int | None = None, model: str = PUBLI
         _enough(origin, target.database)
         midnights = [int(m) for m in series.grid.midnights() if m > origin]
         end = midnights[days - 1] if len(midnights) >= days else midnights[-1]
+        series = target.with_covariates(series)
         fc = forecast(trained if trained is not None else MODELS[model], series, origin, end)
         rows = forecast_rows(series, fc)
         write_forecasts(client, target.database, rows)

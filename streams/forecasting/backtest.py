@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from streams.forecasting.calendar import BIN_HOURS, WEEK_HOURS, HourGrid, aggregate
+from streams.forecasting.covariates import fit_effects, multiplier
 from streams.forecasting.distribution import QUANTILES, crps, fit_dispersion, quantiles
 from streams.forecasting.models import B1, B2, MODELS, PUBLISHED, Counts, Model, WeeklyTable
 
 LEVELS = ("sector", "all")
+#: the weeks a covariate's effect is learnt on (the profile's own window)
+TRAINING_WEEKS = 26
+_BACKFITTING_ROUNDS = 4
 #: the name of the all-series level in stored forecasts (no sector identifier can take it)
 ALL_SECTORS = "*"
 
@@ -32,6 +36,8 @@ class Series:
     names: tuple[str, ...]
     grid: HourGrid
     counts: Counts
+    # optional covariates (name -> series x hours of the grid, future hours included): covariates.on_grid
+    covariates: dict[str, Counts] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.counts.shape != (len(self.names), self.grid.hours):
@@ -89,12 +95,14 @@ class Trained:
     table: WeeklyTable
     alphas: dict[tuple[int, str], float]
     origin: int  # epoch seconds: the history it saw ends there
+    effects: dict[str, float] = field(default_factory=dict)  # covariate -> beta (a multiplier exp(beta x value))
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.table.model, "origin": self.origin, "names": list(self.names),
                 "holidays_as_sunday": self.table.holidays_as_sunday,
                 "expected": np.round(self.table.expected, 6).tolist(),
-                "alphas": [{"bin_hours": b, "level": level, "alpha": a} for (b, level), a in self.alphas.items()]}
+                "alphas": [{"bin_hours": b, "level": level, "alpha": a} for (b, level), a in self.alphas.items()],
+                "effects": self.effects}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Trained:
@@ -102,7 +110,36 @@ class Trained:
         if table.expected.shape != (len(d["names"]), WEEK_HOURS):
             raise ValueError(f"a trained model holds {WEEK_HOURS} hours of the week per series")
         return cls(tuple(d["names"]), table, {(int(a["bin_hours"]), a["level"]): float(a["alpha"])
-                                              for a in d["alphas"]}, int(d["origin"]))
+                                              for a in d["alphas"]}, int(d["origin"]),
+                   {str(k): float(v) for k, v in d.get("effects", {}).items()})
+
+    def hourly(self, series: Series, origin: int, end: int) -> Counts:
+        """Expected counts of hours [origin, end): the weekly table, times the covariates' effects."""
+        out = self.table.predict(series.grid, origin, end)
+        missing = [n for n, b in self.effects.items() if b and n not in series.covariates]
+        if missing:
+            raise ValueError(f"the model has learnt the effect of covariate(s) {missing}: give their file")
+        factor = multiplier(self.effects, series.covariates, origin, end)
+        return out if factor is None else out * factor
+
+
+def _fitted(model: Model, series: Series, origin: int) -> Trained:
+    """The model's weekly table and covariate effects from the counts before ``origin`` (no dispersions yet)."""
+    table = model.fit(series.counts, series.grid, origin)
+    effects: dict[str, float] = {}
+    if model.uses_covariates and series.covariates:
+        # backfitting: the weekly table is learnt again from the counts with the effects taken out (a recurring
+        # event would otherwise be half in the profile, half in its effect), then the effects again
+        first = max(0, origin - TRAINING_WEEKS * WEEK_HOURS)
+        window = {n: x[:, first:origin] for n, x in series.covariates.items()}
+        for _ in range(_BACKFITTING_ROUNDS):
+            effects = fit_effects(series.counts[:, first:origin], table.predict(series.grid, first, origin), window)
+            factor = multiplier(effects, series.covariates, 0, origin)
+            if factor is None:
+                break
+            table = model.fit(series.counts[:, :origin] / factor, series.grid, origin)
+        effects = fit_effects(series.counts[:, first:origin], table.predict(series.grid, first, origin), window)
+    return Trained(series.names, table, {}, series.grid.epoch(origin), effects)
 
 
 def train(model: Model, series: Series, origin: int, calibration_weeks: int = 4) -> Trained:
@@ -114,7 +151,7 @@ def train(model: Model, series: Series, origin: int, calibration_weeks: int = 4)
         o = origin - k * WEEK_HOURS
         if o < 2 * WEEK_HOURS:
             break
-        expected = _levels(series.names, model.fit(history, grid, o).predict(grid, o, o + WEEK_HOURS))
+        expected = _levels(series.names, _fitted(model, series, o).hourly(series, o, o + WEEK_HOURS))
         seen = _levels(series.names, history[:, o:o + WEEK_HOURS])
         for level in LEVELS:
             for b in BIN_HOURS:
@@ -123,7 +160,7 @@ def train(model: Model, series: Series, origin: int, calibration_weeks: int = 4)
     alphas = {key: fit_dispersion(np.concatenate([m.ravel() for m, _ in p]), np.concatenate([y.ravel() for _, y in p]))
               for key, p in pairs.items()}
     alphas = {(b, level): alphas.get((b, level), 0.0) for level in LEVELS for b in BIN_HOURS}
-    return Trained(series.names, model.fit(history, grid, origin), alphas, grid.epoch(origin))
+    return replace(_fitted(model, series, origin), alphas=alphas)
 
 
 def forecast(model: Model | Trained, series: Series, origin: int, end: int) -> Forecast:
@@ -135,7 +172,7 @@ def forecast(model: Model | Trained, series: Series, origin: int, end: int) -> F
     if trained.names != series.names:
         raise ValueError(f"the trained model knows sectors {list(trained.names)[:5]}..., the history others: "
                          "train it again")
-    hourly = trained.table.predict(series.grid, origin, end)
+    hourly = trained.hourly(series, origin, end)
     out = []
     for level, (rows, values) in _levels(series.names, hourly).items():
         for b in BIN_HOURS:

@@ -44,6 +44,7 @@ class WeeklyTable:
 
 class Model(Protocol):
     name: str
+    uses_covariates: bool  # whether its forecasts take the covariates' effects (streams/forecasting/covariates.py)
 
     def fit(self, counts: Counts, grid: HourGrid, origin: int) -> WeeklyTable:
         """Learn from the counts of hours [0, origin) of ``grid`` (``counts`` may run further: it is not read)."""
@@ -69,6 +70,7 @@ class SeasonalMean:
 
     name: str
     weeks: int
+    uses_covariates: bool = False  # a baseline stays what it is
 
     def fit(self, counts: Counts, grid: HourGrid, origin: int) -> WeeklyTable:
         per_how = np.zeros((counts.shape[0], WEEK_HOURS))
@@ -88,6 +90,7 @@ class WeeklyProfile:
     level_weeks: int = 8
     profile_weeks: int = 26
     prior_counts: float = 20.0
+    uses_covariates: bool = True
 
     def profile(self, counts: Counts, grid: HourGrid, origin: int) -> Counts:
         """Each series' share of a week's demand falling in each (demand) hour of the week (rows sum to 1)."""

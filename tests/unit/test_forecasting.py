@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from streams.forecasting.backtest import ALL_SECTORS, Series, Trained, forecast, run_backtest, train
 from streams.forecasting.calendar import HOUR, HourGrid
+from streams.forecasting.covariates import CovariateFileError, fit_effects, on_grid, read_spans
 from streams.forecasting.distribution import crps, fit_dispersion, quantiles
 from streams.forecasting.models import B1, B2, WeeklyProfile
 
@@ -151,3 +153,79 @@ def test_the_backtest_on_poisson_series_keeps_its_intervals_honest() -> None:
     assert ALL_SECTORS == "*"
     assert report.origins == sorted(report.origins) and len(report.origins) == 8
     assert all((b - a) % HOUR == 0 for a, b in zip(report.origins, report.origins[1:], strict=False))
+
+
+def _match_days(grid: HourGrid) -> list[int]:
+    """Every other Saturday 14:00 local: the first hour of a 4-hour scheduled event."""
+    saturdays = [int(i) for i in range(grid.hours) if grid.hour_of_week[i] == 5 * 24 + 14]
+    return saturdays[::2]
+
+
+def test_a_scheduled_event_learnt_from_the_past_raises_the_forecast_of_the_next(tmp_path: Path) -> None:
+    grid = HourGrid(START, 30 * 168, PARIS)
+    base = np.stack([1.0 + 0.5 * np.sin(2 * np.pi * (grid.hour_of_week % 24) / 24)] * 2)
+    rate = base.copy()
+    spans = []
+    for i in _match_days(grid):
+        rate[1, i:i + 4] *= 3.0  # the stadium's sector only
+        spans.append(f"{local(grid, i).isoformat()},{local(grid, i + 4).isoformat()},b,match,1")
+    counts = np.random.default_rng(8).poisson(rate).astype(float)
+    path = tmp_path / "covariates.csv"
+    path.write_text("start,end,sector,name,value\n" + "\n".join(spans) + "\n")
+    series = Series(("a", "b"), grid, counts, on_grid(read_spans(path), ("a", "b"), grid))
+    last = _match_days(grid)[-1]
+    origin = int(next(m for m in grid.midnights() if m <= last and m > last - 24))
+    trained = train(WeeklyProfile(), series, origin)
+    assert trained.effects["match"] == pytest.approx(math.log(3.0), abs=0.15)
+    with_it = forecast(trained, series, origin, origin + 168).at(1, "sector").mean
+    without = forecast(WeeklyProfile(), Series(("a", "b"), grid, counts), origin, origin + 168).at(1, "sector").mean
+    hours = slice(last - origin, last - origin + 4)
+    truth = rate[1, last:last + 4]
+    error_with, error_without = (np.abs(f[1, hours] - truth).mean() for f in (with_it, without))
+    assert error_with < 0.25 * truth.mean() and error_with < 0.5 * error_without
+    # the other sector barely moves (its profile borrows from the pooled one, which the event no longer inflates)
+    assert np.abs(with_it[0] / without[0] - 1).mean() < 0.02
+    again = Trained.from_dict(trained.to_dict())
+    assert again.effects == pytest.approx(trained.effects)
+    with pytest.raises(ValueError, match="give their file"):
+        forecast(again, Series(("a", "b"), grid, counts), origin, origin + 168)
+
+
+def test_a_weather_measure_gets_a_proportional_effect() -> None:
+    grid = HourGrid(START, 30 * 168, PARIS)
+    heat = np.zeros((1, grid.hours))
+    heat[0, (grid.day % 9 == 0)] = np.random.default_rng(2).uniform(0, 6, size=int((grid.day % 9 == 0).sum()))
+    rate = 2.0 * np.exp(0.1 * heat)
+    counts = np.random.default_rng(3).poisson(rate).astype(float)
+    effects = fit_effects(counts, np.full_like(rate, 2.0), {"heat_above_30c": heat, "never": np.zeros_like(heat)})
+    assert effects["heat_above_30c"] == pytest.approx(0.1, abs=0.02)
+    assert effects["never"] == 0.0
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("start,end,name,value\n", "missing column"),
+    ("start,end,sector,name,value\n2026-01-01T10:00,2026-01-01T12:00,*,x,1\n", "line 2: .* no time zone"),
+    ("start,end,sector,name,value\n2026-01-01T10:00Z,2026-01-01T09:00Z,*,x,1\n", "line 2: end .* not after"),
+    ("start,end,sector,name,value\n2026-01-01T10:00Z,2026-01-01T12:00Z,*,x,hot\n", "line 2: value 'hot'"),
+])
+def test_a_covariates_file_that_cannot_be_read_says_where_and_why(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    with pytest.raises(CovariateFileError, match=reason):
+        read_spans(path)
+
+
+def test_the_covariates_file_named_in_the_settings_reaches_the_series(tmp_path: Path) -> None:
+    from core.settings import Settings
+    from vigie.forecast import Target
+
+    grid = HourGrid(START, 3 * 168, PARIS)
+    series = Series(("a", "b"), grid, _random_counts(2, grid.hours, 1))
+    path = tmp_path / "c.csv"
+    path.write_text("start,end,sector,name,value\n"
+                    f"{local(grid, 30).isoformat()},{local(grid, 33).isoformat()},*,heat_above_30c,2.5\n")
+    assert Target(Settings(), "db").with_covariates(series) is series
+    got = Target(Settings(forecast_covariates=str(path)), "db").with_covariates(series).covariates
+    assert set(got) == {"heat_above_30c"}
+    assert np.flatnonzero(got["heat_above_30c"][0]).tolist() == [30, 31, 32]
+    assert (got["heat_above_30c"][:, 30:33] == 2.5).all()
