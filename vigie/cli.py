@@ -203,12 +203,20 @@ def _cmd_grafana_push(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_import(s: Settings, a: argparse.Namespace) -> int:
-    from vigie.cad.importer import Importer
-    from vigie.cad.mapping import Mapping
+    from vigie.cad.importer import Importer, ImportProblem, NothingImported
+    from vigie.cad.mapping import Mapping, MappingError
 
-    importer = Importer(Mapping.load(Path(a.mapping)))
-    report = importer.run(Path(a.input), Path(a.out), Path(a.stations) if a.stations else None,
-                          Path(a.fleet) if a.fleet else None)
+    try:
+        importer = Importer(Mapping.load(Path(a.mapping)))
+        report = importer.run(Path(a.input), Path(a.out), Path(a.stations) if a.stations else None,
+                              Path(a.fleet) if a.fleet else None, a.encoding, a.delimiter)
+    except NothingImported as e:
+        print(e.report.render())
+        print(f"vigie import: {e}", file=sys.stderr)
+        return 2
+    except (MappingError, ImportProblem) as e:  # the user's to fix: said in words, no traceback
+        print(f"vigie import: {e}", file=sys.stderr)
+        return 2
     print(report.render())
     print(f"wrote {a.out}/events.jsonl, {a.out}/reference/, {a.out}/report.json")
     return 0
@@ -426,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--out", required=True, help="output folder: events.jsonl, reference/, report.json")
     im.add_argument("--stations", default=None, help="your stations.csv, instead of the stations the data implies")
     im.add_argument("--fleet", default=None, help="your fleet.csv, instead of the fleet the data implies")
+    im.add_argument("--encoding", default=None, help="the file's encoding, e.g. latin-1, cp1252 (default: the "
+                    "mapping's, else UTF-8; a BOM is skipped)")
+    im.add_argument("--delimiter", default=None, help="the field delimiter (default: the mapping's, else the most "
+                    "frequent of , ; tab | in the header line)")
     im.set_defaults(func=_cmd_import)
 
     rp = sub.add_parser("replay", help="replay past events through the processors into a run of their own")

@@ -91,9 +91,12 @@ def test_quirks_are_repaired_rejected_and_counted(tmp_path: Path) -> None:
     ]
     report, events, ref = run(tmp_path, rows)
     assert report["rows"] == 8 and report["imported"] == 4
-    assert report["rejected"] == {
-        "unit type 'HOVERCRAFT' not in the mapping": 1, "no dispatch time": 1, "no readable location": 1,
-        "timestamp 'yesterday-ish' matches none of ['%m/%d/%Y %I:%M:%S %p', '%m/%d/%y %H:%M']": 1}
+    timestamp = "timestamp matching none of ['%m/%d/%Y %I:%M:%S %p', '%m/%d/%y %H:%M']"
+    assert report["rejected"] == {  # grouped by reason, each with its samples (row number and value)
+        "unit type (Unit Type) not in the mapping's unit_types": 1, "no dispatch time (Dispatch DtTm)": 1,
+        "no readable location (Location)": 1, timestamp: 1}
+    assert report["samples"]["unit type (Unit Type) not in the mapping's unit_types"] == ["row 5: 'HOVERCRAFT'"]
+    assert report["samples"][timestamp] == ["row 7: 'yesterday-ish'"]
     assert report["repairs"] == {
         "On Scene DtTm before the previous status: clamped to it": 1,
         "unit sent to another call before available: earlier response ended there": 1}

@@ -19,16 +19,19 @@ Rules (the same for every brigade; the mapping file says which column is what):
 from __future__ import annotations
 
 import csv
+import difflib
 import gzip
 import io
 import itertools
 import json
 import re
+import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from schemas.codec import encode
 from schemas.events import (
@@ -41,8 +44,9 @@ from schemas.events import (
     VehicleStatusEvent,
 )
 from schemas.reference import FleetVehicle, Reference, Station, load_fleet, load_stations
-from vigie.cad.mapping import LocalTimes, Mapping, identifier
+from vigie.cad.mapping import BadValue, LocalTimes, Mapping, ValueMap, identifier
 
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")  # schemas.events.Identifier
 _LOCATION = re.compile(r"^\(?\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\)?$")
 
 
@@ -72,9 +76,12 @@ class ImportReport:
     mapping: str
     rows: int = 0
     imported: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)  # reason -> rows
     repairs: Counter[str] = field(default_factory=Counter)
     missing: Counter[str] = field(default_factory=Counter)  # status column -> rows without it
+    # values the mapping does not know (a nature, a priority): the default was used; never silent
+    unmapped: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[str]] = field(default_factory=dict)  # reason -> up to 3 distinct examples
     rows_with_missing: int = 0
     rows_repaired: int = 0
     calls: int = 0
@@ -84,9 +91,16 @@ class ImportReport:
     first_event: str = ""
     last_event: str = ""
 
+    def note(self, counts: Counter[str], reason: str, sample: str) -> None:
+        """Count ``reason``; keep ``sample`` among its first three distinct examples."""
+        counts[reason] += 1
+        kept = self.samples.setdefault(reason, [])
+        if len(kept) < 3 and sample not in kept:
+            kept.append(sample)
+
     def to_dict(self) -> dict[str, object]:
         d = dict(self.__dict__)
-        for k in ("rejected", "repairs", "missing"):
+        for k in ("rejected", "repairs", "missing", "unmapped"):
             d[k] = dict(sorted(getattr(self, k).items()))
         n = self.imported or 1
         d["share_rows_with_missing_timestamps"] = round(self.rows_with_missing / n, 4)
@@ -102,16 +116,91 @@ class ImportReport:
                  f"  rows missing a status time (besides optional ones): "
                  f"{d['share_rows_with_missing_timestamps']:.1%}; "
                  f"with inconsistent times (repaired): {d['share_rows_with_inconsistent_timestamps']:.1%}"]
-        for title, counts in (("rejected", self.rejected), ("repaired", self.repairs), ("missing", self.missing)):
+        for title, counts in (("rejected", self.rejected), ("repaired", self.repairs), ("missing", self.missing),
+                              ("unmapped", self.unmapped)):
             for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):
                 lines.append(f"  {title:9} {n:7d}  {reason}")
+                if reason in self.samples:
+                    lines.append(f"  {'':9} {'':7}    e.g. {'; '.join(self.samples[reason])}")
         return "\n".join(lines)
 
 
-def read_rows(path: Path) -> Iterator[dict[str, str]]:
-    raw = gzip.open(path, "rb") if str(path).endswith(".gz") else Path(path).open("rb")
-    with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as f:
-        yield from csv.DictReader(f)
+class ImportProblem(ValueError):
+    """A file that cannot be imported as it is: what to change, in words (``vigie import`` exits 2 with it)."""
+
+
+class NothingImported(ImportProblem):
+    """Every row was rejected: the report says why."""
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(f"no row of {report.source} could be imported: the reasons are in the report above")
+        self.report = report
+
+
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    try:
+        if str(path).endswith(".gz"):
+            return gzip.open(path, "rb")
+        if str(path).endswith(".zip"):
+            archive = zipfile.ZipFile(path)
+            members = [n for n in archive.namelist() if not n.endswith("/")]
+            csvs = [n for n in members if n.lower().endswith(".csv")] or members
+            if len(csvs) != 1:
+                raise ImportProblem(f"{path}: the archive holds {len(csvs)} CSV files ({', '.join(csvs[:5])}); "
+                                    "extract the one to import")
+            return archive.open(csvs[0])
+        return Path(path).open("rb")
+    except (OSError, zipfile.BadZipFile) as e:
+        raise ImportProblem(f"{path}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The delimiter of a CSV from its header line: the most frequent of , ; tab | (a comma if none)."""
+    counts = {d: header_line.count(d) for d in _DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def check_header(header: list[str], wanted: dict[str, str]) -> None:
+    """Every column the mapping reads is in the file's header, or one message naming each missing one with the
+    closest header names."""
+    missing = [(column, where) for column, where in wanted.items() if column not in header]
+    if missing:
+        lines = [f"{where} = {column!r} is not a column of the file"
+                 + (f" (closest: {', '.join(repr(c) for c in close)})"
+                    if (close := difflib.get_close_matches(column, header, n=3, cutoff=0.5)) else "")
+                 for column, where in missing]
+        raise ImportProblem("the mapping does not fit the file's header: " + "; ".join(lines)
+                            + f". The header has: {', '.join(repr(h) for h in header[:40])}")
+
+
+def read_rows(path: Path, encoding: str | None = None, delimiter: str | None = None,
+              expect: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """The rows of a CSV (plain, .gz or a .zip holding one CSV), in ``encoding`` (default UTF-8, a BOM skipped)
+    with ``delimiter`` (default: sniffed from the header); ``expect``: columns that must be in the header."""
+    text = io.TextIOWrapper(_open_binary(path), encoding=encoding or "utf-8-sig", newline="")
+    reader = None
+    try:
+        with text:
+            first = text.readline()
+            if not first.strip():
+                raise ImportProblem(f"{path}: empty file (no header line)")
+            delim = delimiter or sniff_delimiter(first)
+            header = [h.strip() for h in next(csv.reader([first], delimiter=delim))]
+            if expect:
+                check_header(header, expect)
+            reader = csv.DictReader(text, fieldnames=header, delimiter=delim)
+            yield from reader
+    except UnicodeDecodeError as e:
+        where = f" (data row {reader.line_num})" if reader is not None else " (header line)"
+        raise ImportProblem(f"{path} is not {encoding or 'UTF-8'}: byte {e.object[e.start]:#04x}{where}; give the "
+                            "file's encoding with --encoding (e.g. latin-1, cp1252) or `encoding` in the mapping"
+                            ) from None
+    except LookupError as e:
+        raise ImportProblem(f"unknown encoding: {e}") from None
 
 
 class Importer:
@@ -125,8 +214,8 @@ class Importer:
             report.rows += 1
             try:
                 resp = self._parse_row(row, report)
-            except ValueError as e:
-                report.rejected[str(e)] += 1
+            except BadValue as e:
+                report.note(report.rejected, e.reason, f"row {report.rows}: {e.value!r}")
                 continue
             out.append(resp)
         report.imported = len(out)
@@ -136,13 +225,21 @@ class Importer:
         m, cols = self.mapping, self.mapping.columns
         unit_type = row.get(cols.unit_type, "").strip()
         if unit_type not in m.unit_types:
-            raise ValueError(f"unit type {unit_type!r} not in the mapping")
-        loc = _LOCATION.match(row.get(cols.location, "").strip())
+            raise BadValue(f"unit type ({cols.unit_type}) not in the mapping's unit_types", unit_type)
+        id_columns = (("row id", cols.row_id), ("call id", cols.call_id), ("unit id", cols.unit_id))
+        ids = {name: row.get(column, "").strip() for name, column in id_columns}
+        for name, value in ids.items():
+            if not _IDENTIFIER.match(value):
+                raise BadValue(f"{name} not an identifier (1-64 letters, digits, _ . : -, starting with a letter or "
+                               "digit)", value)
+        m.home_station_of(ids["unit id"], m.unit_types[unit_type])
+        where = row.get(cols.location, "").strip()
+        loc = _LOCATION.match(where)
         if not loc:
-            raise ValueError("no readable location")
+            raise BadValue(f"no readable location ({cols.location})", where)
         lat, lon = float(loc.group(1)), float(loc.group(2))
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise ValueError("location out of range")
+            raise BadValue(f"location out of range ({cols.location})", where)
         statuses: list[tuple[float, VehicleStatus]] = []
         missing = False
         repaired = False
@@ -151,7 +248,7 @@ class Importer:
             naive = self.times.naive(row.get(column, ""))
             if naive is None:
                 if status is VehicleStatus.DISPATCHED:
-                    raise ValueError("no dispatch time")
+                    raise BadValue(f"no dispatch time ({column})", "")
                 report.missing[column] += 1
                 missing = missing or column not in m.optional_statuses.columns
                 continue
@@ -177,10 +274,19 @@ class Importer:
             row_id=row[cols.row_id].strip(), call_id=row[cols.call_id].strip(), unit_id=row[cols.unit_id].strip(),
             vehicle_type=m.unit_types[unit_type], statuses=statuses, received=received, lat=lat, lon=lon,
             sector=identifier(row.get(cols.sector, "")) or "unknown",
-            station_area=row.get(cols.station_area or cols.sector, "").strip() or "unknown",
-            area=row.get(cols.area, "").strip() or "unknown",
-            nature=str(m.nature(row)), priority=int(m.priority(row)), repaired=repaired,
+            station_area=identifier(row.get(cols.station_area or cols.sector, "")) or "unknown",
+            area=identifier(row.get(cols.area, "")) or "unknown",
+            nature=str(self._mapped(m.nature, "nature", row, report)),
+            priority=int(self._mapped(m.priority, "priority", row, report)), repaired=repaired,
         )
+
+    @staticmethod
+    def _mapped(values: ValueMap, what: str, row: dict[str, str], report: ImportReport) -> str | int:
+        value, unknown = values.lookup(row)
+        if unknown is not None:
+            report.note(report.unmapped, f"{what} ({values.column}) not in the mapping: {values.default!r} used",
+                        repr(unknown))
+        return value
 
     @staticmethod
     def resolve_overlaps(responses: list[Response], report: ImportReport) -> None:
@@ -268,11 +374,14 @@ class Importer:
         return [(topic, key, ev) for _, _, topic, key, ev in out]
 
     def run(self, source: Path, out_dir: Path, stations_file: Path | None = None,
-            fleet_file: Path | None = None) -> ImportReport:
+            fleet_file: Path | None = None, encoding: str | None = None, delimiter: str | None = None
+            ) -> ImportReport:
         report = ImportReport(source=str(source), mapping=self.mapping.name)
-        responses = self.parse(read_rows(source), report)
+        rows = read_rows(source, encoding or self.mapping.encoding, delimiter or self.mapping.delimiter,
+                         self.mapping.mapped_columns())
+        responses = self.parse(rows, report)
         if not responses:
-            raise ValueError(f"no row of {source} could be imported")
+            raise NothingImported(report)
         self.resolve_overlaps(responses, report)
         report.rows_repaired = sum(r.repaired for r in responses)
         ref = self.derive_reference(responses)

@@ -9,9 +9,21 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.events import InterventionNature, VehicleStatus
+
+
+class MappingError(ValueError):
+    """A mapping file that cannot be used: what to change, in words (no traceback)."""
+
+
+class BadValue(ValueError):
+    """A value of a row that cannot be read: the reason (what rows are grouped by in the report) and the value."""
+
+    def __init__(self, reason: str, value: str) -> None:
+        super().__init__(f"{reason}: {value!r}")
+        self.reason, self.value = reason, value
 
 
 class _Strict(BaseModel):
@@ -40,7 +52,14 @@ class ValueMap(_Strict):
     values: dict[str, str | int] = Field(default_factory=dict)
 
     def __call__(self, row: dict[str, str]) -> str | int:
-        return self.values.get(row.get(self.column, "").strip(), self.default)
+        return self.lookup(row)[0]
+
+    def lookup(self, row: dict[str, str]) -> tuple[str | int, str | None]:
+        """The mapped value, and the raw value when it is not in the mapping (the default was used)."""
+        raw = row.get(self.column, "").strip()
+        if raw in self.values:
+            return self.values[raw], None
+        return self.default, raw
 
 
 class HomeStationRule(_Strict):
@@ -67,6 +86,10 @@ class Mapping(_Strict):
     name: str
     timezone: str
     timestamp_formats: list[str]
+    # how the CSV is written (`vigie import --encoding/--delimiter` win): default UTF-8 (a BOM is skipped) and the
+    # delimiter found in the header line among , ; tab |
+    encoding: str | None = None
+    delimiter: str | None = None
     columns: Columns
     intervention: InterventionColumns
     statuses: dict[str, VehicleStatus]  # CAD column -> status, in lifecycle order
@@ -92,14 +115,34 @@ class Mapping(_Strict):
 
     @classmethod
     def load(cls, path: Path) -> Mapping:
-        return cls.model_validate(_read_with_base(Path(path), ()))
+        """The mapping file; a ``MappingError`` naming the file and every field at fault."""
+        try:
+            return cls.model_validate(_read_with_base(Path(path), ()))
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or '(file)'}: {err['msg']}"
+                                 for err in e.errors())
+            raise MappingError(f"mapping {path}: {problems}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise MappingError(f"mapping {path} is not valid TOML: {e}") from None
+        except OSError as e:
+            raise MappingError(f"mapping {path}: {e.strerror or e}") from None
+
+
+    def mapped_columns(self) -> dict[str, str]:
+        """Every CSV column the mapping reads -> where the mapping names it."""
+        out = {c: f"columns.{k}" for k, c in self.columns.model_dump().items() if c}
+        out[self.intervention.opened] = "intervention.opened"
+        out.update({c: f"statuses.{c!r}" for c in self.statuses})
+        out[self.nature.column] = "nature.column"
+        out[self.priority.column] = "priority.column"
+        return out
 
     def home_station_of(self, unit_id: str, vehicle_type: str) -> str:
         for rule in self.home_station:
             m = re.match(rule.unit, unit_id)
             if m:
                 return rule.station.format(unit=unit_id, type=vehicle_type, **m.groupdict())
-        raise ValueError(f"no home-station rule matches unit {unit_id!r}")
+        raise BadValue("no home-station rule matches the unit", unit_id)
 
 
 def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -107,7 +150,7 @@ def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     whose tables this file's keys update key by key (a variant of a brigade's mapping repeats nothing)."""
     path = path.resolve()
     if path in seen:
-        raise ValueError(f"mapping {path} extends itself (through {' -> '.join(p.name for p in seen)})")
+        raise MappingError(f"mapping {path} extends itself (through {' -> '.join(p.name for p in seen)})")
     with path.open("rb") as f:
         table = tomllib.load(f)
     base = table.pop("extends", None)
@@ -157,9 +200,9 @@ class LocalTimes:
                 continue
             # a day inside the range an event time may take (schemas.events.EventTime), with a margin for zones
             if not _FIRST_DAY <= parsed <= _LAST_DAY:
-                raise ValueError(f"timestamp {text!r} outside {_FIRST_DAY:%Y-%m-%d}..{_LAST_DAY:%Y-%m-%d}")
+                raise BadValue(f"timestamp outside {_FIRST_DAY:%Y-%m-%d}..{_LAST_DAY:%Y-%m-%d}", text)
             return parsed
-        raise ValueError(f"timestamp {text!r} matches none of {self.formats}")
+        raise BadValue(f"timestamp matching none of {self.formats}", text)
 
     def is_ambiguous(self, naive: datetime) -> bool:
         """A wall time that happened twice (the offsets of its two readings differ, and it exists)."""
