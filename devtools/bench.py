@@ -396,7 +396,7 @@ def _history(s: Settings, events_file: Path) -> Figure:
 def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Figure]]:
     """The batch path over ``days`` of Paris-scale history (a year: ~500,000 interventions), then the panel
     times on what it wrote. The simulated events are cached (same seed and length, same file)."""
-    path = work / f"history-{days:g}d-seed2026.jsonl"
+    path = work / f"history-{days:g}d-seed2026-localtime.jsonl"  # demand by Paris local time since 2026-12-01
     if not path.exists():
         print(f"simulating {days:g} days of history (cached in {path}) ...", flush=True)
         ref = Reference.load(s.reference_dir)

@@ -1,10 +1,10 @@
 """Plausible traffic of a Paris-scale brigade, as Vigie events in event-time order.
 
 Intervention arrivals follow a non-homogeneous Poisson process (~500,000 a year) shaped by hour of
-day and weekday; each nature engages a set of vehicle types, taken from the nearest stations that
-have one available; every vehicle then goes dispatched -> en route -> on scene -> (transporting ->
-at hospital) -> returning -> available at station, with plausible durations. Vehicles also go out
-of service now and then.
+day and weekday in local time (``zone``, Paris by default: clocks change in March and October); each nature
+engages a set of vehicle types, taken from the nearest stations that have one available; every vehicle then
+goes dispatched -> en route -> on scene -> (transporting -> at hospital) -> returning -> available at station,
+with plausible durations. Vehicles also go out of service now and then.
 
 Crews (``crews=True``): each station has three watches that take 24-hour turns at ``shift_hour``
 (UTC); a watch's strength is ``staffing_ratio`` times the seats of the station's whole fleet, so a
@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from pydantic import BaseModel
@@ -106,8 +107,9 @@ class Simulator:
     def __init__(self, reference: Reference, seed: int = 1, start: datetime | None = None,
                  annual_interventions: int = ANNUAL_INTERVENTIONS, out_of_service_per_day: float = 0.08,
                  crews: bool = True, shift_hour: int = 7, staffing_ratio: float = 0.75, absence_rate: float = 0.06,
-                 unavailable_per_person_day: float = 0.15) -> None:
+                 unavailable_per_person_day: float = 0.15, zone: str = "Europe/Paris") -> None:
         self.ref = reference
+        self.zone = ZoneInfo(zone)
         self.rng = random.Random(seed)
         self.start = (start or datetime.now(UTC)).replace(microsecond=0).timestamp()
         self.rate_per_s = annual_interventions / (365.0 * 86400.0)
@@ -236,7 +238,7 @@ class Simulator:
         return taken
 
     def _rate(self, t: float) -> float:
-        d = datetime.fromtimestamp(t, UTC)
+        d = datetime.fromtimestamp(t, self.zone)  # people call by their local clock: demand follows it
         return self.rate_per_s * HOURLY[d.hour] * WEEKDAY[d.weekday()]
 
     def events(self, duration_s: float) -> Iterator[SimEvent]:
