@@ -29,6 +29,18 @@ def staff_query(db: str) -> str:
             "GROUP BY area, qualification ORDER BY area, qualification")
 
 
+def forecast_query(db: str) -> str:
+    """The hour in progress (on the counted clock) and the next: expected interventions (all sectors, published
+    model) with q10 and q90, and those opened so far."""
+    hour = f"toStartOfHour((SELECT max(window_start) FROM {db}.sector_windows))"
+    return (f"SELECT bin_start, mean, q10, q90, opened FROM ("
+            f"SELECT bin_start, mean, q10, q90 FROM {db}.forecasts FINAL WHERE bin_hours = 1 AND sector = '*' "
+            f"AND model = 'profile' AND bin_start >= {hour} ORDER BY bin_start LIMIT 2) AS f "
+            f"ANY LEFT JOIN (SELECT toStartOfHour(window_start) AS bin_start, "
+            f"toUInt64(sum(interventions_opened)) AS opened FROM {db}.sector_windows FINAL "
+            f"WHERE window_start >= {hour} GROUP BY bin_start) AS o USING bin_start ORDER BY bin_start")
+
+
 def clock_query(db: str) -> str:
     return f"SELECT max(event_time) FROM {db}.vehicle_state"
 
@@ -39,6 +51,7 @@ def all_queries(db: str) -> dict[str, str]:
         "board_open_interventions": open_interventions_query(db),
         "board_rate": rate_query(db),
         "board_clock": clock_query(db),
+        "board_forecast": forecast_query(db),
         "response_times": f"SELECT * FROM {db}.intervention_response_times ORDER BY intervention_id",
         "station_windows": f"SELECT * FROM {db}.station_windows FINAL ORDER BY window_start, station_id",
         "sector_windows": (f"SELECT window_start, sector, sum(interventions_opened) FROM {db}.sector_windows FINAL "

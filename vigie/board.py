@@ -11,6 +11,7 @@ from sinks.clickhouse import make_client
 from sinks.queries import (
     capacity_query,
     clock_query,
+    forecast_query,
     open_interventions_query,
     rate_query,
     staff_query,
@@ -24,8 +25,22 @@ QUALIFICATIONS = (("crew_leader", "crew leaders"), ("driver", "drivers"), ("team
                   ("team_member", "team members"))
 
 
+def forecast_text(rows: list[tuple[Any, ...]]) -> str:
+    """The hour in progress against its forecast, and the next hour's."""
+    if not rows:
+        return "forecast: none yet (vigie forecast predict; make run forecasts every simulated hour)"
+    parts = []
+    for i, (start, mean, q10, q90, opened) in enumerate(rows):
+        if i == 0:
+            parts.append(f"{start:%H}:00 hour {int(opened)} opened / {mean:.0f} expected (80 %: {q10}-{q90})")
+        else:
+            parts.append(f"next hour {mean:.0f} expected (q90 {q90})")
+    return "forecast, all sectors: " + "; ".join(parts)
+
+
 def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]], rate: float,
-           clock: str, staffed: list[tuple[Any, ...]] = (), staff: list[tuple[Any, ...]] = ()) -> str:
+           clock: str, staffed: list[tuple[Any, ...]] = (), staff: list[tuple[Any, ...]] = (),
+           forecast: list[tuple[Any, ...]] = ()) -> str:
     cells: dict[tuple[str, str], dict[str, int]] = {}
     areas: list[str] = []
     for area, vtype, cat, n in capacity:
@@ -73,7 +88,7 @@ def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]
             lines.append(f"  area {area:<25}" + "".join(f"{f'{n}/{d}':>15}" for n, d in cells))
     n_open = sum(int(n) for _, n in open_by_nature)
     detail = ", ".join(f"{nat} {n}" for nat, n in open_by_nature)
-    lines += ["", f"open interventions: {n_open}  ({detail})"]
+    lines += ["", f"open interventions: {n_open}  ({detail})", forecast_text(list(forecast))]
     return "\n".join(lines)
 
 
@@ -95,7 +110,8 @@ def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> 
             opened = client.execute(open_interventions_query(db))
             rate = sum(r[0] for r in client.execute(rate_query(db))) / 10.0
             clock = clock_text(client.execute(clock_query(db)))
-            text = render(cap, opened, rate, clock, client.execute(staffed_query(db)), client.execute(staff_query(db)))
+            text = render(cap, opened, rate, clock, client.execute(staffed_query(db)), client.execute(staff_query(db)),
+                          client.execute(forecast_query(db)))
         except Exception as e:
             text = f"VIGIE — waiting for ClickHouse ({e.__class__.__name__}: {str(e)[:80]})"
             client.disconnect()

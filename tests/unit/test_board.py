@@ -10,3 +10,12 @@ def test_clock_before_and_after_the_first_event() -> None:
     assert clock_text([(None,)]) == "waiting for events"
     assert clock_text([]) == "waiting for events"
     assert clock_text([(datetime(2026, 1, 9, 6, 30, 5),)]) == "simulated clock 2026-01-09 06:30:05 UTC"
+
+
+def test_the_forecast_line_reads_the_hour_in_progress_and_the_next() -> None:
+    from vigie.board import forecast_text
+
+    assert forecast_text([]).startswith("forecast: none yet")
+    rows = [(datetime(2026, 1, 9, 6, 0), 57.6, 44, 72, 31), (datetime(2026, 1, 9, 7, 0), 60.2, 47, 75, 0)]
+    assert forecast_text(rows) == ("forecast, all sectors: 06:00 hour 31 opened / 58 expected (80 %: 44-72); "
+                                   "next hour 60 expected (q90 75)")
