@@ -139,3 +139,11 @@ def engagement_partitions(days_before_from: int = 7) -> str:
     time range reads one or two months instead of the whole history. Exact for engagements dispatched less
     than ``days_before_from`` days after they started (a unit is engaged by its dispatch)."""
     return f"started_at >= $__fromTime - {days_before_from * 86400}"
+
+
+def percent_cells(orange_from: float, green_from: float) -> list[dashboard.DynamicConfigValue]:
+    """A percentage column coloured red below ``orange_from``, orange below ``green_from``, green above."""
+    return [dashboard.DynamicConfigValue(id_val="unit", value="percent"),
+            dashboard.DynamicConfigValue(id_val="thresholds", value=thresholds(
+                (None, RED), (orange_from, ORANGE), (green_from, GREEN)).build()),
+            dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})]

@@ -9,16 +9,13 @@ from grafana_foundation_sdk.builders import table, timeseries
 from grafana_foundation_sdk.models import common, dashboard
 
 from grafana.common import (
-    GREEN,
-    ORANGE,
-    RED,
     RUN,
     at,
     legend_bottom,
+    percent_cells,
     query_variable,
     run_variable,
     text_value,
-    thresholds,
 )
 from grafana.datasources import SQL
 
@@ -124,6 +121,12 @@ def band(panel: timeseries.Panel) -> timeseries.Panel:
                 dashboard.DynamicConfigValue(id_val="displayName", value="observé")]))
 
 
+def expected_vs_observed_panel(title: str, pos: dashboard.GridPos, sql: str, description: str) -> timeseries.Panel:
+    return band(timeseries.Panel().title(title).grid_pos(pos).description(description)
+                .with_target(SQL(sql).time_series())
+                .line_width(2).fill_opacity(15).legend(legend_bottom()).min(0).decimals(1))
+
+
 def build() -> dash_b.Dashboard:
     d = (dash_b.Dashboard("Prévisions").uid(UID).tags(["vigie", "forecasts"])
          .description("Interventions expected per sector (vigie forecast predict) against what happened.")
@@ -133,14 +136,11 @@ def build() -> dash_b.Dashboard:
                         .current(dashboard.VariableOption(selected=True, text="*", value="*")))
          .with_variable(dash_b.CustomVariable("bin").label("Pas (heures)").values("1,3,24")
                         .current(dashboard.VariableOption(selected=True, text="1", value="1"))))
-    d = d.with_panel(band(
-        timeseries.Panel().title("Attendu / observé").grid_pos(at(0, 0, 24, 11))
-        .description("The selected sector (* : all together) per bin: interventions expected (dashed) with their "
-                     "80 % interval (band: 10 % and 90 % quantiles) against those opened (bars; the bin in progress "
-                     "so far). The forecast shown for a bin is the last one issued before it began. The time range "
-                     "runs into the days ahead.")
-        .with_target(SQL(EXPECTED_VS_OBSERVED).time_series())
-        .line_width(2).fill_opacity(15).legend(legend_bottom()).min(0).decimals(1)))
+    d = d.with_panel(expected_vs_observed_panel(
+        "Attendu / observé", at(0, 0, 24, 11), EXPECTED_VS_OBSERVED,
+        "The selected sector (* : all together) per bin: interventions expected (dashed) with their 80 % interval "
+        "(band: 10 % and 90 % quantiles) against those opened (bars; the bin in progress so far). The forecast shown "
+        "for a bin is the last one issued before it began. The time range runs into the days ahead."))
     d = d.with_panel(
         table.Panel().title("Jours à venir par secteur").grid_pos(at(0, 11, 12, 10))
         .description("Local days not yet over: interventions expected per sector, busiest first, with the 10 % and "
@@ -153,11 +153,7 @@ def build() -> dash_b.Dashboard:
                      "the interventions opened fell within the 80 % interval (aim: about 80 %) or above the 90 % "
                      "quantile (aim: at most 10 %).")
         .with_target(SQL(RELIABILITY).table())
-        .override_by_name("within_80_pct", [
-            dashboard.DynamicConfigValue(id_val="unit", value="percent"),
-            dashboard.DynamicConfigValue(id_val="thresholds", value=thresholds(
-                (None, RED), (70, ORANGE), (78, GREEN)).build()),
-            dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})])
+        .override_by_name("within_80_pct", percent_cells(70, 78))
         .override_by_name("above_q90_pct", [dashboard.DynamicConfigValue(id_val="unit", value="percent")])
         .no_value("Aucun pas terminé dans la période").cell_height(common.TableCellHeight.SM))
     return d

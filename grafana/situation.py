@@ -28,6 +28,7 @@ from grafana.common import (
     engagement_partitions,
     in_selected,
     legend_bottom,
+    percent_cells,
     query_variable,
     run_variable,
     staff_pivot,
@@ -36,7 +37,7 @@ from grafana.common import (
     thresholds,
 )
 from grafana.datasources import SQL
-from grafana.forecasts import band, expected_vs_observed_sql
+from grafana.forecasts import expected_vs_observed_panel, expected_vs_observed_sql
 
 UID = "vigie-situation"
 AREA_FILTER = in_selected("area", "area")
@@ -283,24 +284,17 @@ def build() -> dash_b.Dashboard:
             "engaged": dashboard.ValueMappingResult(color=BLUE, text="engagé"),
             "out_of_service": dashboard.ValueMappingResult(color=GREY, text="hors service"),
         })]))
-    d = d.with_panel(band(
-        timeseries.Panel().title("Interventions : attendu / observé").grid_pos(at(8, 23, 8, 7))
-        .description("All sectors, per hour of the time range: interventions expected by the forecast (dashed, band: "
-                     "80 % interval) against those opened (bars). The area selector does not apply (forecasts are "
-                     "per sector). Days ahead and per sector: dashboard « Prévisions ».")
-        .with_target(SQL(EXPECTED_VS_OBSERVED).time_series())
-        .line_width(2).fill_opacity(15).legend(legend_bottom()).min(0).decimals(1)))
+    d = d.with_panel(expected_vs_observed_panel(
+        "Interventions : attendu / observé", at(8, 23, 8, 7), EXPECTED_VS_OBSERVED,
+        "All sectors, per hour of the time range: interventions expected by the forecast (dashed, band: 80 % "
+        "interval) against those opened (bars). The area selector does not apply (forecasts are per sector). Days "
+        "ahead and per sector: dashboard « Prévisions »."))
     d = d.with_panel(
         table.Panel().title("Délais d'intervention vs objectifs").grid_pos(at(16, 23, 8, 7))
         .description("Over the time range: median and 90th percentile of turnout, travel and call to first "
                      "arrival, against the targets (variables turnout_target_s, travel_target_s, "
                      "arrival_target_s; set them in the URL).")
         .with_target(SQL(RESPONSE_TIMES).table())
-        .override_by_name("within_target_pct", [
-            dashboard.DynamicConfigValue(id_val="unit", value="percent"),
-            dashboard.DynamicConfigValue(id_val="thresholds", value=thresholds(
-                (None, RED), (80, ORANGE), (90, GREEN)).build()),
-            dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
-        ])
+        .override_by_name("within_target_pct", percent_cells(80, 90))
         .cell_height(common.TableCellHeight.LG))
     return d
