@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test bench fuzz lint unit integration schemas dashboards secrets clean
+.PHONY: help install run stack test bench fuzz lint unit integration schemas dashboards secrets clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## install what is missing (venv, Python packages, clickhouse-server, prometheus)
 
-run: $(STAMP) ## live pipeline: broker + ClickHouse + worker + simulator x60 + board (Ctrl-C stops all)
+run: $(STAMP) ## live pipeline: broker + ClickHouse + worker + simulator x60 + forecasts + board (Ctrl-C stops all)
 	$(VENV)/bin/vigie run
+
+stack: $(STAMP) ## the local stack alone (broker + ClickHouse + migrations + topics) for import/replay work; `vigie sql` reads it
+	$(VENV)/bin/vigie stack
 
 test: $(STAMP) ## lint, layer contracts, unit tests, then integration tests on a real broker and ClickHouse
 	$(VENV)/bin/ruff check .

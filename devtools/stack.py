@@ -25,7 +25,8 @@ CLICKHOUSE_TEMPLATES = PROJECT_ROOT / "deploy" / "clickhouse"
 LOCAL_BROKER: dict[str, object] = {"kafka_session_timeout_s": 3.0, "kafka_rebalance_timeout_s": 3.0,
                                    "kafka_heartbeat_interval_s": 1.0, "kafka_producer_max_batch_bytes": 1,
                                    "kafka_fetch_max_wait_ms": 50}
-_LOCAL_ENV_FIELDS = ("kafka_bootstrap", "clickhouse_host", "clickhouse_port", *LOCAL_BROKER)
+_LOCAL_ENV_FIELDS = ("kafka_bootstrap", "clickhouse_host", "clickhouse_port", "clickhouse_reader_password",
+                     *LOCAL_BROKER)
 
 
 def on_local_broker(settings: Settings) -> Settings:
@@ -36,6 +37,8 @@ def write_local_env(settings: Settings, path: Path = LOCAL_STACK_ENV) -> None:
     """The running local stack's address and broker values, for commands run from another terminal."""
     env = settings.to_env()
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # it holds the local reader's password (random at each start)
     path.write_text("".join(f"VIGIE_{name.upper()}={env[f'VIGIE_{name.upper()}']}\n" for name in _LOCAL_ENV_FIELDS))
 
 

@@ -154,6 +154,22 @@ def _cmd_run(s: Settings, a: argparse.Namespace) -> int:
     return run_local(s, speed=a.speed, workers=a.workers)
 
 
+def _cmd_stack(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.run import run_local
+
+    return run_local(s, live=False)
+
+
+def _cmd_sql(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.sql import run_sql
+
+    if a.run:
+        from vigie.cad.replay import run_settings
+
+        s = run_settings(s, a.run)
+    return run_sql(s, a.database or s.clickhouse_database, a.query, write=a.write)
+
+
 def _cmd_reference(s: Settings, a: argparse.Namespace) -> int:
     from devtools.brigade import generate_brigade
 
@@ -417,6 +433,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--speed", type=float, default=60.0, help="simulator speed (default x60)")
     r.add_argument("--workers", type=int, default=1, help="number of worker processes")
     r.set_defaults(func=_cmd_run)
+
+    st = sub.add_parser("stack", help="the local stack alone (broker + ClickHouse + migrations + topics) until "
+                        "Ctrl-C, for import, replay and dashboard work")
+    st.set_defaults(func=_cmd_stack)
+
+    q = sub.add_parser("sql", help="query a run's database (read-only unless --write): -q QUERY, or statements "
+                       "ending in ';' typed or piped in; tab-separated output with a header line")
+    q.add_argument("-q", "--query", default=None, help="one statement (else read from standard input)")
+    q.add_argument("--run", default=None, help="a replay run's database instead of the live one")
+    q.add_argument("--database", default=None, help="another database")
+    q.add_argument("--write", action="store_true", help="as the configured (writing) user, without readonly")
+    q.set_defaults(func=_cmd_sql)
 
     ref = sub.add_parser("reference", help="generate the simulated brigade's stations.csv and fleet.csv")
     ref.add_argument("--out", default="deploy/reference/paris-sim")

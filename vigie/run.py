@@ -19,11 +19,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from core.settings import LOCAL_STACK_ENV, Settings
 from devtools.stack import ManagedProcess, on_local_broker, start_broker, start_clickhouse, write_local_env
 
 
-def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
+def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: bool = True) -> int:
+    """``live``: workers, simulator, forecasts and the board (``make run``); else the stack alone (``vigie stack``:
+    broker, ClickHouse, migrations, topics) until Ctrl-C, for import, replay and dashboard work."""
     run_dir = settings.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = (run_dir / "run.lock").open("a+")
@@ -55,9 +59,12 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
         print("starting the broker (Tansu) ...", flush=True)
         started.append(start_broker(settings.local_kafka_port, logs))
         print("starting ClickHouse ...", flush=True)
-        started.append(start_clickhouse(settings.local_clickhouse_tcp_port, settings.local_clickhouse_http_port,
-                                        run_dir / "clickhouse", settings.clickhouse_reader_user,
-                                        settings.clickhouse_reader_password.get_secret_value()))
+        clickhouse = start_clickhouse(settings.local_clickhouse_tcp_port, settings.local_clickhouse_http_port,
+                                      run_dir / "clickhouse", settings.clickhouse_reader_user,
+                                      settings.clickhouse_reader_password.get_secret_value())
+        started.append(clickhouse)
+        # `vigie sql` from another terminal reads as the dashboards' user
+        local = local.model_copy(update={"clickhouse_reader_password": SecretStr(clickhouse.reader_password)})
         from sinks.clickhouse import make_client
 
         client = make_client(local)  # the workers' state went with the broker: rows of the last run would mix in
@@ -65,6 +72,14 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1) -> int:
         client.disconnect()
         for cmd in (["db", "migrate"], ["topics"]):
             subprocess.run([python, "-m", "vigie.cli", *cmd], env=env, check=True)
+        if not live:
+            write_local_env(local)
+            print(f"stack up: broker 127.0.0.1:{settings.local_kafka_port}, ClickHouse 127.0.0.1:"
+                  f"{settings.local_clickhouse_tcp_port} (HTTP {settings.local_clickhouse_http_port}), database "
+                  f"{local.clickhouse_database}; `vigie import`, `vigie replay`, `vigie history`, `vigie forecast` and "
+                  f"`vigie sql` from another terminal reach it. Ctrl-C stops it.", flush=True)
+            while True:
+                time.sleep(3600)
         for i in range(workers):
             log_path = logs / f"worker-{i}.log"
             proc = subprocess.Popen(
