@@ -94,3 +94,11 @@ def test_queries_run_on_current_clickhouse(chdb) -> None:  # type: ignore[no-unt
         chdb.query(sql)
     out = chdb.query(f"SELECT units, call_to_first_arrival_s FROM {DB}.intervention_response_times", "CSV").data()
     assert out.strip() == "1,300"
+    # no unit on scene (one dispatched, one intervention without any): -1, never 0, for every duration
+    chdb.query(f"INSERT INTO {DB}.interventions (intervention_id, status, opened_at, version) "
+               "VALUES ('I2', 'open', 2000, 1), ('I3', 'open', 3000, 1)")
+    chdb.query(f"INSERT INTO {DB}.engagements (intervention_id, vehicle_id, started_at, dispatched_at, turnout_s, "
+               "travel_s, version) VALUES ('I2', 'V2', 2000, 2010, 45, -1, 1)")
+    out = chdb.query(f"SELECT intervention_id, units, call_to_first_arrival_s, first_unit_turnout_s, "
+                     f"first_unit_travel_s FROM {DB}.intervention_response_times ORDER BY intervention_id", "CSV")
+    assert out.data().split() == ['"I1",1,300,60,230', '"I2",1,-1,-1,-1', '"I3",0,-1,-1,-1']
