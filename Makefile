@@ -51,7 +51,7 @@ unit: $(STAMP) ## unit tests only
 integration: $(STAMP) ## integration tests only
 	$(VENV)/bin/pytest -q tests/integration
 
-schemas: $(STAMP) ## re-export the JSON Schemas of every registered processor's events
+schemas: $(STAMP) ## re-export the JSON Schemas of every registered processor's events and of the CAD mapping file
 	$(VENV)/bin/vigie schemas
 
 dashboards: $(STAMP) ## regenerate the dashboards' JSON from the code (grafana/ and every registered processor's)

@@ -41,6 +41,11 @@ def forecast_query(db: str) -> str:
             f"WHERE window_start >= {hour} GROUP BY bin_start) AS o USING bin_start ORDER BY bin_start")
 
 
+def availability_untracked_query(db: str) -> str:
+    """Non-zero when the run comes from a station-level export (no appliance ids: availability not tracked)."""
+    return f"SELECT count() FROM {db}.data_quality WHERE detail = 'availability not tracked'"
+
+
 def clock_query(db: str) -> str:
     return f"SELECT max(event_time) FROM {db}.vehicle_state"
 
@@ -52,6 +57,7 @@ def all_queries(db: str) -> dict[str, str]:
         "board_rate": rate_query(db),
         "board_clock": clock_query(db),
         "board_forecast": forecast_query(db),
+        "board_availability": availability_untracked_query(db),
         "response_times": f"SELECT * FROM {db}.intervention_response_times ORDER BY intervention_id",
         "station_windows": f"SELECT * FROM {db}.station_windows FINAL ORDER BY window_start, station_id",
         "sector_windows": (f"SELECT window_start, sector, sum(interventions_opened) FROM {db}.sector_windows FINAL "

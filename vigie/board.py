@@ -9,6 +9,7 @@ from typing import Any
 from core.settings import Settings
 from sinks.clickhouse import make_client
 from sinks.queries import (
+    availability_untracked_query,
     capacity_query,
     clock_query,
     forecast_query,
@@ -20,6 +21,9 @@ from sinks.queries import (
 
 TYPES = ("VSAV", "FPT", "EPA", "VSR", "CCF", "VL", "PSE")
 
+
+UNTRACKED = ("AVAILABILITY NOT TRACKED in this run (a station-level export: one pseudo-unit per call): the available "
+             "counts are not real; engaged counts and response times are")
 
 QUALIFICATIONS = (("crew_leader", "crew leaders"), ("driver", "drivers"), ("team_leader", "team leaders"),
                   ("team_member", "team members"))
@@ -40,7 +44,7 @@ def forecast_text(rows: list[tuple[Any, ...]]) -> str:
 
 def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]], rate: float,
            clock: str, staffed: list[tuple[Any, ...]] = (), staff: list[tuple[Any, ...]] = (),
-           forecast: list[tuple[Any, ...]] = ()) -> str:
+           forecast: list[tuple[Any, ...]] = (), availability_tracked: bool = True) -> str:
     cells: dict[tuple[str, str], dict[str, int]] = {}
     areas: list[str] = []
     for area, vtype, cat, n in capacity:
@@ -48,6 +52,8 @@ def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]
             areas.append(area)
         cells.setdefault((area, vtype), {})[cat] = int(n)
     lines = [f"VIGIE — live resources   {clock}   events/s: {rate:,.0f}", ""]
+    if not availability_tracked:
+        lines[1:1] = [UNTRACKED, ""]
     lines.append("available / total        " + "".join(f"{t:>10}" for t in TYPES))
     for area in areas:
         row = f"  area {area:<18}"
@@ -110,8 +116,9 @@ def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> 
             opened = client.execute(open_interventions_query(db))
             rate = sum(r[0] for r in client.execute(rate_query(db))) / 10.0
             clock = clock_text(client.execute(clock_query(db)))
+            untracked = client.execute(availability_untracked_query(db))[0][0] > 0
             text = render(cap, opened, rate, clock, client.execute(staffed_query(db)), client.execute(staff_query(db)),
-                          client.execute(forecast_query(db)))
+                          client.execute(forecast_query(db)), availability_tracked=not untracked)
         except Exception as e:
             text = f"VIGIE — waiting for ClickHouse ({e.__class__.__name__}: {str(e)[:80]})"
             client.disconnect()

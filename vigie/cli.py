@@ -182,8 +182,9 @@ def _cmd_reference(s: Settings, a: argparse.Namespace) -> int:
 def _cmd_schemas(s: Settings, a: argparse.Namespace) -> int:
     from schemas.export import write_json_schemas
     from streams.registry import event_models
+    from vigie.cad.mapping import Mapping
 
-    for p in write_json_schemas(event_models(s).values()):
+    for p in write_json_schemas([*event_models(s).values(), Mapping]):  # events, and the CAD mapping file's
         print(p)
     return 0
 

@@ -19,3 +19,11 @@ def test_the_forecast_line_reads_the_hour_in_progress_and_the_next() -> None:
     rows = [(datetime(2026, 1, 9, 6, 0), 57.6, 44, 72, 31), (datetime(2026, 1, 9, 7, 0), 60.2, 47, 75, 0)]
     assert forecast_text(rows) == ("forecast, all sectors: 06:00 hour 31 opened / 58 expected (80 %: 44-72); "
                                    "next hour 60 expected (q90 75)")
+
+
+def test_a_run_without_tracked_availability_says_so_first() -> None:
+    from vigie.board import UNTRACKED, render
+
+    lines = render([("G1", "VSAV", "available", 3)], [], 0.0, "clock", availability_tracked=False).splitlines()
+    assert lines[1] == UNTRACKED
+    assert UNTRACKED not in render([("G1", "VSAV", "available", 3)], [], 0.0, "clock")

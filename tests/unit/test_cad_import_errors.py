@@ -96,3 +96,13 @@ def test_values_the_mapping_does_not_know_are_counted_never_silent(tmp_path: Pat
     assert report["unmapped"] == {"nature (Call Type) not in the mapping: 'other' used": 1,
                                   "priority (Final Priority) not in the mapping: 3 used": 1}
     assert report["samples"]["nature (Call Type) not in the mapping: 'other' used"] == ["'Alien Landing'"]
+
+
+def test_the_mapping_files_json_schema_is_current_and_every_shipped_mapping_loads() -> None:
+    from schemas.export import json_schemas
+    from vigie.cad.mapping import Mapping
+
+    (path, text), = json_schemas([Mapping]).items()
+    assert path.read_text() == text, f"{path} is stale: run `make schemas`"
+    for mapping in sorted((PROJECT_ROOT / "deploy" / "cad-mappings").glob("*.toml")):
+        Mapping.load(mapping)

@@ -24,12 +24,13 @@ import gzip
 import io
 import itertools
 import json
+import math
 import re
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -44,6 +45,7 @@ from schemas.events import (
     VehicleStatusEvent,
 )
 from schemas.reference import FleetVehicle, Reference, Station, load_fleet, load_stations
+from vigie.cad.fields import Field_, value
 from vigie.cad.mapping import BadValue, LocalTimes, Mapping, ValueMap, identifier
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")  # schemas.events.Identifier
@@ -81,7 +83,9 @@ class ImportReport:
     missing: Counter[str] = field(default_factory=Counter)  # status column -> rows without it
     # values the mapping does not know (a nature, a priority): the default was used; never silent
     unmapped: Counter[str] = field(default_factory=Counter)
+    filtered: Counter[str] = field(default_factory=Counter)  # rows the mapping's filters leave out, by filter
     samples: dict[str, list[str]] = field(default_factory=dict)  # reason -> up to 3 distinct examples
+    availability_tracked: bool = True  # false: a station-level export (mapping's availability_tracked)
     rows_with_missing: int = 0
     rows_repaired: int = 0
     calls: int = 0
@@ -100,7 +104,7 @@ class ImportReport:
 
     def to_dict(self) -> dict[str, object]:
         d = dict(self.__dict__)
-        for k in ("rejected", "repairs", "missing", "unmapped"):
+        for k in ("rejected", "repairs", "missing", "unmapped", "filtered"):
             d[k] = dict(sorted(getattr(self, k).items()))
         n = self.imported or 1
         d["share_rows_with_missing_timestamps"] = round(self.rows_with_missing / n, 4)
@@ -116,8 +120,11 @@ class ImportReport:
                  f"  rows missing a status time (besides optional ones): "
                  f"{d['share_rows_with_missing_timestamps']:.1%}; "
                  f"with inconsistent times (repaired): {d['share_rows_with_inconsistent_timestamps']:.1%}"]
+        if not self.availability_tracked:
+            lines.append("  availability NOT tracked: a station-level export (one pseudo-unit per call); engaged "
+                         "counts and response times hold, available counts do not")
         for title, counts in (("rejected", self.rejected), ("repaired", self.repairs), ("missing", self.missing),
-                              ("unmapped", self.unmapped)):
+                              ("unmapped", self.unmapped), ("filtered", self.filtered)):
             for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):
                 lines.append(f"  {title:9} {n:7d}  {reason}")
                 if reason in self.samples:
@@ -210,8 +217,14 @@ class Importer:
 
     def parse(self, rows: Iterable[dict[str, str]], report: ImportReport) -> list[Response]:
         out = []
+        filters = list(enumerate(self.mapping.filter))
         for row in rows:
             report.rows += 1
+            left_out = next((i for i, f in filters if not f.admits(row)), None)
+            if left_out is not None:
+                spec = self.mapping.filter[left_out].field
+                report.note(report.filtered, f"filter[{left_out}] on {_label(spec)}", repr(value(spec, row)))
+                continue
             try:
                 resp = self._parse_row(row, report)
             except BadValue as e:
@@ -223,29 +236,57 @@ class Importer:
 
     def _parse_row(self, row: dict[str, str], report: ImportReport) -> Response:
         m, cols = self.mapping, self.mapping.columns
-        unit_type = row.get(cols.unit_type, "").strip()
+        unit_type = value(cols.unit_type, row)
         if unit_type not in m.unit_types:
-            raise BadValue(f"unit type ({cols.unit_type}) not in the mapping's unit_types", unit_type)
-        id_columns = (("row id", cols.row_id), ("call id", cols.call_id), ("unit id", cols.unit_id))
-        ids = {name: row.get(column, "").strip() for name, column in id_columns}
-        for name, value in ids.items():
-            if not _IDENTIFIER.match(value):
+            raise BadValue(f"unit type ({_label(cols.unit_type)}) not in the mapping's unit_types", unit_type)
+        ids = {name: value(spec, row) for name, spec in (("row id", cols.row_id), ("call id", cols.call_id),
+                                                         ("unit id", cols.unit_id))}
+        for name, text in ids.items():
+            if not _IDENTIFIER.match(text):
                 raise BadValue(f"{name} not an identifier (1-64 letters, digits, _ . : -, starting with a letter or "
-                               "digit)", value)
+                               "digit)", text)
         m.home_station_of(ids["unit id"], m.unit_types[unit_type])
-        where = row.get(cols.location, "").strip()
+        lat, lon = self._location(row)
+        received_naive = self.times.naive(value(m.intervention.opened, row))
+        received = self.times.to_epoch(received_naive) if received_naive is not None else None
+        statuses, missing, repaired = self._statuses(row, received, report)
+        if missing:
+            report.rows_with_missing += 1
+        return Response(
+            row_id=ids["row id"], call_id=ids["call id"], unit_id=ids["unit id"],
+            vehicle_type=m.unit_types[unit_type], statuses=statuses, received=received, lat=lat, lon=lon,
+            sector=identifier(value(cols.sector, row)) or "unknown",
+            station_area=identifier(value(cols.station_area or cols.sector, row)) or "unknown",
+            area=identifier(value(cols.area, row)) or "unknown",
+            nature=str(self._mapped(m.nature, "nature", row, report)),
+            priority=int(self._mapped(m.priority, "priority", row, report)), repaired=repaired,
+        )
+
+    def _location(self, row: dict[str, str]) -> tuple[float, float]:
+        """The incident's (lat, lon); NaN when the mapping has no location (placed at a station later)."""
+        spec = self.mapping.columns.location
+        if spec is None:
+            return math.nan, math.nan
+        where = value(spec, row)
         loc = _LOCATION.match(where)
         if not loc:
-            raise BadValue(f"no readable location ({cols.location})", where)
+            raise BadValue(f"no readable location ({_label(spec)})", where)
         lat, lon = float(loc.group(1)), float(loc.group(2))
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise BadValue(f"location out of range ({cols.location})", where)
+            raise BadValue(f"location out of range ({_label(spec)})", where)
+        return lat, lon
+
+    def _statuses(self, row: dict[str, str], received: float | None, report: ImportReport
+                  ) -> tuple[list[tuple[float, VehicleStatus]], bool, bool]:
+        """The row's statuses in lifecycle order with non-decreasing times; whether a (non-optional) one is
+        missing; whether a time was repaired."""
+        m = self.mapping
         statuses: list[tuple[float, VehicleStatus]] = []
-        missing = False
-        repaired = False
-        previous: float | None = None
+        missing = repaired = False
+        roll = m.times.roll_over_midnight
+        previous: float | None = received if roll else None
         for column, status in m.statuses.items():
-            naive = self.times.naive(row.get(column, ""))
+            naive = self.times.naive(value(column, row))
             if naive is None:
                 if status is VehicleStatus.DISPATCHED:
                     raise BadValue(f"no dispatch time ({column})", "")
@@ -260,33 +301,24 @@ class Importer:
             elif self.times.is_missing(naive):
                 report.repairs["non-existent local time (clocks going forward): moved one hour later"] += 1
             t = self.times.to_epoch(naive, fold)
+            if roll and previous is not None and t < previous:
+                t = self.times.to_epoch(naive + timedelta(days=1))  # a time of day past midnight
+                report.repairs[f"{column} earlier in the day than the status before it: on the next day"] += 1
             if previous is not None and t < previous:
                 report.repairs[f"{column} before the previous status: clamped to it"] += 1
                 repaired = True
                 t = previous
             statuses.append((t, status))
             previous = t
-        received_naive = self.times.naive(row.get(m.intervention.opened, ""))
-        received = self.times.to_epoch(received_naive) if received_naive is not None else None
-        if missing:
-            report.rows_with_missing += 1
-        return Response(
-            row_id=row[cols.row_id].strip(), call_id=row[cols.call_id].strip(), unit_id=row[cols.unit_id].strip(),
-            vehicle_type=m.unit_types[unit_type], statuses=statuses, received=received, lat=lat, lon=lon,
-            sector=identifier(row.get(cols.sector, "")) or "unknown",
-            station_area=identifier(row.get(cols.station_area or cols.sector, "")) or "unknown",
-            area=identifier(row.get(cols.area, "")) or "unknown",
-            nature=str(self._mapped(m.nature, "nature", row, report)),
-            priority=int(self._mapped(m.priority, "priority", row, report)), repaired=repaired,
-        )
+        return statuses, missing, repaired
 
     @staticmethod
     def _mapped(values: ValueMap, what: str, row: dict[str, str], report: ImportReport) -> str | int:
-        value, unknown = values.lookup(row)
+        mapped, unknown = values.lookup(row)
         if unknown is not None:
-            report.note(report.unmapped, f"{what} ({values.column}) not in the mapping: {values.default!r} used",
-                        repr(unknown))
-        return value
+            report.note(report.unmapped,
+                        f"{what} ({_label(values.column)}) not in the mapping: {values.default!r} used", repr(unknown))
+        return mapped
 
     @staticmethod
     def resolve_overlaps(responses: list[Response], report: ImportReport) -> None:
@@ -304,15 +336,18 @@ class Importer:
                     before.statuses = kept
                     before.repaired = True
 
-    def derive_reference(self, responses: list[Response]) -> Reference:
-        types: dict[str, Counter[str]] = defaultdict(Counter)
-        for r in responses:
-            types[r.unit_id][r.vehicle_type] += 1
-        fleet = []
-        for unit, counts in sorted(types.items()):
-            vtype = counts.most_common(1)[0][0]
-            fleet.append(FleetVehicle(vehicle_id=unit, vehicle_type=vtype,
-                                      home_station=self.mapping.home_station_of(unit, vtype)))
+    def derive_reference(self, responses: list[Response], stations_given: list[Station] | None = None,
+                         fleet_given: list[FleetVehicle] | None = None) -> Reference:
+        """The fleet (``fleet_given``, the brigade's file, else what the rows imply: each unit's most frequent type,
+        its home station by the mapping's rules) and the stations (``stations_given``, else derived: see the
+        module's docstring)."""
+        fleet = fleet_given if fleet_given is not None else self._derived_fleet(responses)
+        if stations_given is not None:
+            unknown = sorted({v.home_station for v in fleet} - {st.station_id for st in stations_given})
+            if unknown:
+                raise ImportProblem(f"the stations file lacks {len(unknown)} station(s) the units belong to: "
+                                    f"{', '.join(unknown[:10])}")
+            return Reference.build(stations_given, fleet)
         by_sector: dict[str, list[Response]] = defaultdict(list)
         for r in responses:
             by_sector[self.mapping.stations.from_sector.format(sector=r.station_area)].append(r)
@@ -330,6 +365,17 @@ class Importer:
                 area, lat, lon, name = self.mapping.stations.pool_area, all_lat, all_lon, f"Pool {sid}"
             stations.append(Station(station_id=sid, name=name, area=area, lat=round(lat, 5), lon=round(lon, 5)))
         return Reference.build(stations, fleet)
+
+    def _derived_fleet(self, responses: list[Response]) -> list[FleetVehicle]:
+        types: dict[str, Counter[str]] = defaultdict(Counter)
+        for r in responses:
+            types[r.unit_id][r.vehicle_type] += 1
+        fleet = []
+        for unit, counts in sorted(types.items()):
+            vtype = counts.most_common(1)[0][0]
+            fleet.append(FleetVehicle(vehicle_id=unit, vehicle_type=vtype,
+                                      home_station=self.mapping.home_station_of(unit, vtype)))
+        return fleet
 
     def events(self, responses: list[Response], ref: Reference,
                report: ImportReport) -> list[tuple[str, str, VehicleStatusEvent | InterventionEvent]]:
@@ -376,7 +422,11 @@ class Importer:
     def run(self, source: Path, out_dir: Path, stations_file: Path | None = None,
             fleet_file: Path | None = None, encoding: str | None = None, delimiter: str | None = None
             ) -> ImportReport:
-        report = ImportReport(source=str(source), mapping=self.mapping.name)
+        report = ImportReport(source=str(source), mapping=self.mapping.name,
+                              availability_tracked=self.mapping.availability_tracked)
+        if self.mapping.columns.location is None and stations_file is None:
+            raise ImportProblem("the mapping has no location column: give --stations (a stations.csv with their "
+                                "coordinates); each intervention is placed at its first unit's station")
         rows = read_rows(source, encoding or self.mapping.encoding, delimiter or self.mapping.delimiter,
                          self.mapping.mapped_columns())
         responses = self.parse(rows, report)
@@ -384,11 +434,17 @@ class Importer:
             raise NothingImported(report)
         self.resolve_overlaps(responses, report)
         report.rows_repaired = sum(r.repaired for r in responses)
-        ref = self.derive_reference(responses)
-        if stations_file or fleet_file:  # the brigade's own files win over what the data implies
-            stations = load_stations(stations_file) if stations_file else list(ref.stations.values())
-            fleet = load_fleet(fleet_file) if fleet_file else list(ref.fleet.values())
-            ref = Reference.build(stations, fleet)
+        try:  # the brigade's own files win over what the data implies
+            ref = self.derive_reference(responses, load_stations(stations_file) if stations_file else None,
+                                        load_fleet(fleet_file) if fleet_file else None)
+        except (ValueError, OSError) as e:
+            if isinstance(e, ImportProblem):
+                raise
+            raise ImportProblem(f"reference files: {' '.join(str(e).split())[:600]}") from None
+        if self.mapping.columns.location is None:
+            for r in responses:  # no location in the export: at the unit's station
+                home = ref.stations[ref.fleet[r.unit_id].home_station]
+                r.lat, r.lon = home.lat, home.lon
         events = self.events(responses, ref, report)
         report.units, report.stations = len(ref.fleet), len(ref.stations)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -398,6 +454,13 @@ class Importer:
                 f.write(f'{{"topic":"{topic}","key":{json.dumps(key)},"event":{encode(ev).decode()}}}\n')
         (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         return report
+
+
+def _label(spec: Field_ | None) -> str:
+    """How a report names a field: its column, or its template."""
+    if spec is None or isinstance(spec, str):
+        return str(spec)
+    return spec.column or spec.template or f"const {spec.const!r}"
 
 
 def _dt(t: float) -> datetime:

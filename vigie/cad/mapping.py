@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 import tomllib
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.events import InterventionNature, VehicleStatus
+from vigie.cad.fields import Field_, columns_of, value
 
 
 class MappingError(ValueError):
@@ -31,23 +33,26 @@ class _Strict(BaseModel):
 
 
 class Columns(_Strict):
-    row_id: str
-    call_id: str
-    unit_id: str
-    unit_type: str
-    location: str
-    sector: str  # the intervention's sector (what forecasts count by); made an identifier (identifier())
-    area: str
-    # the column naming the first-due station area (stations.from_sector formats it); default: ``sector``
-    station_area: str | None = None
+    """Each is a field (vigie/cad/fields.py): a column, a template over columns, or a table (const, regex, ...)."""
+
+    row_id: Field_
+    call_id: Field_
+    unit_id: Field_
+    unit_type: Field_
+    # "(lat, lon)"; none: the intervention is placed at its first unit's station (then --stations is needed)
+    location: Field_ | None = None
+    sector: Field_  # the intervention's sector (what forecasts count by); made an identifier (identifier())
+    area: Field_
+    # the first-due station area (stations.from_sector formats it); default: ``sector``
+    station_area: Field_ | None = None
 
 
 class InterventionColumns(_Strict):
-    opened: str
+    opened: Field_
 
 
 class ValueMap(_Strict):
-    column: str
+    column: Field_
     default: str | int
     values: dict[str, str | int] = Field(default_factory=dict)
 
@@ -56,10 +61,29 @@ class ValueMap(_Strict):
 
     def lookup(self, row: dict[str, str]) -> tuple[str | int, str | None]:
         """The mapped value, and the raw value when it is not in the mapping (the default was used)."""
-        raw = row.get(self.column, "").strip()
+        raw = value(self.column, row)
         if raw in self.values:
             return self.values[raw], None
         return self.default, raw
+
+
+class TimeRules(_Strict):
+    # a status time earlier than the one before it (or than the call) moves to the next day, instead of being
+    # clamped: exports with a date column and time-of-day columns, whose times cross midnight
+    roll_over_midnight: bool = False
+
+
+class RowFilter(_Strict):
+    """Rows kept: those whose ``field`` is in ``keep`` (if given) and not in ``drop``; the others are counted as
+    filtered out (not rejected)."""
+
+    field: Field_
+    keep: list[str] | None = None
+    drop: list[str] = Field(default_factory=list)
+
+    def admits(self, row: dict[str, str]) -> bool:
+        v = value(self.field, row)
+        return (self.keep is None or v in self.keep) and v not in self.drop
 
 
 class HomeStationRule(_Strict):
@@ -83,6 +107,8 @@ class StationRules(_Strict):
 
 
 class Mapping(_Strict):
+    # another mapping this one starts from (read and merged before validation; here for the JSON Schema)
+    extends: str | None = None
     name: str
     timezone: str
     timestamp_formats: list[str]
@@ -99,6 +125,11 @@ class Mapping(_Strict):
     priority: ValueMap
     home_station: list[HomeStationRule]
     stations: StationRules
+    times: TimeRules = Field(default_factory=TimeRules)
+    filter: list[RowFilter] = Field(default_factory=list)
+    # false for a station-level export (no appliance ids: one pseudo-unit per call, built by a template): engaged
+    # counts and response times hold, "available" does not; said in the run's data_quality and on the board
+    availability_tracked: bool = True
 
     @field_validator("timezone")
     @classmethod
@@ -130,12 +161,13 @@ class Mapping(_Strict):
 
     def mapped_columns(self) -> dict[str, str]:
         """Every CSV column the mapping reads -> where the mapping names it."""
-        out = {c: f"columns.{k}" for k, c in self.columns.model_dump().items() if c}
-        out[self.intervention.opened] = "intervention.opened"
-        out.update({c: f"statuses.{c!r}" for c in self.statuses})
-        out[self.nature.column] = "nature.column"
-        out[self.priority.column] = "priority.column"
-        return out
+        named: list[tuple[str, Field_ | None]] = [(f"columns.{k}", getattr(self.columns, k))
+                                                  for k in Columns.model_fields]
+        named += [("intervention.opened", self.intervention.opened), ("nature.column", self.nature.column),
+                  ("priority.column", self.priority.column)]
+        named += [(f"statuses.{key!r}", key) for key in self.statuses]
+        named += [(f"filter[{i}].field", f.field) for i, f in enumerate(self.filter)]
+        return {column: where for where, spec in reversed(named) for column in columns_of(spec)}
 
     def home_station_of(self, unit_id: str, vehicle_type: str) -> str:
         for rule in self.home_station:
@@ -152,17 +184,38 @@ def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if path in seen:
         raise MappingError(f"mapping {path} extends itself (through {' -> '.join(p.name for p in seen)})")
     with path.open("rb") as f:
-        table = tomllib.load(f)
+        table = _with_lookup_files(tomllib.load(f), path.parent)
     base = table.pop("extends", None)
     if base is None:
         return table
     return _merged(_read_with_base(path.parent / str(base), (*seen, path)), table)
 
 
+def _with_lookup_files(table: Any, folder: Path) -> Any:
+    """Every ``lookup_file`` (a CSV with a header ``key,value``, beside the mapping) read into its ``lookup``."""
+    if isinstance(table, list):
+        return [_with_lookup_files(t, folder) for t in table]
+    if not isinstance(table, dict):
+        return table
+    out = {k: _with_lookup_files(v, folder) for k, v in table.items()}
+    name = out.pop("lookup_file", None)
+    if name is not None:
+        source = folder / str(name)
+        try:
+            with source.open(newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as e:
+            raise MappingError(f"lookup_file {source}: {e.strerror or e}") from None
+        if rows and set(rows[0]) != {"key", "value"}:
+            raise MappingError(f"lookup_file {source}: the header must be key,value (it is {','.join(rows[0])})")
+        out["lookup"] = {r["key"].strip(): r["value"].strip() for r in rows} | out.get("lookup", {})
+    return out
+
+
 def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
-    for key, value in override.items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    for key, given in override.items():
+        out[key] = _merged(out[key], given) if isinstance(given, dict) and isinstance(out.get(key), dict) else given
     return out
 
 

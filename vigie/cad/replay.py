@@ -104,7 +104,9 @@ def record_quality(settings: Settings, run_id: str, report_file: Path) -> int:
          round(report["share_rows_with_inconsistent_timestamps"] * imported),
          report["share_rows_with_inconsistent_timestamps"]),
     ]
-    for kind in ("rejected", "repairs", "missing", "unmapped"):
+    if not report.get("availability_tracked", True):
+        rows.append((run_id, report["source"], "summary", "availability not tracked", 0, 0.0))
+    for kind in ("rejected", "repairs", "missing", "unmapped", "filtered"):
         for detail, n in report.get(kind, {}).items():
             rows.append((run_id, report["source"], kind, detail, int(n), int(n) / imported))
     client = make_client(settings, settings.clickhouse_database)
