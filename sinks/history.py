@@ -55,7 +55,17 @@ class HistorySource:
         raise ValueError("a history source needs an event file or a ClickHouse database")
 
 
-def _run_share(settings: Settings, source: HistorySource, share: int, shares: int, chunk_events: int,
+@dataclass
+class RecordsSource:
+    """Records already made (a replay's, with its progress, pause and stop): one process only."""
+
+    records_iter: Iterator[Record]
+
+    def records(self, settings: Settings) -> Iterator[Record]:
+        return self.records_iter
+
+
+def _run_share(settings: Settings, source: HistorySource | RecordsSource, share: int, shares: int, chunk_events: int,
                reference: Reference | None) -> HistoryStats:
     """One process of a parallel run: the records of partitions ``p % shares == share``, in their order."""
     records = (r for r in source.records(settings) if r.partition % shares == share)
@@ -67,8 +77,8 @@ def _run_share(settings: Settings, source: HistorySource, share: int, shares: in
         sink.close()
 
 
-def run_history(settings: Settings, source: HistorySource, processes: int = 1, chunk_events: int = 20_000,
-                reference: Reference | None = None) -> HistoryStats:
+def run_history(settings: Settings, source: HistorySource | RecordsSource, processes: int = 1,
+                chunk_events: int = 20_000, reference: Reference | None = None) -> HistoryStats:
     """The batch path over ``source`` into ``settings.clickhouse_database``, in ``processes`` processes (0: one
     per core), at most one per partition (``stats.processes``: how many ran).
 
@@ -78,7 +88,7 @@ def run_history(settings: Settings, source: HistorySource, processes: int = 1, c
     partitions' records (reading is a few µs per event, processing several times that); from ClickHouse each
     loads the whole raw history. ``seconds``: wall time, process start-up included."""
     processes = max(1, min(processes or os.cpu_count() or 1, settings.topic_partitions))
-    if processes == 1:
+    if processes == 1 or isinstance(source, RecordsSource):  # an iterator cannot be shared between processes
         return _run_share(settings, source, 0, 1, chunk_events, reference)
     started = time.perf_counter()
     total = HistoryStats(processes=processes)

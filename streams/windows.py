@@ -129,6 +129,9 @@ class StationWindows:
     staff: dict[int, list[int]] = field(default_factory=dict)
     staff_pending: list[tuple[float, int, int, int]] = field(default_factory=list)
     min_staff_available: list[int] = field(default_factory=lambda: [0] * len(QUALIFICATIONS))
+    # the time of the last change folded: quiet windows are emitted up to max_fill_windows from its window, and
+    # none after (until the next change) — in event time, so the rows never depend on how often seal() runs
+    last_change: float | None = None
 
     @classmethod
     def for_fleet(cls, window_seconds: int, unknown_per_type: dict[str, int]) -> StationWindows:
@@ -243,6 +246,7 @@ class StationWindows:
                         scounts[to] += 1
                     staff_changed = True
                 i += 1
+            self.last_change = t
             opening = t <= self.window_start
             for vtype in touched:
                 tc = self.types[vtype]
@@ -288,6 +292,13 @@ class StationWindows:
         w = self.window_seconds
         if self.window_start + w > t:
             return
+        # the fill cap, in event time: max_fill_windows windows from the last change's (from the first window
+        # when no change was folded since this state was restored from an older version)
+        since = window_of(self.last_change, w) if self.last_change is not None else self.window_start
+        horizon = since + max_fill_windows * w
+        if self.window_start >= horizon:
+            self._skip_silence_to(t, crewing)  # a long silence: no row until the next change
+            return
         end = self.window_start + w
         self._integrate(end)
         tracked = int(bool(self.staff))
@@ -310,7 +321,7 @@ class StationWindows:
         quiet = int((t - end) // w)
         if quiet <= 0:
             return
-        emitted = min(quiet, max_fill_windows - 1)
+        emitted = min(quiet, max(0, int((horizon - end) // w)))
         add_run = out.add_run
         for vtype, tc in self.types.items():
             c = tc.counts
@@ -321,11 +332,20 @@ class StationWindows:
             staff_out.add_run(emitted, (end, w, station_id, area, q.value, avail + assigned + unavail, assigned,
                                         avail, unavail, avail))
         if emitted < quiet:
-            # A long silence (idle partition, replay gap): jump instead of emitting every window.
-            self.window_start = t - t % w
+            self._skip_silence_to(t, crewing)  # a long silence (idle station, replay gap): no row for it
         else:
             self.window_start = end + quiet * w
-        self.sealed_time = self.window_start
+            self.sealed_time = self.window_start
+
+    def _skip_silence_to(self, t: float, crewing: Crewing) -> None:
+        """Start again at the window holding ``t``, without rows for the silence before it."""
+        start = t - t % self.window_seconds
+        if start <= self.window_start:
+            return
+        self.window_start = self.sealed_time = start
+        for tc in self.types.values():
+            tc.engaged_seconds = 0.0
+        self._open_minimums(crewing)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -337,6 +357,7 @@ class StationWindows:
             "s": [[m, c] for m, c in self.staff.items()],
             "sp": [list(c) for c in self.staff_pending],
             "ms": self.min_staff_available,
+            "lc": self.last_change,
         }
 
     @classmethod
@@ -350,4 +371,5 @@ class StationWindows:
             {int(m): list(c) for m, c in d.get("s", [])},
             [(float(a), int(b), int(c), int(e)) for a, b, c, e in d.get("sp", [])],
             list(d.get("ms", [0] * len(QUALIFICATIONS))),
+            d.get("lc"),
         )

@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT, Settings
 from sinks.forecasts import hourly_counts
+from streams import registry
 from tests.integration.conftest import Stack, ch_client, new_settings
 
 pytestmark = pytest.mark.integration
@@ -51,13 +52,39 @@ def vigie(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_forecasts_of_the_sf_year_beat_the_baselines_and_are_published(stack: Stack, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def sf2018(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, str], Path]:
+    """The year imported (sectors = neighbourhoods) and stored by the batch path (`vigie history`)."""
     s = new_settings(stack).model_copy(update={"timezone": "America/Los_Angeles", "holidays": "US-CA"})
-    out = tmp_path / "sf2018"
-    env = {**os.environ, **s.to_env(), "VIGIE_REFERENCE_DIR": str(out / "reference")}
+    out = tmp_path_factory.mktemp("sf2018")
+    env = {**os.environ, **s.to_env(), "VIGIE_REFERENCE_DIR": str(out / "reference"), "VIGIE_RUN_DIR": str(out)}
     vigie(env, "import", "--mapping", str(MAPPING), "--input", str(SF_2018), "--out", str(out))
     vigie(env, "history", "--from-file", str(out / "events.jsonl"))
+    return s, env, out
 
+
+def test_a_full_speed_replay_of_the_year_gives_the_batch_paths_rows(sf2018) -> None:  # type: ignore[no-untyped-def]
+    """`vigie replay start --speed 0` goes through the batch path into the run's own database: every registered
+    table holds the same rows as `vigie history`'s (the time each row was written aside)."""
+    s, env, out = sf2018
+    shown = vigie(env, "replay", "start", "--run", "sf2018", "--events", str(out / "events.jsonl"), "--speed", "0")
+    assert "396,855 events processed by the batch path" in shown.stderr
+    client = ch_client(s)
+    replayed = f"{s.clickhouse_database}_replay_sf2018"
+    compared = 0
+    for spec in registry.tables(s):
+        columns = ", ".join(c for c in spec.columns if c not in ("written_at", "ingested_at"))
+        figures = [client.execute(f"SELECT count(), sum(cityHash64({columns})) FROM {db}.{spec.name} FINAL")[0]
+                   for db in (s.clickhouse_database, replayed)]
+        assert figures[0] == figures[1], spec.name
+        compared += figures[0][0] > 0
+    assert compared >= 6
+    quality = dict(client.execute(f"SELECT detail, rows FROM {replayed}.data_quality WHERE kind = 'summary'"))
+    assert quality["rows read"] == 74_489
+
+
+def test_forecasts_of_the_sf_year_beat_the_baselines_and_are_published(sf2018, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    s, env, _ = sf2018
     client = ch_client(s)
     series = hourly_counts(client, s.clickhouse_database, s.timezone, s.holidays)
     stored = Counter({(name, series.grid.epoch(h)): int(series.counts[i, h]) for i, name in enumerate(series.names)

@@ -88,7 +88,8 @@ def replayed(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Se
     assert imported.returncode == 0, imported.stderr
     assert "rows read 7704, imported 7704" in imported.stdout
     replay = subprocess.run([*vigie, "replay", "start", "--run", "sfweek", "--events", str(out / "events.jsonl"),
-                             "--speed", "0"], env=env, capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT)
+                             "--speed", "1000000"], env=env, capture_output=True, text=True, timeout=900,
+                            cwd=PROJECT_ROOT)  # through the broker and a worker (--speed 0: the batch path)
     assert replay.returncode == 0, replay.stderr[-3000:]
     assert "events published, processed" in replay.stderr
     return run_settings(base, "sfweek", out / "reference"), out
