@@ -465,7 +465,7 @@ class StationState:
             self.evicted_until = max(self.evicted_until, p.event_time)
         return len(gone)
 
-    def seal(self, watermark: float, out: StationOutput, crewing: Crewing, max_fill_windows: int = 1440) -> None:
+    def seal(self, watermark: float, out: StationOutput, crewing: Crewing, max_fill_windows: int = 44_640) -> None:
         self.windows.seal(watermark, self.station_id, self.area, max_fill_windows, out.window_rows, crewing,
                           out.staff_window_rows)
 

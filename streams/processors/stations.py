@@ -54,12 +54,16 @@ STAFF_WINDOWS = table("staff_windows", StaffWindowRow, "staff_window_runs")
 STATIONS = "stations"  # the state table: station id -> StationState
 
 
+QUIET_FILL_S = 31 * 86400.0
+
+
 class StationEngine:
     """Vehicle-status and crew-status batches (both keyed by station) -> per-station state; vehicle,
     engagement, staff, current-capacity and window rows."""
 
     def __init__(self, reference: Reference, window_seconds: int, allowed_lateness: float,
-                 max_fill_windows: int = 1440, crew_topic: str = "crew-status", time_bound: TimeBound | None = None,
+                 max_fill_windows: int | None = None, crew_topic: str = "crew-status",
+                 time_bound: TimeBound | None = None,
                  staff_retention_s: float = 86400.0, eviction_interval_s: float = 60.0) -> None:
         """``crew_topic``: the deployment's name of the crew-status topic (records of any other topic are
         vehicle-status records); ``time_bound``: the latest plausible event time (live: the worker's clock)."""
@@ -67,7 +71,9 @@ class StationEngine:
         self.crewing = Crewing(reference.crew_rules)
         self.window_seconds = window_seconds
         self.allowed_lateness = allowed_lateness
-        self.max_fill_windows = max_fill_windows
+        # quiet windows (a station with no change) go on for QUIET_FILL_S after its last change, then stop until the
+        # next one: a month — every minute of a working station, no rows for months of a history's gap
+        self.max_fill_windows = max_fill_windows or int(QUIET_FILL_S // window_seconds)
         self.crew_topic = crew_topic
         self.time_bound = time_bound or TimeBound()
         self.staff_retention_s = staff_retention_s

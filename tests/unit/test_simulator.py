@@ -62,7 +62,8 @@ def test_board_renders_staffed_capacity_and_staff_by_qualification() -> None:
                   staff=[("G1", "driver", 2, 6), ("G1", "crew_leader", 1, 4)])
     line = next(row for row in text.splitlines() if row.startswith("  area G1") and "!" in row)
     assert "3/5!" in line and "1/1 " in line
-    staff_line = text.splitlines()[-3]
+    lines = text.splitlines()
+    staff_line = lines[next(i for i, row in enumerate(lines) if row.startswith("staff free / on duty")) + 1]
     assert "1/4" in staff_line and "2/6" in staff_line and "0/0" in staff_line
 
 
