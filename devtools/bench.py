@@ -171,13 +171,17 @@ def _recovery(w: Settings, work: Path) -> Figure:
 
 
 def _start_workers(s: Settings, tag: str, count: int = 1) -> tuple[Settings, list[subprocess.Popen[bytes]]]:
-    """``count`` worker processes of one consumer group, writing to a database of their own."""
+    """``count`` worker processes of one consumer group, writing to a database of their own; their warnings and
+    errors in ``.vigie/bench/worker-<tag>-<i>.log`` (a worker that dies says why)."""
     w = s.model_copy(update={"clickhouse_database": f"bench_{tag}", "app_id": f"bench-{tag}-{time.time_ns()}"})
     run_migrations(w)
+    logs = PROJECT_ROOT / ".vigie" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
     procs = [subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "warn"],
                               env=_env(w, VIGIE_METRICS_PORT=str(free_port())),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT)
-             for _ in range(count)]
+                              stdout=(logs / f"worker-{tag}-{i}.log").open("ab"), stderr=subprocess.STDOUT,
+                              cwd=PROJECT_ROOT)
+             for i in range(count)]
     return w, procs
 
 
@@ -371,15 +375,19 @@ def _worker_month(s: Settings, days: int = 28) -> Figure:
     tables = ("vehicle_status_events", "crew_status_events", "intervention_events")
     samples: list[str] = []
     started, deadline = time.perf_counter(), time.monotonic() + 1800
-    while len(samples) < 8 and time.monotonic() < deadline:
+    while len(samples) < 8 and time.monotonic() < deadline and proc.poll() is None:
         stored = sum(db.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables)
         if stored >= total * (len(samples) + 1) / 8:
             samples.append(f"{len(samples) + 1}/8 stored after {time.perf_counter() - started:,.0f} s: "
                            f"{_rss_mb(proc.pid):,.0f} MB")
         time.sleep(2)
+    died = proc.poll()  # before we stop it: None while it runs
     proc.terminate()
     proc.wait(20)
-    unfinished = "" if len(samples) == 8 else f" [NOT FINISHED: {len(samples)}/8 within 30 min]"
+    unfinished = "" if len(samples) == 8 else (
+        f" [NOT FINISHED: {len(samples)}/8; the worker "
+        + (f"exited with {died}, see .vigie/bench/worker-month-0.log]" if died is not None
+           else "was still running after 30 min]"))
     return Figure("worker-month", total, time.perf_counter() - started,
                   f"worker RSS over {days} simulated days with crews (a new id at each watch) and 5 % of "
                   "interventions never closed: " + ", ".join(samples) + unfinished)
