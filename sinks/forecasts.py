@@ -9,7 +9,7 @@ import numpy as np
 from clickhouse_driver import Client
 
 from sinks.clickhouse import to_columns
-from streams.forecasting.backtest import ALL_SECTORS, Forecast, Series
+from streams.forecasting.backtest import Forecast, Series
 from streams.forecasting.calendar import HOUR, HourGrid
 from streams.forecasting.distribution import QUANTILES
 from streams.forecasting.table import FORECASTS
@@ -56,16 +56,16 @@ def hourly_counts(client: Client, database: str, zone: str, holidays: str, until
 def forecast_rows(series: Series, fc: Forecast) -> list[ForecastRow]:
     """One row per bin and sector (and the ``*`` level), with its quantiles."""
     issued = float(series.grid.epoch(fc.origin))
+    picked = [QUANTILES.index(v) for v in (0.1, 0.5, 0.8, 0.9)]  # the row's q10, q50, q80, q90
     rows = []
     for b in fc.bins:
-        q = b.quantiles()
-        ends = [*b.starts[1:], fc.end]
-        for r, sector in enumerate(b.rows):
-            for c, start in enumerate(b.starts):
-                q10, q50, q80, q90 = (int(x) for x in q[r, c, [QUANTILES.index(v) for v in (0.1, 0.5, 0.8, 0.9)]])
-                rows.append(ForecastRow(float(series.grid.epoch(int(start))), float(series.grid.epoch(int(ends[c]))),
-                                        b.bin_hours,
-                                        sector if b.level == "sector" else ALL_SECTORS, fc.model, issued,
+        q = b.quantiles()[..., picked].tolist()
+        starts = [float(series.grid.epoch(int(i))) for i in b.starts]
+        ends = [*starts[1:], float(series.grid.epoch(fc.end))]
+        for r, sector in enumerate(b.rows):  # the "all" level's one row is already named ALL_SECTORS
+            for c, start in enumerate(starts):
+                q10, q50, q80, q90 = q[r][c]
+                rows.append(ForecastRow(start, ends[c], b.bin_hours, sector, fc.model, issued,
                                         float(b.mean[r, c]), q10, q50, q80, q90, b.alpha))
     return rows
 
