@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
     # data is there). Faust fixes 1,500 ms; Tansu answers a fetch only when the wait ends, so the local stack sets
     # 50 ms (measured at 2,000 events/s: raw consumption latency p99 0.77 s at 1,500 ms, 0.07 s at 100 ms).
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1)
+    # The same while a partition is 1,000 records or more behind: on Tansu a short wait returns a single record
+    # per fetch from a big partition, and a lagging worker never catches up (streams/faust_compat.py).
+    kafka_catch_up_fetch_wait_ms: int = Field(default=500, ge=1)
     # Hand each fetched message to the streams without Faust's four tasks per message when nothing makes the
     # hand-over wait (streams/faust_compat.py). A patch of Faust's fetch loop: false restores Faust's own.
     kafka_eager_delivery: bool = True
@@ -200,3 +204,22 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+_RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
+
+
+def run_settings(base: Settings, run_id: str, reference_dir: Path | None = None) -> Settings:
+    """The settings of replay run ``run_id``: its own topics, consumer group and database."""
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"run id {run_id!r}: use lower-case letters, digits and '_' (at most 40)")
+    suffix = f"-replay-{run_id}"
+    update: dict[str, object] = {
+        "clickhouse_database": f"{base.clickhouse_database}_replay_{run_id}",
+        "topic_suffix": base.topic_suffix + suffix,  # every processor's topics and the dead letters
+        "app_id": base.app_id + suffix,
+        "metrics_port": 0,
+    }
+    if reference_dir is not None:
+        update["reference_dir"] = Path(reference_dir).resolve()
+    return base.model_copy(update=update)

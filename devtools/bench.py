@@ -13,7 +13,9 @@ publishes it once, then measures:
 - history:    the batch path (same engines, no Kafka/Faust) from the event file into ClickHouse;
 - freshness:  p50/p95/p99 of (row queryable in ClickHouse - event produced) at a steady 2,000 events/s
               (fresh-sizeage: the same with batches closing on size or age only);
-- memory:     worker RSS with 5,000 vehicles after 24 h of events.
+- memory:     worker RSS with 5,000 vehicles after 24 h of events;
+- replay-month (opt-in, ``--replay-month``): January 2018 of the SF six-neighbourhood year replayed at x600 through
+              the broker and a worker (`vigie replay start --speed 600`), its lag watched from outside.
 Prints a table (with ratios to the ceiling and to the Faust no-op) and writes it as JSON to
 ``bench-results/`` (ignored by git).
 """
@@ -393,6 +395,38 @@ def _worker_month(s: Settings, days: int = 28) -> Figure:
                   "interventions never closed: " + ", ".join(samples) + unfinished)
 
 
+def _replay_month(s: Settings, work: Path, speed: float = 600.0, max_lag: int = 5000) -> Figure:
+    """January 2018 of the SF year through `vigie replay start --speed 600` (the broker and one worker), the run's
+    lag sampled from outside ten times a second: a paced replay must finish with its workers never more than
+    ``max_lag`` events behind."""
+    from core.settings import run_settings
+    from devtools.lag import LagWatch
+    from streams.registry import logical_topics
+
+    out = _sf2018_events(work)
+    m = s.model_copy(update={"topic_suffix": f"-bench-{time.time_ns()}"})
+    watch = LagWatch(run_settings(m, "jan600"), logical_topics(run_settings(m, "jan600")).values())
+    watch.start()
+    started = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, "-m", "vigie.cli", "replay", "start", "--run", "jan600", "--events",
+                               str(out / "events.jsonl"), "--from", "2018-01-01", "--until", "2018-02-01", "--speed",
+                               str(speed), "--max-lag", str(max_lag)], env={**os.environ, **m.to_env(),
+                              "VIGIE_RUN_DIR": str(work / "replay-month")}, capture_output=True, text=True)
+    finally:
+        watch.stop()
+    seconds = time.perf_counter() - started
+    summary = re.search(r"([\d,]+) events published, (.*?); workers at most ([\d,]+) events behind (.*?\))",
+                        done.stderr)
+    if done.returncode or not summary:
+        return Figure("replay-month", 0, seconds, f"FAILED (rc {done.returncode}): {done.stderr[-300:]!r}")
+    events = int(summary.group(1).replace(",", ""))
+    return Figure("replay-month", events, seconds,
+                  f"January 2018 of the SF year at x{speed:g} through the broker and one worker: {summary.group(2)} in "
+                  f"{seconds / 60:.1f} min; lag watched from outside at most {watch.most:,} events "
+                  f"({watch.samples:,} samples); the replay's own count: at most {summary.group(3)} {summary.group(4)}")
+
+
 def _history(s: Settings, events_file: Path) -> Figure:
     db = s.model_copy(update={"clickhouse_database": "bench_history"})
     run_migrations(db)
@@ -426,7 +460,6 @@ def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Fi
     return figure, _panels(s, "bench_year", days)
 
 
-SF_2018 = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2018_six_neighbourhoods.csv.gz"
 
 
 def _forecast_backtest(s: Settings, case: str, database: str, zone: str, holidays: str) -> Figure:
@@ -456,15 +489,24 @@ def _forecast_backtest(s: Settings, case: str, database: str, zone: str, holiday
                   f"{ratios}; criteria: {'all met' if not failed else 'NOT MET: ' + '; '.join(failed)}")
 
 
-def _forecast_sf(s: Settings, work: Path) -> Figure:
-    """The SF 2018 six-neighbourhood year imported (cached) and stored by the batch path, then backtested."""
+SF_2018 = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2018_six_neighbourhoods.csv.gz"
+
+
+def _sf2018_events(work: Path) -> Path:
+    """The SF 2018 six-neighbourhood year imported by `vigie import` (cached): its folder."""
     out = work / "sf2018"
-    db = s.model_copy(update={"clickhouse_database": "bench_sf2018", "reference_dir": out / "reference"})
-    env = {**os.environ, **db.to_env()}
     if not (out / "events.jsonl").exists():
         subprocess.run([sys.executable, "-m", "vigie.cli", "import", "--mapping",
                         str(PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd-neighbourhoods.toml"),
-                        "--input", str(SF_2018), "--out", str(out)], env=env, check=True, stdout=subprocess.DEVNULL)
+                        "--input", str(SF_2018), "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def _forecast_sf(s: Settings, work: Path) -> Figure:
+    """The SF 2018 six-neighbourhood year imported (cached) and stored by the batch path, then backtested."""
+    out = _sf2018_events(work)
+    db = s.model_copy(update={"clickhouse_database": "bench_sf2018", "reference_dir": out / "reference"})
+    env = {**os.environ, **db.to_env()}
     subprocess.run([sys.executable, "-m", "vigie.cli", "history", "--from-file", str(out / "events.jsonl")],
                    env=env, check=True, stdout=subprocess.DEVNULL)
     return _forecast_backtest(db, "forecast-sf", "bench_sf2018", "America/Los_Angeles", "US-CA")
@@ -502,7 +544,7 @@ def _panels(s: Settings, database: str, days: float, runs: int = 20) -> list[Fig
 
 
 def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None = None,
-              history_days: float = 365.0, worker_month: bool = False) -> list[Figure]:
+              history_days: float = 365.0, worker_month: bool = False, replay_month: bool = False) -> list[Figure]:
     results_dir = results_dir or PROJECT_ROOT / "bench-results"
     work = PROJECT_ROOT / ".vigie" / "bench"
     work.mkdir(parents=True, exist_ok=True)
@@ -550,6 +592,9 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         if worker_month:
             print("a live worker over a simulated month (15 minutes or more) ...", flush=True)
             extra.append(_worker_month(s))
+        if replay_month:
+            print("January 2018 of the SF year replayed at x600 through the broker (75 minutes) ...", flush=True)
+            extra.append(_replay_month(s, work))
         print("forecast backtests ...", flush=True)
         extra.append(_forecast_sf(s, work))
         if history_days > 0:

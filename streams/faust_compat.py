@@ -3,7 +3,9 @@
 :func:`check_version` refuses another Faust with a clear message (``create_app`` calls it first): each
 function here relies on private attributes of ``faust-streaming`` ``FAUST_VERSION``.
 
-- :func:`apply_fetch_max_wait`: Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting.
+- :func:`apply_fetch_waits`: Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting; and
+  one wait does not suit a consumer that is caught up and one that is far behind on a broker that answers a fetch
+  only when its wait ends (Tansu).
 - :func:`install_eager_delivery`: Faust's fetch loop (``Consumer._drain_messages``) hands every message to the
   streams with ``await self.wait_first(callback(message), self.suspend_flow.wait())``: four tasks per message
   and an ``asyncio.wait``, about a fifth of a busy worker's CPU. The delivery nearly always completes without
@@ -153,20 +155,35 @@ async def commit_past_empty(app: faust.App, topic: str, partition: int, start: i
         await add_gap(app._consumer, TP(topic, partition), start, end - 1)
 
 
-def apply_fetch_max_wait(fetch_max_wait_ms: int) -> None:
-    """Wrap Faust's consumer factory and set ours on the consumer before it starts (its fetcher takes it then)."""
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+#: A partition this many records behind its high watermark (as of the last fetch) is catching up.
+CATCH_UP_RECORDS = 1000
 
-    original = getattr(AIOKafkaConsumerThread._create_worker_consumer, "__wrapped__",
-                       AIOKafkaConsumerThread._create_worker_consumer)
 
-    def create(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = fetch_max_wait_ms
-        return consumer
+def apply_fetch_waits(caught_up_ms: int, behind_ms: int) -> None:
+    """Every fetch request of the worker's aiokafka consumer waits ``caught_up_ms`` at the broker while its
+    partitions are caught up, and ``behind_ms`` while one is ``CATCH_UP_RECORDS`` or more behind. Apache Kafka
+    answers as soon as data is there, so a longer wait costs a lagging consumer nothing; Tansu fills a fetch
+    only until its wait ends, and finding a record in a big partition costs more than a short wait (measured at
+    100,000 one-record batches: 50 ms returns one record per fetch, 5 records/s; 200 ms all of them in 1.7 s)."""
+    from aiokafka.consumer.fetcher import Fetcher
 
-    create.__wrapped__ = original  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
+    original = getattr(Fetcher._get_actions_per_node, "__wrapped__", Fetcher._get_actions_per_node)
+
+    def actions(self: Any, assignment: Any) -> Any:
+        self._fetch_max_wait_ms = behind_ms if _catching_up(assignment) else caught_up_ms
+        return original(self, assignment)
+
+    actions.__wrapped__ = original  # type: ignore[attr-defined]
+    Fetcher._get_actions_per_node = actions  # type: ignore[method-assign]
+
+
+def _catching_up(assignment: Any) -> bool:
+    for tp in assignment.tps:
+        state = assignment.state_value(tp)
+        if (state is not None and state.highwater is not None and state.has_valid_position
+                and state.highwater - state.position >= CATCH_UP_RECORDS):
+            return True
+    return False
 
 
 class _Codec(codecs.Codec):

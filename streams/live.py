@@ -275,7 +275,7 @@ def create_app(settings: Settings, processors: Sequence[Processor], rows_writer:
     """``rows_writer(liveness)``: a writer per agent (a ClickHouse connection must not run two inserts at once),
     told the agent's liveness (a stored write is progress, a retrying one a blocked sink)."""
     faust_compat.check_version()
-    faust_compat.apply_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
+    faust_compat.apply_fetch_waits(settings.kafka_fetch_max_wait_ms, settings.kafka_catch_up_fetch_wait_ms)
     faust_compat.install_eager_delivery(settings.kafka_eager_delivery)
     faust_compat.install_verified_gaps(settings.topic(i.topic) for p in processors for i in p.inputs)
     app = faust_app(settings)

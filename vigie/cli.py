@@ -130,7 +130,8 @@ def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
 def _cmd_bench(s: Settings, a: argparse.Namespace) -> int:
     from devtools.bench import run_bench
 
-    run_bench(days=a.days, partitions=a.partitions, history_days=a.history_days, worker_month=a.worker_month)
+    run_bench(days=a.days, partitions=a.partitions, history_days=a.history_days, worker_month=a.worker_month,
+              replay_month=a.replay_month)
     return 0
 
 
@@ -138,7 +139,7 @@ def _cmd_board(s: Settings, a: argparse.Namespace) -> int:
     from vigie.board import run_board
 
     if a.run:
-        from vigie.cad.replay import run_settings
+        from core.settings import run_settings
 
         s = run_settings(s, a.run)
     try:
@@ -164,7 +165,7 @@ def _cmd_sql(s: Settings, a: argparse.Namespace) -> int:
     from vigie.sql import run_sql
 
     if a.run:
-        from vigie.cad.replay import run_settings
+        from core.settings import run_settings
 
         s = run_settings(s, a.run)
     return run_sql(s, a.database or s.clickhouse_database, a.query, write=a.write)
@@ -240,19 +241,27 @@ def _cmd_import(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_replay_start(s: Settings, a: argparse.Namespace) -> int:
-    from vigie.cad.replay import Replay, messages_from_clickhouse, messages_from_file
+    from vigie.cad.replay import Replay, between, messages_from_clickhouse, messages_from_file
 
     if a.events:
         events = Path(a.events)
         reference = Path(a.reference) if a.reference else events.parent / "reference"
-        total = sum(1 for _ in events.open(encoding="utf-8"))
+        total = None if a.since or a.until else sum(1 for _ in events.open(encoding="utf-8"))
         messages, report = messages_from_file(events), events.parent / "report.json"
     else:
         reference = Path(a.reference) if a.reference else s.reference_dir
         messages, total, report = messages_from_clickhouse(s, a.from_clickhouse), None, None
-    replay = Replay(s, a.run, reference, workers=a.workers)
+    if a.since or a.until:
+        messages = between(messages, a.since and _instant(a.since), a.until and _instant(a.until))
+    replay = Replay(s, a.run, reference, workers=a.workers, max_lag=a.max_lag)
     replay.run(messages, a.speed, total, report)
     return 0
+
+
+def _instant(text: str) -> float:
+    """An ISO date or date-time; without an offset, UTC."""
+    t = datetime.fromisoformat(text)
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
 
 
 def _cmd_replay_signal(s: Settings, a: argparse.Namespace) -> int:
@@ -308,7 +317,7 @@ def _forecast_target(s: Settings, a: argparse.Namespace):  # type: ignore[no-unt
     from vigie.forecast import Target
 
     if a.run:
-        from vigie.cad.replay import run_settings
+        from core.settings import run_settings
 
         s = run_settings(s, a.run)
     if a.covariates is not None:
@@ -423,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--worker-month", action="store_true",
                     help="also a live worker over a simulated month with crews: its memory (15 minutes or more here: "
                     "the local broker's fetches slow down as its partitions grow)")
+    bn.add_argument("--replay-month", action="store_true",
+                    help="also January 2018 of the SF year replayed at x600 through the broker and a worker, its lag "
+                    "watched (75 minutes)")
     bn.set_defaults(func=_cmd_bench)
 
     b = sub.add_parser("board", help="live terminal board from ClickHouse, refreshed every second")
@@ -481,6 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--speed", type=float, default=0.0, help="x speed on event time (1 = as it happened, "
                     "0 = as fast as possible)")
     rs.add_argument("--workers", type=int, default=1, help="worker processes for the run")
+    rs.add_argument("--from", dest="since", metavar="WHEN", default=None,
+                    help="only events at or after this ISO date/time (UTC unless it has an offset)")
+    rs.add_argument("--until", metavar="WHEN", default=None, help="only events before this ISO date/time")
+    rs.add_argument("--max-lag", type=int, default=5000, metavar="EVENTS",
+                    help="a paced replay waits while its workers are this many events behind (default 5000)")
     rs.set_defaults(func=_cmd_replay_start)
     for name, what in (("pause", "pause publishing"), ("resume", "resume publishing"),
                        ("stop", "stop the replay (its workers stop too)")):

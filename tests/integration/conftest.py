@@ -53,6 +53,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s.clickhouse.stop()
 
 
+SF_2018 = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2018_six_neighbourhoods.csv.gz"
+SF_NEIGHBOURHOODS = PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd-neighbourhoods.toml"
+
+
+@pytest.fixture(scope="session")
+def sf2018_import(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SF 2018 six-neighbourhood year imported once with `vigie import` (sectors = neighbourhoods): the
+    folder holding events.jsonl, reference/ and report.json."""
+    if not SF_2018.exists():
+        pytest.fail(f"the SF 2018 file is missing: {SF_2018}")
+    out = tmp_path_factory.mktemp("sf2018-import")
+    done = subprocess.run([sys.executable, "-m", "vigie.cli", "import", "--mapping", str(SF_NEIGHBOURHOODS),
+                           "--input", str(SF_2018), "--out", str(out)], cwd=PROJECT_ROOT, text=True,
+                          capture_output=True, timeout=600, env={**os.environ, "VIGIE_RUN_DIR": str(out / "run")})
+    assert done.returncode == 0, done.stderr
+    return out
+
+
 @pytest.fixture
 def settings(stack: Stack) -> Settings:
     return new_settings(stack)

@@ -23,11 +23,9 @@ import pytest
 from core.settings import PROJECT_ROOT, Settings
 from sinks.forecasts import hourly_counts
 from streams import registry
-from tests.integration.conftest import Stack, ch_client, new_settings
+from tests.integration.conftest import SF_2018, Stack, ch_client, new_settings
 
 pytestmark = pytest.mark.integration
-SF_2018 = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2018_six_neighbourhoods.csv.gz"
-MAPPING = PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd-neighbourhoods.toml"
 LA = ZoneInfo("America/Los_Angeles")
 
 
@@ -53,12 +51,12 @@ def vigie(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def sf2018(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, str], Path]:
+def sf2018(stack: Stack, sf2018_import: Path) -> tuple[Settings, dict[str, str], Path]:
     """The year imported (sectors = neighbourhoods) and stored by the batch path (`vigie history`)."""
     s = new_settings(stack).model_copy(update={"timezone": "America/Los_Angeles", "holidays": "US-CA"})
-    out = tmp_path_factory.mktemp("sf2018")
-    env = {**os.environ, **s.to_env(), "VIGIE_REFERENCE_DIR": str(out / "reference"), "VIGIE_RUN_DIR": str(out)}
-    vigie(env, "import", "--mapping", str(MAPPING), "--input", str(SF_2018), "--out", str(out))
+    out = sf2018_import
+    env = {**os.environ, **s.to_env(), "VIGIE_REFERENCE_DIR": str(out / "reference"),
+           "VIGIE_RUN_DIR": str(out / "run-forecast")}
     vigie(env, "history", "--from-file", str(out / "events.jsonl"))
     return s, env, out
 

@@ -19,10 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings, run_settings
 from streams.batch import partition_for  # Kafka's default partitioner
 from tests.integration.conftest import Stack, new_settings
-from vigie.cad.replay import run_settings
 
 pytestmark = pytest.mark.integration
 SF_WEEK = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2016-12-31_to_2017-01-07.csv.gz"

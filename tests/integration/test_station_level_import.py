@@ -14,9 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from clickhouse_driver import Client
 
-from core.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT, run_settings
 from tests.integration.conftest import Stack, new_settings
-from vigie.cad.replay import run_settings
 
 pytestmark = pytest.mark.integration
 MAPPING = PROJECT_ROOT / "deploy" / "cad-mappings" / "station-level.example.toml"

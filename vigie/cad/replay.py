@@ -3,8 +3,9 @@
 A run never mixes with live data: it has its own topics (``<topic>-replay-<run>``), consumer group,
 dead-letter topic and ClickHouse database (``<database>_replay_<run>``), which the dashboards offer in
 their ``run`` selector. The replay starts its own worker process(es) for the run, publishes the events
-at x1 or xN through the broker and the run's own worker(s), ending when they have processed every published
-event; as fast as possible (``--speed 0``) through the batch path (the same processors in this process, no
+at x1 or xN through the broker and the run's own worker(s) — waiting for them whenever they lag more than
+``max_lag`` events behind, so a paced replay never buries a slow worker — ending when they have processed every
+published event; as fast as possible (``--speed 0``) through the batch path (the same processors in this process, no
 broker: the local broker's fetches slow down as its partitions grow). Either way with a progress line
 (events/s, simulated clock), paused, resumed and stopped by ``vigie replay pause|resume|stop --run ID`` (or
 SIGUSR1/SIGUSR2/SIGTERM).
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -27,7 +27,7 @@ from typing import IO
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from core.settings import Settings
+from core.settings import Settings, run_settings
 from sinks.access import SQL_USERS_SINCE, server_version
 from sinks.clickhouse import make_client, run_migrations
 from sinks.history import RecordsSource, records_from_clickhouse, run_history
@@ -35,23 +35,6 @@ from streams.batch import PartitionOf
 from streams.processor import Record
 from streams.registry import logical_topics
 from streams.topics import ensure_topics
-
-_RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
-
-
-def run_settings(base: Settings, run_id: str, reference_dir: Path | None = None) -> Settings:
-    if not _RUN_ID.match(run_id):
-        raise ValueError(f"run id {run_id!r}: use lower-case letters, digits and '_' (at most 40)")
-    suffix = f"-replay-{run_id}"
-    update: dict[str, object] = {
-        "clickhouse_database": f"{base.clickhouse_database}_replay_{run_id}",
-        "topic_suffix": base.topic_suffix + suffix,  # every processor's topics and the dead letters
-        "app_id": base.app_id + suffix,
-        "metrics_port": 0,
-    }
-    if reference_dir is not None:
-        update["reference_dir"] = Path(reference_dir).resolve()
-    return base.model_copy(update=update)
 
 
 @dataclass(frozen=True)
@@ -79,6 +62,16 @@ def messages_from_clickhouse(settings: Settings, database: str) -> Iterator[Mess
         t = json.loads(rec.value)["event_time"]
         yield Message(names[rec.topic], rec.key, rec.value,
                       datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp())
+
+
+def between(messages: Iterator[Message], since: float | None, until: float | None) -> Iterator[Message]:
+    """The messages whose event time is in [since, until) (a period of a history, e.g. one month)."""
+    for msg in messages:
+        if since is not None and msg.event_time < since:
+            continue
+        if until is not None and msg.event_time >= until:
+            continue
+        yield msg
 
 
 def pid_file(base: Settings, run_id: str) -> Path:
@@ -134,9 +127,35 @@ def grant_reader(settings: Settings) -> None:
         client.disconnect()
 
 
+@dataclass
+class Lag:
+    """How far behind the publisher the run's workers are, in events, and the waits that keep it bounded."""
+
+    bound: int
+    delivered: int = 0  # events the broker acknowledged
+    at_check: int = 0  # the lag at the last measure
+    produced_at_check: int = 0
+    most: int = 0  # the largest lag measured
+    waits: int = 0
+    waited_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.bound < 1:
+            raise ValueError("the replay's lag bound must be at least 1 event")
+
+    def may_exceed(self, produced: int) -> bool:
+        """Whether ``produced`` events published could put the workers past the bound: commits only move forward,
+        so the lag now is at most the last one measured plus what was published since."""
+        return self.at_check + produced - self.produced_at_check > self.bound
+
+    def measured(self, produced: int, behind: int) -> None:
+        self.at_check, self.produced_at_check = behind, produced
+        self.most = max(self.most, behind)
+
+
 class Replay:
     def __init__(self, base: Settings, run_id: str, reference_dir: Path | None, workers: int = 1,
-                 out: IO[str] = sys.stderr) -> None:
+                 out: IO[str] = sys.stderr, max_lag: int = 5000) -> None:
         self.base = base
         self.run_id = run_id
         self.settings = run_settings(base, run_id, reference_dir)
@@ -146,6 +165,8 @@ class Replay:
         self.stopped = False
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ends: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset after the last one published
+        self.starts: dict[tuple[str, int], int] = {}  # (topic, partition) -> first offset this replay published
+        self.lag = Lag(max_lag)
 
     def prepare(self, topics: bool = True) -> None:
         run_migrations(self.settings)
@@ -185,53 +206,94 @@ class Replay:
         producer = Producer({**self.settings.confluent_config(), "partitioner": "murmur2_random",
                              "linger.ms": 20, "acks": "all", "message.send.max.retries": 1_000_000,
                              "batch.size": self.settings.kafka_producer_max_batch_bytes})
+        group = Consumer({**self.settings.confluent_config(), "group.id": self.settings.app_id,
+                          "enable.auto.commit": False})  # reads the workers' commits; never joins the group
         wall0, sim0, n, last_shown = time.monotonic(), None, 0, 0.0
-        paused_for = 0.0
+        held_for = 0.0  # paused, or waiting for the workers: the pacing starts again from there
         failed: list[str] = []
 
         def delivered(err: object, m: object) -> None:  # the end offset of each partition, from the broker
             if err is not None:
                 failed.append(str(err))
                 return
-            tp = (m.topic(), m.partition())  # type: ignore[attr-defined]
-            self.ends[tp] = max(self.ends.get(tp, 0), m.offset() + 1)  # type: ignore[attr-defined]
+            tp, offset = (m.topic(), m.partition()), m.offset()  # type: ignore[attr-defined]
+            self.ends[tp] = max(self.ends.get(tp, 0), offset + 1)
+            self.starts[tp] = min(self.starts.get(tp, offset), offset)
+            self.lag.delivered += 1
 
-        for msg in messages:
-            while self.paused and not self.stopped:
-                started = time.monotonic()
-                self._progress(n, total, msg.event_time, wall0, paused=True)
-                time.sleep(0.2)
-                paused_for += time.monotonic() - started
-            if self.stopped:
-                break
-            if speed > 0:
-                sim0 = msg.event_time if sim0 is None else sim0
-                delay = wall0 + paused_for + (msg.event_time - sim0) / speed - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            while True:
-                try:
-                    producer.produce(topics[msg.topic], key=msg.key, value=msg.value, on_delivery=delivered)
+        try:
+            for msg in messages:
+                held_for += self._hold(n, total, msg.event_time, wall0, producer, group)
+                if self.stopped:
                     break
-                except BufferError:
-                    producer.poll(0.05)
-            n += 1
-            if n % 1000 == 0:
-                producer.poll(0)
-            if time.monotonic() - last_shown >= 0.5:
-                last_shown = time.monotonic()
-                self._progress(n, total, msg.event_time, wall0)
+                if speed > 0:
+                    sim0 = msg.event_time if sim0 is None else sim0
+                    delay = wall0 + held_for + (msg.event_time - sim0) / speed - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                while True:
+                    try:
+                        producer.produce(topics[msg.topic], key=msg.key, value=msg.value, on_delivery=delivered)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                n += 1
+                if n % 1000 == 0:
+                    producer.poll(0)
+                if time.monotonic() - last_shown >= 0.5:
+                    last_shown = time.monotonic()
+                    self._progress(n, total, msg.event_time, wall0)
+        finally:
+            group.close()
         if producer.flush(120) or failed:
             raise RuntimeError(f"the broker did not acknowledge every replayed event ({failed[:3]})")
         return n
 
-    def _progress(self, n: int, total: int | None, sim_t: float, wall0: float, paused: bool = False) -> None:
+    def _hold(self, n: int, total: int | None, sim_t: float, wall0: float, producer: Producer,
+              group: Consumer) -> float:
+        """Before the next message: wait while paused, and while publishing it could put the workers more than
+        ``max_lag`` events behind (then until they are within half of it). Returns the seconds held."""
+        started = time.monotonic()
+        while self.paused and not self.stopped:
+            self._progress(n, total, sim_t, wall0, state="paused")
+            time.sleep(0.2)
+        if not self.stopped and self.lag.may_exceed(n + 1):
+            limit = self.lag.bound - 1  # one more event must keep the lag within the bound
+            waited_since: float | None = None
+            while self._measure_lag(n, producer, group) > limit and not self.stopped:
+                if waited_since is None:
+                    waited_since, self.lag.waits = time.monotonic(), self.lag.waits + 1
+                    limit = self.lag.bound // 2  # then wait until they are within half of it
+                self._check_workers()
+                self._progress(n, total, sim_t, wall0, state="waiting for the workers")
+                time.sleep(0.2)
+            if waited_since is not None:
+                self.lag.waited_s += time.monotonic() - waited_since
+        return time.monotonic() - started
+
+    def _check_workers(self) -> None:
+        if any(p.poll() is not None for p in self.procs):
+            raise RuntimeError("a replay worker exited; see its log in " + str(self.settings.run_dir / "replays"))
+
+    def _measure_lag(self, produced: int, producer: Producer, group: Consumer) -> int:
+        """Events published (or in flight) that the run's consumer group has not committed yet."""
+        producer.poll(0)  # delivery reports: each partition's end offset
+        behind = produced - self.lag.delivered
+        if self.ends:
+            for tp in group.committed([TopicPartition(t, p) for t, p in self.ends], timeout=10):
+                key = (tp.topic, tp.partition)  # no commit yet: everything this replay published there is behind
+                behind += max(0, self.ends[key] - max(tp.offset, self.starts[key]))
+        self.lag.measured(produced, behind)
+        return behind
+
+    def _progress(self, n: int, total: int | None, sim_t: float, wall0: float, state: str = "") -> None:
         rate = n / max(time.monotonic() - wall0, 1e-6)
         of = f"/{total:,} ({100 * n / total:.0f}%)" if total else ""
         clock = datetime.fromtimestamp(sim_t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        behind = f", workers {self.lag.at_check:,} behind" if self.procs else ""
         end = "\n" if not self.out.isatty() else ""
-        print(f"\rreplay {self.run_id}: {n:,}{of} events, {rate:,.0f} ev/s, simulated clock {clock} UTC"
-              f"{' [paused]' if paused else ''}   ", end=end, file=self.out, flush=True)
+        print(f"\rreplay {self.run_id}: {n:,}{of} events, {rate:,.0f} ev/s, simulated clock {clock} UTC{behind}"
+              f"{f' [{state}]' if state else ''}   ", end=end, file=self.out, flush=True)
 
     def wait_processed(self, timeout: float) -> bool:
         """True once the run's consumer group has committed, on every partition, the offset after the last
@@ -244,8 +306,7 @@ class Replay:
                 committed = consumer.committed([TopicPartition(t, p) for t, p in self.ends], timeout=10)
                 if all(tp.offset >= self.ends[(tp.topic, tp.partition)] for tp in committed):
                     return True
-                if any(p.poll() is not None for p in self.procs):
-                    raise RuntimeError("a replay worker exited; see its log in " + str(s.run_dir / "replays"))
+                self._check_workers()
                 time.sleep(0.5)
             return False
         finally:
@@ -259,7 +320,7 @@ class Replay:
         wall0, last_shown, n = time.monotonic(), 0.0, 0
         for msg in messages:
             while self.paused and not self.stopped:
-                self._progress(n, total, msg.event_time, wall0, paused=True)
+                self._progress(n, total, msg.event_time, wall0, state="paused")
                 time.sleep(0.2)
             if self.stopped:
                 return
@@ -296,8 +357,10 @@ class Replay:
             print(file=self.out)
             done = self.wait_processed(timeout)
             state = "processed" if done else "stopped before every event was processed"
-            print(f"replay {self.run_id}: {n:,} events published, {state}; results in ClickHouse database "
-                  f"{self.settings.clickhouse_database}", file=self.out)
+            print(f"replay {self.run_id}: {n:,} events published, {state}; workers at most {self.lag.most:,} events "
+                  f"behind (bound {self.lag.bound:,}; waited for them {self.lag.waits} times, "
+                  f"{self.lag.waited_s:.1f} s); results in ClickHouse database {self.settings.clickhouse_database}",
+                  file=self.out)
             return n
         finally:
             self.stop_workers()

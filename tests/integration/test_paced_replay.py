@@ -1,0 +1,67 @@
+"""A paced replay through Kafka keeps its workers' lag bounded: one month of the SF 2018 year (33,309 events)
+published faster than the run's worker can follow, so the publisher must wait for it. The lag is watched
+here independently (the run's consumer group commits against the partitions' high watermarks, ten times a
+second), and the month's rows through broker and worker equal the batch path's rows for the same month."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.settings import PROJECT_ROOT, run_settings
+from devtools.lag import LagWatch
+from streams import registry
+from streams.registry import logical_topics
+from tests.integration.conftest import Stack, ch_client, new_settings
+
+pytestmark = pytest.mark.integration
+MAX_LAG = 1000
+MONTH = ("--from", "2018-01-01", "--until", "2018-02-01")
+
+
+def replay(env: dict[str, str], run: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "vigie.cli", "replay", "start", "--run", run, *args], env=env,
+                          cwd=PROJECT_ROOT, text=True, capture_output=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
+
+
+def test_a_month_paced_through_kafka_keeps_the_lag_bounded_and_gives_the_batch_paths_rows(
+        stack: Stack, sf2018_import: Path, tmp_path: Path) -> None:
+    base = new_settings(stack)
+    env = {**os.environ, **base.to_env(), "VIGIE_RUN_DIR": str(tmp_path)}
+    events = str(sf2018_import / "events.jsonl")
+    run = run_settings(base, "jan_paced")
+    watch = LagWatch(run, logical_topics(run).values())
+    watch.start()
+    try:  # the month's 31 days in 9 s of event time: faster than one worker on the local broker
+        shown = replay(env, "jan_paced", "--events", events, *MONTH, "--speed", "300000", "--max-lag", str(MAX_LAG))
+    finally:
+        watch.stop()
+    summary = re.search(r"([\d,]+) events published, processed; workers at most ([\d,]+) events behind "
+                        r"\(bound ([\d,]+); waited for them (\d+) times", shown)
+    assert summary, shown[-2000:]
+    published, most, bound, waits = (int(g.replace(",", "")) for g in summary.groups())
+    assert published == 33_309 and bound == MAX_LAG
+    assert waits > 0  # the bound was reached: the publisher waited for the worker
+    assert watch.samples > 20, watch.error
+    assert 0 < watch.most <= MAX_LAG and most <= MAX_LAG
+
+    batch = replay(env, "jan_batch", "--events", events, *MONTH, "--speed", "0")
+    assert "33,309 events processed by the batch path" in batch
+    client = ch_client(base)
+    compared = 0
+    for spec in registry.tables(base):  # all but when a row was written, and where its record was read: the
+        # Kafka offset through the broker, the record's position in the file on the batch path
+        columns = ", ".join(c for c in spec.columns if c not in ("written_at", "ingested_at", "source_offset"))
+        figures = [client.execute(f"SELECT count(), sum(cityHash64({columns})) FROM {db}.{spec.name} FINAL")[0]
+                   for db in (f"{base.clickhouse_database}_replay_jan_paced",
+                              f"{base.clickhouse_database}_replay_jan_batch")]
+        assert figures[0] == figures[1], spec.name
+        compared += figures[0][0] > 0
+    assert compared >= 6
