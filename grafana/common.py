@@ -82,6 +82,22 @@ def in_selected(column: str, var: str) -> str:
 
 AREA_VARIABLE_SQL = f"SELECT DISTINCT area FROM {RUN}.vehicle_state ORDER BY area"
 
+# A run imported from a station-level export (no appliances: one pseudo-unit per call) has no real availability:
+# its import records "availability not tracked" in the run's data_quality. Availability panels then show nothing
+# (their queries add this condition) and their titles say why (the hidden variable ``availability``).
+_UNTRACKED = f"(SELECT count() FROM {RUN}.data_quality WHERE detail = 'availability not tracked')"
+AVAILABILITY_TRACKED = f"{_UNTRACKED} = 0"
+AVAILABILITY_NOTE = " — non suivie (export sans engins)"
+AVAILABILITY_VARIABLE_SQL = f"SELECT if({_UNTRACKED} = 0, '', '{AVAILABILITY_NOTE}')"
+
+
+def availability_variable() -> dash_b.QueryVariable:
+    """Hidden: empty, or what an availability panel's title adds (``${availability}``) when it is not tracked."""
+    return (dash_b.QueryVariable("availability").datasource(CLICKHOUSE)
+            .query({"rawSql": AVAILABILITY_VARIABLE_SQL, "editorType": "sql", "format": 1, "queryType": "table"})
+            .refresh(dashboard.VariableRefresh.ON_DASHBOARD_LOAD).hide(dashboard.VariableHide.HIDE_VARIABLE)
+            .current(dashboard.VariableOption(selected=True, text="", value="")))
+
 
 RUN_VARIABLE_SQL = "SELECT DISTINCT database FROM system.tables WHERE name = 'station_windows' ORDER BY database"
 
@@ -115,13 +131,14 @@ ORDER BY t, vehicle_type"""
 def available_trend_sql(scope: str) -> str:
     """Vehicles available per type over the stations ``scope`` selects: the lowest 1-minute total in each
     interval."""
-    return _lowest_per_interval_sql("available", "available", scope)
+    return _lowest_per_interval_sql("available", "available", f"{scope} AND {AVAILABILITY_TRACKED}")
 
 
 def staffed_trend_sql(scope: str) -> str:
     """Vehicles that can be crewed per type, over the stations ``scope`` selects that report crews: the lowest
     1-minute total of the windows' minimum staffed capacity in each interval."""
-    return _lowest_per_interval_sql("min_staffed", "staffed", f"crew_tracked = 1 AND {scope}")
+    return _lowest_per_interval_sql("min_staffed", "staffed",
+                                    f"crew_tracked = 1 AND {scope} AND {AVAILABILITY_TRACKED}")
 
 
 #: Qualification columns of the staff tables, as shown (French labels: the wall screens' language).

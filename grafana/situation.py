@@ -15,6 +15,7 @@ from grafana_foundation_sdk.models import common, dashboard
 
 from grafana.common import (
     AREA_VARIABLE_SQL,
+    AVAILABILITY_TRACKED,
     BLUE,
     GREEN,
     GREY,
@@ -23,6 +24,7 @@ from grafana.common import (
     RUN,
     all_values,
     at,
+    availability_variable,
     available_trend_sql,
     big_text,
     engagement_partitions,
@@ -44,16 +46,16 @@ AREA_FILTER = in_selected("area", "area")
 
 
 
-def _count_by_type(category: str) -> str:
+def _count_by_type(category: str, where: str = "1") -> str:
     return f"""
 SELECT vehicle_type, countIf(category = '{category}') AS vehicles
 FROM {RUN}.vehicle_state FINAL
-WHERE {AREA_FILTER}
+WHERE {AREA_FILTER} AND {where}
 GROUP BY vehicle_type
 ORDER BY vehicle_type"""
 
 
-AVAILABLE_BY_TYPE = _count_by_type("available")
+AVAILABLE_BY_TYPE = _count_by_type("available", AVAILABILITY_TRACKED)
 ENGAGED_BY_TYPE = _count_by_type("engaged")
 OUT_OF_SERVICE_BY_TYPE = _count_by_type("out_of_service")
 
@@ -61,7 +63,7 @@ OUT_OF_SERVICE_BY_TYPE = _count_by_type("out_of_service")
 STAFFED_BY_TYPE = f"""
 SELECT vehicle_type, sum(staffed) AS vehicles
 FROM {RUN}.station_capacity FINAL
-WHERE crew_tracked = 1 AND {AREA_FILTER}
+WHERE crew_tracked = 1 AND {AREA_FILTER} AND {AVAILABILITY_TRACKED}
 GROUP BY vehicle_type
 ORDER BY vehicle_type"""
 
@@ -86,7 +88,7 @@ FROM
 (
     SELECT area, vehicle_type, countIf(category = 'available') AS available
     FROM {RUN}.vehicle_state FINAL
-    WHERE {AREA_FILTER}
+    WHERE {AREA_FILTER} AND {AVAILABILITY_TRACKED}
     GROUP BY area, vehicle_type
 )
 GROUP BY area
@@ -99,7 +101,7 @@ FROM
     SELECT area, vehicle_type, countIf(category = 'available') AS available,
            countIf(category = 'engaged') AS engaged, countIf(category = 'out_of_service') AS out_of_service
     FROM {RUN}.vehicle_state FINAL
-    WHERE {AREA_FILTER}
+    WHERE {AREA_FILTER} AND {AVAILABILITY_TRACKED}
     GROUP BY area, vehicle_type
 )
 WHERE available = 0
@@ -108,7 +110,7 @@ ORDER BY area, vehicle_type"""
 CAPACITY_PER_AREA = f"""
 SELECT area, round(100 * countIf(category = 'available') / count(), 1) AS available_pct
 FROM {RUN}.vehicle_state FINAL
-WHERE {AREA_FILTER}
+WHERE {AREA_FILTER} AND {AVAILABILITY_TRACKED}
 GROUP BY area
 ORDER BY area"""
 
@@ -204,16 +206,17 @@ def build() -> dash_b.Dashboard:
          .refresh("5s").time("now-6h", "now").timezone("browser")
          .editable()
          .with_variable(run_variable())
+         .with_variable(availability_variable())
          .with_variable(query_variable("area", "Groupement / area", AREA_VARIABLE_SQL))
          .with_variable(text_variable("turnout_target_s", "Turnout target (s)", "120"))
          .with_variable(text_variable("travel_target_s", "Travel target (s)", "600"))
          .with_variable(text_variable("arrival_target_s", "Call to first arrival target (s)", "720")))
     d = d.with_panel(_stat_by_type(
-        "Disponibles par type", AVAILABLE_BY_TYPE, at(0, 0, 8, 7),
+        "Disponibles par type${availability}", AVAILABLE_BY_TYPE, at(0, 0, 8, 7),
         thresholds((None, RED), (1, ORANGE), (3, GREEN)),
         "Vehicles available (at station or on radio) per type, selected areas. Red: none left; orange: 1-2."))
     d = d.with_panel(_stat_by_type(
-        "Armables par type", STAFFED_BY_TYPE, at(8, 0, 8, 7),
+        "Armables par type${availability}", STAFFED_BY_TYPE, at(8, 0, 8, 7),
         thresholds((None, RED), (1, ORANGE), (3, GREEN)),
         "Available vehicles that the available qualified staff can crew (staffed capacity, crewing rule of "
         "streams/crewing.py), at the stations that report crews. Compare with Disponibles: the gap is vehicles "
@@ -225,7 +228,7 @@ def build() -> dash_b.Dashboard:
         "Hors service par type", OUT_OF_SERVICE_BY_TYPE, at(20, 0, 4, 7), thresholds((None, GREY)),
         "Vehicles out of service per type."))
     d = d.with_panel(
-        stat.Panel().title("Types épuisés par groupement").grid_pos(at(0, 7, 6, 7))
+        stat.Panel().title("Types épuisés par groupement${availability}").grid_pos(at(0, 7, 6, 7))
         .description("Per area, how many vehicle types have no vehicle available. Red as soon as one type is out.")
         .with_target(SQL(EXHAUSTED_TYPES_PER_AREA).table())
         .reduce_options(all_values()).text(big_text(56, 22))
@@ -233,11 +236,11 @@ def build() -> dash_b.Dashboard:
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME).orientation(common.VizOrientation.VERTICAL)
         .thresholds(thresholds((None, GREEN), (1, RED))).decimals(0))
     d = d.with_panel(
-        table.Panel().title("Ruptures : type sans véhicule disponible").grid_pos(at(6, 7, 6, 7))
+        table.Panel().title("Ruptures : type sans véhicule disponible${availability}").grid_pos(at(6, 7, 6, 7))
         .description("Every area x vehicle type with nothing available, and where its vehicles are.")
         .with_target(SQL(SHORTAGES).table()).no_value("Aucune rupture").cell_height(common.TableCellHeight.LG))
     d = d.with_panel(
-        bargauge.Panel().title("Capacité disponible par groupement").grid_pos(at(12, 7, 5, 7))
+        bargauge.Panel().title("Capacité disponible par groupement${availability}").grid_pos(at(12, 7, 5, 7))
         .description("Share of each area's vehicles that are available now.")
         .with_target(SQL(CAPACITY_PER_AREA).table())
         .reduce_options(all_values()).unit("percent").min(0).max(100)
@@ -262,7 +265,7 @@ def build() -> dash_b.Dashboard:
         .override_by_name("elapsed_s", [dashboard.DynamicConfigValue(id_val="unit", value="dtdurations")])
         .no_value("Aucune intervention en cours").cell_height(common.TableCellHeight.SM))
     d = d.with_panel(
-        timeseries.Panel().title("Capacité disponible — tendance").grid_pos(at(12, 14, 12, 9))
+        timeseries.Panel().title("Capacité disponible — tendance${availability}").grid_pos(at(12, 14, 12, 9))
         .description("Vehicles available per type (sum over the selected areas), lowest 1-minute value "
                      "in each interval, from the windowed tables.")
         .with_target(SQL(AVAILABLE_TREND).time_series())

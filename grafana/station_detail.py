@@ -9,8 +9,10 @@ from grafana_foundation_sdk.models import common, dashboard
 
 from grafana.common import (
     AREA_VARIABLE_SQL,
+    AVAILABILITY_TRACKED,
     RUN,
     at,
+    availability_variable,
     available_trend_sql,
     engagement_partitions,
     in_selected,
@@ -41,7 +43,8 @@ TYPE_VARIABLE_SQL = f"SELECT DISTINCT vehicle_type FROM {RUN}.vehicle_state ORDE
 
 CAPACITY_NOW = f"""
 SELECT home_station AS station, area, vehicle_type,
-       countIf(category = 'available') AS available, countIf(category = 'engaged') AS engaged,
+       if({AVAILABILITY_TRACKED}, countIf(category = 'available'), NULL) AS available,
+       countIf(category = 'engaged') AS engaged,
        countIf(category = 'out_of_service') AS out_of_service
 FROM {RUN}.vehicle_state FINAL
 WHERE {scope('home_station')}
@@ -53,7 +56,7 @@ AVAILABLE_TREND = available_trend_sql(scope('station_id'))
 STAFFED_NOW = f"""
 SELECT station_id AS station, area, vehicle_type, available, staffed, uncrewed
 FROM {RUN}.station_capacity FINAL
-WHERE crew_tracked = 1 AND {scope('station_id')}
+WHERE crew_tracked = 1 AND {scope('station_id')} AND {AVAILABILITY_TRACKED}
 ORDER BY station, vehicle_type"""
 
 STAFFED_TREND = staffed_trend_sql(scope('station_id'))
@@ -104,11 +107,12 @@ def build() -> dash_b.Dashboard:
          .description("One area or station in depth: capacity now, availability over time, activity, response times.")
          .refresh("30s").time("now-24h", "now").timezone("browser").editable()
          .with_variable(run_variable())
+         .with_variable(availability_variable())
          .with_variable(query_variable("area", "Groupement / area", AREA_VARIABLE_SQL))
          .with_variable(query_variable("station", "Centre / station", STATION_VARIABLE_SQL))
          .with_variable(query_variable("vehicle_type", "Type", TYPE_VARIABLE_SQL)))
     d = d.with_panel(
-        table.Panel().title("Capacité actuelle par centre et type").grid_pos(at(0, 0, 12, 10))
+        table.Panel().title("Capacité actuelle par centre et type${availability}").grid_pos(at(0, 0, 12, 10))
         .description("Vehicles available / engaged / out of service now, per station and type.")
         .with_target(SQL(CAPACITY_NOW).table()).filterable(True)
         .override_by_name("available", [
@@ -117,7 +121,7 @@ def build() -> dash_b.Dashboard:
                 {"color": "red", "value": None}, {"color": "green", "value": 1}]}),
         ]))
     d = d.with_panel(
-        timeseries.Panel().title("Disponibles — tendance").grid_pos(at(12, 0, 12, 10))
+        timeseries.Panel().title("Disponibles — tendance${availability}").grid_pos(at(12, 0, 12, 10))
         .description("Available vehicles per type over the selected stations; lowest 1-minute value per interval.")
         .with_target(SQL(AVAILABLE_TREND).time_series())
         .line_width(2).fill_opacity(10).legend(legend_bottom()).min(0).decimals(0))
@@ -142,7 +146,7 @@ def build() -> dash_b.Dashboard:
         .description("The 200 latest engagements of the selected stations and types in the time range.")
         .with_target(SQL(RECENT_ENGAGEMENTS).table()).filterable(True))
     d = d.with_panel(
-        table.Panel().title("Capacité armée par centre et type").grid_pos(at(0, 28, 8, 10))
+        table.Panel().title("Capacité armée par centre et type${availability}").grid_pos(at(0, 28, 8, 10))
         .description("Now, at stations that report crews: vehicles available, how many the available qualified "
                      "staff can crew (crewing rule, streams/crewing.py), and how many cannot leave for lack of crew.")
         .with_target(SQL(STAFFED_NOW).table()).filterable(True).no_value("Équipages non suivis")
@@ -152,7 +156,7 @@ def build() -> dash_b.Dashboard:
                 {"color": "green", "value": None}, {"color": "orange", "value": 1}]}),
         ]))
     d = d.with_panel(
-        timeseries.Panel().title("Armables — tendance").grid_pos(at(8, 28, 8, 10))
+        timeseries.Panel().title("Armables — tendance${availability}").grid_pos(at(8, 28, 8, 10))
         .description("Vehicles that could be crewed per type over the selected stations that report crews; "
                      "lowest 1-minute value per interval (each minute's own minimum).")
         .with_target(SQL(STAFFED_TREND).time_series())

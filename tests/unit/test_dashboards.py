@@ -61,7 +61,7 @@ def test_wall_screen_fits_1080p_refreshes_every_5s_and_is_dark_ready() -> None:
     assert max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in d["panels"]) <= 30  # 1080 px in kiosk mode
     stats = [p for p in d["panels"] if p["type"] == "stat" and "type" in p["title"]]
     assert all(p["options"]["text"]["valueSize"] >= 56 for p in stats)  # readable from 5 m
-    available = next(p for p in d["panels"] if p["title"] == "Disponibles par type")
+    available = next(p for p in d["panels"] if p["title"] == "Disponibles par type${availability}")
     steps = available["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[0] == {"color": "red", "value": None} and steps[1]["value"] == 1  # red at 0 left
     kinds = {p["type"] for p in d["panels"]}
@@ -71,7 +71,7 @@ def test_wall_screen_fits_1080p_refreshes_every_5s_and_is_dark_ready() -> None:
 def test_station_detail_panels_honour_area_station_and_type() -> None:
     d = DASHBOARDS[station_detail.UID]
     variables = {v["name"]: v for v in d["templating"]["list"]}
-    assert set(variables) == {"run", "area", "station", "vehicle_type"}
+    assert set(variables) == {"run", "availability", "area", "station", "vehicle_type"}
     for name in ("area", "station", "vehicle_type"):
         assert variables[name]["multi"] and variables[name]["includeAll"], name
     descriptions = {p["title"]: p.get("description", "") for p in d["panels"]}
