@@ -23,6 +23,7 @@ import pytest
 from core.settings import PROJECT_ROOT, Settings
 from sinks.forecasts import hourly_counts
 from streams import registry
+from tests.integration import sffd
 from tests.integration.conftest import SF_2018, Stack, ch_client, new_settings
 
 pytestmark = pytest.mark.integration
@@ -79,6 +80,20 @@ def test_a_full_speed_replay_of_the_year_gives_the_batch_paths_rows(sf2018) -> N
     assert compared >= 6
     quality = dict(client.execute(f"SELECT detail, rows FROM {replayed}.data_quality WHERE kind = 'summary'"))
     assert quality["rows read"] == 74_489
+
+
+def test_every_response_of_the_year_equals_the_csv(sf2018) -> None:  # type: ignore[no-untyped-def]
+    """Turnout and travel of every unit response of the year (minute resolution, Excel-style dates, both clock
+    changes), stored by the batch path, against the CSV read here."""
+    s, _, _ = sf2018
+    _, timelines = sffd.timelines(SF_2018, sffd.MINUTES)
+    want_turnout, want_travel = sffd.response_segments(timelines)
+    rows = ch_client(s).execute("SELECT intervention_id, vehicle_id, turnout_s, travel_s FROM engagements FINAL")
+    got_turnout = {(c, v): t for c, v, t, _ in rows if t >= 0}
+    got_travel = {(c, v): t for c, v, _, t in rows if t >= 0}
+    assert len(got_turnout) > 60_000 and len(got_travel) > 50_000
+    assert got_turnout == pytest.approx(want_turnout)
+    assert got_travel == pytest.approx(want_travel)
 
 
 def test_forecasts_of_the_sf_year_beat_the_baselines_and_are_published(sf2018, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -9,71 +9,25 @@ import csv
 import gzip
 import json
 import os
-import re
 import subprocess
 import sys
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from core.settings import PROJECT_ROOT, Settings, run_settings
 from streams.batch import partition_for  # Kafka's default partitioner
+from tests.integration import sffd
 from tests.integration.conftest import Stack, new_settings
 
 pytestmark = pytest.mark.integration
 SF_WEEK = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2016-12-31_to_2017-01-07.csv.gz"
 MAPPING = PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd.toml"
-LA = ZoneInfo("America/Los_Angeles")
-TYPES = {"ENGINE": "FPT", "TRUCK": "EPA", "MEDIC": "VSAV", "PRIVATE": "VSAV", "RESCUE SQUAD": "VSR",
-         "RESCUE CAPTAIN": "VL", "CHIEF": "VL", "SUPPORT": "VL", "INVESTIGATION": "VL", "AIRPORT": "CCF"}
-ORDER = [("Dispatch DtTm", "dispatched"), ("Response DtTm", "en_route"), ("On Scene DtTm", "on_scene"),
-         ("Transport DtTm", "transporting"), ("Hospital DtTm", "at_hospital"), ("Available DtTm", "available")]
-
-
-def home_station(unit: str, vehicle_type: str) -> str:
-    """SFFD numbers engines, trucks and rescue squads after their station; the rest form pools per type."""
-    m = re.match(r"^(?:E|T|RS)0*(\d+)$", unit)
-    return f"SF{int(m.group(1)):02d}" if m else f"SF-POOL-{vehicle_type}"
-
-
-def when(text: str) -> float | None:
-    if not text.strip():
-        return None
-    return datetime.strptime(text.strip(), "%m/%d/%Y %I:%M:%S %p").replace(tzinfo=LA).timestamp()
 
 
 def from_csv() -> tuple[dict[str, str], dict[str, list[tuple[float, str, str]]]]:
-    """unit -> type, and unit -> [(time, status, call)] after the documented rules (clamp within a row,
-    a new dispatch ends the unit's previous response)."""
-    rows = list(csv.DictReader(gzip.open(SF_WEEK, "rt", encoding="utf-8")))
-    unit_type: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    responses: dict[str, list[tuple[float, str, list[tuple[float, str]]]]] = defaultdict(list)
-    for r in rows:
-        unit_type[r["Unit ID"]][TYPES[r["Unit Type"]]] += 1
-        seq, last = [], None
-        for column, status in ORDER:
-            t = when(r[column])
-            if t is None:
-                continue
-            t = max(t, last) if last is not None else t
-            seq.append((t, status))
-            last = t
-        responses[r["Unit ID"]].append((seq[0][0], r["RowID"], [(t, s, r["Call Number"]) for t, s in seq]))
-    timelines = {}
-    for unit, rs in responses.items():
-        rs.sort(key=lambda x: (x[0], x[1]))
-        out = []
-        for i, (_, _, seq) in enumerate(rs):
-            nxt = rs[i + 1][0] if i + 1 < len(rs) else None
-            out += [x for x in seq if nxt is None or x[0] < nxt or x[1] == "dispatched"]
-        timelines[unit] = out
-    types = {u: max(c, key=lambda k: (c[k], k)) for u, c in unit_type.items()}
-    return types, timelines
-
-
+    return sffd.timelines(SF_WEEK, sffd.SECONDS)
 @pytest.fixture(scope="module")
 def replayed(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
     if not SF_WEEK.exists():
@@ -107,7 +61,7 @@ def test_every_minute_and_unit_type_and_every_response_segment_match_the_csv(rep
     # windows are sealed per partition by its own newest event time: compare up to the slowest partition's
     newest: dict[int, float] = {}
     for t, _, unit, _ in events:
-        p = partition_for(home_station(unit, types[unit]).encode(), s.topic_partitions)
+        p = partition_for(sffd.home_station(unit, types[unit]).encode(), s.topic_partitions)
         newest[p] = max(t, newest.get(p, t))
     until = min(newest.values()) - s.allowed_lateness_seconds
     until -= until % 60
@@ -131,16 +85,7 @@ def test_every_minute_and_unit_type_and_every_response_segment_match_the_csv(rep
     diff = {k: (got.get(k), v) for k, v in want.items() if got.get(k, (0, 0)) != v}
     assert not diff, f"{len(diff)} minute x type differ, e.g. {sorted(diff.items())[:5]}"
     # 2. turnout (dispatched -> en route) and travel (en route -> on scene) of every response
-    want_turnout, want_travel = {}, {}
-    for unit, tl in timelines.items():
-        by_call: dict[str, dict[str, float]] = defaultdict(dict)
-        for t, st, call in tl:
-            by_call[call].setdefault(st, t)
-        for call, st in by_call.items():
-            if "dispatched" in st and "en_route" in st:
-                want_turnout[(call, unit)] = st["en_route"] - st["dispatched"]
-            if "en_route" in st and "on_scene" in st:
-                want_travel[(call, unit)] = st["on_scene"] - st["en_route"]
+    want_turnout, want_travel = sffd.response_segments(timelines)
     rows = ch.execute("SELECT intervention_id, vehicle_id, turnout_s, travel_s FROM engagements FINAL")
     got_turnout = {(c, v): t for c, v, t, _ in rows if t >= 0}
     got_travel = {(c, v): t for c, v, _, t in rows if t >= 0}
