@@ -1,6 +1,6 @@
 """A station-level export — one row per call, a date column and time-of-day columns crossing midnight and both
 clock changes, no appliance id, type or location, Latin-1 with semicolons — imported with a mapping file alone
-(deploy/cad-mappings/station-level.example.toml) and replayed through the broker, a worker and ClickHouse; every
+(deploy/cad-mappings/station-level.example.toml) and replayed (the batch path) into ClickHouse; every
 call's response times compared with a computation made here from the CSV (plain Python, not the importer)."""
 
 from __future__ import annotations
