@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run stack test bench fuzz lint unit integration schemas dashboards secrets clean
+.PHONY: help install run stack test bench fuzz lint unit integration schemas dashboards secrets audit clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,12 @@ dashboards: $(STAMP) ## regenerate the dashboards' JSON from the code (grafana/ 
 
 secrets: $(STAMP) ## random passwords for the compose stack in deploy/.env (kept if it exists)
 	$(VENV)/bin/vigie secrets
+
+AUDIT_VENV := .vigie/audit-venv
+audit: $(STAMP) ## pip-audit of every installed package (exact versions), in a venv of its own; needs PyPI's or OSV's vulnerability data
+	@[ -x $(AUDIT_VENV)/bin/pip-audit ] || { python3 -m venv $(AUDIT_VENV) && $(AUDIT_VENV)/bin/pip install -q 'pip-audit==2.10.1'; }
+	$(VENV)/bin/pip freeze --exclude-editable > .vigie/audit-requirements.txt
+	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r .vigie/audit-requirements.txt
 
 clean: ## remove local run data (.vigie/)
 	rm -rf .vigie

@@ -77,8 +77,15 @@ class Settings(BaseSettings):
     # --- ClickHouse --------------------------------------------------------------------------
     clickhouse_host: str = "127.0.0.1"
     clickhouse_port: int = 9000
+    # The pipeline's user (worker, batch path, replays, forecasts): it writes rows, never changes a table. On a
+    # ClickHouse with SQL users `vigie db migrate` creates it (INSERT and SELECT, DDL refused) when it is not the
+    # migrator; the local stack defines it in its users.xml.
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
+    # Who runs `vigie db migrate`, `vigie db purge` and creates replay databases: DDL, mutations, the other users.
+    # Empty: the pipeline's user (one account that can do everything, as before).
+    clickhouse_migrator_user: str = ""
+    clickhouse_migrator_password: SecretStr = SecretStr("")
     clickhouse_database: str = "vigie"
     clickhouse_secure: bool = False
     clickhouse_ca_certs: str = ""
@@ -168,6 +175,13 @@ class Settings(BaseSettings):
     def _known_zone(cls, v: str) -> str:
         ZoneInfo(v)  # an unknown zone fails here, naming itself
         return v
+
+    def as_migrator(self) -> Settings:
+        """These settings with the migrator's ClickHouse account as the one to connect with."""
+        if not self.clickhouse_migrator_user:
+            return self
+        return self.model_copy(update={"clickhouse_user": self.clickhouse_migrator_user,
+                                       "clickhouse_password": self.clickhouse_migrator_password})
 
     def topic(self, logical: str) -> str:
         """The deployment's name of a logical topic."""

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from core.settings import LOCAL_STACK_ENV, PROJECT_ROOT, Settings
 
 CLICKHOUSE_TEMPLATES = PROJECT_ROOT / "deploy" / "clickhouse"
@@ -25,7 +27,8 @@ CLICKHOUSE_TEMPLATES = PROJECT_ROOT / "deploy" / "clickhouse"
 LOCAL_BROKER: dict[str, object] = {"kafka_session_timeout_s": 3.0, "kafka_rebalance_timeout_s": 3.0,
                                    "kafka_heartbeat_interval_s": 1.0, "kafka_producer_max_batch_bytes": 1,
                                    "kafka_fetch_max_wait_ms": 50}
-_LOCAL_ENV_FIELDS = ("kafka_bootstrap", "clickhouse_host", "clickhouse_port", "clickhouse_reader_password",
+_LOCAL_ENV_FIELDS = ("kafka_bootstrap", "clickhouse_host", "clickhouse_port", "clickhouse_user", "clickhouse_password",
+                     "clickhouse_migrator_user", "clickhouse_migrator_password", "clickhouse_reader_password",
                      *LOCAL_BROKER)
 
 
@@ -33,12 +36,20 @@ def on_local_broker(settings: Settings) -> Settings:
     return settings.model_copy(update=LOCAL_BROKER)
 
 
+def on_local_clickhouse(settings: Settings, clickhouse: ManagedProcess) -> Settings:
+    """The local server's accounts: the pipeline writes as ``LOCAL_WRITER``, migrations run as ``default``."""
+    return settings.model_copy(update={
+        "clickhouse_user": LOCAL_WRITER, "clickhouse_password": SecretStr(clickhouse.writer_password),
+        "clickhouse_migrator_user": "default", "clickhouse_migrator_password": SecretStr(""),
+        "clickhouse_reader_password": SecretStr(clickhouse.reader_password)})
+
+
 def write_local_env(settings: Settings, path: Path = LOCAL_STACK_ENV) -> None:
     """The running local stack's address and broker values, for commands run from another terminal."""
     env = settings.to_env()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
-    path.chmod(0o600)  # it holds the local reader's password (random at each start)
+    path.chmod(0o600)  # it holds the local writer's and reader's passwords (random at each start)
     path.write_text("".join(f"VIGIE_{name.upper()}={env[f'VIGIE_{name.upper()}']}\n" for name in _LOCAL_ENV_FIELDS))
 
 
@@ -71,6 +82,7 @@ class ManagedProcess:
     proc: subprocess.Popen[bytes]
     log_path: Path
     reader_password: str = ""  # ClickHouse's: the dashboards' user
+    writer_password: str = ""  # ClickHouse's: the pipeline's user
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:
@@ -124,11 +136,17 @@ def clickhouse_binary() -> str:
     return path
 
 
+#: the local server's users (deploy/clickhouse/users.xml.tmpl): ``default`` (no password, 127.0.0.1 only) migrates
+LOCAL_WRITER = "vigie_writer"
+
+
 def start_clickhouse(tcp_port: int, http_port: int, data_dir: Path, reader_user: str = "vigie_reader",
-                     reader_password: str = "") -> ManagedProcess:
-    """ClickHouse 18.16 as a process, with the pipeline's user and the dashboards' read-only user (its password:
-    ``reader_password``, else a new random one; the returned process's ``reader_password`` either way)."""
+                     reader_password: str = "", writer_password: str = "") -> ManagedProcess:
+    """ClickHouse 18.16 as a process, with the migrator (``default``), the pipeline's writer (``LOCAL_WRITER``:
+    DDL refused) and the dashboards' read-only user; the writer's and the reader's passwords are the ones given,
+    else new random ones (the returned process's ``writer_password`` / ``reader_password`` either way)."""
     reader_password = reader_password or secrets.token_urlsafe(18)
+    writer_password = writer_password or secrets.token_urlsafe(18)
     if port_in_use(tcp_port):
         raise RuntimeError(f"port {tcp_port} is taken: is ClickHouse already running? "
                            "(set VIGIE_LOCAL_CLICKHOUSE_TCP_PORT)")
@@ -136,7 +154,9 @@ def start_clickhouse(tcp_port: int, http_port: int, data_dir: Path, reader_user:
     (data_dir / "log").mkdir(parents=True, exist_ok=True)
     values = {"{data_dir}": str(data_dir), "{tcp_port}": str(tcp_port), "{http_port}": str(http_port),
               "{users_file}": str(data_dir / "users.xml"), "{reader_user}": reader_user,
-              "{reader_password_sha256}": hashlib.sha256(reader_password.encode()).hexdigest()}
+              "{reader_password_sha256}": hashlib.sha256(reader_password.encode()).hexdigest(),
+              "{writer_user}": LOCAL_WRITER,
+              "{writer_password_sha256}": hashlib.sha256(writer_password.encode()).hexdigest()}
     for name in ("config.xml", "users.xml"):
         text = (CLICKHOUSE_TEMPLATES / f"{name}.tmpl").read_text()
         for k, v in values.items():
@@ -151,4 +171,4 @@ def start_clickhouse(tcp_port: int, http_port: int, data_dir: Path, reader_user:
     except TimeoutError:
         proc.kill()
         raise RuntimeError(f"ClickHouse did not start; see {data_dir / 'log'}") from None
-    return ManagedProcess("clickhouse", proc, log_path, reader_password)
+    return ManagedProcess("clickhouse", proc, log_path, reader_password, writer_password)

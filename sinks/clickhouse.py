@@ -61,7 +61,7 @@ def plugin_migrations(settings: Settings) -> list[tuple[str, Path]]:
 
 
 def run_migrations(settings: Settings) -> list[str]:
-    client = make_client(settings)
+    client = make_client(settings.as_migrator())
     try:
         return [f"{m.version:04d}_{m.name}"
                 for m in migrate(client.execute, settings.clickhouse_database, plugin_migrations(settings))]

@@ -50,10 +50,31 @@ def bootstrap_statements(database: str) -> list[str]:
     ]
 
 
+def up_to_date(execute: Callable[..., list[tuple]], database: str,  # type: ignore[type-arg]
+               plugins: Iterable[tuple[str, Path]] = ()) -> bool:
+    """Whether every migration is applied, found with reads only: an account that may not change tables (the
+    pipeline's writer) can run `vigie history` or a replay on a database the migrator has prepared."""
+    tables = {row[0] for row in execute(f"SELECT name FROM system.tables WHERE database = '{database}'")}
+    if not {"schema_migrations", "processor_migrations"} <= tables:
+        return False
+    done = {row[0] for row in execute(f"SELECT version FROM {database}.schema_migrations")}
+    if any(m.version not in done for m in load_migrations(database)):
+        return False
+    for processor, directory in plugins:
+        done = {row[0] for row in execute(f"SELECT version FROM {database}.processor_migrations "
+                                          f"WHERE processor = '{processor}'")}
+        if any(m.version not in done for m in load_migrations(database, directory)):
+            return False
+    return True
+
+
 def migrate(execute: Callable[..., list[tuple]], database: str,  # type: ignore[type-arg]
             plugins: Iterable[tuple[str, Path]] = ()) -> list[Migration]:
     """Apply the migrations not applied yet (Vigie's, then each plugin's: (processor name, its folder));
-    returns those applied now. Safe to run again."""
+    returns those applied now. Safe to run again; no statement that changes anything when nothing is left."""
+    plugins = list(plugins)
+    if up_to_date(execute, database, plugins):
+        return []
     for stmt in bootstrap_statements(database):
         execute(stmt)
     done = {row[0] for row in execute(f"SELECT version FROM {database}.schema_migrations")}

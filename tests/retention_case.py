@@ -68,6 +68,11 @@ def run_case(execute: Callable[[str], Any], db: str) -> None:
         if all(n == 0 for _, n in purge(execute, db, 30, 60, dry_run=True, now=NOW)):
             break
         time.sleep(0.2)
+    check_retained(execute, db)
+
+
+def check_retained(execute: Callable[[str], Any], db: str) -> None:
+    """Exactly the old personal rows gone, the old payloads and positions blank, the rest as it was."""
     assert table(execute, db, "crew_status_events", "person_id, payload", "event_id") == [
         ("c-new", "P-new", '{"person": "P-new"}')]
     assert table(execute, db, "staff_state", "status", "person_id") == [("P-new", "available")]

@@ -19,16 +19,21 @@ def _cmd_worker(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(s: Settings, a: argparse.Namespace) -> int:
-    from sinks.access import ensure_reader
+    from sinks.access import ensure_reader, ensure_writer
     from sinks.clickhouse import make_client, run_migrations
+    from sinks.retention import ensure_ttls
     from streams import registry
 
     applied = run_migrations(s)
     print(f"database {s.clickhouse_database}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
-    client = make_client(s)
+    migrator = s.as_migrator()
+    client = make_client(migrator)
     try:
+        print(ensure_writer(client.execute, s.clickhouse_database, s.clickhouse_user,
+                            s.clickhouse_password.get_secret_value(), migrator.clickhouse_user))
         print(ensure_reader(client.execute, s.clickhouse_database, s.clickhouse_reader_user,
                             s.clickhouse_reader_password.get_secret_value(), registry.readable_tables(s)))
+        print(ensure_ttls(client.execute, s.clickhouse_database, s.retention_personal_days, s.retention_payload_days))
     finally:
         client.disconnect()
     return 0
@@ -41,7 +46,7 @@ def _cmd_purge(s: Settings, a: argparse.Namespace) -> int:
     if not (s.retention_personal_days or s.retention_payload_days):
         print("nothing to purge: VIGIE_RETENTION_PERSONAL_DAYS and VIGIE_RETENTION_PAYLOAD_DAYS are 0 (keep for ever)")
         return 0
-    client = make_client(s, s.clickhouse_database)
+    client = make_client(s.as_migrator(), s.clickhouse_database)  # mutations: the migrator's right, not the writer's
     try:
         done = purge(client.execute, s.clickhouse_database, s.retention_personal_days, s.retention_payload_days,
                      dry_run=a.dry_run)
@@ -275,7 +280,8 @@ def _cmd_replay_signal(s: Settings, a: argparse.Namespace) -> int:
 
 
 #: the secrets the compose stack refuses to start without (deploy/.env.example)
-STACK_SECRETS = ("VIGIE_CLICKHOUSE_PASSWORD", "VIGIE_CLICKHOUSE_READER_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+STACK_SECRETS = ("VIGIE_CLICKHOUSE_MIGRATOR_PASSWORD", "VIGIE_CLICKHOUSE_PASSWORD", "VIGIE_CLICKHOUSE_READER_PASSWORD",
+                 "GRAFANA_ADMIN_PASSWORD")
 
 
 def _cmd_secrets(s: Settings, a: argparse.Namespace) -> int:

@@ -19,10 +19,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from core.settings import LOCAL_STACK_ENV, Settings
-from devtools.stack import ManagedProcess, on_local_broker, start_broker, start_clickhouse, write_local_env
+from devtools.stack import (
+    ManagedProcess,
+    on_local_broker,
+    on_local_clickhouse,
+    start_broker,
+    start_clickhouse,
+    write_local_env,
+)
 
 
 def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: bool = True) -> int:
@@ -63,11 +68,13 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
                                       run_dir / "clickhouse", settings.clickhouse_reader_user,
                                       settings.clickhouse_reader_password.get_secret_value())
         started.append(clickhouse)
-        # `vigie sql` from another terminal reads as the dashboards' user
-        local = local.model_copy(update={"clickhouse_reader_password": SecretStr(clickhouse.reader_password)})
+        # the pipeline writes as the local writer, migrations as the migrator; `vigie sql` reads as the reader
+        local = on_local_clickhouse(local, clickhouse)
+        env = {**os.environ, **local.to_env()}
         from sinks.clickhouse import make_client
 
-        client = make_client(local)  # the workers' state went with the broker: rows of the last run would mix in
+        # the workers' state went with the broker: rows of the last run would mix in
+        client = make_client(local.as_migrator())
         client.execute(f"DROP DATABASE IF EXISTS {local.clickhouse_database}")
         client.disconnect()
         for cmd in (["db", "migrate"], ["topics"]):

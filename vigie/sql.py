@@ -1,6 +1,6 @@
 """``vigie sql``: queries against a run's database from the terminal (no ``clickhouse-client`` needed), read-only
 by default: as the dashboards' user when its password is known (the local stack's is), else as the configured user
-with ClickHouse's ``readonly=1``."""
+with ClickHouse's ``readonly=1``; ``--write`` as the migrator."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ def connect(settings: Settings, database: str, write: bool) -> tuple[Client, dic
         as_reader = settings.model_copy(update={"clickhouse_user": settings.clickhouse_reader_user,
                                                 "clickhouse_password": settings.clickhouse_reader_password})
         return make_client(as_reader, database), {}, f"{settings.clickhouse_reader_user} (read-only user)"
-    who = settings.clickhouse_user + ("" if write else ", readonly=1")
-    return make_client(settings, database), ({} if write else {"readonly": 1}), who
+    if write:  # any change, DDL included: the migrator's account (the pipeline's own cannot alter a table)
+        migrator = settings.as_migrator()
+        return make_client(migrator, database), {}, migrator.clickhouse_user
+    return make_client(settings, database), {"readonly": 1}, settings.clickhouse_user + ", readonly=1"
 
 
 def render(columns: list[tuple[str, str]], rows: list[tuple[Any, ...]]) -> str:

@@ -18,7 +18,14 @@ import pytest
 from clickhouse_driver import Client
 
 from core.settings import PROJECT_ROOT, Settings
-from devtools.stack import LOCAL_BROKER, ManagedProcess, free_port, start_broker, start_clickhouse
+from devtools.stack import (
+    LOCAL_BROKER,
+    ManagedProcess,
+    free_port,
+    on_local_clickhouse,
+    start_broker,
+    start_clickhouse,
+)
 from sinks.clickhouse import run_migrations
 from streams.topics import ensure_topics
 
@@ -35,7 +42,8 @@ class Stack:
 
     def restart_clickhouse_later(self) -> None:
         self.clickhouse = start_clickhouse(self.ch_tcp, self.ch_http, self.tmp / "clickhouse",
-                                           reader_password=self.clickhouse.reader_password)
+                                           reader_password=self.clickhouse.reader_password,
+                                           writer_password=self.clickhouse.writer_password)
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +105,7 @@ def new_settings(stack: Stack) -> Settings:
         worker_stall_timeout_s=20.0,
         metrics_port=free_port(),
     )
+    s = on_local_clickhouse(s, stack.clickhouse)  # workers write as the local writer: DDL would be refused
     run_migrations(s)
     ensure_topics(s)
     return s

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from sinks.access import ensure_reader, reader_statements
+from sinks.access import ensure_reader, ensure_writer, identified_by, reader_statements, writer_statements
 
 TABLES = ["station_windows", "vehicle_state"]
 
@@ -23,6 +23,53 @@ def test_reader_statements_parse_on_current_clickhouse() -> None:
     for bad in (("bad name; DROP", []), ("r", ["t; DROP TABLE x"])):
         with pytest.raises(ValueError):
             reader_statements("vigie", bad[0], "x", bad[1])
+
+
+def test_writer_statements_parse_on_current_clickhouse_and_refuse_ddl() -> None:
+    s = chdb_session.Session()
+    try:
+        for salted in (False, True):
+            statements = writer_statements("vigie", "vigie_writer", "s3cret'pw", salted=salted)
+            for stmt in statements:
+                assert "s3cret" not in stmt
+                s.query(f"EXPLAIN AST {stmt}")
+    finally:
+        s.close()
+    assert "allow_ddl = 0 READONLY" in statements[0]  # a constraint: the writer cannot set it back
+    assert statements[-1] == "GRANT SELECT, INSERT ON vigie.* TO vigie_writer"
+    with pytest.raises(ValueError):
+        writer_statements("vigie", "w; DROP", "x")
+
+
+def test_salted_hashes_are_sha256_of_password_and_salt_and_differ_each_time() -> None:
+    import re
+
+    first, second = identified_by("pw", salted=True), identified_by("pw", salted=True)
+    assert first != second  # the same password gives another hash with another salt
+    for text in (first, second):
+        digest, salt = re.fullmatch(r"IDENTIFIED WITH sha256_hash BY '([0-9a-f]{64})' SALT '([0-9a-f]{32})'",
+                                    text).groups()  # type: ignore[union-attr]
+        assert digest == hashlib.sha256(("pw" + salt).encode()).hexdigest()
+    assert identified_by("pw", salted=False) == f"IDENTIFIED WITH sha256_hash BY '{hashlib.sha256(b'pw').hexdigest()}'"
+
+
+def test_ensure_writer_by_server_version_and_account() -> None:
+    sent: list[str] = []
+
+    def server(version: str):  # type: ignore[no-untyped-def]
+        def execute(sql: str):  # type: ignore[no-untyped-def]
+            sent.append(sql)
+            return [(version,)] if sql == "SELECT version()" else []
+        return execute
+
+    assert "as the migrator" in ensure_writer(server("24.8.1.1"), "vigie", "vigie", "pw", "vigie")
+    assert "users.xml" in ensure_writer(server("18.16.1"), "vigie", "vigie_writer", "pw", "default")
+    assert "skipped" in ensure_writer(server("24.8.1.1"), "vigie", "vigie_writer", "", "default")
+    assert [s for s in sent if s != "SELECT version()"] == []
+    assert "DDL refused" in ensure_writer(server("22.5.1.1"), "vigie", "vigie_writer", "pw", "default")
+    assert " SALT " not in sent[-3]  # 22.5: no salts yet
+    assert "DDL refused" in ensure_writer(server("24.8.1.1"), "vigie", "vigie_writer", "pw", "default")
+    assert " SALT " in sent[-3] and sent[-1] == "GRANT SELECT, INSERT ON vigie.* TO vigie_writer"
 
 
 def test_ensure_reader_by_server_version() -> None:

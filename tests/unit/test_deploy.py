@@ -194,3 +194,25 @@ def test_vigie_secrets_writes_every_secret_once_readable_by_its_owner_only(tmp_p
     assert main(["secrets", "--out", str(out)]) == 1 and dict(  # kept: the stack was set up with them
         line.split("=", 1) for line in out.read_text().splitlines() if not line.startswith("#")) == values
     assert main(["secrets", "--out", str(out), "--force"]) == 0 and out.read_text().count("=") == len(values)
+
+
+def test_only_the_migrations_and_the_purge_hold_the_migrators_account() -> None:
+    """The pipeline writes as an account that cannot change a table; the one that can (DDL, mutations, creating
+    the other users) is given to the migrate step and the purge only."""
+    services = COMPOSE["services"]
+    holders = {name for name, svc in services.items()
+               if "VIGIE_CLICKHOUSE_MIGRATOR_PASSWORD" in (svc.get("environment") or {})}
+    assert holders == {"migrate"}
+    assert services["clickhouse"]["environment"]["CLICKHOUSE_USER"] == (
+        services["migrate"]["environment"]["VIGIE_CLICKHOUSE_MIGRATOR_USER"])
+    assert COMPOSE["x-vigie-env"]["VIGIE_CLICKHOUSE_USER"] != services["clickhouse"]["environment"]["CLICKHOUSE_USER"]
+    holders = set()
+    for doc in _k8s_docs(DEPLOY / "k8s" / "base"):
+        pod = doc.get("spec", {})
+        if doc["kind"] == "CronJob":
+            pod = pod["jobTemplate"]["spec"]
+        spec = pod.get("template", {}).get("spec", {})
+        for c in spec.get("initContainers", []) + spec.get("containers", []):
+            if {"secretRef": {"name": "vigie-migrator"}} in c.get("envFrom", []):
+                holders.add(" ".join(c["args"]))
+    assert holders == {"db migrate", "db purge"}

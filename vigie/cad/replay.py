@@ -28,9 +28,10 @@ from typing import IO
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from core.settings import Settings, run_settings
-from sinks.access import SQL_USERS_SINCE, server_version
+from sinks.access import SQL_USERS_SINCE, reader_grants, server_version, writer_grants
 from sinks.clickhouse import make_client, run_migrations
 from sinks.history import RecordsSource, records_from_clickhouse, run_history
+from streams import registry
 from streams.batch import PartitionOf
 from streams.processor import Record
 from streams.registry import logical_topics
@@ -114,15 +115,21 @@ def record_quality(settings: Settings, run_id: str, report_file: Path) -> int:
     return len(rows)
 
 
-def grant_reader(settings: Settings) -> None:
-    """Let the dashboards' read-only user read the run's database (on servers with SQL users)."""
-    client = make_client(settings)
+def grant_run(settings: Settings) -> None:
+    """Let the pipeline's writer write the run's database, and the dashboards' reader read what they may of it (on
+    servers with SQL users; the migrator grants)."""
+    client = make_client(settings.as_migrator())
     try:
-        if server_version(client.execute) >= SQL_USERS_SINCE:
-            users = client.execute("SELECT name FROM system.users WHERE name = %(u)s",
-                                   {"u": settings.clickhouse_reader_user})
-            if users:
-                client.execute(f"GRANT SELECT ON {settings.clickhouse_database}.* TO {settings.clickhouse_reader_user}")
+        if server_version(client.execute) < SQL_USERS_SINCE:
+            return
+        users = {u for (u,) in client.execute("SELECT name FROM system.users")}
+        db = settings.clickhouse_database
+        if settings.clickhouse_user in users and settings.clickhouse_user != settings.as_migrator().clickhouse_user:
+            for stmt in writer_grants(db, settings.clickhouse_user):
+                client.execute(stmt)
+        if settings.clickhouse_reader_user in users:
+            for stmt in reader_grants(db, settings.clickhouse_reader_user, registry.readable_tables(settings)):
+                client.execute(stmt)
     finally:
         client.disconnect()
 
@@ -170,7 +177,7 @@ class Replay:
 
     def prepare(self, topics: bool = True) -> None:
         run_migrations(self.settings)
-        grant_reader(self.settings)
+        grant_run(self.settings)
         if topics:  # the batch path (--speed 0) needs no broker
             ensure_topics(self.settings)
 
