@@ -93,19 +93,27 @@ def server_version(execute: Callable[..., Any]) -> tuple[int, int]:
     return major, minor
 
 
+def _ensure(execute: Callable[..., Any], role: str, user: str, password: str, password_setting: str,
+            statements: Callable[[bool], list[str]]) -> str | None:
+    """Run ``statements(salted)`` on a server with SQL users when the password is known; else say why not."""
+    version = server_version(execute)
+    if version < SQL_USERS_SINCE:
+        return (f"{role}: ClickHouse {version[0]}.{version[1]} has no SQL users; {user!r} must be defined in its "
+                "users.xml (the local stack does)")
+    if not password:
+        return f"{role}: skipped (set {password_setting} to create {user!r})"
+    for stmt in statements(version >= SALTED_HASH_SINCE):
+        execute(stmt)
+    return None
+
+
 def ensure_reader(execute: Callable[..., Any], database: str, user: str, password: str, tables: Iterable[str]
                   ) -> str:
     """Create or update the read-only user; returns what was done, for the operator."""
-    version = server_version(execute)
-    if version < SQL_USERS_SINCE:
-        return (f"read-only user: ClickHouse {version[0]}.{version[1]} has no SQL users; {user!r} must be "
-                "defined in its users.xml (the local stack does)")
-    if not password:
-        return f"read-only user: skipped (set VIGIE_CLICKHOUSE_READER_PASSWORD to create {user!r})"
     tables = list(tables)
-    for stmt in reader_statements(database, user, password, tables, salted=version >= SALTED_HASH_SINCE):
-        execute(stmt)
-    return f"read-only user {user!r}: SELECT on {len(tables)} tables of {database}, limits and quota"
+    return _ensure(execute, "read-only user", user, password, "VIGIE_CLICKHOUSE_READER_PASSWORD",
+                   lambda salted: reader_statements(database, user, password, tables, salted)) or (
+        f"read-only user {user!r}: SELECT on {len(tables)} tables of {database}, limits and quota")
 
 
 def ensure_writer(execute: Callable[..., Any], database: str, user: str, password: str, migrator: str) -> str:
@@ -113,12 +121,6 @@ def ensure_writer(execute: Callable[..., Any], database: str, user: str, passwor
     if user == migrator:
         return (f"writer: the pipeline connects as the migrator {user!r} (set VIGIE_CLICKHOUSE_MIGRATOR_USER to "
                 "keep DDL away from the worker)")
-    version = server_version(execute)
-    if version < SQL_USERS_SINCE:
-        return (f"writer: ClickHouse {version[0]}.{version[1]} has no SQL users; {user!r} must be defined in its "
-                "users.xml with allow_ddl = 0 (the local stack does)")
-    if not password:
-        return f"writer: skipped (set VIGIE_CLICKHOUSE_PASSWORD to create {user!r})"
-    for stmt in writer_statements(database, user, password, salted=version >= SALTED_HASH_SINCE):
-        execute(stmt)
-    return f"writer {user!r}: SELECT and INSERT on {database}, DDL refused"
+    return _ensure(execute, "writer", user, password, "VIGIE_CLICKHOUSE_PASSWORD",
+                   lambda salted: writer_statements(database, user, password, salted)) or (
+        f"writer {user!r}: SELECT and INSERT on {database}, DDL refused (allow_ddl = 0)")

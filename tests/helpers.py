@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from schemas.events import CrewStatusEvent, InterventionEvent, VehicleStatusEvent
 from schemas.reference import FleetVehicle, Reference, Station
@@ -47,3 +49,11 @@ def cev(person: str, status: str, t: float, quals: tuple[str, ...] = ("team_memb
         "event_time": datetime.fromtimestamp(t, UTC), "person_id": person, "station_id": station,
         "status": status, "qualifications": list(quals), "vehicle_id": vehicle, "intervention_id": intervention,
     }, strict=False)
+
+
+def recording_server(version: str, sent: list[str]) -> Callable[[str], Any]:
+    """An ``execute`` of a ClickHouse of ``version``: it answers ``SELECT version()`` and records every statement."""
+    def execute(sql: str) -> Any:
+        sent.append(sql)
+        return [(version,)] if sql == "SELECT version()" else []
+    return execute

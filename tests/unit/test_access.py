@@ -5,6 +5,7 @@ import hashlib
 import pytest
 
 from sinks.access import ensure_reader, ensure_writer, identified_by, reader_statements, writer_statements
+from tests.helpers import recording_server
 
 TABLES = ["station_windows", "vehicle_state"]
 
@@ -57,10 +58,7 @@ def test_ensure_writer_by_server_version_and_account() -> None:
     sent: list[str] = []
 
     def server(version: str):  # type: ignore[no-untyped-def]
-        def execute(sql: str):  # type: ignore[no-untyped-def]
-            sent.append(sql)
-            return [(version,)] if sql == "SELECT version()" else []
-        return execute
+        return recording_server(version, sent)
 
     assert "as the migrator" in ensure_writer(server("24.8.1.1"), "vigie", "vigie", "pw", "vigie")
     assert "users.xml" in ensure_writer(server("18.16.1"), "vigie", "vigie_writer", "pw", "default")
@@ -76,10 +74,7 @@ def test_ensure_reader_by_server_version() -> None:
     sent: list[str] = []
 
     def server(version: str):  # type: ignore[no-untyped-def]
-        def execute(sql: str):  # type: ignore[no-untyped-def]
-            sent.append(sql)
-            return [(version,)] if sql == "SELECT version()" else []
-        return execute
+        return recording_server(version, sent)
 
     assert "skipped" in ensure_reader(server("24.8.1.1"), "vigie", "vigie_reader", "", TABLES)
     assert "users.xml" in ensure_reader(server("18.16.1"), "vigie", "vigie_reader", "pw", TABLES)

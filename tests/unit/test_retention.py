@@ -9,6 +9,7 @@ import pytest
 
 from sinks.migrate import bootstrap_statements, load_migrations
 from sinks.retention import purges, ttl_statements
+from tests.helpers import recording_server
 from tests.retention_case import check_retained, run_case, seed
 
 chdb_session = pytest.importorskip("chdb.session")
@@ -69,10 +70,7 @@ def test_migrate_sets_ttls_only_where_the_server_has_them() -> None:
     sent: list[str] = []
 
     def server(version: str):  # type: ignore[no-untyped-def]
-        def execute(sql: str):  # type: ignore[no-untyped-def]
-            sent.append(sql)
-            return [(version,)] if sql == "SELECT version()" else []
-        return execute
+        return recording_server(version, sent)
 
     assert "kept for ever" in ensure_ttls(server("24.8.1"), "vigie", 0, 0)
     assert "vigie db purge" in ensure_ttls(server("18.16.1"), "vigie", 30, 60)
