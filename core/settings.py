@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # A station-topic partition read to its end still holds the windows' watermark this long (wall clock):
     # records produced together on the other topic may still be on their way (see StationEngine.watermark).
     input_idle_s: float = Field(default=2.0, ge=0)
+    # ... but never more than this far (event time) behind the partition's newest event: while one topic races
+    # ahead of the other (a worker catching up a backlog reads them unevenly), the windows would stay open and the
+    # station's state grow with everything read meanwhile (measured: a worker catching up 42 days of crews crashed
+    # on a 1 MB changelog record). Older records of the topic behind then follow the late rule (counted).
+    hold_max_s: float = Field(default=21600.0, gt=0)
 
     # Topics are named by their processors (logical names such as ``vehicle-status``); a deployment may rename
     # any (``VIGIE_TOPIC_NAMES='{"vehicle-status": "cad.vehicles"}'``), and every name gets ``topic_suffix``

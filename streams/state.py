@@ -164,6 +164,9 @@ class PersonState:
     vehicle_id: str = ""
     intervention_id: str = ""
     timeline: list[tuple[Any, ...]] = field(default_factory=lambda: [(NO_TIME, "", None, 0, "", "", *_NO_PERSON_STATE)])
+    # when this person's latest change enters the windows: its event time, or later when it came late and was
+    # clamped to the open window; the person may leave the state only once the windows are sealed past it
+    counted_at: float = NO_TIME
 
     def row(self, station_id: str, area: str, version: int) -> StaffStateRow:
         return StaffStateRow(
@@ -185,13 +188,14 @@ class PersonState:
         self.vehicle_id, self.intervention_id = str(vehicle_id), str(iid)
 
     def to_list(self, horizon: float | None = None) -> list[object]:
-        return [self.event_time, _kept(self.timeline, horizon)]
+        return [self.event_time, _kept(self.timeline, horizon), self.counted_at]
 
     @classmethod
     def from_list(cls, person_id: str, d: list) -> PersonState:  # type: ignore[type-arg]
         if len(d) == 7:  # saved before timelines: its state is the horizon
             d = [d[2], [[float(d[2]), max(d[3] or [""]), d[0], d[1], d[5], d[6], d[0], d[1], d[4], d[5], d[6]]]]
-        p = cls(person_id, event_time=float(d[0]), timeline=[tuple(e) for e in d[1]])
+        counted_at = float(d[2]) if len(d) > 2 else float(d[0])  # saved before counted_at: its event time
+        p = cls(person_id, event_time=float(d[0]), timeline=[tuple(e) for e in d[1]], counted_at=counted_at)
         p.restore(p.timeline[-1])
         return p
 
@@ -388,9 +392,12 @@ class StationState:
             p.status_since = t
         p.status, p.mask = status, new_mask
         p.vehicle_id, p.intervention_id = vehicle_id, iid
-        if (old_mask, old_cat) != (new_mask, new_cat) and self.windows.record_staff(
-                t, old_mask, old_cat, new_mask, new_cat):
-            out.late_changes += 1
+        if (old_mask, old_cat) != (new_mask, new_cat):
+            late = self.windows.record_staff(t, old_mask, old_cat, new_mask, new_cat)
+            if late:
+                out.late_changes += 1
+            counted = self.windows.sealed_time if late and self.windows.sealed_time is not None else t
+            p.counted_at = max(p.counted_at, counted)
 
     def current_capacity(self, crewing: Crewing, out: StationOutput) -> None:
         """The station's current capacity (per type: vehicles, available, staffed) and staff (per
@@ -449,14 +456,16 @@ class StationState:
 
     def evict_off_duty(self, before: float) -> int:
         """Drop the people off duty (or without status) whose last event is older than ``before`` and whose
-        changes are all folded into emitted windows; returns how many. Their off-duty count leaves the
-        windows' staff counters (it is in no row: rows count people on duty)."""
+        changes are all folded into emitted windows (a late one counts from where it was clamped); returns how
+        many. Their off-duty count leaves the windows' staff counters (it is in no row: rows count people on
+        duty)."""
         sealed = self.windows.sealed_time
         if sealed is None:
             return 0
         horizon = min(before, sealed)
         gone = [p for p in self.staff.values()
-                if p.event_time < horizon and (p.status is None or p.status is CrewStatus.OFF_DUTY)]
+                if p.event_time < horizon and p.counted_at < horizon
+                and (p.status is None or p.status is CrewStatus.OFF_DUTY)]
         for p in gone:
             del self.staff[p.person_id]
             if p.status is not None:

@@ -5,6 +5,7 @@ and 1-minute window rows. The pure rules live in ``streams/state.py``, ``streams
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Collection, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -64,9 +65,11 @@ class StationEngine:
     def __init__(self, reference: Reference, window_seconds: int, allowed_lateness: float,
                  max_fill_windows: int | None = None, crew_topic: str = "crew-status",
                  time_bound: TimeBound | None = None,
-                 staff_retention_s: float = 86400.0, eviction_interval_s: float = 60.0) -> None:
+                 staff_retention_s: float = 86400.0, eviction_interval_s: float = 60.0,
+                 hold_max_s: float = 21600.0) -> None:
         """``crew_topic``: the deployment's name of the crew-status topic (records of any other topic are
-        vehicle-status records); ``time_bound``: the latest plausible event time (live: the worker's clock)."""
+        vehicle-status records); ``time_bound``: the latest plausible event time (live: the worker's clock);
+        ``hold_max_s``: how far behind its newest event a topic behind may hold a partition's watermark."""
         self.reference = reference
         self.crewing = Crewing(reference.crew_rules)
         self.window_seconds = window_seconds
@@ -78,6 +81,7 @@ class StationEngine:
         self.time_bound = time_bound or TimeBound()
         self.staff_retention_s = staff_retention_s
         self.eviction_interval_s = eviction_interval_s
+        self.hold_max_s = hold_max_s
         self.last_eviction = time.monotonic()
         self.state_items: dict[str, int] = {}  # what the state holds, counted at each eviction (a metric)
         self.newest: dict[int, float] = {}  # partition -> newest event time seen
@@ -92,19 +96,20 @@ class StationEngine:
         knows from the broker, and waits a little after an input is read to its end: see ``inputs_behind``
         in streams/runtime/hold.py). While any input of the partition is behind, the watermark is the oldest newest time
         among those (a topic behind that has given nothing yet holds it entirely: None); other inputs hold
-        nothing back (a topic with no traffic never stalls the windows). Without
-        ``behind`` (the history path, one time-ordered stream), it is the newest time of the partition."""
+        nothing back (a topic with no traffic never stalls the windows). A hold never goes further back than
+        ``hold_max_s`` before the partition's newest event: state must not grow with a topic racing ahead.
+        Without ``behind`` (the history path, one time-ordered stream), it is the newest time of the partition."""
+        newest = self.newest.get(partition)
         if behind:
-            held = []
+            held: list[float] = []
             for (topic, p) in behind:
                 if p == partition:
-                    t = self.newest_tp.get((topic, p))
-                    if t is None:
-                        return None
-                    held.append(t)
+                    held.append(self.newest_tp.get((topic, p), -math.inf))  # nothing yet: holds all it may
             if held:
-                return min(held)
-        return self.newest.get(partition)
+                floor = newest - self.hold_max_s if newest is not None else -math.inf
+                mark = max(min(held), floor)
+                return None if mark == -math.inf else mark
+        return newest
 
     def _state(self, station_id: str, store: MutableMapping[str, StationState]) -> StationState:
         state = store.get(station_id)
@@ -290,7 +295,7 @@ def _engine(ctx: EngineContext) -> StationEngine:
     return StationEngine(ctx.reference, s.window_seconds, s.allowed_lateness_seconds,
                          crew_topic=ctx.topic("crew-status"), time_bound=ctx.time_bound,
                          staff_retention_s=s.staff_off_duty_retention_hours * 3600,
-                         eviction_interval_s=s.intervention_eviction_interval_s)
+                         eviction_interval_s=s.intervention_eviction_interval_s, hold_max_s=s.hold_max_s)
 
 
 def _reseal_every(settings: Settings) -> float:

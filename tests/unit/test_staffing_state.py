@@ -11,7 +11,7 @@ from streams.crewing import Crewing
 from streams.ordering import Outcome
 from streams.processor import Record, json_state
 from streams.processors.stations import StationEngine
-from streams.state import StationOutput, StationState
+from streams.state import STAFF_INDEX, StationOutput, StationState
 from tests.helpers import T0, cev, small_reference, vev
 
 REF = small_reference()  # S1: V1, V2 (VSAV), F1 (FPT)
@@ -225,3 +225,52 @@ def test_capacity_rows_versions_grow_with_the_input_and_across_a_lost_state() ->
     fresh = StationState.new("S1", REF, 60)  # state lost, same database: later events must still win
     run(fresh, vev("V1", "dispatched", T0 + 60, "I1"))
     assert versions(fresh) > versions(old)
+
+
+def test_a_topic_racing_ahead_holds_the_windows_no_further_than_hold_max() -> None:
+    """The crew topic gives a day of events while the vehicle topic behind gives nothing (a worker catching up
+    reads them unevenly): the windows close up to ``hold_max_s`` before the newest crew event, and people off
+    duty before that leave the state, instead of everything staying open (and growing) until the vehicles come."""
+    engine = StationEngine(REF, 60, 0, hold_max_s=3600.0, staff_retention_s=600.0, eviction_interval_s=0.0)
+    store: dict[str, StationState] = {}
+    behind = {("vehicle-status", 0)}
+    crews = []
+    for h in range(24):  # a new person every hour, on duty for 30 minutes
+        crews += [cev(f"P{h}", "available", T0 + h * 3600, LEADER), cev(f"P{h}", "off_duty", T0 + h * 3600 + 1800,
+                                                                        LEADER)]
+    result = engine.process([_crew_rec(ev, offset=i) for i, ev in enumerate(crews)], {"stations": store}, behind)
+    newest = T0 + 23 * 3600 + 1800
+    assert engine.watermark(0, behind) == newest - 3600.0
+    windows = _windows(result)
+    assert windows and max(w.window_start for w in windows) == pytest.approx(newest - 3600.0 - 60, abs=60)
+    engine.tick({"stations": store}, behind, {0})
+    assert len(store["S1"].staff) <= 3  # only those of the last hour and a half may remain
+    # without the bound the same input holds everything: no window, every person kept
+    held = StationEngine(REF, 60, 0, hold_max_s=1e12, staff_retention_s=600.0, eviction_interval_s=0.0)
+    kept: dict[str, StationState] = {}
+    assert _windows(held.process([_crew_rec(ev, offset=i) for i, ev in enumerate(crews)], {"stations": kept},
+                                 behind)) == []
+    held.tick({"stations": kept}, behind, {0})
+    assert len(kept["S1"].staff) == 24
+
+
+def test_a_person_first_seen_late_leaves_the_state_only_once_the_change_is_in_the_windows() -> None:
+    """A new person's first record arrives after its window closed (late: clamped to the open window). The
+    eviction of people off duty must wait until that change is folded (it crashed the worker with a KeyError on
+    the windows' staff counters: found catching up a 42-day backlog), then it leaves with the counters right."""
+    engine = StationEngine(REF, 60, 0, staff_retention_s=60.0, eviction_interval_s=0.0)
+    store: dict[str, StationState] = {}
+    def radio(i: int, t: float) -> Record:
+        status = "available_at_station" if i % 2 else "available_on_radio"
+        return Record("vehicle-status", 0, i, b"S1", vev("V1", status, t).model_dump_json().encode())
+
+    engine.process([radio(i, T0 + 600 * i) for i in range(13)], {"stations": store})  # sealed up to T0 + 2 h
+    late = engine.process([_crew_rec(cev("P9", "off_duty", T0 + 600, LEADER), offset=0)], {"stations": store})
+    assert late.late == 1
+    engine.tick({"stations": store}, None, {0})  # its change waits in the open window: it stays
+    assert "P9" in store["S1"].staff
+    engine.process([radio(13 + i, T0 + 7800 + 600 * i) for i in range(3)], {"stations": store})  # folded now
+    engine.tick({"stations": store}, None, {0})
+    st = store["S1"]
+    assert "P9" not in st.staff
+    assert all(counts[STAFF_INDEX["off_duty"]] == 0 for counts in st.windows.staff.values())
