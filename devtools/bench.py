@@ -590,7 +590,7 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         extra = [recovery, _freshness(s, ref), _freshness(size_age, ref, case="fresh-sizeage"), _memory(s, work),
                  _state_month(s)]
         if worker_month:
-            print("a live worker over a simulated month (15 minutes or more) ...", flush=True)
+            print("a live worker over a simulated month (about 6 minutes) ...", flush=True)
             extra.append(_worker_month(s))
         if replay_month:
             print("January 2018 of the SF year replayed at x600 through the broker (75 minutes) ...", flush=True)

@@ -436,8 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="simulated days of history for the batch path and the panel timings (0: skip; the event "
                     "file is cached under .vigie/bench/)")
     bn.add_argument("--worker-month", action="store_true",
-                    help="also a live worker over a simulated month with crews: its memory (15 minutes or more here: "
-                    "the local broker's fetches slow down as its partitions grow)")
+                    help="also a live worker over a simulated month with crews: its memory (about 6 minutes here, on "
+                    "32 partitions: the local broker's fetches slow down as its partitions grow)")
     bn.add_argument("--replay-month", action="store_true",
                     help="also January 2018 of the SF year replayed at x600 through the broker and a worker, its lag "
                     "watched (75 minutes)")
