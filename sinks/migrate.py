@@ -50,22 +50,22 @@ def bootstrap_statements(database: str) -> list[str]:
     ]
 
 
-def up_to_date(execute: Callable[..., list[tuple]], database: str,  # type: ignore[type-arg]
-               plugins: Iterable[tuple[str, Path]] = ()) -> bool:
-    """Whether every migration is applied, found with reads only: an account that may not change tables (the
-    pipeline's writer) can run `vigie history` or a replay on a database the migrator has prepared."""
+def pending(execute: Callable[..., list[tuple]], database: str,  # type: ignore[type-arg]
+            plugins: Iterable[tuple[str, Path]] = ()) -> list[tuple[tuple[str, ...], list[Migration]]] | None:
+    """The migrations not applied yet, per scope (``()``: Vigie's; ``(processor,)``: a plugin's, in its folder),
+    found with reads only; None while the bookkeeping tables do not exist. An account that may not change tables
+    (the pipeline's writer) can so run `vigie history` or a replay on a database the migrator has prepared."""
     tables = {row[0] for row in execute(f"SELECT name FROM system.tables WHERE database = '{database}'")}
     if not {"schema_migrations", "processor_migrations"} <= tables:
-        return False
+        return None
     done = {row[0] for row in execute(f"SELECT version FROM {database}.schema_migrations")}
-    if any(m.version not in done for m in load_migrations(database)):
-        return False
+    out: list[tuple[tuple[str, ...], list[Migration]]] = [
+        ((), [m for m in load_migrations(database) if m.version not in done])]
     for processor, directory in plugins:
         done = {row[0] for row in execute(f"SELECT version FROM {database}.processor_migrations "
                                           f"WHERE processor = '{processor}'")}
-        if any(m.version not in done for m in load_migrations(database, directory)):
-            return False
-    return True
+        out.append(((processor,), [m for m in load_migrations(database, directory) if m.version not in done]))
+    return out
 
 
 def migrate(execute: Callable[..., list[tuple]], database: str,  # type: ignore[type-arg]
@@ -73,20 +73,17 @@ def migrate(execute: Callable[..., list[tuple]], database: str,  # type: ignore[
     """Apply the migrations not applied yet (Vigie's, then each plugin's: (processor name, its folder));
     returns those applied now. Safe to run again; no statement that changes anything when nothing is left."""
     plugins = list(plugins)
-    if up_to_date(execute, database, plugins):
-        return []
-    for stmt in bootstrap_statements(database):
-        execute(stmt)
-    done = {row[0] for row in execute(f"SELECT version FROM {database}.schema_migrations")}
-    applied = _apply(execute, database, [m for m in load_migrations(database) if m.version not in done],
-                     f"INSERT INTO {database}.schema_migrations (version, name) VALUES", ())
-    for processor, directory in plugins:
-        done = {row[0] for row in execute(f"SELECT version FROM {database}.processor_migrations "
-                                          f"WHERE processor = '{processor}'")}
-        todo = [m for m in load_migrations(database, directory) if m.version not in done]
-        applied += _apply(execute, database, todo,
-                          f"INSERT INTO {database}.processor_migrations (processor, version, name) VALUES",
-                          (processor,))
+    todo = pending(execute, database, plugins)
+    if todo is None:
+        for stmt in bootstrap_statements(database):
+            execute(stmt)
+        todo = pending(execute, database, plugins)
+        assert todo is not None
+    applied = []
+    for scope, migrations in todo:
+        record = (f"INSERT INTO {database}.processor_migrations (processor, version, name) VALUES" if scope
+                  else f"INSERT INTO {database}.schema_migrations (version, name) VALUES")
+        applied += _apply(execute, database, migrations, record, scope)
     return applied
 
 

@@ -247,6 +247,7 @@ def _cmd_import(s: Settings, a: argparse.Namespace) -> int:
 
 def _cmd_replay_start(s: Settings, a: argparse.Namespace) -> int:
     from vigie.cad.replay import Replay, between, messages_from_clickhouse, messages_from_file
+    from vigie.when import instant
 
     if a.events:
         events = Path(a.events)
@@ -257,16 +258,11 @@ def _cmd_replay_start(s: Settings, a: argparse.Namespace) -> int:
         reference = Path(a.reference) if a.reference else s.reference_dir
         messages, total, report = messages_from_clickhouse(s, a.from_clickhouse), None, None
     if a.since or a.until:
-        messages = between(messages, a.since and _instant(a.since), a.until and _instant(a.until))
+        messages = between(messages, a.since and instant(a.since), a.until and instant(a.until))
     replay = Replay(s, a.run, reference, workers=a.workers, max_lag=a.max_lag)
     replay.run(messages, a.speed, total, report)
     return 0
 
-
-def _instant(text: str) -> float:
-    """An ISO date or date-time; without an offset, UTC."""
-    t = datetime.fromisoformat(text)
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
 
 
 def _cmd_replay_signal(s: Settings, a: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from streams.forecasting.backtest import ALL_SECTORS, Backtest, Series, Trained,
 from streams.forecasting.calendar import HOUR, WEEK_HOURS
 from streams.forecasting.covariates import on_grid, read_spans
 from streams.forecasting.models import MODELS, PUBLISHED
+from vigie.when import instant
 
 #: the history a forecast is fitted on (the model reads 26 weeks; its calibration 4 more)
 TRAINING_WEEKS = 31
@@ -48,9 +49,7 @@ def parse_at(text: str | None) -> int | None:
     """An ISO time (UTC unless it says) -> epoch seconds of its hour."""
     if text is None:
         return None
-    t = datetime.fromisoformat(text)
-    t = t if t.tzinfo else t.replace(tzinfo=UTC)
-    return int(t.timestamp()) // HOUR * HOUR
+    return int(instant(text)) // HOUR * HOUR
 
 
 def backtest(target: Target, weeks: int) -> Backtest:

@@ -56,7 +56,6 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
     local = on_local_broker(settings.model_copy(update={
         "kafka_bootstrap": f"127.0.0.1:{settings.local_kafka_port}", "clickhouse_host": "127.0.0.1",
         "clickhouse_port": settings.local_clickhouse_tcp_port, "clock_origin": origin, "clock_speed": speed}))
-    env = {**os.environ, **local.to_env()}
     python = sys.executable
     for sig in (signal.SIGTERM, signal.SIGHUP):  # stop everything, as on Ctrl-C
         signal.signal(sig, _interrupt)

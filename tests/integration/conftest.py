@@ -144,6 +144,20 @@ def start_prometheus(stack: Stack, metrics_port: int, name: str) -> tuple[Manage
     return ManagedProcess("prometheus", proc, log), port
 
 
+def table_figures(client: Client, s: Settings, database: str, ignore: tuple[str, ...] = ("written_at", "ingested_at")
+                  ) -> dict[str, tuple[int, int]]:
+    """Every registered table of ``database``: its row count and a hash of all its rows (FINAL), ``ignore``'s
+    columns left out (when a row was written, by default): two runs with the same figures hold the same rows."""
+    from streams import registry
+
+    figures = {}
+    for spec in registry.tables(s):
+        columns = ", ".join(c for c in spec.columns if c not in ignore)
+        (figures[spec.name],) = client.execute(
+            f"SELECT count(), sum(cityHash64({columns})) FROM {database}.{spec.name} FINAL")
+    return figures
+
+
 def ch_client(s: Settings) -> Client:
     return Client("127.0.0.1", port=s.clickhouse_port, database=s.clickhouse_database)
 

@@ -22,9 +22,8 @@ import pytest
 
 from core.settings import PROJECT_ROOT, Settings
 from sinks.forecasts import hourly_counts
-from streams import registry
 from tests.integration import sffd
-from tests.integration.conftest import SF_2018, Stack, ch_client, new_settings
+from tests.integration.conftest import SF_2018, Stack, ch_client, new_settings, table_figures
 
 pytestmark = pytest.mark.integration
 LA = ZoneInfo("America/Los_Angeles")
@@ -70,14 +69,9 @@ def test_a_full_speed_replay_of_the_year_gives_the_batch_paths_rows(sf2018) -> N
     assert "396,855 events processed by the batch path" in shown.stderr
     client = ch_client(s)
     replayed = f"{s.clickhouse_database}_replay_sf2018"
-    compared = 0
-    for spec in registry.tables(s):
-        columns = ", ".join(c for c in spec.columns if c not in ("written_at", "ingested_at"))
-        figures = [client.execute(f"SELECT count(), sum(cityHash64({columns})) FROM {db}.{spec.name} FINAL")[0]
-                   for db in (s.clickhouse_database, replayed)]
-        assert figures[0] == figures[1], spec.name
-        compared += figures[0][0] > 0
-    assert compared >= 6
+    history = table_figures(client, s, s.clickhouse_database)
+    assert table_figures(client, s, replayed) == history
+    assert sum(n > 0 for n, _ in history.values()) >= 6
     quality = dict(client.execute(f"SELECT detail, rows FROM {replayed}.data_quality WHERE kind = 'summary'"))
     assert quality["rows read"] == 74_489
 

@@ -118,13 +118,14 @@ def record_quality(settings: Settings, run_id: str, report_file: Path) -> int:
 def grant_run(settings: Settings) -> None:
     """Let the pipeline's writer write the run's database, and the dashboards' reader read what they may of it (on
     servers with SQL users; the migrator grants)."""
-    client = make_client(settings.as_migrator())
+    migrator = settings.as_migrator()
+    client = make_client(migrator)
     try:
         if server_version(client.execute) < SQL_USERS_SINCE:
             return
         users = {u for (u,) in client.execute("SELECT name FROM system.users")}
         db = settings.clickhouse_database
-        if settings.clickhouse_user in users and settings.clickhouse_user != settings.as_migrator().clickhouse_user:
+        if settings.clickhouse_user in users and settings.clickhouse_user != migrator.clickhouse_user:
             for stmt in writer_grants(db, settings.clickhouse_user):
                 client.execute(stmt)
         if settings.clickhouse_reader_user in users:
@@ -213,8 +214,7 @@ class Replay:
         producer = Producer({**self.settings.confluent_config(), "partitioner": "murmur2_random",
                              "linger.ms": 20, "acks": "all", "message.send.max.retries": 1_000_000,
                              "batch.size": self.settings.kafka_producer_max_batch_bytes})
-        group = Consumer({**self.settings.confluent_config(), "group.id": self.settings.app_id,
-                          "enable.auto.commit": False})  # reads the workers' commits; never joins the group
+        group = self._group()
         wall0, sim0, n, last_shown = time.monotonic(), None, 0, 0.0
         held_for = 0.0  # paused, or waiting for the workers: the pacing starts again from there
         failed: list[str] = []
@@ -285,12 +285,19 @@ class Replay:
     def _measure_lag(self, produced: int, producer: Producer, group: Consumer) -> int:
         """Events published (or in flight) that the run's consumer group has not committed yet."""
         producer.poll(0)  # delivery reports: each partition's end offset
-        behind = produced - self.lag.delivered
-        if self.ends:
-            for tp in group.committed([TopicPartition(t, p) for t, p in self.ends], timeout=10):
-                key = (tp.topic, tp.partition)  # no commit yet: everything this replay published there is behind
-                behind += max(0, self.ends[key] - max(tp.offset, self.starts[key]))
+        behind = produced - self.lag.delivered + self._uncommitted(group)
         self.lag.measured(produced, behind)
+        return behind
+
+    def _uncommitted(self, group: Consumer) -> int:
+        """Events the broker acknowledged (delivery reports, not its high watermark) that the run's consumer group
+        has not committed yet."""
+        if not self.ends:
+            return 0
+        behind = 0
+        for tp in group.committed([TopicPartition(t, p) for t, p in self.ends], timeout=10):
+            key = (tp.topic, tp.partition)  # no commit yet: everything this replay published there is behind
+            behind += max(0, self.ends[key] - max(tp.offset, self.starts[key]))
         return behind
 
     def _progress(self, n: int, total: int | None, sim_t: float, wall0: float, state: str = "") -> None:
@@ -304,20 +311,23 @@ class Replay:
 
     def wait_processed(self, timeout: float) -> bool:
         """True once the run's consumer group has committed, on every partition, the offset after the last
-        message published (taken from the delivery reports, not from the broker's high watermark)."""
-        s = self.settings
-        consumer = Consumer({**s.confluent_config(), "group.id": s.app_id, "enable.auto.commit": False})
+        message published."""
+        group = self._group()
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and not self.stopped:
-                committed = consumer.committed([TopicPartition(t, p) for t, p in self.ends], timeout=10)
-                if all(tp.offset >= self.ends[(tp.topic, tp.partition)] for tp in committed):
+                if self._uncommitted(group) == 0:
                     return True
                 self._check_workers()
                 time.sleep(0.5)
             return False
         finally:
-            consumer.close()
+            group.close()
+
+    def _group(self) -> Consumer:
+        """A client reading the run's consumer-group commits; it never joins the group."""
+        s = self.settings
+        return Consumer({**s.confluent_config(), "group.id": s.app_id, "enable.auto.commit": False})
 
     def records(self, messages: Iterator[Message], total: int | None) -> Iterator[Record]:
         """The messages as the batch path's records (partitioned as the producer would), with the progress line,
