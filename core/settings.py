@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     # --- Processing --------------------------------------------------------------------------
     app_id: str = "vigie"
     reference_dir: Path = PROJECT_ROOT / "deploy" / "reference" / "paris-sim"
+    # the alert rules (TOML; README "Alerts"): read at start and again when the file changes
+    alert_rules: Path = PROJECT_ROOT / "deploy" / "alerts" / "rules.toml"
     window_seconds: int = Field(default=60, ge=1)
     # Events up to this much older than the newest event time seen on their partition still
     # land in their own window; older ones are counted late and applied to the open window.

@@ -17,7 +17,7 @@ from schemas.reference import Reference
 from sinks.clickhouse import ClickHouseSink, make_client
 from streams import registry
 from streams.batch import BatchRunner, HistoryStats, PartitionOf, records_from_jsonl
-from streams.processor import Record
+from streams.processor import Message, Record
 
 
 def records_from_clickhouse(settings: Settings, source_database: str) -> Iterator[Record]:
@@ -66,13 +66,34 @@ class RecordsSource:
 
 
 def _run_share(settings: Settings, source: HistorySource | RecordsSource, share: int, shares: int, chunk_events: int,
-               reference: Reference | None) -> HistoryStats:
-    """One process of a parallel run: the records of partitions ``p % shares == share``, in their order."""
+               reference: Reference | None) -> tuple[HistoryStats, list[Message]]:
+    """One process of a parallel run: the records of partitions ``p % shares == share``, in their order, through
+    the processors that read them; what they publish to other processors comes back (every share's together
+    make those processors' input, see ``run_history``)."""
     records = (r for r in source.records(settings) if r.partition % shares == share)
     sink = ClickHouseSink(settings)
     try:
-        runner = BatchRunner(settings, registry.processors(settings), sink, reference)
-        return asyncio.run(runner.run(records, chunk_events))
+        parallel = shares > 1
+        readers = registry.readers_of_outputs(settings) if parallel else ()
+        procs = [p for p in registry.processors(settings) if p not in readers]
+        runner = BatchRunner(settings, procs, sink, reference, keep_outputs=parallel)
+        stats = asyncio.run(runner.run(records, chunk_events))
+        return stats, runner.outputs
+    finally:
+        sink.close()
+
+
+def _run_readers(settings: Settings, messages: list[Message], reference: Reference | None) -> HistoryStats:
+    """The processors reading other processors' outputs, over every share's outputs (their readers take them
+    in any interleaving: see ``streams/alert_book.py``)."""
+    sink = ClickHouseSink(settings)
+    try:
+        runner = BatchRunner(settings, registry.readers_of_outputs(settings), sink, reference)
+        records = (Record(settings.topic(m.topic), runner.partition_of(m.key), i, m.key, m.value)
+                   for i, m in enumerate(messages))
+        stats = asyncio.run(runner.run(records))
+        stats.events = 0  # what processors published, not input events
+        return stats
     finally:
         sink.close()
 
@@ -86,17 +107,23 @@ def run_history(settings: Settings, source: HistorySource | RecordsSource, proce
     shared out between the processes (partition p to process p mod N) and each runs its own engines and
     writes its own rows: the same rows as one process. Each process reads the whole source and keeps its
     partitions' records (reading is a few µs per event, processing several times that); from ClickHouse each
-    loads the whole raw history. ``seconds``: wall time, process start-up included."""
+    loads the whole raw history. What processors publish to one another (the stations' steps) comes back from
+    every process, and their readers (the alerts, a view across all partitions) run on it once all are done.
+    ``seconds``: wall time, process start-up included."""
     processes = max(1, min(processes or os.cpu_count() or 1, settings.topic_partitions))
     if processes == 1 or isinstance(source, RecordsSource):  # an iterator cannot be shared between processes
-        return _run_share(settings, source, 0, 1, chunk_events, reference)
+        return _run_share(settings, source, 0, 1, chunk_events, reference)[0]
     started = time.perf_counter()
     total = HistoryStats(processes=processes)
     # spawn, not fork: the caller may hold threads (Kafka clients, executors) a forked child would inherit
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
         shares = [pool.submit(_run_share, settings, source, i, processes, chunk_events, reference)
                   for i in range(processes)]
+        outputs: list[Message] = []
         for done in shares:
-            total.add(done.result())
+            stats, published = done.result()
+            total.add(stats)
+            outputs += published
+    total.add(_run_readers(settings, outputs, reference))
     total.seconds = time.perf_counter() - started
     return total

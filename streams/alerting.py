@@ -125,6 +125,13 @@ class Alert:
         if self.phase is Phase.FIRING and not self.on and now >= self.since + th.keep_firing_for_s:
             self._to(Phase.INACTIVE, Change(self.since + th.keep_firing_for_s, Transition.RESOLVED, self.worst))
 
+    def end(self, at: float) -> None:
+        """The rule is gone (removed or changed): a pending alert is cancelled, a firing one resolved, at ``at``."""
+        if self.phase is Phase.PENDING:
+            self._to(Phase.INACTIVE, Change(at, Transition.CANCELLED, self.worst))
+        elif self.phase is Phase.FIRING:
+            self._to(Phase.INACTIVE, Change(at, Transition.RESOLVED, self.worst))
+
     def take(self) -> list[Change]:
         """The transitions since the last call (the caller stores and routes them)."""
         out, self.changes = self.changes, []

@@ -18,20 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from core.settings import Settings
 from core.tables import TableSpec
 from schemas.reference import Reference
 from streams import registry
-from streams.processor import Engine, EngineContext, Processor, Record, Stores
+from streams.partitioning import partition_for
+from streams.processor import Engine, EngineContext, Message, Processor, Record, Stores
 from streams.runtime.checkpoint import RowWriter
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (Java, aiokafka, librdkafka ``murmur2_random``)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
 
 _EVENT_FIELD = b',"event":'
 # the head of a line as Vigie writes it (plain topic and key, no escapes); anything else is parsed as JSON
@@ -113,7 +106,9 @@ class BatchRunner:
     """Runs records through every processor's engine in chunks and stores each chunk's rows (``writer``)."""
 
     def __init__(self, settings: Settings, processors: Iterable[Processor], writer: RowWriter,
-                 reference: Reference | None = None) -> None:
+                 reference: Reference | None = None, keep_outputs: bool = False) -> None:
+        """``keep_outputs``: what engines publish to one another is kept in ``outputs`` (a share of a parallel
+        run, whose readers run once over every share's outputs), not processed."""
         self.settings = settings
         self.writer = writer
         ctx = EngineContext(settings, live=False, reference_override=reference)
@@ -121,6 +116,11 @@ class BatchRunner:
         self.by_topic = {t: run for run in self.runs for t in run.proc.topics(settings)}
         self.partitions = range(settings.topic_partitions)
         self.stats = HistoryStats()
+        self.partition_of = PartitionOf(settings.topic_partitions)
+        self.derived_offsets: dict[str, int] = {}  # offsets of the messages engines publish to one another
+        self.derived = 0  # of the records processed, those published by an engine (not input events)
+        self.keep_outputs = keep_outputs
+        self.outputs: list[Message] = []
 
     async def run(self, records: Iterable[Record], chunk_events: int = 20_000) -> HistoryStats:
         """Chunks are processed while the previous chunk's rows are being written (one write in flight, in
@@ -141,31 +141,76 @@ class BatchRunner:
                 pending = 0
         writing = await self._flush(writing)
         await writing
+        await self._finish()
         self.stats.seconds += time.perf_counter() - started
         return self.stats
 
-    async def _flush(self, previous: asyncio.Task[None] | None) -> asyncio.Task[None]:
-        """Process a chunk, wait for the previous chunk's write, start this one's."""
-        rows: dict[TableSpec, Sequence[Any]] = {}
-        events = 0
+    async def _finish(self) -> None:
+        """The input is over: engines that keep something back for later records give it now (``finish``)."""
+        rows: dict[TableSpec, list[Any]] = {}
         for run in self.runs:
-            if not run.buffer:
-                continue
-            result = run.engine.process(run.buffer, run.stores)
-            tick = run.engine.tick(run.stores, None, self.partitions)  # eviction, as live every interval
-            if tick is not None:
-                result.merge(tick)
-            rows.update(result.rows)
-            self.stats.invalid += len(result.dead_letters)
-            events += len(run.buffer)
-            run.buffer = []
-        if previous is not None:
-            await previous
-        self.stats.events += events
+            finish = getattr(run.engine, "finish", None)
+            if finish is not None:
+                result = finish(run.stores)
+                for spec, table_rows in result.rows.items():
+                    if table_rows:
+                        rows.setdefault(spec, []).extend(table_rows)
         for spec, table_rows in rows.items():
             self.stats.rows[spec.name] += len(table_rows)
-        return asyncio.create_task(self._store(rows))
+        await self._store(rows)
+
+    async def _flush(self, previous: asyncio.Task[None] | None) -> asyncio.Task[None]:
+        """Process a chunk, wait for the previous chunk's write, start this one's. What an engine publishes to
+        another processor (``BatchResult.messages``) is that processor's input in the same chunk."""
+        rows: dict[TableSpec, list[Any]] = {}
+        events = 0
+        while any(run.buffer for run in self.runs):
+            for run in self.runs:
+                if not run.buffer:
+                    continue
+                result = run.engine.process(run.buffer, run.stores)
+                tick = run.engine.tick(run.stores, None, self.partitions)  # eviction, as live every interval
+                if tick is not None:
+                    result.merge(tick)
+                for spec, table_rows in result.rows.items():
+                    if table_rows:
+                        rows.setdefault(spec, []).append(table_rows)
+                self.stats.invalid += len(result.dead_letters)
+                events += len(run.buffer)
+                run.buffer = []
+                self._route(result.messages)
+        if previous is not None:
+            await previous
+        self.stats.events += events - self.derived
+        self.derived = 0
+        merged = {spec: parts[0] if len(parts) == 1 else _joined(parts) for spec, parts in rows.items()}
+        for spec, table_rows in merged.items():
+            self.stats.rows[spec.name] += len(table_rows)
+        return asyncio.create_task(self._store(merged))
+
+    def _route(self, messages: Sequence[Message]) -> None:
+        if self.keep_outputs:
+            self.outputs += messages
+            return
+        self.derived += len(messages)
+        for m in messages:
+            topic = self.settings.topic(m.topic)
+            reader = self.by_topic[topic]  # the registry checked that every output has a reader
+            offset = self.derived_offsets[topic] = self.derived_offsets.get(topic, -1) + 1
+            reader.buffer.append(Record(topic, self.partition_of(m.key), offset, m.key, m.value))
 
     async def _store(self, rows: dict[TableSpec, Sequence[Any]]) -> None:
         for refused in await self.writer.write(rows):  # stored without them; counted, and logged by the sink
             self.stats.refused[refused.table] += 1
+
+
+def _joined(parts: list[Sequence[Any]]) -> Sequence[Any]:
+    """One table's rows from several engine passes of a chunk (a WindowBlock keeps its runs)."""
+    first = parts[0]
+    extend = getattr(first, "extend", None)
+    if extend is None:
+        out = [r for part in parts for r in part]
+        return out
+    for part in parts[1:]:
+        extend(part)
+    return first

@@ -235,6 +235,16 @@ async def write_changelog(table: Any, entries: Sequence[tuple[str, int, Any]]) -
     await asyncio.gather(*pending)
 
 
+async def send_acked(app: Any, records: Sequence[tuple[str, bytes, bytes]]) -> None:
+    """(topic, key, value) records, partitioned by key as Kafka's default partitioner does, awaited until the
+    broker has them all (see ``write_changelog``)."""
+    if not records:
+        return
+    producer = app.producer
+    pending = [await producer.send(topic, key, value, None, None, None) for topic, key, value in records]
+    await asyncio.gather(*pending)
+
+
 def take_drained(stream: Any, max_: int, within: float, drained: bool = True, min_age: float = 0.0
                  ) -> AsyncIterator[Sequence[EventT]]:
     """Batches of events, as ``Stream.take_events(max_, within)`` (which closes a batch only on size or age).

@@ -23,7 +23,7 @@ from mode import CrashingSupervisor
 
 from core.settings import Settings
 from streams import faust_compat
-from streams.processor import DeadLetter, EngineContext, Processor, Record, Stores
+from streams.processor import DeadLetter, EngineContext, Message, Processor, Record, Stores
 from streams.runtime import metrics
 from streams.runtime.checkpoint import Checkpoint, Rejected, RowWriter, rejected_row_letter
 from streams.runtime.faults import NO_FAULTS, Faults
@@ -127,8 +127,9 @@ class ProcessorAgent:
         self.raw_inputs = {i.raw_table: i for i in proc.inputs if i.raw_table}
         self.faults = faults
         self.liveness = Liveness()  # this agent's progress (batches and writes stored), for the stall watchdog
+        self.outputs = {out: settings.topic(out) for out in proc.outputs}
         self.checkpoint = Checkpoint(rows_writer(self.liveness), self._write_changelog, self._dead_letter,
-                                     self.liveness.beat, self._rejected_letter, faults)
+                                     self.liveness.beat, self._rejected_letter, faults, self._publish)
         self.dead_letter_topic = dead_letter_topic
         self.progress = progress
         self.lock = asyncio.Lock()  # one batch (or tick) at a time: state, rows, changelog
@@ -150,6 +151,9 @@ class ProcessorAgent:
 
     async def _write_changelog(self, store: str, entries: Sequence[tuple[str, int, Any]]) -> None:
         await faust_compat.write_changelog(self.tables[store], entries)
+
+    async def _publish(self, messages: Sequence[Message]) -> None:
+        await faust_compat.send_acked(self.app, [(self.outputs[m.topic], m.key, m.value) for m in messages])
 
     def _rejected_letter(self, refused: Rejected) -> DeadLetter:
         """A row ClickHouse refused: the raw event behind it when the row is one (else the row itself)."""

@@ -101,6 +101,18 @@ def check_key(record: Record, expected: str, what: str, why: str = "records of o
                            f"{expected!r} ({why})")
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A record an engine publishes to a topic another processor reads (``Processor.outputs``): the logical
+    topic, its key (the reader's partitioning) and value. Live, it is sent before the batch's changelog, so a
+    crash can repeat it but never lose it (its reader must take a repeat as a no-op); on the batch path it goes
+    straight to its reader."""
+
+    topic: str
+    key: bytes
+    value: bytes
+
+
 #: state table name -> (key -> value); what an engine reads and changes
 Stores = dict[str, MutableMapping[str, Any]]
 #: (topic, partition) pairs that may still bring older records (see ``streams/runtime/hold.py``)
@@ -119,6 +131,7 @@ class BatchResult:
     late: int = 0
     newest_event_time: float = 0.0
     newest_by_topic: dict[str, float] = field(default_factory=dict)  # freshness per input topic
+    messages: list[Message] = field(default_factory=list)  # to ``Processor.outputs`` topics, in order
 
     def mark(self, store: str, key: str, partition: int) -> None:
         self.changed.setdefault(store, {})[key] = partition
@@ -136,6 +149,7 @@ class BatchResult:
                     extend = mine.extend
                 extend(rows)
         self.dead_letters += other.dead_letters
+        self.messages += other.messages
         for store, keys in other.changed.items():
             self.changed.setdefault(store, {}).update(keys)
         self.outcomes.update(other.outcomes)
@@ -148,7 +162,9 @@ class BatchResult:
 class Engine(Protocol):
     """One processor's logic. ``process`` applies a batch (records of the processor's inputs, in offset
     order per partition) to the stores and returns rows, dead letters and changed keys. ``tick`` runs
-    every ``Processor.tick_seconds`` without records (re-seal windows, evict old state); None: nothing."""
+    every ``Processor.tick_seconds`` without records (re-seal windows, evict old state); None: nothing. An
+    engine may also have ``finish(stores) -> BatchResult``: the batch path calls it once its input is over
+    (what it holds back for records still to come, it gives then)."""
 
     def process(self, records: Sequence[Record], stores: Stores, behind: Behind | None = None) -> BatchResult: ...
 
@@ -254,6 +270,8 @@ class Processor:
       held while any of them may still bring older records.
     - ``states``: its changelog-backed tables; ``tables``: the ClickHouse tables its rows go to.
     - ``engine``: builds the engine (``EngineContext``); ``tick_seconds``: how often ``Engine.tick`` runs live.
+    - ``outputs``: logical topics its engine publishes to (``BatchResult.messages``), each read by another
+      processor (a view across partitions: the alerts processor reads the stations' capacity this way).
     - ``migrations``: a folder of its own ``NNNN_name.sql`` files (a plugin's; Vigie's own live in
       ``sinks/migrations``). ``dashboards``: modules with ``UID`` and ``build()`` (grafana-foundation-sdk).
       ``simulator``: ``"module:function"``, ``function(reference, start, seconds, seed)`` -> its simulated
@@ -267,6 +285,7 @@ class Processor:
     engine: Callable[[EngineContext], Engine]
     tick_seconds: Callable[[Settings], float] | None = None
     hold_watermark: bool = False
+    outputs: tuple[str, ...] = ()
     migrations: Path | None = None
     dashboards: tuple[str, ...] = ()
     simulator: str | None = None

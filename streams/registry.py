@@ -22,7 +22,8 @@ ENTRY_POINT_GROUP = "vigie.processors"
 
 
 class RegistryError(RuntimeError):
-    """Two processors claim the same name, topic, state table or ClickHouse table; or a module has no PROCESSOR."""
+    """Two processors claim the same name, topic, output, state table or ClickHouse table; an output nobody reads;
+    or a module has no PROCESSOR."""
 
 
 def _from_module(name: str) -> Processor:
@@ -51,6 +52,15 @@ def _check(found: list[Processor]) -> None:
             claim("state table", st.name, p.name)
         for t in p.tables:
             claim("table", t.name, p.name)
+        for out in p.outputs:
+            claim("output", out, p.name)
+    read_by = {i.topic: p.name for p in found for i in p.inputs}
+    for p in found:
+        for out in p.outputs:
+            if out not in read_by:
+                raise RegistryError(f"processor {p.name!r} publishes to {out!r}, which no processor reads")
+            if read_by[out] == p.name:
+                raise RegistryError(f"processor {p.name!r} reads its own output {out!r}")
 
 
 @cache
@@ -99,6 +109,12 @@ def logical_topics(settings: Settings) -> dict[str, str]:
 def event_models(settings: Settings) -> dict[str, type[BaseModel]]:
     """Every input's event model, by class name (JSON Schema export, schema checks)."""
     return {i.model.__name__: i.model for p in processors(settings) for i in p.inputs}
+
+
+def readers_of_outputs(settings: Settings) -> tuple[Processor, ...]:
+    """The processors reading what other processors publish (``Processor.outputs``), not outside input."""
+    published = {out for p in processors(settings) for out in p.outputs}
+    return tuple(p for p in processors(settings) if any(i.topic in published for i in p.inputs))
 
 
 def find(settings: Settings, names: Iterable[str]) -> tuple[Processor, ...]:

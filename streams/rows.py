@@ -205,3 +205,21 @@ class ForecastRow(NamedTuple):
     q80: UInt32
     q90: UInt32
     alpha: Float64  # dispersion of the negative binomial around the mean (0: Poisson)
+
+
+class AlertRow(NamedTuple):
+    """One transition of one alert (pending, firing, cancelled, resolved) of one rule on one scope."""
+
+    rule: String
+    severity: String
+    measure: String
+    scope: String  # area | station
+    scope_key: String  # "<area or station>/<vehicle type or qualification>"
+    area: String
+    station_id: String
+    subject: String  # the vehicle type or the qualification
+    transition: String
+    at: DateTime
+    value: Float64  # the value then (for firing and resolved: the worst of the episode)
+    fire_at: Float64
+    message: String

@@ -39,7 +39,7 @@ from streams.rows import (
     StationStaffRow,
     VehicleStateRow,
 )
-from streams.windows import AVAILABLE, CAT_INDEX, STAFF_INDEX, StationWindows, WindowBlock
+from streams.windows import AVAILABLE, CAT_INDEX, STAFF_INDEX, StationWindows, Step, WindowBlock
 
 _MILESTONE = {
     VehicleStatus.DISPATCHED: 0,
@@ -238,6 +238,7 @@ class StationOutput:
     staff_count_rows: list[StationStaffRow] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     late_changes: int = 0
+    steps: list[Step] | None = None  # the sealed steps of the stations' values, when someone reads them
 
 
 @dataclass(slots=True)
@@ -476,7 +477,7 @@ class StationState:
 
     def seal(self, watermark: float, out: StationOutput, crewing: Crewing, max_fill_windows: int = 44_640) -> None:
         self.windows.seal(watermark, self.station_id, self.area, max_fill_windows, out.window_rows, crewing,
-                          out.staff_window_rows)
+                          out.staff_window_rows, out.steps)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -30,6 +30,13 @@ STAFF_INDEX = {c: i for i, c in enumerate(STAFF_CATEGORIES)}
 S_AVAILABLE, S_ASSIGNED, S_UNAVAILABLE = 0, 1, 2
 
 
+#: One step of a station's values, as sealed: (time, station, kind, what, count, second count). VEHICLE_STEP:
+#: a vehicle type, vehicles available, and how many of them can be crewed (-1: crews not tracked);
+#: STAFF_STEP: a qualification, people on duty holding it, and how many of them are available.
+Step = tuple[float, str, int, str, int, int]
+VEHICLE_STEP, STAFF_STEP = 0, 1
+
+
 class WindowBlock:
     """Window rows as tuples (the order of the row type's fields), each with a repeat count: a run of
     identical quiet windows (most window rows over history) is one entry, ``repeat`` consecutive windows
@@ -201,8 +208,9 @@ class StationWindows:
         return crewing.staffed(self.available_by_type(), self.staff_available())
 
     def seal(self, until: float, station_id: str, area: str, max_fill_windows: int, out: WindowBlock,
-             crewing: Crewing, staff_out: WindowBlock | None = None) -> None:
-        """Fold the changes older than ``until`` and emit every window that ends at or before it."""
+             crewing: Crewing, staff_out: WindowBlock | None = None, steps: list[Step] | None = None) -> None:
+        """Fold the changes older than ``until`` and emit every window that ends at or before it. ``steps``:
+        where the values each folded change leads to go, in time order (see ``Step``; the alerts' input)."""
         if self.sealed_time is not None and until <= self.sealed_time:
             return
         ready = sorted(c for c in self.pending if c[0] < until)
@@ -253,10 +261,25 @@ class StationWindows:
                 # a value replaced at the very instant the window opens was never held in it
                 held = tc.counts[AVAILABLE] if opening else tc.min_available
                 tc.min_available = min(held, tc.counts[AVAILABLE])
-            if self.staff and (touched or staff_changed):
-                self._update_crew_minimums(crewing, opening)
+            staffed = self.staffed(crewing) if self.staff and (touched or staff_changed) else None
+            if staffed is not None:
+                self._update_crew_minimums(staffed, opening)
+            if steps is not None:
+                self._steps(t, station_id, touched, staffed, staff_changed, steps)
         self._close_windows_before(until, station_id, area, max_fill_windows, out, crewing, staff_out)
         self._integrate(until)
+
+    def _steps(self, t: float, station_id: str, touched: set[str], staffed: dict[str, int] | None,
+               staff_changed: bool, steps: list[Step]) -> None:
+        """The values after one step: the types it touched (every type's staffed count when people changed: a
+        crew freed or taken changes what any type can crew), and the people on duty per qualification."""
+        types = self.types if staffed is not None and staff_changed else touched
+        for vtype in sorted(types):
+            steps.append((t, station_id, VEHICLE_STEP, vtype, self.types[vtype].counts[AVAILABLE],
+                          -1 if staffed is None else staffed.get(vtype, 0)))
+        if staff_changed:
+            for q, (avail, assigned, unavail) in zip(QUALIFICATIONS, self.staff_by_qualification(), strict=True):
+                steps.append((t, station_id, STAFF_STEP, q.value, avail + assigned + unavail, avail))
 
     def _open_minimums(self, crewing: Crewing) -> None:
         """At a window's opening the minimums start from the values held then."""
@@ -266,8 +289,7 @@ class StationWindows:
             tc.min_staffed = staffed.get(vtype, 0)
         self.min_staff_available = [q[0] for q in self.staff_by_qualification()]
 
-    def _update_crew_minimums(self, crewing: Crewing, opening: bool) -> None:
-        staffed = self.staffed(crewing)
+    def _update_crew_minimums(self, staffed: dict[str, int], opening: bool) -> None:
         for vtype, tc in self.types.items():
             n = staffed.get(vtype, 0)
             tc.min_staffed = n if opening else min(tc.min_staffed, n)

@@ -5,6 +5,7 @@ and 1-minute window rows. The pure rules live in ``streams/state.py``, ``streams
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Collection, Iterable, Mapping, MutableMapping, Sequence
@@ -21,6 +22,7 @@ from streams.processor import (
     DeadLetter,
     EngineContext,
     Input,
+    Message,
     Processor,
     Record,
     StateTable,
@@ -41,7 +43,7 @@ from streams.rows import (
     VehicleStateRow,
 )
 from streams.state import StationOutput, StationState
-from streams.windows import StationWindows
+from streams.windows import StationWindows, Step
 
 VEHICLE_EVENTS = table("vehicle_status_events", VehicleEventRow)
 CREW_EVENTS = table("crew_status_events", CrewEventRow, personal=True)
@@ -53,6 +55,12 @@ STATION_CAPACITY = table("station_capacity", StationCapacityRow)
 STATION_STAFF = table("station_staff", StationStaffRow)
 STAFF_WINDOWS = table("staff_windows", StaffWindowRow, "staff_window_runs")
 STATIONS = "stations"  # the state table: station id -> StationState
+#: what the stations publish for the alerts: per partition and seal, the sealed steps of their values
+STATION_STEPS = "station-steps"
+STEPS_KEY = b"all"  # one partition of readers sees every station (an area spans partitions)
+# a message without steps only moves its reader's clock: one per this much event time is enough (each is a
+# record on the broker, and a batch comes every fraction of a second)
+CLOCK_MESSAGE_EVERY_S = 5.0
 
 
 QUIET_FILL_S = 31 * 86400.0
@@ -66,10 +74,12 @@ class StationEngine:
                  max_fill_windows: int | None = None, crew_topic: str = "crew-status",
                  time_bound: TimeBound | None = None,
                  staff_retention_s: float = 86400.0, eviction_interval_s: float = 60.0,
-                 hold_max_s: float = 21600.0) -> None:
+                 hold_max_s: float = 21600.0, publish_steps: bool = False) -> None:
         """``crew_topic``: the deployment's name of the crew-status topic (records of any other topic are
         vehicle-status records); ``time_bound``: the latest plausible event time (live: the worker's clock);
-        ``hold_max_s``: how far behind its newest event a topic behind may hold a partition's watermark."""
+        ``hold_max_s``: how far behind its newest event a topic behind may hold a partition's watermark;
+        ``publish_steps``: publish the sealed steps of every station's values (``station-steps``, see
+        :meth:`_steps_message`)."""
         self.reference = reference
         self.crewing = Crewing(reference.crew_rules)
         self.window_seconds = window_seconds
@@ -87,6 +97,8 @@ class StationEngine:
         self.newest: dict[int, float] = {}  # partition -> newest event time seen
         self.newest_tp: dict[tuple[str, int], float] = {}  # (topic, partition) -> newest event time seen
         self.last_mark: dict[int, float] = {}  # partition -> watermark of its last seal
+        self.publish_steps = publish_steps
+        self.published: dict[int, float] = {}  # partition -> the sealed time its last steps message went to
 
     def watermark(self, partition: int, behind: Collection[tuple[str, int]] | None) -> float | None:
         """Event time up to which a partition's stations may close windows (before the lateness).
@@ -187,7 +199,7 @@ class StationEngine:
         raw_rows, crew_rows = self._apply(records, store, out, result, touched, partitions)
         for station_id in sorted(touched):  # the stations records were applied to
             store[station_id].current_capacity(self.crewing, out)
-        self._seal(store, partitions, behind, out, touched)
+        steps = self._seal(store, partitions, behind, out, touched)
         result.rows = {
             VEHICLE_EVENTS: raw_rows,
             CREW_EVENTS: crew_rows,
@@ -204,7 +216,18 @@ class StationEngine:
         result.outcomes = out.outcomes
         result.late = out.late_changes
         result.newest_event_time = max((self.newest[p] for p in partitions if p in self.newest), default=0.0)
+        result.messages = [self._steps_message(p, until, st) for p, (until, st) in sorted(steps.items())
+                           if st or until >= self.published.get(p, -math.inf) + CLOCK_MESSAGE_EVERY_S]
         return result
+
+    def _steps_message(self, partition: int, until: float, steps: list[Step]) -> Message:
+        """``{"source": "stations/<partition>", "until": t, "steps": [...]}``: every change of the partition's
+        stations' values before ``t`` not in an earlier message (``streams/windows.py`` ``Step``), in time order.
+        A crash can repeat a message, or cut the next one differently: what is older than a source's last
+        ``until`` is what its reader has already taken."""
+        self.published[partition] = until
+        doc = {"source": f"stations/{partition}", "until": until, "steps": sorted(steps)}
+        return Message(STATION_STEPS, STEPS_KEY, json.dumps(doc, separators=(",", ":")).encode())
 
     def _decode(self, rec: Record, crew: bool) -> tuple[Any, str]:
         """The record's event and its station; raises ``InvalidEvent``/``UnknownReference`` with the reason."""
@@ -270,12 +293,19 @@ class StationEngine:
         return raw_rows, crew_rows
 
     def _seal(self, store: MutableMapping[str, StationState], partitions: set[int],
-              behind: Collection[tuple[str, int]] | None, out: StationOutput, touched: dict[str, int]) -> None:
-        """Seal every station of the partitions seen, so idle stations' windows close too."""
+              behind: Collection[tuple[str, int]] | None, out: StationOutput, touched: dict[str, int]
+              ) -> dict[int, tuple[float, list[Step]]]:
+        """Seal every station of the partitions seen, so idle stations' windows close too. Returns, when the
+        steps are published, the partitions sealed further than their last message: (sealed time, steps)."""
         marks = {p: self.watermark(p, behind) for p in partitions}
         for p, mark in marks.items():
             if mark is not None:
                 self.last_mark[p] = mark
+        steps: dict[int, tuple[float, list[Step]]] = {}
+        if self.publish_steps:
+            for p, mark in marks.items():
+                if mark is not None and mark - self.allowed_lateness > self.published.get(p, -math.inf):
+                    steps[p] = (mark - self.allowed_lateness, [])
 
         def windows_now(w: StationWindows) -> tuple[object, ...]:
             return (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),
@@ -285,9 +315,13 @@ class StationEngine:
             mark = marks.get(state.partition)
             if mark is not None:
                 before = windows_now(state.windows)
+                published = steps.get(state.partition)
+                out.steps = published[1] if published is not None else None
                 state.seal(mark - self.allowed_lateness, out, self.crewing, self.max_fill_windows)
                 if windows_now(state.windows) != before:
                     touched[key] = state.partition  # its windows changed: a changelog record
+        out.steps = None
+        return steps
 
 
 def _engine(ctx: EngineContext) -> StationEngine:
@@ -295,7 +329,8 @@ def _engine(ctx: EngineContext) -> StationEngine:
     return StationEngine(ctx.reference, s.window_seconds, s.allowed_lateness_seconds,
                          crew_topic=ctx.topic("crew-status"), time_bound=ctx.time_bound,
                          staff_retention_s=s.staff_off_duty_retention_hours * 3600,
-                         eviction_interval_s=s.intervention_eviction_interval_s, hold_max_s=s.hold_max_s)
+                         eviction_interval_s=s.intervention_eviction_interval_s, hold_max_s=s.hold_max_s,
+                         publish_steps=True)
 
 
 def _reseal_every(settings: Settings) -> float:
@@ -313,4 +348,5 @@ PROCESSOR = Processor(
     engine=_engine,
     tick_seconds=_reseal_every,
     hold_watermark=True,
+    outputs=(STATION_STEPS,),
 )

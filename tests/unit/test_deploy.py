@@ -59,6 +59,15 @@ def test_compose_mounts_and_build_context_exist() -> None:
                 assert (PROJECT_ROOT / src).exists(), src
 
 
+def test_image_holds_every_package() -> None:
+    """The image installs the project from what it copies: every package pyproject names must be copied."""
+    import tomllib
+
+    include = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    copied = {line.split()[1] for line in (DEPLOY / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
+    assert {p.rstrip("*") for p in include["include"]} <= copied
+
+
 def test_compose_environment_names_are_settings() -> None:
     grafana_env = set(COMPOSE["services"]["grafana"]["environment"])
     for name, svc in COMPOSE["services"].items():

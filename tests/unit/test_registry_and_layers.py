@@ -25,9 +25,10 @@ PROCESSOR = Processor(name="ep_demo", inputs=(Input("ep-demo", VehicleStatusEven
 
 def test_vigies_own_processors_are_found_in_their_folder() -> None:
     names = [p.name for p in registry.processors(Settings())]
-    assert names[:2] == ["interventions", "stations"]
+    assert names[:3] == ["alerts", "interventions", "stations"]
     assert registry.logical_topics(Settings(topic_suffix="-x", topic_names={"interventions": "cad.calls"})) == {
-        "interventions": "cad.calls-x", "vehicle-status": "vehicle-status-x", "crew-status": "crew-status-x"}
+        "interventions": "cad.calls-x", "vehicle-status": "vehicle-status-x", "crew-status": "crew-status-x",
+        "station-steps": "station-steps-x"}
 
 
 def test_an_entry_point_registers_a_processor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,6 +52,21 @@ def test_two_processors_claiming_one_topic_are_refused(tmp_path: Path, monkeypat
         registry.processors(Settings(processor_modules="clash_plugin"))
     with pytest.raises(RegistryError, match="defines no PROCESSOR"):
         registry.processors(Settings(processor_modules="json"))
+
+
+def test_an_output_needs_one_reader_other_than_its_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "unread_plugin.py").write_text(ENTRY_POINT_PLUGIN.replace("engine=", 'outputs=("nobody",), engine='))
+    with pytest.raises(RegistryError, match="publishes to 'nobody', which no processor reads"):
+        registry.processors(Settings(processor_modules="unread_plugin"))
+    (tmp_path / "loop_plugin.py").write_text(ENTRY_POINT_PLUGIN.replace("engine=", 'outputs=("ep-demo",), engine='))
+    with pytest.raises(RegistryError, match="reads its own output 'ep-demo'"):
+        registry.processors(Settings(processor_modules="loop_plugin"))
+    (tmp_path / "twice_plugin.py").write_text(ENTRY_POINT_PLUGIN.replace("engine=",
+                                                                         'outputs=("station-steps",), engine='))
+    with pytest.raises(RegistryError, match="output 'station-steps' is claimed by processors 'stations' and "
+                                            "'ep_demo'"):
+        registry.processors(Settings(processor_modules="twice_plugin"))
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:

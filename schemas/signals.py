@@ -1,0 +1,22 @@
+"""What processors publish to one another (``Processor.outputs``): not input from the outside, but checked as
+carefully, since a reader must never be stopped by one bad record."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import Identifier
+
+
+class StationSteps(BaseModel):
+    """Topic ``station-steps`` (key ``all``): the stations of one partition, sealed up to ``until`` (epoch s);
+    ``steps``: every change of their values since the previous message of the same ``source``, each
+    ``[time, station, kind, subject, count, second count]`` — kind 0: a vehicle type, vehicles available and how
+    many of them can be crewed (-1: crews not tracked); kind 1: a qualification, people on duty holding it and
+    how many of them are available (``streams/windows.py`` ``Step``)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    source: str = Field(pattern=r"^[a-z-]+/\d+$")
+    until: float
+    steps: list[tuple[float, Identifier, int, str, int, int]] = Field(default_factory=list)

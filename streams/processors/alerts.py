@@ -1,0 +1,192 @@
+"""Alerts: the stations' sealed values (topic ``station-steps``, published by the stations processor) -> the alert
+rules (``VIGIE_ALERT_RULES``) evaluated across every station (``streams/alert_book.py``) -> one ``alerts`` row per
+transition. The book is one state entry: every message comes to one partition (key ``all``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Collection, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.settings import Settings
+from core.tables import table
+from schemas.alert_rules import Rule, RuleFileError, RuleSet
+from schemas.reference import Reference
+from schemas.signals import StationSteps
+from streams.alert_book import AlertBook, Transition
+from streams.partitioning import partition_for
+from streams.processor import (
+    BatchResult,
+    DeadLetter,
+    EngineContext,
+    Input,
+    Processor,
+    Record,
+    StateTable,
+    Stores,
+    TimeBound,
+)
+from streams.rows import AlertRow
+
+log = logging.getLogger("vigie.alerts")
+
+ALERTS = table("alerts", AlertRow)
+BOOKS = "alert-book"  # the state table: BOOK_KEY -> the book (its to_dict() once recovered)
+BOOK_KEY = "book"
+
+
+def _dumps(book: AlertBook | dict[str, object]) -> bytes:
+    return json.dumps(book if isinstance(book, dict) else book.to_dict(), separators=(",", ":")).encode()
+
+
+def _loads(raw: bytes) -> dict[str, object]:
+    return json.loads(raw)  # type: ignore[no-any-return]  # the engine restores its book from it
+
+
+def load_rules(path: Path) -> tuple[Rule, ...]:
+    """The rules of a file; none when there is no file (alerts off)."""
+    return RuleSet.load(path).rule if path.exists() else ()
+
+
+class AlertEngine:
+    """Station messages -> the alert book -> alert rows. Live, a source silent for ``idle_s`` (wall clock) no
+    longer holds the clock, and with every source silent the clock follows the worker's, less the allowed
+    lateness: a deadline passes without any further event."""
+
+    def __init__(self, rules_path: Path, reference: Reference, live: bool = False,
+                 time_bound: TimeBound | None = None, idle_s: float = 5.0, allowed_lateness: float = 30.0,
+                 partitions: int = 4) -> None:
+        self.rules_path = rules_path
+        self.reference = reference
+        self.live = live
+        self.time_bound = time_bound or TimeBound()
+        self.idle_s = idle_s
+        self.allowed_lateness = allowed_lateness
+        self.rules_version = self._version()
+        self.rules = load_rules(rules_path)
+        # every stations partition holding a station publishes (streams/processors/stations.py)
+        self.sources = sorted({f"stations/{partition_for(sid.encode(), partitions)}" for sid in reference.stations})
+        self.book = self._new_book()
+        self.heard: dict[str, float] = {}  # source -> when (monotonic) its last message came
+        self.partition = -1  # the partition the messages come on (the book's changelog partition)
+        self.ended: list[Transition] = []  # alerts of rules removed or changed, not stored yet
+
+    def _new_book(self) -> AlertBook:
+        return AlertBook(self.rules, self.reference, self.sources)
+
+    def _version(self) -> tuple[float, int] | None:
+        try:
+            st = self.rules_path.stat()
+        except OSError:
+            return None
+        return st.st_mtime, st.st_size
+
+    def _recover(self, store: MutableMapping[str, Any]) -> None:
+        """The book from the changelog, once (the store then holds this engine's book)."""
+        held = store.get(BOOK_KEY)
+        if isinstance(held, dict):  # recovered (at start, or the partition assigned again)
+            self.book = self._new_book()
+            self.book.restore(held)
+        store[BOOK_KEY] = self.book
+
+    def process(self, records: Sequence[Record], stores: Stores,
+                behind: Collection[tuple[str, int]] | None = None) -> BatchResult:
+        store = stores[BOOKS]
+        self._recover(store)
+        result = BatchResult()
+        now = time.monotonic()
+        for rec in records:
+            try:
+                msg = StationSteps.model_validate_json(rec.value or b"")
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = ".".join(map(str, err["loc"])) or "value"
+                result.dead_letters.append(DeadLetter(rec, f"{where}: {err['msg']}"))
+                continue
+            self.partition = rec.partition
+            self.heard[msg.source] = now
+            self.book.take(msg.source, msg.until, msg.steps)  # type: ignore[arg-type]
+        self.book.settle()
+        return self._result(result)
+
+    def finish(self, stores: Stores) -> BatchResult:
+        """The batch path's input is over: the last steps of every station are applied."""
+        self._recover(stores[BOOKS])
+        self.book.finish()
+        return self._result(BatchResult())
+
+    def tick(self, stores: Stores, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
+             ) -> BatchResult | None:
+        """Live: a changed rules file is read again; silent sources stop holding the clock."""
+        if not self.live or (self.partition >= 0 and self.partition not in assigned):
+            return None
+        self._recover(stores[BOOKS])
+        self._reload(stores[BOOKS])
+        now = time.monotonic()
+        heard = [until for source, until in self.book.sources.items()
+                 if now - self.heard.setdefault(source, now) < self.idle_s]
+        waiting = len(self.book.waiting)
+        self.book.advance(min(heard) if heard else self.time_bound.now() - self.allowed_lateness)
+        return self._result(BatchResult(), changed=len(self.book.waiting) != waiting)
+
+    def _reload(self, store: MutableMapping[str, Any]) -> None:
+        version = self._version()
+        if version == self.rules_version:
+            return
+        self.rules_version = version
+        try:
+            rules = load_rules(self.rules_path)
+        except RuleFileError as e:
+            log.error("alert rules not reloaded, the previous ones stay: %s", e)
+            return
+        log.info("alert rules reloaded from %s: %d rules", self.rules_path, len(rules))
+        self.rules = rules
+        self.ended += self.book.retire(rules)  # alerts of a rule removed or changed end now
+        book = self._new_book()
+        book.restore(self.book.to_dict())
+        self.book = store[BOOK_KEY] = book
+
+    def _result(self, result: BatchResult, changed: bool = True) -> BatchResult:
+        """The transitions as rows; ``changed``: the book changed beyond its clock (a changelog record)."""
+        transitions, self.ended = self.ended + self.book.transitions(), []
+        result.rows = {ALERTS: [_row(tr) for tr in transitions]}
+        if self.partition >= 0 and (changed or transitions):
+            result.mark(BOOKS, BOOK_KEY, self.partition)
+        result.outcomes["alert_transitions"] += len(transitions)
+        result.late = self.book.late
+        self.book.late = 0
+        if self.book.clock > -math.inf:
+            result.newest_event_time = self.book.clock
+        return result
+
+
+def _row(tr: Transition) -> AlertRow:
+    r, c = tr.rule, tr.change
+    return AlertRow(r.name, r.severity, r.measure.value, r.scope.value, tr.scope_key, tr.area, tr.station,
+                    tr.subject, c.transition.value, c.at, c.value, r.fire_at, tr.message)
+
+
+def _engine(ctx: EngineContext) -> AlertEngine:
+    s = ctx.settings
+    return AlertEngine(s.alert_rules, ctx.reference, ctx.live, ctx.time_bound, max(1.0, s.input_idle_s),
+                       s.allowed_lateness_seconds, s.topic_partitions)
+
+
+def _tick_every(settings: Settings) -> float:
+    return 1.0
+
+
+PROCESSOR = Processor(
+    name="alerts",
+    inputs=(Input("station-steps", StationSteps, "all"),),
+    states=(StateTable(BOOKS, _dumps, _loads),),
+    tables=(ALERTS,),
+    engine=_engine,
+    tick_seconds=_tick_every,
+)
