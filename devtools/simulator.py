@@ -14,6 +14,11 @@ dispatched only with a crew formed from its station's available staff (seats by 
 the qualified person with the fewest other qualifications); the crew is assigned with the dispatch
 and released when the vehicle is back (off duty then if its watch ended meanwhile).
 
+Major incidents (``major_incidents_per_day``, none by default; ``make run`` has some): a call in one area
+needing ``MAJOR_NEEDS`` (thirty VSAV and four FPT, as for many casualties), served by the nearest available
+units like any call — its area runs out of VSAV for a while, which is what the capacity alerts are for. They
+are drawn from a random stream of their own.
+
 The same seed and start time give the same events, ids included.
 """
 
@@ -60,6 +65,7 @@ NATURES: list[tuple[InterventionNature, float, tuple[str, ...]]] = [
     (InterventionNature.HAZMAT, 0.01, ("FPT", "VL")),
     (InterventionNature.OTHER, 0.09, ("PSE",)),
 ]
+MAJOR_NEEDS = ("VSAV",) * 30 + ("FPT",) * 4
 FALLBACK = {"VSR": "FPT", "PSE": "FPT", "EPA": "FPT", "CCF": "FPT"}
 ON_SCENE_MIN = {InterventionNature.RESCUE_TO_PERSON: (20, 45), InterventionNature.ROAD_ACCIDENT: (25, 60),
                 InterventionNature.FIRE: (40, 150), InterventionNature.HAZMAT: (60, 180),
@@ -107,13 +113,16 @@ class Simulator:
     def __init__(self, reference: Reference, seed: int = 1, start: datetime | None = None,
                  annual_interventions: int = ANNUAL_INTERVENTIONS, out_of_service_per_day: float = 0.08,
                  crews: bool = True, shift_hour: int = 7, staffing_ratio: float = 0.75, absence_rate: float = 0.06,
-                 unavailable_per_person_day: float = 0.15, zone: str = "Europe/Paris") -> None:
+                 unavailable_per_person_day: float = 0.15, zone: str = "Europe/Paris",
+                 major_incidents_per_day: float = 0.0) -> None:
         self.ref = reference
         self.zone = ZoneInfo(zone)
         self.rng = random.Random(seed)
         self.start = (start or datetime.now(UTC)).replace(microsecond=0).timestamp()
         self.rate_per_s = annual_interventions / (365.0 * 86400.0)
         self.oos_per_s = out_of_service_per_day / 86400.0
+        self.major_per_s = major_incidents_per_day / 86400.0
+        self.major_rng = random.Random(f"major-{seed}")  # its own stream: without majors, the same events
         self.stations = list(reference.stations.values())
         self.available: dict[str, set[str]] = {}  # "station|type" -> available vehicle ids
         self.vehicle_pos: dict[str, tuple[float, float]] = {}
@@ -258,6 +267,8 @@ class Simulator:
         n_vehicles = len(self.ref.fleet)
         if self.oos_per_s > 0:
             self._push(t0 + self.rng.expovariate(self.oos_per_s * n_vehicles), "breakdown")
+        if self.major_per_s > 0:
+            self._push(t0 + self.major_rng.expovariate(self.major_per_s), "major")
         while self._queue:
             a = heapq.heappop(self._queue)
             if a.time >= end:
@@ -270,6 +281,9 @@ class Simulator:
                 yield from self._shift_change(a.time, first=False)
             elif a.kind in ("unavailable", "unavailable_end"):
                 yield from self._unavailability(a)
+            elif a.kind == "major":
+                self._push(a.time + self.major_rng.expovariate(self.major_per_s), "major")
+                yield from self._open_intervention(a.time, self._major_call(a.time))
             elif a.kind == "breakdown":
                 self._push(a.time + self.rng.expovariate(self.oos_per_s * n_vehicles), "breakdown")
                 yield from self._breakdown(a.time)
@@ -289,16 +303,8 @@ class Simulator:
                 break
         base = self.rng.choice(self.stations)
         loc = (base.lat + self.rng.gauss(0, 0.008), base.lon + self.rng.gauss(0, 0.011))
-        first_due = self._nearest_station(loc)
-        self._n_interventions += 1
-        iid = f"I{int(self.start)}-{self._n_interventions:07d}"
         priority = 1 if nature in (InterventionNature.FIRE, InterventionNature.HAZMAT) else self.rng.choice((2, 2, 3))
-        location = Location(lat=round(loc[0], 5), lon=round(loc[1], 5), sector=f"Z{first_due.station_id[1:]}")
-        opened = InterventionEvent(
-            schema_version=1, event_id=self._id(), event_time=self._dt(t), intervention_id=iid, nature=nature,
-            lifecycle=Lifecycle.OPENED, location=location, priority=priority)
-        info = {"iid": iid, "nature": nature, "loc": loc, "location": location, "priority": priority}
-        return info, opened, needs
+        return self._call(t, nature, loc, priority, needs)
 
     def _nearest_station(self, loc: tuple[float, float]) -> Station:
         """The station nearest ``loc`` (``_km``, vectorised: the first of equals, as ``min`` would take)."""
@@ -336,8 +342,27 @@ class Simulator:
             when, _, info = heapq.heappop(closes)
             yield from self._close(when, info)
 
-    def _open_intervention(self, t: float) -> Iterator[SimEvent]:
-        info, opened, needs = self._draw_call(t)
+    def _major_call(self, t: float) -> tuple[dict, InterventionEvent, tuple[str, ...]]:  # type: ignore[type-arg]
+        """A major incident at ``t``, at a station of an area drawn at random."""
+        base = self.major_rng.choice(self.stations)
+        loc = (base.lat + self.major_rng.gauss(0, 0.003), base.lon + self.major_rng.gauss(0, 0.004))
+        return self._call(t, InterventionNature.RESCUE_TO_PERSON, loc, 1, MAJOR_NEEDS)
+
+    def _call(self, t: float, nature: InterventionNature, loc: tuple[float, float], priority: int,
+              needs: tuple[str, ...]) -> tuple[dict, InterventionEvent, tuple[str, ...]]:  # type: ignore[type-arg]
+        first_due = self._nearest_station(loc)
+        self._n_interventions += 1
+        iid = f"I{int(self.start)}-{self._n_interventions:07d}"
+        location = Location(lat=round(loc[0], 5), lon=round(loc[1], 5), sector=f"Z{first_due.station_id[1:]}")
+        opened = InterventionEvent(
+            schema_version=1, event_id=self._id(), event_time=self._dt(t), intervention_id=iid, nature=nature,
+            lifecycle=Lifecycle.OPENED, location=location, priority=priority)
+        info = {"iid": iid, "nature": nature, "loc": loc, "location": location, "priority": priority}
+        return info, opened, needs
+
+    def _open_intervention(self, t: float, call: tuple[dict, InterventionEvent, tuple[str, ...]] | None = None  # type: ignore[type-arg]
+                           ) -> Iterator[SimEvent]:
+        info, opened, needs = call or self._draw_call(t)
         loc = info["loc"]
         yield SimEvent("interventions", info["iid"], opened)
         units = []

@@ -142,6 +142,15 @@ AVAILABLE_TREND = available_trend_sql(AREA_FILTER)
 
 EXPECTED_VS_OBSERVED = expected_vs_observed_sql("1", "'*'")
 
+# the alerts firing now (their latest transition), the most severe first; area-scoped and station-scoped
+# alerts follow the area selector
+FIRING_ALERTS = f"""
+SELECT multiIf(severity = 'critical', 'critique', severity = 'warning', 'alerte', 'info') AS niveau,
+       since AS depuis, message, rule AS regle
+FROM {RUN}.alerts_current
+WHERE state = 'firing' AND {AREA_FILTER}
+ORDER BY multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), since, rule, scope_key"""
+
 VEHICLE_POSITIONS = f"""
 SELECT vehicle_id, vehicle_type, home_station, status, category, intervention_id, lat, lon
 FROM {RUN}.vehicle_state FINAL
@@ -265,7 +274,20 @@ def build() -> dash_b.Dashboard:
         .override_by_name("elapsed_s", [dashboard.DynamicConfigValue(id_val="unit", value="dtdurations")])
         .no_value("Aucune intervention en cours").cell_height(common.TableCellHeight.SM))
     d = d.with_panel(
-        timeseries.Panel().title("Capacité disponible — tendance${availability}").grid_pos(at(12, 14, 12, 9))
+        table.Panel().title("Alertes en cours").grid_pos(at(12, 14, 12, 4))
+        .description("Alerts firing now (rules: deploy/alerts/rules.toml, README « Alerts »), the most severe "
+                     "first, since when (event time). Per area and station: the area selector applies. "
+                     "`vigie alerts list` shows the pending ones and the history.")
+        .with_target(SQL(FIRING_ALERTS).table())
+        .override_by_name("niveau", [
+            dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+            dashboard.DynamicConfigValue(id_val="mappings", value=[{"type": "value", "options": {
+                "critique": {"color": RED, "index": 0}, "alerte": {"color": ORANGE, "index": 1},
+                "info": {"color": BLUE, "index": 2}}}]),
+        ])
+        .no_value("Aucune alerte").cell_height(common.TableCellHeight.SM))
+    d = d.with_panel(
+        timeseries.Panel().title("Capacité disponible — tendance${availability}").grid_pos(at(12, 18, 12, 5))
         .description("Vehicles available per type (sum over the selected areas), lowest 1-minute value "
                      "in each interval, from the windowed tables.")
         .with_target(SQL(AVAILABLE_TREND).time_series())

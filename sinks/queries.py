@@ -46,6 +46,28 @@ def availability_untracked_query(db: str) -> str:
     return f"SELECT count() FROM {db}.data_quality WHERE detail = 'availability not tracked'"
 
 
+def firing_alerts_query(db: str) -> str:
+    """The alerts firing now (their latest transition), the most severe first, then the oldest."""
+    return (f"SELECT severity, message, since, rule, scope_key FROM {db}.alerts_current WHERE state = 'firing' "
+            "ORDER BY multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), since, rule, scope_key")
+
+
+def open_alerts_query(db: str) -> str:
+    """The alerts firing or pending now: (state, severity, since, value, rule, scope key, message)."""
+    return (f"SELECT state, severity, since, value, rule, scope_key, message FROM {db}.alerts_current "
+            "WHERE state IN ('firing', 'pending') "
+            "ORDER BY state = 'pending', multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), since, rule, "
+            "scope_key")
+
+
+def alert_history_query(db: str, since: float | None = None, until: float | None = None) -> str:
+    """Every transition in [since, until) (epoch seconds; None: unbounded), in time order."""
+    where = " AND ".join([*([f"at >= toDateTime({int(since)})"] if since is not None else []),
+                          *([f"at < toDateTime({int(until)})"] if until is not None else [])]) or "1"
+    return (f"SELECT transition, severity, at, value, rule, scope_key, message FROM {db}.alerts FINAL WHERE {where} "
+            "ORDER BY at, rule, scope_key, multiIf(transition = 'firing', 2, transition = 'pending', 1, 0)")
+
+
 def clock_query(db: str) -> str:
     return f"SELECT max(event_time) FROM {db}.vehicle_state"
 
@@ -58,6 +80,9 @@ def all_queries(db: str) -> dict[str, str]:
         "board_clock": clock_query(db),
         "board_forecast": forecast_query(db),
         "board_availability": availability_untracked_query(db),
+        "board_alerts": firing_alerts_query(db),
+        "alerts_open": open_alerts_query(db),
+        "alerts_history": alert_history_query(db, 0, 2**31),
         "response_times": f"SELECT * FROM {db}.intervention_response_times ORDER BY intervention_id",
         "station_windows": f"SELECT * FROM {db}.station_windows FINAL ORDER BY window_start, station_id",
         "sector_windows": (f"SELECT window_start, sector, sum(interventions_opened) FROM {db}.sector_windows FINAL "

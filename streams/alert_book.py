@@ -66,7 +66,7 @@ class _Scope:
         if self.rule.measure is not Measure.AVAILABLE_SHARE:
             return float(total)
         fleet = sum(self.fleet.get(s, 0) for s in self.values)
-        return round(100.0 * total / fleet, 3) if fleet else None
+        return round(100.0 * total / fleet, 1) if fleet else None
 
 
 class AlertBook:

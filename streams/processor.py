@@ -286,6 +286,7 @@ class Processor:
     tick_seconds: Callable[[Settings], float] | None = None
     hold_watermark: bool = False
     outputs: tuple[str, ...] = ()
+    views: tuple[str, ...] = ()  # views its migrations create over its tables (the dashboards read them too)
     migrations: Path | None = None
     dashboards: tuple[str, ...] = ()
     simulator: str | None = None

@@ -271,9 +271,9 @@ class StationWindows:
 
     def _steps(self, t: float, station_id: str, touched: set[str], staffed: dict[str, int] | None,
                staff_changed: bool, steps: list[Step]) -> None:
-        """The values after one step: the types it touched (every type's staffed count when people changed: a
-        crew freed or taken changes what any type can crew), and the people on duty per qualification."""
-        types = self.types if staffed is not None and staff_changed else touched
+        """The values after one step: the types it touched, or every type where crews are tracked (a vehicle
+        or a person freed or taken changes what any type can crew), and the people on duty per qualification."""
+        types = self.types if staffed is not None else touched
         for vtype in sorted(types):
             steps.append((t, station_id, VEHICLE_STEP, vtype, self.types[vtype].counts[AVAILABLE],
                           -1 if staffed is None else staffed.get(vtype, 0)))

@@ -12,6 +12,7 @@ from sinks.queries import (
     availability_untracked_query,
     capacity_query,
     clock_query,
+    firing_alerts_query,
     forecast_query,
     open_interventions_query,
     rate_query,
@@ -42,16 +43,32 @@ def forecast_text(rows: list[tuple[Any, ...]]) -> str:
     return "forecast, all sectors: " + "; ".join(parts)
 
 
+MAX_ALERT_LINES = 8
+
+
+def alerts_banner(firing: list[tuple[Any, ...]]) -> list[str]:
+    """The alerts firing now, most severe first (``firing_alerts_query``): the board's first lines."""
+    if not firing:
+        return ["alerts: none firing"]
+    lines = [f"ALERTS: {len(firing)} firing"]
+    for severity, message, since, _, _ in firing[:MAX_ALERT_LINES]:
+        lines.append(f"  [{severity.upper():<8}] since {since:%H:%M:%S}  {message}")
+    if len(firing) > MAX_ALERT_LINES:
+        lines.append(f"  ... and {len(firing) - MAX_ALERT_LINES} more (vigie alerts list)")
+    return lines
+
+
 def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]], rate: float,
            clock: str, staffed: list[tuple[Any, ...]] = (), staff: list[tuple[Any, ...]] = (),
-           forecast: list[tuple[Any, ...]] = (), availability_tracked: bool = True) -> str:
+           forecast: list[tuple[Any, ...]] = (), availability_tracked: bool = True,
+           alerts: list[tuple[Any, ...]] = ()) -> str:
     cells: dict[tuple[str, str], dict[str, int]] = {}
     areas: list[str] = []
     for area, vtype, cat, n in capacity:
         if area not in areas:
             areas.append(area)
         cells.setdefault((area, vtype), {})[cat] = int(n)
-    lines = [f"VIGIE — live resources   {clock}   events/s: {rate:,.0f}", ""]
+    lines = [f"VIGIE — live resources   {clock}   events/s: {rate:,.0f}", "", *alerts_banner(list(alerts)), ""]
     if not availability_tracked:
         lines[1:1] = [UNTRACKED, ""]
     lines.append("available / total        " + "".join(f"{t:>10}" for t in TYPES))
@@ -118,7 +135,8 @@ def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> 
             clock = clock_text(client.execute(clock_query(db)))
             untracked = client.execute(availability_untracked_query(db))[0][0] > 0
             text = render(cap, opened, rate, clock, client.execute(staffed_query(db)), client.execute(staff_query(db)),
-                          client.execute(forecast_query(db)), availability_tracked=not untracked)
+                          client.execute(forecast_query(db)), availability_tracked=not untracked,
+                          alerts=client.execute(firing_alerts_query(db)))
         except Exception as e:
             text = f"VIGIE — waiting for ClickHouse ({e.__class__.__name__}: {str(e)[:80]})"
             client.disconnect()

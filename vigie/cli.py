@@ -83,7 +83,8 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
         now = datetime.now(UTC).replace(microsecond=0)
         start, origin = now - timedelta(hours=a.backfill_hours), now.timestamp()
     sim = Simulator(Reference.load(s.reference_dir), seed=a.seed, start=start, crews=not a.no_crews,
-                    staffing_ratio=a.staffing_ratio, shift_hour=a.shift_hour)
+                    staffing_ratio=a.staffing_ratio, shift_hour=a.shift_hour,
+                    major_incidents_per_day=a.major_incidents_per_day)
     out = Path(a.output).open("w") if a.output else None
     try:
         n = publish(s, with_processors(sim, a.duration, s, a.seed), speed=a.speed, copy_to=out, sim_origin=origin)
@@ -299,19 +300,35 @@ def _cmd_secrets(s: Settings, a: argparse.Namespace) -> int:
 
 def _cmd_alerts_validate(s: Settings, a: argparse.Namespace) -> int:
     from schemas.alert_rules import RuleFileError, RuleSet
+    from streams.alert_book import EVALUATED
 
+    path = Path(a.file) if a.file else s.alert_rules
     try:
-        rules = RuleSet.load(Path(a.file))
+        rules = RuleSet.load(path)
     except RuleFileError as e:
         print(f"invalid: {e}", file=sys.stderr)
         return 1
     for r in rules.rule:
         side = "<=" if r.fires_below else ">="
         what = " ".join(x for x in (r.vehicle_type, r.status, r.qualification) if x)
+        later = "" if r.measure in EVALUATED else "  [checked, not evaluated by this version yet]"
         print(f"{r.name}: {r.severity}, {r.measure.value}{' ' + what if what else ''} per {r.scope.value} "
               f"{side} {r.fire_at:g} (clears at {r.clear_level:g}), for {r.for_s:g}s, "
-              f"keep firing {r.keep_firing_for_s:g}s")
-    print(f"{a.file}: {len(rules.rule)} rules, valid")
+              f"keep firing {r.keep_firing_for_s:g}s{later}")
+    print(f"{path}: {len(rules.rule)} rules, valid")
+    return 0
+
+
+def _cmd_alerts_list(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.alerts import list_alerts
+    from vigie.when import instant
+
+    if a.run:
+        from core.settings import run_settings
+
+        s = run_settings(s, a.run)
+    print(list_alerts(s, history=a.history or a.since is not None or a.until is not None,
+                      since=instant(a.since) if a.since else None, until=instant(a.until) if a.until else None))
     return 0
 
 
@@ -412,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="on-duty strength of a watch, as a share of the seats of its station's whole fleet")
     sim.add_argument("--shift-hour", type=int, default=7, choices=range(24), metavar="HOUR",
                      help="hour (UTC) at which the 24-hour watches change")
+    sim.add_argument("--major-incidents-per-day", type=float, default=0.0,
+                     help="major incidents (30 VSAV and 4 FPT each, in one area: its capacity alerts fire) per "
+                          "simulated day; make run has 3")
     sim.set_defaults(func=_cmd_simulate)
 
     h = sub.add_parser("history", help="batch path: run stored events through the same logic, no Kafka/Faust "
@@ -514,13 +534,21 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--force", action="store_true", help="replace an existing file")
     se.set_defaults(func=_cmd_secrets)
 
-    al = sub.add_parser("alerts", help="alert rules")
+    al = sub.add_parser("alerts", help="alerts: the rules file, and what fired")
     alsub = al.add_subparsers(dest="alerts_command", required=True, metavar="ALERTS_COMMAND")
     av = alsub.add_parser("validate", help="check a rules file (TOML; reference: schemas/alert_rules.py) and "
                           "print what each rule does")
-    av.add_argument("file", nargs="?", default=str(Path(__file__).resolve().parent.parent / "deploy" / "alerts" /
-                                                  "rules.toml"), help="the rules file (default: the shipped one)")
+    av.add_argument("file", nargs="?", default=None,
+                    help="the rules file (default: VIGIE_ALERT_RULES, the shipped deploy/alerts/rules.toml)")
     av.set_defaults(func=_cmd_alerts_validate)
+    ali = alsub.add_parser("list", help="the alerts firing or pending now (most severe first); with --history, "
+                           "--since or --until: every transition of the period")
+    ali.add_argument("--run", default=None, help="a replay run's database instead of the live one")
+    ali.add_argument("--history", action="store_true", help="every transition (pending, firing, cancelled, "
+                     "resolved), in time order")
+    ali.add_argument("--since", default=None, help="from this event time (ISO, UTC without an offset)")
+    ali.add_argument("--until", default=None, help="up to this event time (excluded)")
+    ali.set_defaults(func=_cmd_alerts_list)
 
     fc = sub.add_parser("forecast", help="forecasts of interventions per sector and hour / 3 h / day (README, "
                         "'Forecasts')")

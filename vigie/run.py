@@ -96,7 +96,8 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
         sim_log = logs / "simulator.log"
         sim = subprocess.Popen([python, "-m", "vigie.cli", "simulate", "--speed", str(speed),
                                 "--start", datetime.fromtimestamp(origin, UTC).isoformat(),
-                                "--duration", str(365 * 86400)],
+                                "--duration", str(365 * 86400),
+                                "--major-incidents-per-day", str(MAJOR_INCIDENTS_PER_DAY)],
                                env=env, stdout=sim_log.open("ab"), stderr=subprocess.STDOUT,
                                start_new_session=True)
         started.append(ManagedProcess("simulator", sim, sim_log))
@@ -119,6 +120,9 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
         _say("stopped.")
     return 0
 
+
+#: major incidents per simulated day in the live picture: an area's capacity runs low now and then (alerts)
+MAJOR_INCIDENTS_PER_DAY = 3
 
 #: weeks of simulated calls before the live start, so that forecasts have a past (they need two weeks)
 DEMAND_HISTORY_WEEKS = 8

@@ -54,10 +54,13 @@ def load_rules(path: Path) -> tuple[Rule, ...]:
     return RuleSet.load(path).rule if path.exists() else ()
 
 
+#: data whose newest sealed time is this close to the worker's clock is live (older: a replay or a backfill, whose
+#: clock is its own events')
+LIVE_DATA_WITHIN_S = 600.0
+
+
 class AlertEngine:
-    """Station messages -> the alert book -> alert rows. Live, a source silent for ``idle_s`` (wall clock) no
-    longer holds the clock, and with every source silent the clock follows the worker's, less the allowed
-    lateness: a deadline passes without any further event."""
+    """Station messages -> the alert book -> alert rows (see :meth:`live_clock` for the clock without messages)."""
 
     def __init__(self, rules_path: Path, reference: Reference, live: bool = False,
                  time_bound: TimeBound | None = None, idle_s: float = 5.0, allowed_lateness: float = 30.0,
@@ -113,6 +116,8 @@ class AlertEngine:
             self.heard[msg.source] = now
             self.book.take(msg.source, msg.until, msg.steps)  # type: ignore[arg-type]
         self.book.settle()
+        if records and self.book.clock > -math.inf:  # freshness: how far behind the alerts' clock is
+            result.newest_by_topic[records[-1].topic] = self.book.clock
         return self._result(result)
 
     def finish(self, stores: Stores) -> BatchResult:
@@ -123,17 +128,29 @@ class AlertEngine:
 
     def tick(self, stores: Stores, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
              ) -> BatchResult | None:
-        """Live: a changed rules file is read again; silent sources stop holding the clock."""
+        """Live: a changed rules file is read again; the clock moves on without messages (:meth:`live_clock`)."""
         if not self.live or (self.partition >= 0 and self.partition not in assigned):
             return None
         self._recover(stores[BOOKS])
         self._reload(stores[BOOKS])
-        now = time.monotonic()
-        heard = [until for source, until in self.book.sources.items()
-                 if now - self.heard.setdefault(source, now) < self.idle_s]
         waiting = len(self.book.waiting)
-        self.book.advance(min(heard) if heard else self.time_bound.now() - self.allowed_lateness)
+        self.book.advance(self.live_clock(time.monotonic()))
         return self._result(BatchResult(), changed=len(self.book.waiting) != waiting)
+
+    def live_clock(self, now: float) -> float:
+        """Where the clock may go without a message. A source silent for ``idle_s`` (wall clock) no longer holds
+        it; with every source silent, it goes to the newest ``until`` heard (what the batch path does at the end of
+        its input), and, when that is close to the worker's clock (live data, not a replay of the past), on with
+        the worker's clock less the allowed lateness: a deadline then passes without any further event."""
+        book = self.book
+        active = [u for source, u in book.sources.items() if now - self.heard.setdefault(source, now) < self.idle_s]
+        if active:
+            return min(active)
+        heard = [u for u in book.sources.values() if u > -math.inf]
+        if not heard:
+            return -math.inf
+        live_now = self.time_bound.now() - self.allowed_lateness
+        return max(max(heard), live_now) if live_now - max(heard) < LIVE_DATA_WITHIN_S else max(heard)
 
     def _reload(self, store: MutableMapping[str, Any]) -> None:
         version = self._version()
@@ -174,7 +191,7 @@ def _row(tr: Transition) -> AlertRow:
 
 def _engine(ctx: EngineContext) -> AlertEngine:
     s = ctx.settings
-    return AlertEngine(s.alert_rules, ctx.reference, ctx.live, ctx.time_bound, max(1.0, s.input_idle_s),
+    return AlertEngine(s.alert_rules, ctx.reference, ctx.live, ctx.time_bound, s.alert_source_idle_s,
                        s.allowed_lateness_seconds, s.topic_partitions)
 
 
@@ -187,6 +204,7 @@ PROCESSOR = Processor(
     inputs=(Input("station-steps", StationSteps, "all"),),
     states=(StateTable(BOOKS, _dumps, _loads),),
     tables=(ALERTS,),
+    views=("alerts_current",),
     engine=_engine,
     tick_seconds=_tick_every,
 )

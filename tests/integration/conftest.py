@@ -84,6 +84,10 @@ def settings(stack: Stack) -> Settings:
     return new_settings(stack)
 
 
+#: the shipped alert rules and station-scoped ones that fire often on the simulator's traffic
+ALERT_RULES = Path(__file__).resolve().parent / "alert_rules.toml"
+
+
 def new_settings(stack: Stack) -> Settings:
     """Settings of one isolated pipeline: its own topics, consumer group and database."""
     tag = uuid.uuid4().hex[:8]
@@ -104,6 +108,7 @@ def new_settings(stack: Stack) -> Settings:
         sink_retry_max_s=1.0,
         worker_stall_timeout_s=20.0,
         metrics_port=free_port(),
+        alert_rules=ALERT_RULES,
     )
     s = on_local_clickhouse(s, stack.clickhouse)  # workers write as the local writer: DDL would be refused
     run_migrations(s)

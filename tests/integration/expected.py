@@ -293,3 +293,162 @@ def crew_windows(ref: Reference, events: list[SimEvent], window: int, until: flo
                 staff[(w, sid, q)] = (*v, mins[sid][1][q])
         w = end
     return cap, staff
+
+
+# --- alerts ---------------------------------------------------------------------------------------------------
+
+def _kafka_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2), written out again here."""
+    length, seed, m, r = len(key), 0x9747B28C, 0x5BD1E995, 24
+    h = (seed ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(key[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    rest = length % 4
+    tail = key[length - rest:]
+    if rest == 3:
+        h ^= tail[2] << 16
+    if rest >= 2:
+        h ^= tail[1] << 8
+    if rest >= 1:
+        h ^= tail[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def _turns_on(v: float, below: bool, fire: float) -> bool:
+    return v <= fire if below else v >= fire
+
+
+def _turns_off(v: float, below: bool, fire: float, clear: float) -> bool:
+    if below:
+        return v > clear if clear == fire else v >= clear
+    return v < clear if clear == fire else v <= clear
+
+
+def alert_episodes(series: list[tuple[float, float]], below: bool, fire: float, clear: float, for_s: float,
+                   keep: float, until: float) -> list[tuple[float, str, float]]:
+    """(time, transition, value) of one alert from its value series, by on-intervals: an interval shorter than
+    ``for`` is cancelled at its end; one that lasts fires ``for`` after its start; intervals starting less than
+    ``keep`` after the previous one ended continue its episode; the episode resolves ``keep`` after its last
+    interval ends. Values: at pending, the value then; at firing and resolved, the worst seen while on."""
+    intervals: list[tuple[float, float | None, list[tuple[float, float]]]] = []  # (start, end, on-values)
+    on = False
+    for t, v in series:
+        if not on and _turns_on(v, below, fire):
+            on = True
+            intervals.append((t, None, [(t, v)]))
+        elif on and _turns_off(v, below, fire, clear):
+            on = False
+            a, _, vals = intervals[-1]
+            intervals[-1] = (a, t, vals)
+        elif on:
+            intervals[-1][2].append((t, v))
+    worst = min if below else max
+    out: list[tuple[float, str, float]] = []
+    i = 0
+    while i < len(intervals):
+        a, b, vals = intervals[i]
+        out.append((a, "pending", vals[0][1]))
+        deadline = a + for_s
+        if b is not None and b < deadline:
+            out.append((b, "cancelled", worst(v for _, v in vals)))
+            i += 1
+            continue
+        if b is None and until < deadline:
+            break
+        out.append((deadline, "firing", worst(v for t, v in vals if t < deadline or t == a)))
+        seen = list(vals)
+        end, j = b, i + 1
+        while end is not None and j < len(intervals) and intervals[j][0] < end + keep:
+            end = intervals[j][1]
+            seen += intervals[j][2]
+            j += 1
+        if end is not None and end + keep <= until:
+            out.append((end + keep, "resolved", worst(v for _, v in seen)))
+        i = j
+    return [x for x in out if x[0] <= until]
+
+
+def alert_transitions(ref: Reference, events: list[SimEvent], rules: list[dict], lateness: float,  # type: ignore[type-arg]
+                      partitions: int) -> list[tuple[str, str, float, str, float]]:
+    """(rule, scope key, time, transition, value) of the capacity and staff rules (``available``,
+    ``available_share``, ``staff_on_duty``; area and station scopes) on the stations' events. Each partition is
+    known up to its newest event less the lateness (later events: not yet); the run ends at the newest of those.
+    A station counts in a vehicle scope once it reported a vehicle, in a staffed or staff scope once it reported
+    a person; the share is over the fleet of the stations counted."""
+    timeline = _station_timeline(events)
+    newest: dict[int, float] = {}
+    for t, key, _ in timeline:
+        p = _kafka_partition(key.encode(), partitions)
+        newest[p] = max(newest.get(p, t), t)
+    cutoff = {p: t - lateness for p, t in newest.items()}
+    until = max(cutoff.values())
+    known = [(t, key, e) for t, key, e in timeline if t < cutoff[_kafka_partition(key.encode(), partitions)]]
+    stations = {sid: _Station(ref, sid) for sid in ref.stations}
+    vehicles_seen: set[str] = set()
+    people_seen: set[str] = set()
+    fleet: dict[tuple[str, str], int] = defaultdict(int)
+    for v in ref.fleet.values():
+        fleet[(v.home_station, v.vehicle_type)] += 1
+    wanted = [r for r in rules if r["measure"] in ("available", "available_share", "staff_on_duty")]
+    series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+
+    def scope_values(rule: dict, t: float) -> None:  # type: ignore[type-arg]
+        staff = rule["measure"] == "staff_on_duty"
+        subject = rule.get("qualification") if staff else rule["vehicle_type"]
+        groups: dict[str, list[str]] = defaultdict(list)
+        for sid, st in ref.stations.items():
+            groups[st.area if rule["scope"] == "area" else sid].append(sid)
+        for name, sids in groups.items():
+            counted = [s for s in sids if s in (people_seen if staff or rule.get("staffed") else vehicles_seen)]
+            if not counted:
+                continue
+            if staff:
+                value = float(sum(stations[s].staff()[subject][0] for s in counted))
+            else:
+                count = sum((stations[s].staffed() if rule.get("staffed") else stations[s].available()).get(subject, 0)
+                            for s in counted)
+                if rule["measure"] == "available_share":
+                    total = sum(fleet[(s, subject)] for s in counted)
+                    if not total:
+                        continue
+                    value = round(100.0 * count / total, 1)
+                else:
+                    value = float(count)
+            series[(rule["name"], f"{name}/{subject}")].append((t, value))
+
+    i = 0
+    while i < len(known):
+        t = known[i][0]
+        while i < len(known) and known[i][0] == t:
+            _, key, e = known[i]
+            _apply(stations[key], e)
+            (vehicles_seen if e.topic == "vehicle-status" else people_seen).add(key)
+            i += 1
+        for rule in wanted:
+            scope_values(rule, t)
+    out = []
+    for rule in wanted:
+        below = rule["measure"] in ("available", "available_share", "staff_on_duty")
+        fire = float(rule["fire_at"])
+        clear = float(rule.get("clear_at", fire))
+        for (name, key), values in sorted(series.items()):
+            if name == rule["name"]:
+                for at, transition, value in alert_episodes(values, below, fire, clear, _seconds(rule.get("for", 0)),
+                                                            _seconds(rule.get("keep_firing_for", 0)), until):
+                    out.append((name, key, at, transition, value))
+    return sorted(out)
+
+
+def _seconds(text: object) -> float:
+    if isinstance(text, int | float):
+        return float(text)
+    s = str(text)
+    return float(s[:-1]) * {"s": 1, "m": 60, "h": 3600}[s[-1]]

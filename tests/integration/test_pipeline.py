@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+import tomllib
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from tests.integration.conftest import (
     stop_worker,
     wait_until,
 )
+from tests.integration.expected import alert_transitions
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 1, 9, 6, 0, tzinfo=UTC)
@@ -44,9 +46,29 @@ START = datetime(2026, 1, 9, 6, 0, tzinfo=UTC)
 PACE = 600.0
 
 
-def simulate(s: Settings, hours: float, seed: int) -> tuple[Reference, list[SimEvent]]:
+def simulate(s: Settings, hours: float, seed: int, majors: float = 0.0) -> tuple[Reference, list[SimEvent]]:
+    """``majors``: major incidents per day (an area's VSAV run low: the area alerts fire)."""
     ref = Reference.load(s.reference_dir)
-    return ref, list(Simulator(ref, seed=seed, start=START).events(hours * 3600))
+    return ref, list(Simulator(ref, seed=seed, start=START, major_incidents_per_day=majors).events(hours * 3600))
+
+
+def alert_rows(s: Settings) -> list[tuple[str, str, float, str, float]]:
+    rows = ch_client(s).execute("SELECT rule, scope_key, toUInt32(at), transition, value FROM alerts FINAL")
+    return sorted((r, k, float(at), tr, v) for r, k, at, tr, v in rows)
+
+
+def assert_alerts_exact(s: Settings, ref: Reference, events: list[SimEvent], timeout: float = 60.0) -> None:
+    """The alerts table holds the transitions computed from the events (tests/integration/expected.py), once the
+    stations' last messages are in (a silent partition stops holding the clock after VIGIE_ALERT_SOURCE_IDLE_S)."""
+    want = alert_transitions(ref, events, [dict(r) for r in tomllib.loads(s.alert_rules.read_text())["rule"]],
+                             s.allowed_lateness_seconds, s.topic_partitions)
+    try:
+        wait_until(lambda: alert_rows(s) == want, timeout, f"{len(want)} alert transitions")
+    except AssertionError:
+        got = alert_rows(s)
+        missing, extra = [w for w in want if w not in got], [g for g in got if g not in want]
+        raise AssertionError(f"alerts: {len(got)} stored, {len(want)} expected; missing {missing[:5]}, "
+                             f"extra {extra[:5]}") from None
 
 
 def _ts(dt: datetime) -> float:
@@ -172,7 +194,7 @@ class LiveRun:
 def live_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
     """One live run: simulator -> broker -> `vigie worker` -> ClickHouse, events also kept in a file."""
     settings = new_settings(stack)
-    ref, events = simulate(settings, hours=3, seed=11)
+    ref, events = simulate(settings, hours=3, seed=11, majors=24)
     events_file = tmp_path_factory.mktemp("events") / "events.jsonl"
     prometheus, prom_port = start_prometheus(stack, settings.metrics_port, "prometheus-e2e")
     worker = start_worker(stack, settings, "e2e-worker")
@@ -185,6 +207,7 @@ def live_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
         wait_for_all_events(settings, events)
         busy_until = time.time()
         assert_exact(settings, ref, events)  # also waits for every window to be sealed
+        assert_alerts_exact(settings, ref, events)
         metrics = scrape(settings.metrics_port)
         time.sleep(3)  # a few more scrapes of the settled worker
         health = {q.panel: (prom_query(prom_port, q.text, time.time()), prom_query(prom_port, q.text, busy_until))
@@ -224,7 +247,9 @@ def test_end_to_end_matches_independent_computation(live_run: LiveRun) -> None:
 def test_pipeline_health_panels_on_a_real_prometheus(live_run: LiveRun) -> None:
     """Every health panel's PromQL, evaluated by Prometheus scraping the live worker, shows the run."""
     s, h = live_run.settings, live_run.health
-    topics = {f"topic={s.topic(t)}" for t in ("vehicle-status", "interventions", "crew-status")}
+    # the inputs, and what the stations publish for the alerts
+    topics = {f"topic={t}" for t in registry.logical_topics(s).values()}
+    assert f"topic={s.topic('station-steps')}" in topics
     settled = {panel: now for panel, (now, _) in h.items()}
     busy = {panel: then for panel, (_, then) in h.items()}
     assert settled["Workers up"] == {"": 1.0}

@@ -5,6 +5,7 @@ batch cuts and restarts (state through its changelog codec), and on the batch pa
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -150,3 +151,24 @@ def test_any_arrival_order_within_the_lateness_gives_the_same_alerts(tmp_path_fa
                                                                       data: st.DataObject) -> None:
     rules = rules_file(tmp_path_factory.mktemp("rules"))
     assert chain(deliver(data, records()), rules, restart=data.draw(st.booleans())) == EXPECTED
+
+
+def test_the_live_clock_without_messages(tmp_path: Path) -> None:
+    from streams.processor import TimeBound
+
+    wall = [T0 + 10_000.0]
+    engine = AlertEngine(rules_file(tmp_path), REF, live=True, time_bound=TimeBound(300.0, wall=lambda: wall[0]),
+                         idle_s=10.0, allowed_lateness=LATENESS, partitions=4)
+    sources = sorted(engine.book.sources)
+    assert len(sources) == 3  # the partitions holding S1, S2 and S3
+    assert engine.live_clock(0.0) == -math.inf  # nothing heard yet: everything holds
+    for i, source in enumerate(sources):
+        engine.book.take(source, T0 + 100 * (i + 1), [])
+        engine.heard[source] = 0.0
+    assert engine.live_clock(5.0) == T0 + 100  # all active: the oldest
+    engine.heard[sources[1]] = engine.heard[sources[2]] = 8.0
+    assert engine.live_clock(12.0) == T0 + 200  # the first silent for 12 s no longer holds
+    # all silent: the newest heard (as the batch path at the end of its input) — old data: no further
+    assert engine.live_clock(30.0) == T0 + 300
+    wall[0] = T0 + 300 + LATENESS + 120.0  # the data is live: the clock follows the worker's, less the lateness
+    assert engine.live_clock(30.0) == T0 + 420

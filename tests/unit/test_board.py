@@ -27,3 +27,17 @@ def test_a_run_without_tracked_availability_says_so_first() -> None:
     lines = render([("G1", "VSAV", "available", 3)], [], 0.0, "clock", availability_tracked=False).splitlines()
     assert lines[1] == UNTRACKED
     assert UNTRACKED not in render([("G1", "VSAV", "available", 3)], [], 0.0, "clock")
+
+
+def test_firing_alerts_come_first_most_severe_first_and_are_capped() -> None:
+    from vigie.board import MAX_ALERT_LINES, render
+
+    assert "alerts: none firing" in render([], [], 0.0, "clock").splitlines()[2]
+    firing = [("critical", "No VSAV available in G1", datetime(2026, 1, 9, 6, 30, 5), "no-vsav", "G1/VSAV")]
+    firing += [("warning", f"S{i:02d}: no crew leader on duty", datetime(2026, 1, 9, 7, 0, i), "no-crew-leader",
+                f"S{i:02d}/crew_leader") for i in range(10)]
+    lines = render([], [], 0.0, "clock", alerts=firing).splitlines()
+    assert lines[2] == "ALERTS: 11 firing"
+    assert lines[3] == "  [CRITICAL] since 06:30:05  No VSAV available in G1"
+    assert lines[4] == "  [WARNING ] since 07:00:00  S00: no crew leader on duty"
+    assert lines[3 + MAX_ALERT_LINES] == "  ... and 3 more (vigie alerts list)"

@@ -106,3 +106,28 @@ def test_crews_leave_with_their_vehicles_and_follow_the_watches() -> None:
     assert len(days) >= 2 and not on_duty_by_day[(station, days[1])] & on_duty_by_day[(station, days[2])]
     seen = {e.event.status.value for e in events if e.topic == "crew-status"}
     assert seen == {"available", "assigned", "off_duty", "unavailable"}
+
+
+def test_major_incidents_engage_thirty_vsav_in_one_area_and_come_from_their_own_stream() -> None:
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    from core.settings import Settings
+    from devtools.simulator import MAJOR_NEEDS, Simulator
+    from schemas.reference import Reference
+
+    ref = Reference.load(Settings().reference_dir)
+    start = datetime(2026, 1, 9, tzinfo=UTC)
+    plain = list(Simulator(ref, seed=3, start=start, crews=False).events(6 * 3600))
+    majors = list(Simulator(ref, seed=3, start=start, crews=False, major_incidents_per_day=4).events(6 * 3600))
+    dispatched = Counter(e.event.intervention_id for e in majors
+                         if e.topic == "vehicle-status" and e.event.status.value == "dispatched")
+    big = [iid for iid, n in dispatched.items() if n >= 20]
+    assert big, "no major incident in 6 h at 4 a day"
+    for iid in big:
+        units = {e.event.vehicle_id: e.event.vehicle_type for e in majors if e.topic == "vehicle-status"
+                 and e.event.intervention_id == iid and e.event.status.value == "dispatched"}
+        assert Counter(units.values()) == Counter(MAJOR_NEEDS)  # the area had them all to give
+    # until the first major incident, the events are those of the same seed without any
+    first = next(i for i, e in enumerate(majors) if e.topic == "interventions" and e.event.intervention_id == big[0])
+    assert [e.event for e in majors[:first]] == [e.event for e in plain[:first]]
