@@ -435,6 +435,34 @@ def _history(s: Settings, events_file: Path) -> Figure:
                   f"batch path, one process, event file -> ClickHouse ({sum(stats.rows.values()):,} rows written)")
 
 
+def _alerts_cost(s: Settings, work: Path, days: float = 7.0) -> list[Figure]:
+    """The batch path over a simulated week with crews and major incidents, with the shipped alert rules and
+    without any (no rules file: the stations publish nothing either), the same events; the alerts' cost."""
+    path = work / f"alerts-{days:g}d-seed31.jsonl"
+    if not path.exists():
+        ref = Reference.load(s.reference_dir)
+        tmp = path.with_suffix(".part")
+        with tmp.open("w") as f:
+            for ev in Simulator(ref, seed=31, start=datetime(2026, 1, 5, tzinfo=UTC),
+                                major_incidents_per_day=3).events(days * 86400):
+                f.write(f'{{"topic":"{ev.topic}","key":"{ev.key}","event":{encode(ev.event).decode()}}}\n')
+        tmp.rename(path)
+    out = []
+    for case, rules in (("alerts-off", work / "no-rules.toml"), ("alerts-on", s.alert_rules)):
+        db = s.model_copy(update={"clickhouse_database": f"bench_{case.replace('-', '_')}", "alert_rules": rules})
+        run_migrations(db)
+        stats = run_history(db, HistorySource(file=path), processes=1)
+        what = (f"the shipped alert rules: {stats.rows['alerts']} transitions" if case == "alerts-on"
+                else "no alert rules")
+        out.append(Figure(case, stats.events, stats.seconds, f"batch path, one process, {days:g} simulated days "
+                          f"with crews and 3 major incidents a day, {what}"))
+    off, on = out
+    out.append(Figure("alerts-cost", on.events, on.seconds - off.seconds,
+                      f"alerts on: {100 * (1 - on.rate / off.rate):+.1f} % slower than off "
+                      f"({on.rate:,.0f} vs {off.rate:,.0f} events/s; target <= 10 %)"))
+    return out
+
+
 def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Figure]]:
     """The batch path over ``days`` of Paris-scale history (a year: ~500,000 interventions), then the panel
     times on what it wrote. The simulated events are cached (same seed and length, same file)."""
@@ -582,13 +610,16 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         publish(s2, (ev for ev in Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
                      .events(days * 86400)))
         figures += [_vigie(s2, total, 2)[0], _history(s, events_file)]
+        print("the alerts' cost on the batch path ...", flush=True)
+        alerts = _alerts_cost(s, work)
+        figures += alerts[:2]
         # the worker with batches closing on size or age only (Faust's take), for the same-run comparison; last,
         # so that the cases before it meet ClickHouse as in earlier versions of the bench
         size_age = s.model_copy(update={"batch_close_when_drained": False})
         figures.append(_vigie(size_age, total, 1, "vigie-1-sizeage")[0])
         print("measuring freshness and memory ...", flush=True)
-        extra = [recovery, _freshness(s, ref), _freshness(size_age, ref, case="fresh-sizeage"), _memory(s, work),
-                 _state_month(s)]
+        extra = [alerts[2], recovery, _freshness(s, ref), _freshness(size_age, ref, case="fresh-sizeage"),
+                 _memory(s, work), _state_month(s)]
         if worker_month:
             print("a live worker over a simulated month (about 6 minutes) ...", flush=True)
             extra.append(_worker_month(s))

@@ -8,15 +8,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.events import Identifier
 
 
-class StationSteps(BaseModel):
-    """Topic ``station-steps`` (key ``all``): the stations of one partition, sealed up to ``until`` (epoch s);
-    ``steps``: every change of their values since the previous message of the same ``source``, each
-    ``[time, station, kind, subject, count, second count]`` — kind 0: a vehicle type, vehicles available and how
-    many of them can be crewed (-1: crews not tracked); kind 1: a qualification, people on duty holding it and
-    how many of them are available (``streams/windows.py`` ``Step``)."""
+class StationStepsPart(BaseModel):
+    """The stations of one partition (``source``), sealed up to ``until`` (epoch s); ``steps``: every change of
+    their values since the previous part of the same source, each ``[time, station, kind, subject, count, second
+    count]`` — kind 0: a vehicle type, vehicles available and how many of them can be crewed (-1: crews not
+    tracked); kind 1: a qualification, people on duty holding it and how many of them are available
+    (``streams/windows.py`` ``Step``)."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     source: str = Field(pattern=r"^[a-z-]+/\d+$")
     until: float
     steps: list[tuple[float, Identifier, int, str, int, int]] = Field(default_factory=list)
+
+
+class StationSteps(BaseModel):
+    """Topic ``station-steps`` (key ``all``): what one batch of the stations processor sealed, per partition."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    parts: list[StationStepsPart] = Field(min_length=1)

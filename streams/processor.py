@@ -171,6 +171,11 @@ class Engine(Protocol):
     def tick(self, stores: Stores, behind: Behind | None, assigned: Collection[int]) -> BatchResult | None: ...
 
 
+#: data whose newest event time is this close to the worker's clock is live; older, it is a replay or a backfill,
+#: whose clock is its own events' (the worker's clock then says nothing about what is still to come)
+LIVE_DATA_WITHIN_S = 600.0
+
+
 @dataclass(frozen=True)
 class TimeBound:
     """The latest plausible event time: live, the worker's clock plus ``skew_s``; ``skew_s`` None (the batch

@@ -22,6 +22,7 @@ from schemas.signals import StationSteps
 from streams.alert_book import AlertBook, Transition
 from streams.partitioning import partition_for
 from streams.processor import (
+    LIVE_DATA_WITHIN_S,
     BatchResult,
     DeadLetter,
     EngineContext,
@@ -52,11 +53,6 @@ def _loads(raw: bytes) -> dict[str, object]:
 def load_rules(path: Path) -> tuple[Rule, ...]:
     """The rules of a file; none when there is no file (alerts off)."""
     return RuleSet.load(path).rule if path.exists() else ()
-
-
-#: data whose newest sealed time is this close to the worker's clock is live (older: a replay or a backfill, whose
-#: clock is its own events')
-LIVE_DATA_WITHIN_S = 600.0
 
 
 class AlertEngine:
@@ -113,8 +109,9 @@ class AlertEngine:
                 result.dead_letters.append(DeadLetter(rec, f"{where}: {err['msg']}"))
                 continue
             self.partition = rec.partition
-            self.heard[msg.source] = now
-            self.book.take(msg.source, msg.until, msg.steps)  # type: ignore[arg-type]
+            for part in msg.parts:
+                self.heard[part.source] = now
+                self.book.take(part.source, part.until, part.steps)  # type: ignore[arg-type]
         self.book.settle()
         if records and self.book.clock > -math.inf:  # freshness: how far behind the alerts' clock is
             result.newest_by_topic[records[-1].topic] = self.book.clock

@@ -18,6 +18,7 @@ from schemas.events import CrewStatusEvent, VehicleStatusEvent
 from schemas.reference import Reference, UnknownReference
 from streams.crewing import Crewing
 from streams.processor import (
+    LIVE_DATA_WITHIN_S,
     BatchResult,
     DeadLetter,
     EngineContext,
@@ -58,9 +59,9 @@ STATIONS = "stations"  # the state table: station id -> StationState
 #: what the stations publish for the alerts: per partition and seal, the sealed steps of their values
 STATION_STEPS = "station-steps"
 STEPS_KEY = b"all"  # one partition of readers sees every station (an area spans partitions)
-# a message without steps only moves its reader's clock: one per this much event time is enough (each is a
-# record on the broker, and a batch comes every fraction of a second)
-CLOCK_MESSAGE_EVERY_S = 5.0
+# a partition sealed further without any change only moves its reader's clock: once per this much event time is
+# enough (a part of the batch's message; with none, no message: a record on the broker each time)
+CLOCK_MESSAGE_EVERY_S = 1.0
 
 
 QUIET_FILL_S = 31 * 86400.0
@@ -98,6 +99,8 @@ class StationEngine:
         self.newest_tp: dict[tuple[str, int], float] = {}  # (topic, partition) -> newest event time seen
         self.last_mark: dict[int, float] = {}  # partition -> watermark of its last seal
         self.publish_steps = publish_steps
+        self.clock_floor: dict[int, float] = {}  # partition -> how far its live data is known (follow_clock)
+        self.newest_at: dict[int, float] = {}  # partition -> when (monotonic) its newest event time last moved
         self.published: dict[int, float] = {}  # partition -> the sealed time its last steps message went to
 
     def watermark(self, partition: int, behind: Collection[tuple[str, int]] | None) -> float | None:
@@ -112,6 +115,9 @@ class StationEngine:
         ``hold_max_s`` before the partition's newest event: state must not grow with a topic racing ahead.
         Without ``behind`` (the history path, one time-ordered stream), it is the newest time of the partition."""
         newest = self.newest.get(partition)
+        clock = self.clock_floor.get(partition)
+        if clock is not None and newest is not None and clock > newest:
+            newest = clock  # live data, nothing new since: known up to here (see :meth:`follow_clock`)
         if behind:
             held: list[float] = []
             for (topic, p) in behind:
@@ -141,6 +147,23 @@ class StationEngine:
             if p in missing and state.newest_event_time > self.newest.get(p, NO_TIME):
                 self.newest[p] = state.newest_event_time
 
+    def follow_clock(self, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]) -> None:
+        """Live, a partition whose data is live (its newest event within ``LIVE_DATA_WITHIN_S`` of the worker's
+        clock) and that no input holds back is known beyond its newest event by the time since that event came
+        (on the worker's clock, sped up or not): nothing came meanwhile. Its windows close and its last changes
+        are sealed (and reach the alerts) without waiting for the next record. Counted from the arrival of the
+        newest event, not from the wall clock, so a feed that always arrives some seconds late stays on time.
+        Not for history nor a replay of the past: their clock is their events'."""
+        tb = self.time_bound
+        if tb.skew_s is None:
+            return
+        now, wall = tb.now(), time.monotonic()
+        held = {p for _, p in behind or ()}
+        for p in assigned:
+            newest, at = self.newest.get(p), self.newest_at.get(p)
+            if newest is not None and at is not None and p not in held and now - LIVE_DATA_WITHIN_S < newest:
+                self.clock_floor[p] = newest + (wall - at) * tb.speed
+
     def partitions_to_reseal(self, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
                              ) -> set[int]:
         """Assigned partitions whose watermark moved since their last seal (a hold was released), or that were
@@ -158,6 +181,7 @@ class StationEngine:
         """Windows held back by an input that has since caught up close once it is idle, without a record; and
         at most every ``eviction_interval_s``, people long off duty leave the state."""
         self.recall_newest(stores[STATIONS], assigned)
+        self.follow_clock(behind, assigned)
         due = self.partitions_to_reseal(behind, assigned)
         result = self.process([], stores, behind, seal_partitions=due) if due else None
         now = time.monotonic()
@@ -216,18 +240,22 @@ class StationEngine:
         result.outcomes = out.outcomes
         result.late = out.late_changes
         result.newest_event_time = max((self.newest[p] for p in partitions if p in self.newest), default=0.0)
-        result.messages = [self._steps_message(p, until, st) for p, (until, st) in sorted(steps.items())
-                           if st or until >= self.published.get(p, -math.inf) + CLOCK_MESSAGE_EVERY_S]
+        parts = [(p, until, st) for p, (until, st) in sorted(steps.items())
+                 if st or until >= self.published.get(p, -math.inf) + CLOCK_MESSAGE_EVERY_S]
+        result.messages = [self._steps_message(parts)] if parts else []
         return result
 
-    def _steps_message(self, partition: int, until: float, steps: list[Step]) -> Message:
-        """``{"source": "stations/<partition>", "until": t, "steps": [...]}``: every change of the partition's
-        stations' values before ``t`` not in an earlier message (``streams/windows.py`` ``Step``), in time order.
-        A crash can repeat a message, or cut the next one differently: what is older than a source's last
-        ``until`` is what its reader has already taken."""
-        self.published[partition] = until
-        doc = {"source": f"stations/{partition}", "until": until, "steps": sorted(steps)}
-        return Message(STATION_STEPS, STEPS_KEY, json.dumps(doc, separators=(",", ":")).encode())
+    def _steps_message(self, parts: list[tuple[int, float, list[Step]]]) -> Message:
+        """One message for the partitions sealed further (one record per batch on the broker, not one per
+        partition): ``{"parts": [{"source": "stations/<partition>", "until": t, "steps": [...]}, ...]}``, each part
+        every change of its partition's stations' values before ``t`` not in an earlier message
+        (``streams/windows.py`` ``Step``), in time order. A crash can repeat a message, or cut the next one
+        differently: what is older than a source's last ``until`` is what its reader has already taken."""
+        doc = []
+        for partition, until, steps in parts:
+            self.published[partition] = until
+            doc.append({"source": f"stations/{partition}", "until": until, "steps": sorted(steps)})
+        return Message(STATION_STEPS, STEPS_KEY, json.dumps({"parts": doc}, separators=(",", ":")).encode())
 
     def _decode(self, rec: Record, crew: bool) -> tuple[Any, str]:
         """The record's event and its station; raises ``InvalidEvent``/``UnknownReference`` with the reason."""
@@ -252,6 +280,7 @@ class StationEngine:
         newest_by_topic = result.newest_by_topic
         crew_topic = self.crew_topic
         latest = self.time_bound.latest()
+        arrived = time.monotonic()
         for rec in records:
             partitions.add(rec.partition)
             crew = rec.topic == crew_topic
@@ -266,6 +295,7 @@ class StationEngine:
                 self.recall_newest(store, (rec.partition,))
             if t > self.newest.get(rec.partition, 0.0):
                 self.newest[rec.partition] = t
+                self.newest_at[rec.partition] = arrived
             if t > self.newest_tp.get((rec.topic, rec.partition), 0.0):
                 self.newest_tp[(rec.topic, rec.partition)] = t
             if t > newest_by_topic.get(rec.topic, 0.0):
@@ -330,7 +360,7 @@ def _engine(ctx: EngineContext) -> StationEngine:
                          crew_topic=ctx.topic("crew-status"), time_bound=ctx.time_bound,
                          staff_retention_s=s.staff_off_duty_retention_hours * 3600,
                          eviction_interval_s=s.intervention_eviction_interval_s, hold_max_s=s.hold_max_s,
-                         publish_steps=True)
+                         publish_steps=s.alert_rules.exists())  # no rules file: alerts off, nothing to publish
 
 
 def _reseal_every(settings: Settings) -> float:

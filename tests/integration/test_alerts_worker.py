@@ -169,7 +169,9 @@ def test_on_live_data_a_deadline_passes_on_the_workers_clock(stack: Stack, tmp_p
     try:
         now = time.time()
         out = now + 2
-        publish(s, [status(now - 60, v, "available_at_station") for v in HOME]
+        # dated as they are sent: each partition is then known up to the worker's clock (a partition is known
+        # up to its newest event plus the time since it came)
+        publish(s, [status(now - 1, v, "available_at_station") for v in HOME]
                 + [status(out, "V4", "dispatched", "I9")])
         deadline = int(out) + 60
         wait_until(lambda: ("station-vsav-out-1min", "B1/VSAV", deadline - int(T0), "firing") in stored(s), 90,

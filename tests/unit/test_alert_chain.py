@@ -172,3 +172,42 @@ def test_the_live_clock_without_messages(tmp_path: Path) -> None:
     assert engine.live_clock(30.0) == T0 + 300
     wall[0] = T0 + 300 + LATENESS + 120.0  # the data is live: the clock follows the worker's, less the lateness
     assert engine.live_clock(30.0) == T0 + 420
+
+
+def test_live_data_is_sealed_on_the_workers_clock_and_a_replay_of_the_past_is_not(monkeypatch: Any) -> None:
+    """A live partition with nothing new is known up to its newest event plus the time since it came: the last
+    change is sealed and published without another record. Old data (a replay): only its own events count."""
+    import json
+
+    from streams import processors
+    from streams.processor import TimeBound
+
+    wall = [1000.0]
+    monkeypatch.setattr(processors.stations.time, "monotonic", lambda: wall[0])
+    for live, expect_sealed in ((True, True), (False, False)):
+        t = T0 + (0 if live else -86400.0)
+        engine = StationEngine(REF, 60, LATENESS, publish_steps=True,
+                               time_bound=TimeBound(300.0, wall=lambda: T0 + wall[0] - 1000.0))
+        store: dict[str, Any] = {"stations": {}}
+        ev = vev("V4", "available_at_station", t, event_id="x1", station="S3")
+        p = partition_for(b"S3", 4)
+        first = engine.process([Record("vehicle-status", p, 0, b"S3", ev.model_dump_json().encode())], store)
+        assert all(part["steps"] == [] for m in first.messages for part in json.loads(m.value)["parts"])  # not yet
+        wall[0] += 45.0  # nothing comes for 45 s
+        tick = engine.tick(store, None, {p})
+        steps = [s for m in (tick.messages if tick else []) for part in json.loads(m.value)["parts"]
+                 for s in part["steps"]]
+        assert (steps == [[t, "S3", 0, "VSAV", 1, -1]]) is expect_sealed, steps
+        wall[0] = 1000.0
+
+
+def test_a_bad_message_is_a_dead_letter_with_its_reason_and_the_next_one_is_taken(tmp_path: Path) -> None:
+    engine = AlertEngine(rules_file(tmp_path), REF, allowed_lateness=LATENESS, partitions=4)
+    good = b'{"parts":[{"source":"stations/3","until":100.0,"steps":[[50.0,"S1",0,"VSAV",0,-1]]}]}'
+    bad = [b"not json", b'{"parts":[]}', b'{"parts":[{"source":"stations/3","until":"soon","steps":[]}]}']
+    records = [Record("station-steps", 0, i, b"all", v) for i, v in enumerate([*bad, good])]
+    result = engine.process(records, {BOOKS: {}})
+    assert [d.record.offset for d in result.dead_letters] == [0, 1, 2]
+    reasons = [d.reason for d in result.dead_letters]
+    assert "JSON" in reasons[0] and reasons[1].startswith("parts:") and reasons[2].startswith("parts.0.until:")
+    assert engine.book.sources["stations/3"] == 100.0  # the good one was taken

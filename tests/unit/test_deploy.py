@@ -154,8 +154,10 @@ def test_kustomize_manifests(overlay: str) -> None:
         assert config["VIGIE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"  # never PLAINTEXT between machines
         assert (config["VIGIE_TOPIC_REPLICATION_FACTOR"], config["VIGIE_TOPIC_MIN_INSYNC_REPLICAS"]) == ("3", "2")
         assert len(config["VIGIE_KAFKA_BOOTSTRAP"].split(",")) >= int(config["VIGIE_TOPIC_REPLICATION_FACTOR"])
-        mounts = [v for k, v in ops.items() if k.endswith("volumeMounts")]
-        assert mounts and all(m[0]["mountPath"] == "/etc/vigie/kafka-tls" for m in mounts)
+        # each patched pod mounts the client certificates (a list set, or one mount appended with "/-")
+        mounts = [v if isinstance(v, dict) else v[0] for k, v in ops.items() if k.removesuffix("/-").endswith(
+            "volumeMounts")]
+        assert len(mounts) >= 2 and all(m["mountPath"] == "/etc/vigie/kafka-tls" for m in mounts)
         assert all(config[f"VIGIE_KAFKA_SSL_{f}"].startswith("/etc/vigie/kafka-tls/") for f in ("CAFILE", "CERTFILE",
                                                                                               "KEYFILE"))
         # network policies: every Vigie pod is selected; egress only to the brokers' and ClickHouse's ports and DNS
@@ -225,3 +227,21 @@ def test_only_the_migrations_and_the_purge_hold_the_migrators_account() -> None:
             if {"secretRef": {"name": "vigie-migrator"}} in c.get("envFrom", []):
                 holders.add(" ".join(c["args"]))
     assert holders == {"db migrate", "db purge"}
+
+
+def test_the_workers_read_the_shipped_alert_rules() -> None:
+    """Kubernetes: the rules ConfigMap is the shipped file, mounted where VIGIE_ALERT_RULES says; compose and the
+    image: the image's copy (the Dockerfile sets VIGIE_ALERT_RULES to it)."""
+    base = DEPLOY / "k8s" / "base"
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    (generator,) = kustomization["configMapGenerator"]
+    assert generator["files"] == ["rules.toml=alert-rules.toml"]
+    assert (base / "alert-rules.toml").read_text() == (DEPLOY / "alerts" / "rules.toml").read_text()
+    (worker,) = [d for d in _k8s_docs(base) if d["kind"] == "Deployment" and d["metadata"]["name"] == "vigie-worker"]
+    pod = worker["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "alert-rules"]
+    assert env["VIGIE_ALERT_RULES"] == mount["mountPath"] + "/rules.toml"
+    assert {"name": "alert-rules", "configMap": {"name": generator["name"]}} in pod["volumes"]
+    assert "VIGIE_ALERT_RULES=/app/deploy/alerts/rules.toml" in (DEPLOY / "Dockerfile").read_text()
