@@ -107,7 +107,8 @@ class Settings(BaseSettings):
     reference_dir: Path = PROJECT_ROOT / "deploy" / "reference" / "paris-sim"
     # the alert rules (TOML; README "Alerts"): read at start and again when the file changes
     alert_rules: Path = PROJECT_ROOT / "deploy" / "alerts" / "rules.toml"
-    # a stations partition that published nothing for this long (wall clock) no longer holds the alerts' clock
+    # when every stations partition has published nothing for this long (wall clock), the alerts' clock goes to the
+    # newest sealed time heard (the input is over for now, as at the end of a history)
     alert_source_idle_s: float = Field(default=10.0, gt=0)
     window_seconds: int = Field(default=60, ge=1)
     # Events up to this much older than the newest event time seen on their partition still

@@ -9,7 +9,8 @@ from schemas.events import Identifier
 
 
 class StationStepsPart(BaseModel):
-    """The stations of one partition (``source``), sealed up to ``until`` (epoch s); ``steps``: every change of
+    """The stations of one partition (``source``), sealed up to ``until`` (epoch s; null: the partition has no data
+    at all, read to its end: it holds nothing back); ``steps``: every change of
     their values since the previous part of the same source, each ``[time, station, kind, subject, count, second
     count]`` — kind 0: a vehicle type, vehicles available and how many of them can be crewed (-1: crews not
     tracked); kind 1: a qualification, people on duty holding it and how many of them are available
@@ -18,7 +19,7 @@ class StationStepsPart(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     source: str = Field(pattern=r"^[a-z-]+/\d+$")
-    until: float
+    until: float | None
     steps: list[tuple[float, Identifier, int, str, int, int]] = Field(default_factory=list)
 
 

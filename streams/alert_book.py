@@ -106,22 +106,31 @@ class AlertBook:
                 for s in sids:
                     self.watchers.setdefault((s, kind, subject), []).append(scope)
 
-    def take(self, source: str, until: float, steps: Iterable[Step]) -> None:
-        """One message of a source: its steps not taken yet wait for the clock (:meth:`settle`)."""
+    def take(self, source: str, until: float | None, steps: Iterable[Step]) -> None:
+        """One message of a source: its steps not taken yet wait for the clock (:meth:`settle`). ``until`` None:
+        the source has no data at all (a partition read to its end, empty): it holds nothing until it has some."""
         last = self.sources.get(source, -math.inf)
+        if until is None:
+            if last == -math.inf:
+                self.sources[source] = math.inf
+            return
+        if last == math.inf:
+            last = -math.inf  # its first data
         for step in steps:
             if step[0] >= last:
                 heapq.heappush(self.waiting, tuple(step))  # type: ignore[arg-type]
         self.sources[source] = max(last, until)
 
     def settle(self) -> None:
-        """The clock to the oldest ``until`` of the sources: what every station is known up to."""
-        if self.sources:
-            self.advance(min(self.sources.values()))
+        """The clock to the oldest ``until`` of the sources: what every station is known up to (sources without
+        data hold nothing)."""
+        held = [u for u in self.sources.values() if u < math.inf]
+        if held:
+            self.advance(min(held))
 
     def finish(self) -> None:
         """The input is over (the end of a history): every source is known up to the newest ``until``."""
-        heard = [u for u in self.sources.values() if u > -math.inf]
+        heard = [u for u in self.sources.values() if -math.inf < u < math.inf]
         if heard:
             self.advance(max(heard))
 
@@ -194,7 +203,7 @@ class AlertBook:
         """The state for a changelog (``transitions`` are taken before: never kept)."""
         return {
             "c": self.clock if self.clock > -math.inf else None,
-            "s": self.sources,
+            "s": {k: (None if v == math.inf else v) for k, v in self.sources.items() if v > -math.inf},
             "w": [list(s) for s in self.waiting],
             "v": [[n, k, scope.values] for (n, k), scope in self.scopes.items() if scope.values],
             "a": [[n, k, a.to_list()] for (n, k), a in self.alerts.items()],
@@ -204,7 +213,8 @@ class AlertBook:
     def restore(self, doc: dict[str, object]) -> None:
         """Back to a state of :meth:`to_dict` (a rule since removed or changed starts afresh)."""
         self.clock = -math.inf if doc["c"] is None else float(doc["c"])  # type: ignore[arg-type]
-        self.sources = {str(k): float(v) for k, v in doc["s"].items()}  # type: ignore[attr-defined]
+        for k, v in doc["s"].items():  # type: ignore[attr-defined]
+            self.sources[str(k)] = math.inf if v is None else float(v)
         self.waiting = [tuple(s) for s in doc["w"]]  # type: ignore[attr-defined, misc]
         heapq.heapify(self.waiting)
         for name, key, values in doc["v"]:  # type: ignore[attr-defined]

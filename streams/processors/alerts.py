@@ -22,7 +22,6 @@ from schemas.signals import StationSteps
 from streams.alert_book import AlertBook, Transition
 from streams.partitioning import partition_for
 from streams.processor import (
-    LIVE_DATA_WITHIN_S,
     BatchResult,
     DeadLetter,
     EngineContext,
@@ -125,7 +124,7 @@ class AlertEngine:
 
     def tick(self, stores: Stores, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
              ) -> BatchResult | None:
-        """Live: a changed rules file is read again; the clock moves on without messages (:meth:`live_clock`)."""
+        """Live: a changed rules file is read again; the clock may move on without messages (:meth:`live_clock`)."""
         if not self.live or (self.partition >= 0 and self.partition not in assigned):
             return None
         self._recover(stores[BOOKS])
@@ -135,19 +134,17 @@ class AlertEngine:
         return self._result(BatchResult(), changed=len(self.book.waiting) != waiting)
 
     def live_clock(self, now: float) -> float:
-        """Where the clock may go without a message. A source silent for ``idle_s`` (wall clock) no longer holds
-        it; with every source silent, it goes to the newest ``until`` heard (what the batch path does at the end of
-        its input), and, when that is close to the worker's clock (live data, not a replay of the past), on with
-        the worker's clock less the allowed lateness: a deadline then passes without any further event."""
+        """Where the clock may go without a message: where it is, unless every source has been heard from by this
+        engine (since it started) and all have been silent for ``idle_s`` (wall clock) — the input is then over
+        for now, and every source is known up to the newest ``until`` heard (what the batch path does at the end of
+        its input). A source never heard since the start keeps holding (its stations may be recovering)."""
         book = self.book
-        active = [u for source, u in book.sources.items() if now - self.heard.setdefault(source, now) < self.idle_s]
-        if active:
-            return min(active)
-        heard = [u for u in book.sources.values() if u > -math.inf]
-        if not heard:
-            return -math.inf
-        live_now = self.time_bound.now() - self.allowed_lateness
-        return max(max(heard), live_now) if live_now - max(heard) < LIVE_DATA_WITHIN_S else max(heard)
+        if not book.sources or any(s not in self.heard for s in book.sources):
+            return book.clock
+        if any(now - self.heard[s] < self.idle_s for s in book.sources):
+            return book.clock
+        heard = [u for u in book.sources.values() if -math.inf < u < math.inf]
+        return max(heard) if heard else book.clock
 
     def _reload(self, store: MutableMapping[str, Any]) -> None:
         version = self._version()

@@ -101,6 +101,7 @@ class StationEngine:
         self.publish_steps = publish_steps
         self.clock_floor: dict[int, float] = {}  # partition -> how far its live data is known (follow_clock)
         self.newest_at: dict[int, float] = {}  # partition -> when (monotonic) its newest event time last moved
+        self.told_empty: set[int] = set()  # partitions announced without data (empty_partitions)
         self.published: dict[int, float] = {}  # partition -> the sealed time its last steps message went to
 
     def watermark(self, partition: int, behind: Collection[tuple[str, int]] | None) -> float | None:
@@ -164,6 +165,16 @@ class StationEngine:
             if newest is not None and at is not None and p not in held and now - LIVE_DATA_WITHIN_S < newest:
                 self.clock_floor[p] = newest + (wall - at) * tb.speed
 
+    def empty_partitions(self, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]) -> list[int]:
+        """Live, the assigned partitions without any data, read to their end (no input holds them): their
+        readers are told once (a part without ``until``), so that they do not wait for them."""
+        if not self.publish_steps or self.time_bound.skew_s is None:
+            return []
+        held = {p for _, p in behind or ()}
+        empty = sorted(p for p in assigned if p not in self.newest and p not in held and p not in self.told_empty)
+        self.told_empty.update(empty)
+        return empty
+
     def partitions_to_reseal(self, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
                              ) -> set[int]:
         """Assigned partitions whose watermark moved since their last seal (a hold was released), or that were
@@ -184,6 +195,10 @@ class StationEngine:
         self.follow_clock(behind, assigned)
         due = self.partitions_to_reseal(behind, assigned)
         result = self.process([], stores, behind, seal_partitions=due) if due else None
+        empty = self.empty_partitions(behind, assigned)
+        if empty:
+            result = result or BatchResult()
+            result.messages.append(self._steps_message([(p, None, []) for p in empty]))
         now = time.monotonic()
         if now - self.last_eviction >= self.eviction_interval_s:
             self.last_eviction = now
@@ -245,7 +260,7 @@ class StationEngine:
         result.messages = [self._steps_message(parts)] if parts else []
         return result
 
-    def _steps_message(self, parts: list[tuple[int, float, list[Step]]]) -> Message:
+    def _steps_message(self, parts: list[tuple[int, float | None, list[Step]]]) -> Message:
         """One message for the partitions sealed further (one record per batch on the broker, not one per
         partition): ``{"parts": [{"source": "stations/<partition>", "until": t, "steps": [...]}, ...]}``, each part
         every change of its partition's stations' values before ``t`` not in an earlier message
@@ -253,7 +268,8 @@ class StationEngine:
         differently: what is older than a source's last ``until`` is what its reader has already taken."""
         doc = []
         for partition, until, steps in parts:
-            self.published[partition] = until
+            if until is not None:
+                self.published[partition] = until
             doc.append({"source": f"stations/{partition}", "until": until, "steps": sorted(steps)})
         return Message(STATION_STEPS, STEPS_KEY, json.dumps({"parts": doc}, separators=(",", ":")).encode())
 

@@ -237,10 +237,11 @@ def test_wall_screen_open_interventions(run, areas: list[str]) -> None:  # type:
             for r in got] == want[:100]
 
 
-@pytest.mark.parametrize("areas", AREA_STATES)
-def test_wall_screen_firing_alerts(run, areas: list[str]) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("selection", ["all", "one area"])
+def test_wall_screen_firing_alerts(run, selection: str) -> None:  # type: ignore[no-untyped-def]
     """The alerts table holds the transitions computed from the events; the panel shows those whose latest
-    transition is « firing », the most severe first, then the oldest; the board and `vigie alerts list` too."""
+    transition is « firing », the most severe first, then the oldest (all areas, or the area of one of them); the
+    board's query too."""
     s, ref, eng = run.settings, run.ref, run.eng
     rules = {r["name"]: dict(r) for r in tomllib.loads(s.alert_rules.read_text())["rule"]}
     want = expected.alert_transitions(ref, run.events, list(rules.values()), s.allowed_lateness_seconds,
@@ -259,6 +260,8 @@ def test_wall_screen_firing_alerts(run, areas: list[str]) -> None:  # type: igno
         return ref.stations[where].area if where in ref.stations else where
 
     severity = {"critical": 0, "warning": 1, "info": 2}
+    every = sorted(area_of(key) for (_, key), (_, _, tr) in latest.items() if tr == "firing")
+    areas = [ALL] if selection == "all" or not every else [every[-1]]
     firing = sorted((severity[rules[rule]["severity"]], at, rule, key) for (rule, key), (at, _, tr) in latest.items()
                     if tr == "firing" and (areas == [ALL] or area_of(key) in areas))
     assert firing, "nothing firing at the end of the day: the panel would be checked on nothing"

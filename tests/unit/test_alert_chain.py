@@ -154,24 +154,25 @@ def test_any_arrival_order_within_the_lateness_gives_the_same_alerts(tmp_path_fa
 
 
 def test_the_live_clock_without_messages(tmp_path: Path) -> None:
-    from streams.processor import TimeBound
-
-    wall = [T0 + 10_000.0]
-    engine = AlertEngine(rules_file(tmp_path), REF, live=True, time_bound=TimeBound(300.0, wall=lambda: wall[0]),
-                         idle_s=10.0, allowed_lateness=LATENESS, partitions=4)
+    engine = AlertEngine(rules_file(tmp_path), REF, live=True, idle_s=10.0, allowed_lateness=LATENESS, partitions=4)
     sources = sorted(engine.book.sources)
     assert len(sources) == 3  # the partitions holding S1, S2 and S3
-    assert engine.live_clock(0.0) == -math.inf  # nothing heard yet: everything holds
-    for i, source in enumerate(sources):
+    for i, source in enumerate(sources[:2]):
         engine.book.take(source, T0 + 100 * (i + 1), [])
         engine.heard[source] = 0.0
-    assert engine.live_clock(5.0) == T0 + 100  # all active: the oldest
-    engine.heard[sources[1]] = engine.heard[sources[2]] = 8.0
-    assert engine.live_clock(12.0) == T0 + 200  # the first silent for 12 s no longer holds
-    # all silent: the newest heard (as the batch path at the end of its input) — old data: no further
-    assert engine.live_clock(30.0) == T0 + 300
-    wall[0] = T0 + 300 + LATENESS + 120.0  # the data is live: the clock follows the worker's, less the lateness
-    assert engine.live_clock(30.0) == T0 + 420
+    engine.book.settle()
+    assert engine.book.clock == -math.inf  # the third, never heard from (recovering, say), holds everything
+    assert engine.live_clock(100.0) == -math.inf  # however long the others are silent
+    engine.book.take(sources[2], None, [])  # it has no data at all: it holds nothing
+    engine.heard[sources[2]] = 95.0
+    engine.book.settle()
+    assert engine.book.clock == T0 + 100
+    assert engine.live_clock(100.0) == T0 + 100  # one heard from 5 s ago: the clock stays
+    # every source heard since the start and silent for 10 s: the input is over for now, all known up to the newest
+    assert engine.live_clock(106.0) == T0 + 200
+    engine.book.take(sources[2], T0 + 400, [])  # its first data: it holds again, from there
+    engine.book.settle()
+    assert engine.book.sources[sources[2]] == T0 + 400 and engine.book.clock == T0 + 100
 
 
 def test_live_data_is_sealed_on_the_workers_clock_and_a_replay_of_the_past_is_not(monkeypatch: Any) -> None:
@@ -211,3 +212,24 @@ def test_a_bad_message_is_a_dead_letter_with_its_reason_and_the_next_one_is_take
     reasons = [d.reason for d in result.dead_letters]
     assert "JSON" in reasons[0] and reasons[1].startswith("parts:") and reasons[2].startswith("parts.0.until:")
     assert engine.book.sources["stations/3"] == 100.0  # the good one was taken
+
+
+def test_live_partitions_without_data_are_announced_once_and_not_while_an_input_holds_them() -> None:
+    import json
+
+    from streams.processor import TimeBound
+
+    engine = StationEngine(REF, 60, LATENESS, publish_steps=True, time_bound=TimeBound(300.0))
+    store: dict[str, Any] = {"stations": {}}
+    held = [("vehicle-status", 1)]  # not read to its end yet: it may still bring data
+    result = engine.tick(store, held, {0, 1, 2})
+    assert result is not None
+    (message,) = result.messages
+    assert json.loads(message.value) == {"parts": [{"source": "stations/0", "until": None, "steps": []},
+                                                   {"source": "stations/2", "until": None, "steps": []}]}
+    again = engine.tick(store, [], {0, 1, 2})
+    assert again is not None and [p["source"] for m in again.messages for p in json.loads(m.value)["parts"]] == [
+        "stations/1"]
+    assert engine.tick(store, [], {0, 1, 2}) is None  # told once
+    batch = StationEngine(REF, 60, LATENESS, publish_steps=True)  # the batch path: its input's end says it
+    assert batch.tick(store, None, {0, 1, 2}) is None
