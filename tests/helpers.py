@@ -57,3 +57,18 @@ def recording_server(version: str, sent: list[str]) -> Callable[[str], Any]:
         sent.append(sql)
         return [(version,)] if sql == "SELECT version()" else []
     return execute
+
+
+#: the shipped rule "no VSAV available in an area" (deploy/alerts/rules.toml), for the alert tests
+NO_VSAV_IN_AREA = '''
+[[rule]]
+name = "no-vsav-in-area"
+measure = "available"
+scope = "area"
+vehicle_type = "VSAV"
+fire_at = 0
+clear_at = 1
+keep_firing_for = "2m"
+severity = "critical"
+message = "No VSAV available in {area}"
+'''

@@ -17,6 +17,7 @@ from core.settings import Settings
 from devtools.produce import publish
 from devtools.simulator import SimEvent
 from schemas.events import VehicleStatusEvent
+from tests.helpers import NO_VSAV_IN_AREA
 from tests.integration.conftest import Stack, ch_client, new_settings, start_worker, stop_worker, wait_until
 
 pytestmark = pytest.mark.integration
@@ -25,18 +26,7 @@ T0 = datetime(2026, 2, 2, 8, 0, tzinfo=UTC).timestamp()
 STATIONS = "station_id,name,area,lat,lon\nA1,A one,A,48.85,2.35\nA2,A two,A,48.86,2.36\nB1,B one,B,48.87,2.37\n"
 FLEET = ("vehicle_id,vehicle_type,home_station\nV1,VSAV,A1\nV2,VSAV,A1\nV3,VSAV,A2\nV4,VSAV,B1\nF1,FPT,B1\n")
 HOME = {"V1": "A1", "V2": "A1", "V3": "A2", "V4": "B1", "F1": "B1"}
-RULES = '''
-[[rule]]
-name = "no-vsav-in-area"
-measure = "available"
-scope = "area"
-vehicle_type = "VSAV"
-fire_at = 0
-clear_at = 1
-keep_firing_for = "2m"
-severity = "critical"
-message = "No VSAV available in {area}"
-
+RULES = NO_VSAV_IN_AREA + '''
 [[rule]]
 name = "no-fpt-in-area"
 measure = "available"

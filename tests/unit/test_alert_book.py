@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from schemas.alert_rules import Rule, RuleSet
 from schemas.reference import FleetVehicle, Reference, Station
 from streams.alert_book import AlertBook
+from tests.helpers import NO_VSAV_IN_AREA
 
 EXAMPLES = int(os.environ.get("VIGIE_PROPERTY_EXAMPLES", "200"))
 
@@ -39,18 +40,7 @@ def _toml(text: str) -> list[dict[str, object]]:
     return tomllib.loads(text)["rule"]  # type: ignore[no-any-return]
 
 
-NO_VSAV = rules('''
-[[rule]]
-name = "no-vsav"
-measure = "available"
-scope = "area"
-vehicle_type = "VSAV"
-fire_at = 0
-clear_at = 1
-keep_firing_for = "2m"
-severity = "critical"
-message = "No VSAV available in {area}"
-''')
+NO_VSAV = rules(NO_VSAV_IN_AREA)
 
 
 def vsav(t: float, station: str, available: int, staffed: int = -1) -> tuple[float, str, int, str, int, int]:
@@ -79,12 +69,12 @@ def test_an_area_without_vsav_fires_once_per_episode_and_resolves_after_keep_fir
     # A: 3 until 200, 1 until 250, none from 250 (fires at once), one back at 300 and gone again at 350 (within
     # the 2 minutes: the same episode), back for good at 400. B never runs out.
     assert transitions(book) == [
-        ("no-vsav", "A/VSAV", 250, "pending", 0, "No VSAV available in A"),
-        ("no-vsav", "A/VSAV", 250, "firing", 0, "No VSAV available in A"),
+        ("no-vsav-in-area", "A/VSAV", 250, "pending", 0, "No VSAV available in A"),
+        ("no-vsav-in-area", "A/VSAV", 250, "firing", 0, "No VSAV available in A"),
     ]
     assert book.clock == 450  # S1 is known up to 450 only: the resolution (at 520) is not known yet
     feed(book, [("stations/0", 700, [])])
-    assert transitions(book) == [("no-vsav", "A/VSAV", 520, "resolved", 0, "No VSAV available in A")]
+    assert transitions(book) == [("no-vsav-in-area", "A/VSAV", 520, "resolved", 0, "No VSAV available in A")]
 
 
 def test_a_repeated_or_recut_message_changes_nothing() -> None:
@@ -97,9 +87,9 @@ def test_a_repeated_or_recut_message_changes_nothing() -> None:
     feed(again, [*s0, ("stations/1", 150, [vsav(100, "S2", 0)]), *s1, *s0,
                  ("stations/0", 500, []), ("stations/1", 500, [vsav(200, "S2", 1)])])
     assert transitions(once) == transitions(again) == [
-        ("no-vsav", "A/VSAV", 100, "pending", 0, "No VSAV available in A"),
-        ("no-vsav", "A/VSAV", 100, "firing", 0, "No VSAV available in A"),
-        ("no-vsav", "A/VSAV", 320, "resolved", 0, "No VSAV available in A"),
+        ("no-vsav-in-area", "A/VSAV", 100, "pending", 0, "No VSAV available in A"),
+        ("no-vsav-in-area", "A/VSAV", 100, "firing", 0, "No VSAV available in A"),
+        ("no-vsav-in-area", "A/VSAV", 320, "resolved", 0, "No VSAV available in A"),
     ]
 
 
@@ -177,17 +167,7 @@ def test_a_changed_rule_ends_its_alerts() -> None:
     book = AlertBook(NO_VSAV, REF, SOURCES)
     feed(book, [("stations/0", 300, [vsav(100, "S1", 0)]), ("stations/1", 300, [vsav(100, "S2", 0)])])
     assert len(transitions(book)) == 2
-    looser = rules('''
-[[rule]]
-name = "no-vsav"
-measure = "available"
-scope = "area"
-vehicle_type = "VSAV"
-fire_at = 0
-clear_at = 1
-for = "5m"
-message = "No VSAV available in {area}"
-''')
+    looser = rules(NO_VSAV_IN_AREA.replace('keep_firing_for = "2m"', 'for = "5m"'))
     ended = book.retire(looser)
     assert [(tr.scope_key, tr.change.at, tr.change.transition.value) for tr in ended] == [("A/VSAV", 300, "resolved")]
     fresh = AlertBook(looser, REF, SOURCES)

@@ -25,22 +25,11 @@ from streams.processors.alerts import PROCESSOR as ALERTS
 from streams.processors.stations import PROCESSOR as STATIONS
 from streams.processors.stations import StationEngine
 from streams.runtime.checkpoint import Rejected
-from tests.helpers import T0, vev
+from tests.helpers import NO_VSAV_IN_AREA, T0, vev
 from tests.unit.test_disorder import deliver
 
 LATENESS = 30
-RULES = '''
-[[rule]]
-name = "no-vsav-in-area"
-measure = "available"
-scope = "area"
-vehicle_type = "VSAV"
-fire_at = 0
-clear_at = 1
-keep_firing_for = "2m"
-severity = "critical"
-message = "No VSAV available in {area}"
-'''
+RULES = NO_VSAV_IN_AREA
 # S1 and S2 (area A) and S3 (area B) on three partitions of four
 REF = Reference.build(
     [Station(station_id="S1", name="One", area="A", lat=48.85, lon=2.35),
