@@ -49,7 +49,8 @@ def threshold_of(rule: Rule) -> Threshold:
 
 @dataclass(slots=True)
 class _Scope:
-    """What one rule measures on one scope: the stations it sums, and their current values."""
+    """What one rule measures on one scope: the stations it sums, their current values, and the running sums
+    (a step changes one station: the scope's value is updated, not summed again over an area's stations)."""
 
     rule: Rule
     key: str
@@ -58,15 +59,24 @@ class _Scope:
     subject: str
     fleet: dict[str, int]  # station -> vehicles of the type (the share's denominator)
     values: dict[str, int] = field(default_factory=dict)  # station -> its count, once reported
+    total: int = 0  # the sum of ``values``
+    fleet_counted: int = 0  # the fleet of the stations in ``values``
+
+    def set(self, station: str, n: int) -> None:
+        old = self.values.get(station)
+        if old is None:
+            self.fleet_counted += self.fleet.get(station, 0)
+            old = 0
+        self.values[station] = n
+        self.total += n - old
 
     def value(self) -> float | None:
         if not self.values:
             return None
-        total = sum(self.values.values())
         if self.rule.measure is not Measure.AVAILABLE_SHARE:
-            return float(total)
-        fleet = sum(self.fleet.get(s, 0) for s in self.values)
-        return round(100.0 * total / fleet, 1) if fleet else None
+            return float(self.total)
+        fleet = self.fleet_counted
+        return round(100.0 * self.total / fleet, 1) if fleet else None
 
 
 class AlertBook:
@@ -118,7 +128,7 @@ class AlertBook:
             last = -math.inf  # its first data
         for step in steps:
             if step[0] >= last:
-                heapq.heappush(self.waiting, tuple(step))  # type: ignore[arg-type]
+                heapq.heappush(self.waiting, step)
         self.sources[source] = max(last, until)
 
     def settle(self) -> None:
@@ -148,7 +158,7 @@ class AlertBook:
                     n = available_staff if scope.rule.staffed else count
                     if n < 0:
                         continue  # crews not tracked at this station: a staffed rule does not count it
-                    scope.values[station] = n
+                    scope.set(station, n)
                     changed[id(scope)] = scope
             at = max(t, self.clock)
             if at > t:
@@ -220,7 +230,8 @@ class AlertBook:
         for name, key, values in doc["v"]:  # type: ignore[attr-defined]
             scope = self.scopes.get((name, key))
             if scope is not None:
-                scope.values = {str(s): int(n) for s, n in values.items()}
+                for station, n in values.items():
+                    scope.set(str(station), int(n))
         rules = {r.name: r for r in self.rules}
         for name, key, data in doc["a"]:  # type: ignore[attr-defined]
             if (name, key) in self.scopes:

@@ -139,6 +139,9 @@ class StationWindows:
     # the time of the last change folded: quiet windows are emitted up to max_fill_windows from its window, and
     # none after (until the next change) — in event time, so the rows never depend on how often seal() runs
     last_change: float | None = None
+    # what ``_steps`` last gave per (kind, subject): an unchanged value is not given again (not persisted: after a
+    # restart every value is given once more, which its reader takes as no change)
+    given: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def for_fleet(cls, window_seconds: int, unknown_per_type: dict[str, int]) -> StationWindows:
@@ -262,24 +265,31 @@ class StationWindows:
                 held = tc.counts[AVAILABLE] if opening else tc.min_available
                 tc.min_available = min(held, tc.counts[AVAILABLE])
             staffed = self.staffed(crewing) if self.staff and (touched or staff_changed) else None
+            by_qual = self.staff_by_qualification() if staffed is not None else None
             if staffed is not None:
-                self._update_crew_minimums(staffed, opening)
+                self._update_crew_minimums(staffed, by_qual, opening)  # type: ignore[arg-type]
             if steps is not None:
-                self._steps(t, station_id, touched, staffed, staff_changed, steps)
+                self._steps(t, station_id, touched, staffed, by_qual if staff_changed else None, steps)
         self._close_windows_before(until, station_id, area, max_fill_windows, out, crewing, staff_out)
         self._integrate(until)
 
     def _steps(self, t: float, station_id: str, touched: set[str], staffed: dict[str, int] | None,
-               staff_changed: bool, steps: list[Step]) -> None:
+               by_qual: list[list[int]] | None, steps: list[Step]) -> None:
         """The values after one step: the types it touched, or every type where crews are tracked (a vehicle
         or a person freed or taken changes what any type can crew), and the people on duty per qualification."""
+        given = self.given
         types = self.types if staffed is not None else touched
         for vtype in sorted(types):
-            steps.append((t, station_id, VEHICLE_STEP, vtype, self.types[vtype].counts[AVAILABLE],
-                          -1 if staffed is None else staffed.get(vtype, 0)))
-        if staff_changed:
-            for q, (avail, assigned, unavail) in zip(QUALIFICATIONS, self.staff_by_qualification(), strict=True):
-                steps.append((t, station_id, STAFF_STEP, q.value, avail + assigned + unavail, avail))
+            values = (self.types[vtype].counts[AVAILABLE], -1 if staffed is None else staffed.get(vtype, 0))
+            if given.get((VEHICLE_STEP, vtype)) != values:
+                given[(VEHICLE_STEP, vtype)] = values
+                steps.append((t, station_id, VEHICLE_STEP, vtype, *values))
+        if by_qual is not None:  # people changed
+            for q, (avail, assigned, unavail) in zip(QUALIFICATIONS, by_qual, strict=True):
+                values = (avail + assigned + unavail, avail)
+                if given.get((STAFF_STEP, q.value)) != values:
+                    given[(STAFF_STEP, q.value)] = values
+                    steps.append((t, station_id, STAFF_STEP, q.value, *values))
 
     def _open_minimums(self, crewing: Crewing) -> None:
         """At a window's opening the minimums start from the values held then."""
@@ -289,11 +299,11 @@ class StationWindows:
             tc.min_staffed = staffed.get(vtype, 0)
         self.min_staff_available = [q[0] for q in self.staff_by_qualification()]
 
-    def _update_crew_minimums(self, staffed: dict[str, int], opening: bool) -> None:
+    def _update_crew_minimums(self, staffed: dict[str, int], by_qual: list[list[int]], opening: bool) -> None:
         for vtype, tc in self.types.items():
             n = staffed.get(vtype, 0)
             tc.min_staffed = n if opening else min(tc.min_staffed, n)
-        for qi, q in enumerate(self.staff_by_qualification()):
+        for qi, q in enumerate(by_qual):
             self.min_staff_available[qi] = q[0] if opening else min(self.min_staff_available[qi], q[0])
 
     def _integrate(self, t: float) -> None:
