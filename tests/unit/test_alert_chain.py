@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,29 @@ def test_live_partitions_without_data_are_announced_once_and_not_while_an_input_
     assert engine.tick(store, [], {0, 1, 2}) is None  # told once
     batch = StationEngine(REF, 60, LATENESS, publish_steps=True)  # the batch path: its input's end says it
     assert batch.tick(store, None, {0, 1, 2}) is None
+
+
+def test_a_changed_rules_file_is_read_again_and_the_alerts_of_a_changed_rule_end(tmp_path: Path) -> None:
+    import os
+
+    rules = rules_file(tmp_path)
+    engine = AlertEngine(rules, REF, live=True, idle_s=10.0, allowed_lateness=LATENESS, partitions=4)
+    stores: dict[str, Any] = {BOOKS: {}}
+    parts = [{"source": s, "until": T0 + 300, "steps": [[T0 + 100, st, 0, "VSAV", 0, -1]]}
+             for s, st in zip(sorted(engine.book.sources), ("S2", "S3", "S1"), strict=True)]  # their partitions
+    import json
+
+    first = engine.process([Record("station-steps", 0, 0, b"all", json.dumps({"parts": parts}).encode())], stores)
+    assert sorted((r.scope_key, r.transition) for r in first.rows[ALERTS.tables[0]]) == [
+        ("A/VSAV", "firing"), ("A/VSAV", "pending"), ("B/VSAV", "firing"), ("B/VSAV", "pending")]
+    rules.write_text(RULES.replace('keep_firing_for = "2m"', 'for = "10m"'))  # the rule changed
+    os.utime(rules, (time.time() + 5, time.time() + 5))  # a new modification time, whatever the clock's grain
+    tick = engine.tick(stores, None, {0})
+    assert tick is not None
+    assert sorted((r.scope_key, r.at, r.transition) for r in tick.rows[ALERTS.tables[0]]) == [
+        ("A/VSAV", T0 + 300, "resolved"), ("B/VSAV", T0 + 300, "resolved")]
+    assert engine.book.rules[0].for_s == 600.0
+    rules.write_text("[[rule]]\nname = 'broken'\n")  # an invalid file: the rules in force stay
+    os.utime(rules, (time.time() + 10, time.time() + 10))
+    engine.tick(stores, None, {0})
+    assert engine.book.rules[0].for_s == 600.0
