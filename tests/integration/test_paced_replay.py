@@ -61,3 +61,4 @@ def test_a_month_paced_through_kafka_keeps_the_lag_bounded_and_gives_the_batch_p
                     for run in ("jan_paced", "jan_batch"))
     assert paced == batch
     assert sum(n > 0 for n, _ in paced.values()) >= 6
+    assert paced["alerts"][0] > 100  # the replay's alerts (tests/integration/alert_rules.toml), as the batch path's
