@@ -146,10 +146,17 @@ EXPECTED_VS_OBSERVED = expected_vs_observed_sql("1", "'*'")
 # alerts follow the area selector
 FIRING_ALERTS = f"""
 SELECT multiIf(severity = 'critical', 'critique', severity = 'warning', 'alerte', 'info') AS niveau,
-       since AS depuis, message, rule AS regle
-FROM {RUN}.alerts_current
-WHERE state = 'firing' AND {AREA_FILTER}
-ORDER BY multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), since, rule, scope_key"""
+       since AS depuis, message, rule AS regle,
+       multiIf(silenced, concat('silence -> ', formatDateTime(silenced_until, '%H:%M'), ' (', silenced_by, ')'),
+               acknowledged_by != '', concat('pris en compte (', acknowledged_by, ')'), '') AS suivi
+FROM
+(
+    SELECT severity, since, message, rule, scope_key, acknowledged_by, silenced_until, silenced_by,
+           silenced_until > (SELECT max(event_time) FROM {RUN}.vehicle_state) AS silenced
+    FROM {RUN}.alerts_current
+    WHERE state = 'firing' AND {AREA_FILTER}
+)
+ORDER BY silenced, multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), since, rule, scope_key"""
 
 VEHICLE_POSITIONS = f"""
 SELECT vehicle_id, vehicle_type, home_station, status, category, intervention_id, lat, lon
@@ -275,9 +282,10 @@ def build() -> dash_b.Dashboard:
         .no_value("Aucune intervention en cours").cell_height(common.TableCellHeight.SM))
     d = d.with_panel(
         table.Panel().title("Alertes en cours").grid_pos(at(12, 14, 12, 4))
-        .description("Alerts firing now (rules: deploy/alerts/rules.toml, README « Alerts »), the most severe "
-                     "first, since when (event time). Per area and station: the area selector applies. "
-                     "`vigie alerts list` shows the pending ones and the history.")
+        .description("Alerts firing now (rules: deploy/alerts/rules.toml, README « Alerts »), the silenced ones "
+                     "last, the most severe first, since when (event time); « suivi »: who took it in hand "
+                     "(`vigie alerts ack`), or the silence in force (`vigie alerts silence`). Per area and station: "
+                     "the area selector applies. `vigie alerts list` shows the pending ones and the history.")
         .with_target(SQL(FIRING_ALERTS).table())
         .override_by_name("niveau", [
             dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),

@@ -47,9 +47,13 @@ def availability_untracked_query(db: str) -> str:
 
 
 def firing_alerts_query(db: str) -> str:
-    """The alerts firing now (their latest transition), the most severe first, then the oldest."""
-    return (f"SELECT severity, message, since, rule, scope_key FROM {db}.alerts_current WHERE state = 'firing' "
-            "ORDER BY multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), since, rule, scope_key")
+    """The alerts firing now (their latest transition), the silenced ones last, the most severe first, then the
+    oldest: (severity, message, since, rule, scope key, acknowledged by, silenced, silenced until, by, why). Silenced:
+    a silence whose end is after the situation clock (the newest event time: a replay reads right)."""
+    return (f"SELECT severity, message, since, rule, scope_key, acknowledged_by, "
+            f"silenced_until > (SELECT max(event_time) FROM {db}.vehicle_state) AS silenced, silenced_until, "
+            f"silenced_by, silence_why FROM {db}.alerts_current WHERE state = 'firing' "
+            "ORDER BY silenced, multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), since, rule, scope_key")
 
 
 def open_alerts_query(db: str) -> str:

@@ -223,3 +223,16 @@ class AlertRow(NamedTuple):
     value: Float64  # the value then (for firing and resolved: the worst of the episode)
     fire_at: Float64
     message: String
+
+
+class AlertActionRow(NamedTuple):
+    """An operator's action on an alert (schemas/alert_actions.py)."""
+
+    event_id: String
+    at: DateTime
+    action: String
+    rule: String
+    scope_key: String
+    until: DateTime  # a silence's end (0: none)
+    by: String
+    why: String

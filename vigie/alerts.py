@@ -1,12 +1,17 @@
-"""``vigie alerts list``: the alerts firing (and pending) now, or every transition of a period, from ClickHouse."""
+"""``vigie alerts list``: the alerts firing (and pending) now, or every transition of a period, from ClickHouse;
+``vigie alerts ack | silence | unsilence``: an operator's action on one alert."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from core.settings import Settings
+from schemas.alert_actions import AlertAction
 from sinks.clickhouse import make_client
 from sinks.queries import alert_history_query, open_alerts_query
+from streams.processor import TimeBound
 
 
 def _line(row: tuple[Any, ...], when_label: str) -> str:
@@ -40,3 +45,24 @@ def list_alerts(settings: Settings, history: bool = False, since: float | None =
         return render_open(client.execute(open_alerts_query(db)))
     finally:
         client.disconnect()
+
+
+def send_action(settings: Settings, action: str, rule: str, scope_key: str, by: str, why: str = "",
+                until: float | None = None, at: float | None = None) -> AlertAction:
+    """An operator's action on one alert, sent to the ``alert-actions`` topic (the worker checks it against the
+    rules in force and stores it; a refused one goes to the dead-letter topic with its reason). ``at``: its
+    event time (default: the worker's clock — the wall clock, or ``make run``'s sped-up one)."""
+    from confluent_kafka import Producer
+
+    when = at if at is not None else TimeBound(None, settings.clock_origin, settings.clock_speed).now()
+    doc = AlertAction.model_validate({
+        "schema_version": 1, "event_id": f"action-{uuid.uuid4().hex}", "event_time": datetime.fromtimestamp(when, UTC),
+        "action": action, "rule": rule, "scope_key": scope_key, "by": by, "why": why,
+        "until": datetime.fromtimestamp(until, UTC) if until is not None else None}, strict=False)
+    producer = Producer({**settings.confluent_config(), "partitioner": "murmur2_random", "acks": "all"})
+    failed: list[str] = []
+    producer.produce(settings.topic("alert-actions"), key=b"all", value=doc.model_dump_json().encode(),
+                     on_delivery=lambda err, _msg: failed.append(str(err)) if err else None)
+    if producer.flush(15) or failed:
+        raise RuntimeError(f"the action was not delivered to {settings.topic('alert-actions')}: {failed or 'timeout'}")
+    return doc

@@ -47,12 +47,16 @@ MAX_ALERT_LINES = 8
 
 
 def alerts_banner(firing: list[tuple[Any, ...]]) -> list[str]:
-    """The alerts firing now, most severe first (``firing_alerts_query``): the board's first lines."""
+    """The alerts firing now (``firing_alerts_query``): the board's first lines, who took each in hand, the
+    silenced ones last."""
     if not firing:
         return ["alerts: none firing"]
-    lines = [f"ALERTS: {len(firing)} firing"]
-    for severity, message, since, _, _ in firing[:MAX_ALERT_LINES]:
-        lines.append(f"  [{severity.upper():<8}] since {since:%H:%M:%S}  {message}")
+    silenced = sum(1 for r in firing if r[6])
+    lines = [f"ALERTS: {len(firing)} firing" + (f" ({silenced} silenced)" if silenced else "")]
+    for severity, message, since, _, _, ack_by, is_silenced, until, silenced_by, why in firing[:MAX_ALERT_LINES]:
+        follow = (f"  [silenced until {until:%H:%M} by {silenced_by}: {why}]" if is_silenced
+                  else f"  [taken by {ack_by}]" if ack_by else "")
+        lines.append(f"  [{severity.upper():<8}] since {since:%H:%M:%S}  {message}{follow}")
     if len(firing) > MAX_ALERT_LINES:
         lines.append(f"  ... and {len(firing) - MAX_ALERT_LINES} more (vigie alerts list)")
     return lines

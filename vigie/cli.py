@@ -332,6 +332,37 @@ def _cmd_alerts_list(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_alerts_action(s: Settings, a: argparse.Namespace) -> int:
+    from schemas.alert_rules import parse_duration
+    from vigie.alerts import send_action
+    from vigie.when import instant
+
+    if a.run:
+        from core.settings import run_settings
+
+        s = run_settings(s, a.run)
+    at = instant(a.at) if a.at else None
+    until = None
+    if a.alerts_command == "silence":
+        if bool(a.until) == bool(a.duration):
+            raise SystemExit("silence: give --until or --for (one of them)")
+        if a.until:
+            until = instant(a.until)
+        else:
+            from streams.processor import TimeBound
+
+            start = at if at is not None else TimeBound(None, s.clock_origin, s.clock_speed).now()
+            until = start + parse_duration(a.duration)
+    action = {"ack": "acknowledge", "silence": "silence", "unsilence": "unsilence"}[a.alerts_command]
+    try:
+        doc = send_action(s, action, a.rule, a.scope, a.by, a.why or "", until, at)
+    except ValueError as e:  # the action's own checks (pydantic)
+        raise SystemExit(f"{a.alerts_command}: {e}") from None
+    print(f"{doc.action.value} {doc.rule} [{doc.scope_key}] by {doc.by} at {doc.event_time:%Y-%m-%d %H:%M:%S} UTC"
+          + (f" until {doc.until:%Y-%m-%d %H:%M:%S} UTC" if doc.until else "") + f" -> {s.topic('alert-actions')}")
+    return 0
+
+
 def _forecast_target(s: Settings, a: argparse.Namespace):  # type: ignore[no-untyped-def]
     from vigie.forecast import Target
 
@@ -549,6 +580,23 @@ def build_parser() -> argparse.ArgumentParser:
     ali.add_argument("--since", default=None, help="from this event time (ISO, UTC without an offset)")
     ali.add_argument("--until", default=None, help="up to this event time (excluded)")
     ali.set_defaults(func=_cmd_alerts_list)
+    for name, what in (("ack", "acknowledge an alert's episode (someone took it in hand); shown on the board and "
+                                "the wall screen"),
+                       ("silence", "silence an alert until a time (still stored and shown, marked; not notified)"),
+                       ("unsilence", "lift a silence now")):
+        c = alsub.add_parser(name, help=what)
+        c.add_argument("rule", help="the rule's name (vigie alerts list shows it)")
+        c.add_argument("scope", help="the alert's scope, as `vigie alerts list` shows it: AREA/TYPE, STATION/TYPE, "
+                       "STATION/QUALIFICATION")
+        c.add_argument("--by", required=True, help="who: your operator identifier")
+        c.add_argument("--why", default=None, help="why (required to silence)")
+        if name == "silence":
+            c.add_argument("--until", default=None, help="the silence's end (ISO, UTC without an offset)")
+            c.add_argument("--for", dest="duration", default=None, help="or its length: 90s, 30m, 2h")
+        c.add_argument("--at", default=None, help="the action's event time (ISO; default: the worker's clock; for a "
+                       "replay, a time of the replay)")
+        c.add_argument("--run", default=None, help="a replay run's topics instead of the live ones")
+        c.set_defaults(func=_cmd_alerts_action)
 
     fc = sub.add_parser("forecast", help="forecasts of interventions per sector and hour / 3 h / day (README, "
                         "'Forecasts')")

@@ -1,6 +1,7 @@
 """Alerts: the stations' sealed values (topic ``station-steps``, published by the stations processor) -> the alert
 rules (``VIGIE_ALERT_RULES``) evaluated across every station (``streams/alert_book.py``) -> one ``alerts`` row per
-transition. The book is one state entry: every message comes to one partition (key ``all``)."""
+transition; operators' actions (topic ``alert-actions``: acknowledge, silence, unsilence) -> ``alert_actions``. The
+book is one state entry: every message comes to one partition (key ``all``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pydantic import ValidationError
 
 from core.settings import Settings
 from core.tables import table
+from schemas.alert_actions import ActionKind, AlertAction
 from schemas.alert_rules import Rule, RuleFileError, RuleSet
+from schemas.codec import InvalidEvent
 from schemas.reference import Reference
 from schemas.signals import StationSteps
 from streams.alert_book import AlertBook, Transition
@@ -32,11 +35,12 @@ from streams.processor import (
     Stores,
     TimeBound,
 )
-from streams.rows import AlertRow
+from streams.rows import AlertActionRow, AlertRow
 
 log = logging.getLogger("vigie.alerts")
 
 ALERTS = table("alerts", AlertRow)
+ALERT_ACTIONS = table("alert_actions", AlertActionRow)
 BOOKS = "alert-book"  # the state table: BOOK_KEY -> the book (its to_dict() once recovered)
 BOOK_KEY = "book"
 
@@ -49,6 +53,10 @@ def _loads(raw: bytes) -> dict[str, object]:
     return json.loads(raw)  # type: ignore[no-any-return]  # the engine restores its book from it
 
 
+class UnknownRule(ValueError):
+    pass
+
+
 def load_rules(path: Path) -> tuple[Rule, ...]:
     """The rules of a file; none when there is no file (alerts off)."""
     return RuleSet.load(path).rule if path.exists() else ()
@@ -59,7 +67,7 @@ class AlertEngine:
 
     def __init__(self, rules_path: Path, reference: Reference, live: bool = False,
                  time_bound: TimeBound | None = None, idle_s: float = 5.0, allowed_lateness: float = 30.0,
-                 partitions: int = 4) -> None:
+                 partitions: int = 4, actions_topic: str = "alert-actions") -> None:
         self.rules_path = rules_path
         self.reference = reference
         self.live = live
@@ -72,6 +80,7 @@ class AlertEngine:
         self.sources = sorted({f"stations/{partition_for(sid.encode(), partitions)}" for sid in reference.stations})
         self.book = self._new_book()
         self.heard: dict[str, float] = {}  # source -> when (monotonic) its last message came
+        self.actions_topic = actions_topic  # the deployment's name of the alert-actions topic
         self.partition = -1  # the partition the messages come on (the book's changelog partition)
         self.ended: list[Transition] = []  # alerts of rules removed or changed, not stored yet
 
@@ -99,22 +108,44 @@ class AlertEngine:
         self._recover(store)
         result = BatchResult()
         now = time.monotonic()
+        actions: list[AlertActionRow] = []
         for rec in records:
             try:
+                if rec.topic == self.actions_topic:
+                    actions.append(self._action(rec))
+                    continue
                 msg = StationSteps.model_validate_json(rec.value or b"")
             except ValidationError as e:
                 err = e.errors()[0]
                 where = ".".join(map(str, err["loc"])) or "value"
                 result.dead_letters.append(DeadLetter(rec, f"{where}: {err['msg']}"))
                 continue
+            except (UnknownRule, InvalidEvent) as e:
+                result.dead_letters.append(DeadLetter(rec, str(e)))
+                continue
             self.partition = rec.partition
             for part in msg.parts:
                 self.heard[part.source] = now
                 self.book.take(part.source, part.until, part.steps)  # type: ignore[arg-type]
         self.book.settle()
-        if records and self.book.clock > -math.inf:  # freshness: how far behind the alerts' clock is
-            result.newest_by_topic[records[-1].topic] = self.book.clock
-        return self._result(result)
+        steps = [r for r in records if r.topic != self.actions_topic]
+        if steps and self.book.clock > -math.inf:  # freshness: how far behind the alerts' clock is
+            result.newest_by_topic[steps[-1].topic] = self.book.clock
+        result = self._result(result)
+        result.rows[ALERT_ACTIONS] = actions
+        return result
+
+    def _action(self, rec: Record) -> AlertActionRow:
+        """An operator's action, stored as it is (its effect is read with the alerts: the view
+        ``alerts_current``); one naming a rule not in force is refused with the rules that are."""
+        action = AlertAction.model_validate_json(rec.value or b"")
+        self.time_bound.check(action.event_time.timestamp(), self.time_bound.latest())
+        if action.rule not in {r.name for r in self.rules}:
+            raise UnknownRule(f"rule: no rule {action.rule!r} in force ({', '.join(r.name for r in self.rules)})")
+        until = action.until.timestamp() if action.until is not None else 0.0
+        return AlertActionRow(action.event_id, action.event_time.timestamp(), action.action.value, action.rule,
+                              action.scope_key, until if action.action is ActionKind.SILENCE else 0.0, action.by,
+                              action.why)
 
     def finish(self, stores: Stores) -> BatchResult:
         """The batch path's input is over: the last steps of every station are applied."""
@@ -186,7 +217,7 @@ def _row(tr: Transition) -> AlertRow:
 def _engine(ctx: EngineContext) -> AlertEngine:
     s = ctx.settings
     return AlertEngine(s.alert_rules, ctx.reference, ctx.live, ctx.time_bound, s.alert_source_idle_s,
-                       s.allowed_lateness_seconds, s.topic_partitions)
+                       s.allowed_lateness_seconds, s.topic_partitions, ctx.topic("alert-actions"))
 
 
 def _tick_every(settings: Settings) -> float:
@@ -195,9 +226,11 @@ def _tick_every(settings: Settings) -> float:
 
 PROCESSOR = Processor(
     name="alerts",
-    inputs=(Input("station-steps", StationSteps, "all"),),
+    inputs=(Input("station-steps", StationSteps, "all"),
+            # same key: one partition, the book's
+            Input("alert-actions", AlertAction, "all"),),
     states=(StateTable(BOOKS, _dumps, _loads),),
-    tables=(ALERTS,),
+    tables=(ALERTS, ALERT_ACTIONS),
     views=("alerts_current",),
     engine=_engine,
     tick_seconds=_tick_every,

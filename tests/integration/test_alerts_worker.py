@@ -5,6 +5,7 @@ worker's clock with no further record."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import time
@@ -12,13 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
 
 from core.settings import Settings
 from devtools.produce import publish
 from devtools.simulator import SimEvent
 from schemas.events import VehicleStatusEvent
+from sinks.queries import firing_alerts_query
 from tests.helpers import NO_VSAV_IN_AREA
 from tests.integration.conftest import Stack, ch_client, new_settings, start_worker, stop_worker, wait_until
+from vigie.alerts import send_action
 
 pytestmark = pytest.mark.integration
 
@@ -156,7 +160,8 @@ def test_each_episode_fires_and_resolves_once_out_of_order_and_across_a_crash(st
 def test_on_live_data_a_deadline_passes_on_the_workers_clock(stack: Stack, tmp_path: Path) -> None:
     """Events dated now: B1's VSAV leaves and nothing else comes; ``for = 60s`` passes on the worker's clock
     (less the allowed lateness, 5 s here) and the alert fires, dated at its deadline. (How long after the
-    deadline it was stored is printed, not asserted: timing is for ``make bench``.)"""
+    deadline it was stored is printed, not asserted: timing is for ``make bench``.) Then operators acknowledge it,
+    silence it and lift the silence (`vigie alerts ack | silence | unsilence`)."""
     s = stack_settings(stack, tmp_path, allowed_lateness_seconds=5)
     worker = start_worker(stack, s, "alerts-live")
     try:
@@ -169,5 +174,39 @@ def test_on_live_data_a_deadline_passes_on_the_workers_clock(stack: Stack, tmp_p
         wait_until(lambda: ("station-vsav-out-1min", "B1/VSAV", deadline - int(T0), "firing") in stored(s), 90,
                    "the alert firing with no further record")
         print(f"\nfired {time.time() - deadline:.1f} s after its deadline (lateness {s.allowed_lateness_seconds} s)")
+        # operators act on it: the board's query shows who took it in hand, then the silence in force
+        send_action(s, "acknowledge", "station-vsav-out-1min", "B1/VSAV", by="op-17")
+        # (area B's no-VSAV alert fires too: B1's VSAV is all it has)
+        wait_until(lambda: board(s)["station-vsav-out-1min"] == ("B1/VSAV", "op-17", 0, ""), 60, "the ack")
+        send_action(s, "silence", "station-vsav-out-1min", "B1/VSAV", by="op-18", why="drill", until=time.time() + 3600)
+        wait_until(lambda: board(s)["station-vsav-out-1min"] == ("B1/VSAV", "op-17", 1, "op-18"), 60, "the silence")
+        assert board(s)["no-vsav-in-area"] == ("B/VSAV", "", 0, "")  # the other alert: untouched
+        send_action(s, "unsilence", "station-vsav-out-1min", "B1/VSAV", by="op-18")
+        wait_until(lambda: board(s)["station-vsav-out-1min"][2] == 0, 60, "the silence lifted")
+        # one naming no rule in force: a dead letter with its reason, nothing stored
+        send_action(s, "acknowledge", "no-such-rule", "B1/VSAV", by="op-19")
+        (letter,) = dead_letters(s, 1)
+        assert letter["reason"].startswith("rule: no rule 'no-such-rule' in force")
+        stored_actions = ch_client(s).execute("SELECT action, by FROM alert_actions FINAL ORDER BY at, action")
+        assert sorted(stored_actions) == [("acknowledge", "op-17"), ("silence", "op-18"), ("unsilence", "op-18")]
     finally:
         stop_worker(worker)
+
+
+def board(s: Settings) -> dict[str, tuple[str, str, int, str]]:
+    """The board's firing alerts: rule -> (scope, acknowledged by, silenced, silenced by)."""
+    rows = ch_client(s).execute(firing_alerts_query(s.clickhouse_database))
+    return {r[3]: (r[4], r[5], int(r[6]), r[8]) for r in rows}
+
+
+def dead_letters(s: Settings, n: int, timeout: float = 30.0) -> list[dict[str, object]]:
+    consumer = Consumer({**s.confluent_config(), "group.id": f"{s.app_id}-letters", "auto.offset.reset": "earliest"})
+    consumer.subscribe([s.dead_letter_topic])
+    letters: list[dict[str, object]] = []
+    deadline = time.monotonic() + timeout
+    while len(letters) < n and time.monotonic() < deadline:
+        m = consumer.poll(1.0)
+        if m is not None and not m.error():
+            letters.append(json.loads(m.value()))
+    consumer.close()
+    return letters

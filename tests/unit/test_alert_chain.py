@@ -249,3 +249,31 @@ def test_a_changed_rules_file_is_read_again_and_the_alerts_of_a_changed_rule_end
     os.utime(rules, (time.time() + 10, time.time() + 10))
     engine.tick(stores, None, {0})
     assert engine.book.rules[0].for_s == 600.0
+
+
+def test_an_action_is_checked_then_stored_and_one_naming_no_rule_in_force_is_a_dead_letter(tmp_path: Path) -> None:
+    import json
+
+    engine = AlertEngine(rules_file(tmp_path), REF, allowed_lateness=LATENESS, partitions=4)
+
+    def action(**fields: Any) -> Record:
+        doc = {"schema_version": 1, "event_id": f"a{len(fields)}", "event_time": "2026-03-01T10:00:00Z",
+               "action": "acknowledge", "rule": "no-vsav-in-area", "scope_key": "A/VSAV", "by": "op-1", **fields}
+        return Record("alert-actions", 0, 0, b"all", json.dumps(doc).encode())
+
+    bad = {
+        "until: a silence needs an end": action(action="silence", why="drill"),
+        "until: a silence needs an end after": action(action="silence", why="drill", until="2026-03-01T09:00:00Z"),
+        "why: say why": action(action="silence", until="2026-03-01T12:00:00Z"),
+        "until: only a silence has one": action(until="2026-03-01T12:00:00Z"),
+        "rule: no rule 'gone' in force (no-vsav-in-area)": action(rule="gone"),
+        "scope_key: String should match": action(scope_key="A-VSAV"),
+    }
+    result = engine.process([*bad.values(), action(action="silence", why="drill", until="2026-03-01T12:00:00Z")],
+                            {BOOKS: {}})
+    assert len(result.dead_letters) == len(bad)
+    for letter, expected in zip(result.dead_letters, bad, strict=True):
+        assert expected in letter.reason, (expected, letter.reason)
+    (row,) = result.rows[ALERTS.tables[1]]
+    assert (row.action, row.rule, row.scope_key, row.until - row.at, row.by, row.why) == (
+        "silence", "no-vsav-in-area", "A/VSAV", 7200.0, "op-1", "drill")

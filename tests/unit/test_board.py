@@ -33,11 +33,17 @@ def test_firing_alerts_come_first_most_severe_first_and_are_capped() -> None:
     from vigie.board import MAX_ALERT_LINES, render
 
     assert "alerts: none firing" in render([], [], 0.0, "clock").splitlines()[2]
-    firing = [("critical", "No VSAV available in G1", datetime(2026, 1, 9, 6, 30, 5), "no-vsav", "G1/VSAV")]
+    never = datetime(1970, 1, 1)
+    firing = [("critical", "No VSAV available in G1", datetime(2026, 1, 9, 6, 30, 5), "no-vsav", "G1/VSAV", "op2", 0,
+               never, "", "")]
     firing += [("warning", f"S{i:02d}: no crew leader on duty", datetime(2026, 1, 9, 7, 0, i), "no-crew-leader",
-                f"S{i:02d}/crew_leader") for i in range(10)]
+                f"S{i:02d}/crew_leader", "", 0, never, "", "") for i in range(9)]
+    firing += [("info", "S99: no VSAV", datetime(2026, 1, 9, 5, 0), "station-without-vsav", "S99/VSAV", "", 1,
+                datetime(2026, 1, 9, 9, 0), "op3", "road works")]
     lines = render([], [], 0.0, "clock", alerts=firing).splitlines()
-    assert lines[2] == "ALERTS: 11 firing"
-    assert lines[3] == "  [CRITICAL] since 06:30:05  No VSAV available in G1"
+    assert lines[2] == "ALERTS: 11 firing (1 silenced)"
+    assert lines[3] == "  [CRITICAL] since 06:30:05  No VSAV available in G1  [taken by op2]"
     assert lines[4] == "  [WARNING ] since 07:00:00  S00: no crew leader on duty"
     assert lines[3 + MAX_ALERT_LINES] == "  ... and 3 more (vigie alerts list)"
+    silenced = render([], [], 0.0, "clock", alerts=firing[-1:]).splitlines()
+    assert silenced[3] == "  [INFO    ] since 05:00:00  S99: no VSAV  [silenced until 09:00 by op3: road works]"
