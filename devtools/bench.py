@@ -401,11 +401,11 @@ def _replay_month(s: Settings, work: Path, speed: float = 600.0, max_lag: int = 
     ``max_lag`` events behind."""
     from core.settings import run_settings
     from devtools.lag import LagWatch
-    from streams.registry import logical_topics
+    from streams.registry import history_topics
 
     out = _sf2018_events(work)
     m = s.model_copy(update={"topic_suffix": f"-bench-{time.time_ns()}"})
-    watch = LagWatch(run_settings(m, "jan600"), logical_topics(run_settings(m, "jan600")).values())
+    watch = LagWatch(run_settings(m, "jan600"), history_topics(run_settings(m, "jan600")).values())
     watch.start()
     started = time.perf_counter()
     try:

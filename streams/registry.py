@@ -107,6 +107,12 @@ def logical_topics(settings: Settings) -> dict[str, str]:
     return {i.topic: settings.topic(i.topic) for p in processors(settings) for i in p.inputs}
 
 
+def history_topics(settings: Settings) -> dict[str, str]:
+    """The topics whose events are kept as history (an input with a raw table), logical -> deployment name: what
+    a replay publishes (not what processors publish to one another, nor operators' actions)."""
+    return {i.topic: settings.topic(i.topic) for p in processors(settings) for i in p.inputs if i.raw_table}
+
+
 def event_models(settings: Settings) -> dict[str, type[BaseModel]]:
     """Every input's event model, by class name (JSON Schema export, schema checks)."""
     return {i.model.__name__: i.model for p in processors(settings) for i in p.inputs}

@@ -15,7 +15,7 @@ import pytest
 
 from core.settings import PROJECT_ROOT, run_settings
 from devtools.lag import LagWatch
-from streams.registry import logical_topics
+from streams.registry import history_topics
 from tests.integration.conftest import Stack, ch_client, new_settings, table_figures
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def test_a_month_paced_through_kafka_keeps_the_lag_bounded_and_gives_the_batch_p
     env = {**os.environ, **base.to_env(), "VIGIE_RUN_DIR": str(tmp_path)}
     events = str(sf2018_import / "events.jsonl")
     run = run_settings(base, "jan_paced")
-    watch = LagWatch(run, logical_topics(run).values())
+    watch = LagWatch(run, history_topics(run).values())
     watch.start()
     try:  # the month's 31 days in 9 s of event time: faster than one worker on the local broker
         shown = replay(env, "jan_paced", "--events", events, *MONTH, "--speed", "300000", "--max-lag", str(MAX_LAG))
