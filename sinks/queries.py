@@ -48,10 +48,12 @@ def availability_untracked_query(db: str) -> str:
 
 def firing_alerts_query(db: str) -> str:
     """The alerts firing now (their latest transition), the silenced ones last, the most severe first, then the
-    oldest: (severity, message, since, rule, scope key, acknowledged by, silenced, silenced until, by, why). Silenced:
-    a silence whose end is after the situation clock (the newest event time: a replay reads right)."""
+    oldest: (severity, message, since, rule, scope key, acknowledged by, silenced, silenced until (epoch s), by,
+    why). Silenced: a silence whose end is after the situation clock (the newest event time: a replay reads right).
+    (The silence's end as a number: 18.16 writes DateTime 0 as 0000-00-00 in text.)"""
     return (f"SELECT severity, message, since, rule, scope_key, acknowledged_by, "
-            f"silenced_until > (SELECT max(event_time) FROM {db}.vehicle_state) AS silenced, silenced_until, "
+            f"silenced_until > (SELECT max(event_time) FROM {db}.vehicle_state) AS silenced, "
+            "toUInt32(silenced_until) AS silenced_until_s, "
             f"silenced_by, silence_why FROM {db}.alerts_current WHERE state = 'firing' "
             "ORDER BY silenced, multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), since, rule, scope_key")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from core.settings import Settings
@@ -54,7 +55,8 @@ def alerts_banner(firing: list[tuple[Any, ...]]) -> list[str]:
     silenced = sum(1 for r in firing if r[6])
     lines = [f"ALERTS: {len(firing)} firing" + (f" ({silenced} silenced)" if silenced else "")]
     for severity, message, since, _, _, ack_by, is_silenced, until, silenced_by, why in firing[:MAX_ALERT_LINES]:
-        follow = (f"  [silenced until {until:%H:%M} by {silenced_by}: {why}]" if is_silenced
+        end = datetime.fromtimestamp(until, UTC)
+        follow = (f"  [silenced until {end:%H:%M} by {silenced_by}: {why}]" if is_silenced
                   else f"  [taken by {ack_by}]" if ack_by else "")
         lines.append(f"  [{severity.upper():<8}] since {since:%H:%M:%S}  {message}{follow}")
     if len(firing) > MAX_ALERT_LINES:

@@ -1,6 +1,6 @@
 """The board's clock: the newest event time, or "waiting for events" before the first (not a 1970 clock)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from vigie.board import clock_text
 
@@ -33,13 +33,13 @@ def test_firing_alerts_come_first_most_severe_first_and_are_capped() -> None:
     from vigie.board import MAX_ALERT_LINES, render
 
     assert "alerts: none firing" in render([], [], 0.0, "clock").splitlines()[2]
-    never = datetime(1970, 1, 1)
+    never = 0
     firing = [("critical", "No VSAV available in G1", datetime(2026, 1, 9, 6, 30, 5), "no-vsav", "G1/VSAV", "op2", 0,
                never, "", "")]
     firing += [("warning", f"S{i:02d}: no crew leader on duty", datetime(2026, 1, 9, 7, 0, i), "no-crew-leader",
                 f"S{i:02d}/crew_leader", "", 0, never, "", "") for i in range(9)]
     firing += [("info", "S99: no VSAV", datetime(2026, 1, 9, 5, 0), "station-without-vsav", "S99/VSAV", "", 1,
-                datetime(2026, 1, 9, 9, 0), "op3", "road works")]
+                int(datetime(2026, 1, 9, 9, 0, tzinfo=UTC).timestamp()), "op3", "road works")]
     lines = render([], [], 0.0, "clock", alerts=firing).splitlines()
     assert lines[2] == "ALERTS: 11 firing (1 silenced)"
     assert lines[3] == "  [CRITICAL] since 06:30:05  No VSAV available in G1  [taken by op2]"
