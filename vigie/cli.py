@@ -565,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--force", action="store_true", help="replace an existing file")
     se.set_defaults(func=_cmd_secrets)
 
-    al = sub.add_parser("alerts", help="alerts: the rules file, and what fired")
+    al = sub.add_parser("alerts", help="alerts: what fires, acting on it (ack, silence), the rules file")
     alsub = al.add_subparsers(dest="alerts_command", required=True, metavar="ALERTS_COMMAND")
     av = alsub.add_parser("validate", help="check a rules file (TOML; reference: schemas/alert_rules.py) and "
                           "print what each rule does")
