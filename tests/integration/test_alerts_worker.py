@@ -127,7 +127,8 @@ def stored(s: Settings) -> list[tuple[str, str, int, str]]:
 
 
 def test_each_episode_fires_and_resolves_once_out_of_order_and_across_a_crash(stack: Stack, tmp_path: Path) -> None:
-    s = stack_settings(stack, tmp_path)
+    # published at once, without pauses: the partitions are all silent 3 s after the end of each part
+    s = stack_settings(stack, tmp_path, alert_source_idle_s=3.0)
     events = stream()
     rng = random.Random(15)
     # arrival order: event time + a delay in [0, lateness); 5 % of the records delivered twice, later
