@@ -23,7 +23,7 @@ from core.tables import TableSpec
 from schemas.reference import Reference
 from streams import registry
 from streams.partitioning import partition_for
-from streams.processor import Engine, EngineContext, Message, Processor, Record, Stores
+from streams.processor import BatchResult, Engine, EngineContext, Message, Processor, Record, Stores
 from streams.runtime.checkpoint import RowWriter
 
 _EVENT_FIELD = b',"event":'
@@ -147,14 +147,12 @@ class BatchRunner:
 
     async def _finish(self) -> None:
         """The input is over: engines that keep something back for later records give it now (``finish``)."""
-        rows: dict[TableSpec, list[Any]] = {}
+        done = BatchResult()
         for run in self.runs:
             finish = getattr(run.engine, "finish", None)
             if finish is not None:
-                result = finish(run.stores)
-                for spec, table_rows in result.rows.items():
-                    if table_rows:
-                        rows.setdefault(spec, []).extend(table_rows)
+                done.merge(finish(run.stores))
+        rows = {spec: table_rows for spec, table_rows in done.rows.items() if table_rows}
         for spec, table_rows in rows.items():
             self.stats.rows[spec.name] += len(table_rows)
         await self._store(rows)
@@ -162,7 +160,7 @@ class BatchRunner:
     async def _flush(self, previous: asyncio.Task[None] | None) -> asyncio.Task[None]:
         """Process a chunk, wait for the previous chunk's write, start this one's. What an engine publishes to
         another processor (``BatchResult.messages``) is that processor's input in the same chunk."""
-        rows: dict[TableSpec, list[Any]] = {}
+        chunk = BatchResult()  # every pass's rows, per table (a WindowBlock keeps its runs)
         events = 0
         while any(run.buffer for run in self.runs):
             for run in self.runs:
@@ -172,9 +170,7 @@ class BatchRunner:
                 tick = run.engine.tick(run.stores, None, self.partitions)  # eviction, as live every interval
                 if tick is not None:
                     result.merge(tick)
-                for spec, table_rows in result.rows.items():
-                    if table_rows:
-                        rows.setdefault(spec, []).append(table_rows)
+                chunk.merge(result)
                 self.stats.invalid += len(result.dead_letters)
                 events += len(run.buffer)
                 run.buffer = []
@@ -183,10 +179,10 @@ class BatchRunner:
             await previous
         self.stats.events += events - self.derived
         self.derived = 0
-        merged = {spec: parts[0] if len(parts) == 1 else _joined(parts) for spec, parts in rows.items()}
-        for spec, table_rows in merged.items():
+        rows = {spec: table_rows for spec, table_rows in chunk.rows.items() if table_rows}
+        for spec, table_rows in rows.items():
             self.stats.rows[spec.name] += len(table_rows)
-        return asyncio.create_task(self._store(merged))
+        return asyncio.create_task(self._store(rows))
 
     def _route(self, messages: Sequence[Message]) -> None:
         if self.keep_outputs:
@@ -203,14 +199,3 @@ class BatchRunner:
         for refused in await self.writer.write(rows):  # stored without them; counted, and logged by the sink
             self.stats.refused[refused.table] += 1
 
-
-def _joined(parts: list[Sequence[Any]]) -> Sequence[Any]:
-    """One table's rows from several engine passes of a chunk (a WindowBlock keeps its runs)."""
-    first = parts[0]
-    extend = getattr(first, "extend", None)
-    if extend is None:
-        out = [r for part in parts for r in part]
-        return out
-    for part in parts[1:]:
-        extend(part)
-    return first

@@ -66,14 +66,13 @@ class AlertEngine:
     """Station messages -> the alert book -> alert rows (see :meth:`live_clock` for the clock without messages)."""
 
     def __init__(self, rules_path: Path, reference: Reference, live: bool = False,
-                 time_bound: TimeBound | None = None, idle_s: float = 5.0, allowed_lateness: float = 30.0,
+                 time_bound: TimeBound | None = None, idle_s: float = 5.0,
                  partitions: int = 4, actions_topic: str = "alert-actions") -> None:
         self.rules_path = rules_path
         self.reference = reference
         self.live = live
         self.time_bound = time_bound or TimeBound()
         self.idle_s = idle_s
-        self.allowed_lateness = allowed_lateness
         self.rules_version = self._version()
         self.rules = load_rules(rules_path)
         # every stations partition holding a station publishes (streams/processors/stations.py)
@@ -217,7 +216,7 @@ def _row(tr: Transition) -> AlertRow:
 def _engine(ctx: EngineContext) -> AlertEngine:
     s = ctx.settings
     return AlertEngine(s.alert_rules, ctx.reference, ctx.live, ctx.time_bound, s.alert_source_idle_s,
-                       s.allowed_lateness_seconds, s.topic_partitions, ctx.topic("alert-actions"))
+                       s.topic_partitions, ctx.topic("alert-actions"))
 
 
 def _tick_every(settings: Settings) -> float:

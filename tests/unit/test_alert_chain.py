@@ -84,7 +84,7 @@ def chain(batches: list[list[Record]], rules: Path, restart: bool = False) -> li
 
     def engines() -> tuple[StationEngine, AlertEngine]:
         return (StationEngine(REF, 60, LATENESS, publish_steps=True),
-                AlertEngine(rules, REF, allowed_lateness=LATENESS, partitions=4))
+                AlertEngine(rules, REF, partitions=4))
 
     stations, alerts = engines()
     for batch in batches:
@@ -144,7 +144,7 @@ def test_any_arrival_order_within_the_lateness_gives_the_same_alerts(tmp_path_fa
 
 
 def test_the_live_clock_without_messages(tmp_path: Path) -> None:
-    engine = AlertEngine(rules_file(tmp_path), REF, live=True, idle_s=10.0, allowed_lateness=LATENESS, partitions=4)
+    engine = AlertEngine(rules_file(tmp_path), REF, live=True, idle_s=10.0, partitions=4)
     sources = sorted(engine.book.sources)
     assert len(sources) == 3  # the partitions holding S1, S2 and S3
     for i, source in enumerate(sources[:2]):
@@ -193,7 +193,7 @@ def test_live_data_is_sealed_on_the_workers_clock_and_a_replay_of_the_past_is_no
 
 
 def test_a_bad_message_is_a_dead_letter_with_its_reason_and_the_next_one_is_taken(tmp_path: Path) -> None:
-    engine = AlertEngine(rules_file(tmp_path), REF, allowed_lateness=LATENESS, partitions=4)
+    engine = AlertEngine(rules_file(tmp_path), REF, partitions=4)
     good = b'{"parts":[{"source":"stations/3","until":100.0,"steps":[[50.0,"S1",0,"VSAV",0,-1]]}]}'
     bad = [b"not json", b'{"parts":[]}', b'{"parts":[{"source":"stations/3","until":"soon","steps":[]}]}']
     records = [Record("station-steps", 0, i, b"all", v) for i, v in enumerate([*bad, good])]
@@ -229,7 +229,7 @@ def test_a_changed_rules_file_is_read_again_and_the_alerts_of_a_changed_rule_end
     import os
 
     rules = rules_file(tmp_path)
-    engine = AlertEngine(rules, REF, live=True, idle_s=10.0, allowed_lateness=LATENESS, partitions=4)
+    engine = AlertEngine(rules, REF, live=True, idle_s=10.0, partitions=4)
     stores: dict[str, Any] = {BOOKS: {}}
     parts = [{"source": s, "until": T0 + 300, "steps": [[T0 + 100, st, 0, "VSAV", 0, -1]]}
              for s, st in zip(sorted(engine.book.sources), ("S2", "S3", "S1"), strict=True)]  # their partitions
@@ -254,7 +254,7 @@ def test_a_changed_rules_file_is_read_again_and_the_alerts_of_a_changed_rule_end
 def test_an_action_is_checked_then_stored_and_one_naming_no_rule_in_force_is_a_dead_letter(tmp_path: Path) -> None:
     import json
 
-    engine = AlertEngine(rules_file(tmp_path), REF, allowed_lateness=LATENESS, partitions=4)
+    engine = AlertEngine(rules_file(tmp_path), REF, partitions=4)
 
     def action(**fields: Any) -> Record:
         doc = {"schema_version": 1, "event_id": f"a{len(fields)}", "event_time": "2026-03-01T10:00:00Z",
