@@ -236,3 +236,4 @@ class AlertActionRow(NamedTuple):
     until: DateTime  # a silence's end (0: none)
     by: String
     why: String
+    at_ms: UInt64  # ``at`` to the millisecond: of two actions in one second, the later wins

@@ -144,7 +144,7 @@ class AlertEngine:
         until = action.until.timestamp() if action.until is not None else 0.0
         return AlertActionRow(action.event_id, action.event_time.timestamp(), action.action.value, action.rule,
                               action.scope_key, until if action.action is ActionKind.SILENCE else 0.0, action.by,
-                              action.why)
+                              action.why, round(action.event_time.timestamp() * 1000))
 
     def finish(self, stores: Stores) -> BatchResult:
         """The batch path's input is over: the last steps of every station are applied."""

@@ -41,3 +41,23 @@ def test_the_episode_acknowledgement_and_the_silence_in_force(chdb) -> None:  # 
     a, b = (line.split("\t") for line in rows.splitlines())
     assert a == ["A/VSAV", "firing", "560", "500", "op2", str(1_770_000_520), str(1_770_000_900), "op3", "road works"]
     assert b[:7] == ["B/VSAV", "firing", "100", "100", "", "0", "0"]  # acknowledged before, silence lifted
+
+
+def test_two_actions_within_one_second_are_ordered_by_their_milliseconds(chdb) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    chdb.query(f"INSERT INTO {DB}.alerts (rule, severity, measure, scope, scope_key, area, station_id, subject, "
+               "transition, at, value, fire_at, message) VALUES "
+               f"('ms-rule', 'critical', 'available', 'area', 'C/VSAV', 'C', '', 'VSAV', 'firing', {ts(100)}, 0, 0, "
+               "'none in C'), "
+               f"('ms-rule', 'critical', 'available', 'area', 'D/VSAV', 'D', '', 'VSAV', 'firing', {ts(100)}, 0, 0, "
+               "'none in D')")
+    ms = (1_770_000_000 + 600) * 1000
+    actions = [  # (event id, scope, action, until, at_ms): set and lifted in one second (C), lifted then set (D)
+        ("m1", "C/VSAV", "silence", ts(9000), ms + 100), ("m2", "C/VSAV", "unsilence", "toDateTime(0)", ms + 900),
+        ("m3", "D/VSAV", "unsilence", "toDateTime(0)", ms + 100), ("m4", "D/VSAV", "silence", ts(9000), ms + 900),
+    ]
+    chdb.query(f"INSERT INTO {DB}.alert_actions (event_id, at, action, rule, scope_key, until, by, why, at_ms) VALUES "
+               + ", ".join(f"('{e}', {ts(600)}, '{a}', 'ms-rule', '{k}', {u}, 'op', 'w', {m})"
+                           for e, k, a, u, m in actions))
+    rows = chdb.query(f"SELECT scope_key, toUInt32(silenced_until) FROM {DB}.alerts_current WHERE rule = 'ms-rule' "
+                      "ORDER BY scope_key", "TabSeparated").data()
+    assert rows.splitlines() == ["C/VSAV\t0", f"D/VSAV\t{1_770_009_000}"]
