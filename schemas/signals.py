@@ -21,6 +21,9 @@ class StationStepsPart(BaseModel):
     source: str = Field(pattern=r"^[a-z-]+/\d+$")
     until: float | None
     steps: list[tuple[float, Identifier, int, str, int, int]] = Field(default_factory=list)
+    # live: the partition had records not read yet when this part was sealed (a reader must not take its silence
+    # for the end of the input)
+    behind: bool = False
 
 
 class StationSteps(BaseModel):

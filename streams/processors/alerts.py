@@ -79,6 +79,7 @@ class AlertEngine:
         self.sources = sorted({f"stations/{partition_for(sid.encode(), partitions)}" for sid in reference.stations})
         self.book = self._new_book()
         self.heard: dict[str, float] = {}  # source -> when (monotonic) its last message came
+        self.lagging: set[str] = set()  # sources whose last part said they had records to read
         self.actions_topic = actions_topic  # the deployment's name of the alert-actions topic
         self.partition = -1  # the partition the messages come on (the book's changelog partition)
         self.ended: list[Transition] = []  # alerts of rules removed or changed, not stored yet
@@ -125,6 +126,10 @@ class AlertEngine:
             self.partition = rec.partition
             for part in msg.parts:
                 self.heard[part.source] = now
+                if part.behind:
+                    self.lagging.add(part.source)
+                else:
+                    self.lagging.discard(part.source)
                 self.book.take(part.source, part.until, part.steps)  # type: ignore[arg-type]
         self.book.settle()
         steps = [r for r in records if r.topic != self.actions_topic]
@@ -165,11 +170,12 @@ class AlertEngine:
 
     def live_clock(self, now: float) -> float:
         """Where the clock may go without a message: where it is, unless every source has been heard from by this
-        engine (since it started) and all have been silent for ``idle_s`` (wall clock) — the input is then over
-        for now, and every source is known up to the newest ``until`` heard (what the batch path does at the end of
-        its input). A source never heard since the start keeps holding (its stations may be recovering)."""
+        engine (since it started), none said it had records left to read, and all have been silent for ``idle_s``
+        (wall clock) — the input is then over for now, and every source is known up to the newest ``until`` heard
+        (what the batch path does at the end of its input). A source never heard since the start keeps holding
+        (its stations may be recovering), and so does one behind (its processor may be stalled, not done)."""
         book = self.book
-        if not book.sources or any(s not in self.heard for s in book.sources):
+        if not book.sources or any(s not in self.heard for s in book.sources) or self.lagging:
             return book.clock
         if any(now - self.heard[s] < self.idle_s for s in book.sources):
             return book.clock

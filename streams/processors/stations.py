@@ -103,6 +103,7 @@ class StationEngine:
         self.newest_at: dict[int, float] = {}  # partition -> when (monotonic) its newest event time last moved
         self.told_empty: set[int] = set()  # partitions announced without data (empty_partitions)
         self.published: dict[int, float] = {}  # partition -> the sealed time its last steps message went to
+        self.told_behind: set[int] = set()  # partitions whose last steps message said they have records to read
 
     def watermark(self, partition: int, behind: Collection[tuple[str, int]] | None) -> float | None:
         """Event time up to which a partition's stations may close windows (before the lateness).
@@ -194,6 +195,8 @@ class StationEngine:
         self.recall_newest(stores[STATIONS], assigned)
         self.follow_clock(behind, assigned)
         due = self.partitions_to_reseal(behind, assigned)
+        held = {p for _, p in behind or ()}
+        due |= {p for p in self.told_behind if p in assigned and p not in held}  # caught up since: say so
         result = self.process([], stores, behind, seal_partitions=due) if due else None
         empty = self.empty_partitions(behind, assigned)
         if empty:
@@ -255,22 +258,32 @@ class StationEngine:
         result.outcomes = out.outcomes
         result.late = out.late_changes
         result.newest_event_time = max((self.newest[p] for p in partitions if p in self.newest), default=0.0)
+        held = {p for _, p in behind or ()}
         parts = [(p, until, st) for p, (until, st) in sorted(steps.items())
-                 if st or until >= self.published.get(p, -math.inf) + CLOCK_MESSAGE_EVERY_S]
-        result.messages = [self._steps_message(parts)] if parts else []
+                 if st or until >= self.published.get(p, -math.inf) + CLOCK_MESSAGE_EVERY_S
+                 or (p in held) != (p in self.told_behind)]
+        result.messages = [self._steps_message(parts, held)] if parts else []
         return result
 
-    def _steps_message(self, parts: list[tuple[int, float | None, list[Step]]]) -> Message:
+    def _steps_message(self, parts: list[tuple[int, float | None, list[Step]]], held: Collection[int] = ()
+                       ) -> Message:
         """One message for the partitions sealed further (one record per batch on the broker, not one per
         partition): ``{"parts": [{"source": "stations/<partition>", "until": t, "steps": [...]}, ...]}``, each part
         every change of its partition's stations' values before ``t`` not in an earlier message
         (``streams/windows.py`` ``Step``), in time order. A crash can repeat a message, or cut the next one
-        differently: what is older than a source's last ``until`` is what its reader has already taken."""
+        differently: what is older than a source's last ``until`` is what its reader has already taken.
+        ``"behind": true`` (live): the partition has records not read yet (``held``), said again when it changes."""
         doc = []
         for partition, until, steps in parts:
             if until is not None:
                 self.published[partition] = until
-            doc.append({"source": f"stations/{partition}", "until": until, "steps": sorted(steps)})
+            part: dict[str, Any] = {"source": f"stations/{partition}", "until": until, "steps": sorted(steps)}
+            if partition in held:
+                part["behind"] = True
+                self.told_behind.add(partition)
+            else:
+                self.told_behind.discard(partition)
+            doc.append(part)
         return Message(STATION_STEPS, STEPS_KEY, json.dumps({"parts": doc}, separators=(",", ":")).encode())
 
     def _decode(self, rec: Record, crew: bool) -> tuple[Any, str]:
@@ -349,9 +362,14 @@ class StationEngine:
                 self.last_mark[p] = mark
         steps: dict[int, tuple[float, list[Step]]] = {}
         if self.publish_steps:
+            held = {p for _, p in behind or ()}
             for p, mark in marks.items():
-                if mark is not None and mark - self.allowed_lateness > self.published.get(p, -math.inf):
-                    steps[p] = (mark - self.allowed_lateness, [])
+                if mark is None:
+                    continue
+                last = self.published.get(p, -math.inf)
+                # further, or no further but behind or caught up since its last message (said again)
+                if mark - self.allowed_lateness > last or (last > -math.inf and (p in held) != (p in self.told_behind)):
+                    steps[p] = (max(mark - self.allowed_lateness, last), [])
 
         def windows_now(w: StationWindows) -> tuple[object, ...]:
             return (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),

@@ -5,6 +5,7 @@ batch cuts and restarts (state through its changelog codec), and on the batch pa
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import time
@@ -163,6 +164,49 @@ def test_the_live_clock_without_messages(tmp_path: Path) -> None:
     engine.book.take(sources[2], T0 + 400, [])  # its first data: it holds again, from there
     engine.book.settle()
     assert engine.book.sources[sources[2]] == T0 + 400 and engine.book.clock == T0 + 100
+
+
+def _part(source: str, until: float, behind: bool) -> Record:
+    doc = {"parts": [{"source": source, "until": until, "steps": [], **({"behind": True} if behind else {})}]}
+    return Record("station-steps", 0, 0, b"all", json.dumps(doc).encode())
+
+
+def test_a_source_with_records_left_to_read_holds_the_live_clock_however_silent(tmp_path: Path,
+                                                                               monkeypatch: Any) -> None:
+    """Silence is not the end of the input when the source's processor said it had records left (stalled, or
+    still catching up): the clock waits for a part saying it caught up."""
+    from streams import processors
+
+    wall = [0.0]
+    monkeypatch.setattr(processors.alerts.time, "monotonic", lambda: wall[0])
+    engine = AlertEngine(rules_file(tmp_path), REF, live=True, idle_s=10.0, partitions=4)
+    sources = sorted(engine.book.sources)
+    store: dict[str, dict[str, Any]] = {BOOKS: {}}
+    engine.process([_part(s, T0 + 100 * (i + 1), behind=i == 1) for i, s in enumerate(sources)], store)
+    assert engine.book.clock == T0 + 100
+    wall[0] = 1000.0
+    assert engine.live_clock(wall[0]) == T0 + 100  # silent for long, but one source said it is behind
+    engine.process([_part(sources[1], T0 + 200, behind=False)], store)  # caught up, nothing new
+    assert engine.live_clock(wall[0]) == T0 + 100  # heard just now
+    assert engine.live_clock(wall[0] + 10.0) == T0 + 300  # silent 10 s, none behind: over for now
+
+
+def test_the_stations_say_when_a_partition_is_behind_and_when_it_caught_up() -> None:
+    """A part says ``behind`` while its partition has records to read (the live worker's ``behind``); once
+    caught up, a tick says so even with nothing new to seal."""
+    engine = StationEngine(REF, 60, LATENESS, publish_steps=True)
+    store: dict[str, Any] = {"stations": {}}
+    p = partition_for(b"S3", 4)
+    ev = vev("V4", "available_at_station", T0, event_id="b1", station="S3")
+    rec = Record("vehicle-status", p, 0, b"S3", ev.model_dump_json().encode())
+    first = engine.process([rec], store, behind={("vehicle-status", p)})
+    (part,) = [pt for m in first.messages for pt in json.loads(m.value)["parts"]]
+    assert part["behind"] is True and p in engine.told_behind
+    tick = engine.tick(store, set(), {p})
+    assert tick is not None
+    (part,) = [pt for m in tick.messages for pt in json.loads(m.value)["parts"]]
+    assert "behind" not in part and part["source"] == f"stations/{p}" and not engine.told_behind
+    assert engine.tick(store, set(), {p}) is None or not engine.tick(store, set(), {p}).messages  # said once
 
 
 def test_live_data_is_sealed_on_the_workers_clock_and_a_replay_of_the_past_is_not(monkeypatch: Any) -> None:
