@@ -1,7 +1,11 @@
 """What processors publish to one another (``Processor.outputs``): not input from the outside, but checked as
-carefully, since a reader must never be stopped by one bad record."""
+carefully, since a reader must never be stopped by one bad record; and what they publish for consumers outside
+Vigie (``Processor.publishes``)."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,3 +36,27 @@ class StationSteps(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     parts: list[StationStepsPart] = Field(min_length=1)
+
+
+class AlertNotice(BaseModel):
+    """Topic ``alerts`` (for consumers outside Vigie: a CAD, a paging bridge; key ``<rule>/<scope_key>``, one
+    partition, in the order of the alerts' clock): one transition of one alert, as the ``alerts`` table holds it.
+    At least once: after a worker crash a transition may come again, identical — a consumer takes a repeat of
+    (rule, scope_key, at, transition) as a no-op."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    rule: str
+    severity: str
+    measure: str
+    scope: str
+    scope_key: str
+    area: str
+    station_id: str
+    subject: str
+    transition: Literal["pending", "firing", "cancelled", "resolved"]
+    at: datetime
+    value: float
+    fire_at: float
+    message: str

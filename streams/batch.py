@@ -78,6 +78,7 @@ class HistoryStats:
     processes: int = 1
     unrouted: Counter[str] = field(default_factory=Counter)  # records of topics no processor reads
     refused: Counter[str] = field(default_factory=Counter)  # rows ClickHouse refused, per table
+    published: Counter[str] = field(default_factory=Counter)  # messages for outside consumers, not sent
 
     @property
     def events_per_second(self) -> float:
@@ -90,6 +91,7 @@ class HistoryStats:
         self.rows.update(other.rows)
         self.unrouted.update(other.unrouted)
         self.refused.update(other.refused)
+        self.published.update(other.published)
 
 
 @dataclass
@@ -121,6 +123,7 @@ class BatchRunner:
         self.derived = 0  # of the records processed, those published by an engine (not input events)
         self.keep_outputs = keep_outputs
         self.outputs: list[Message] = []
+        self.outside = {t for run in self.runs for t in run.proc.publishes}
 
     async def run(self, records: Iterable[Record], chunk_events: int = 20_000) -> HistoryStats:
         """Chunks are processed while the previous chunk's rows are being written (one write in flight, in
@@ -152,6 +155,7 @@ class BatchRunner:
             finish = getattr(run.engine, "finish", None)
             if finish is not None:
                 done.merge(finish(run.stores))
+        self._route(done.messages)  # only messages for outside consumers can come now (counted)
         rows = {spec: table_rows for spec, table_rows in done.rows.items() if table_rows}
         for spec, table_rows in rows.items():
             self.stats.rows[spec.name] += len(table_rows)
@@ -185,6 +189,12 @@ class BatchRunner:
         return asyncio.create_task(self._store(rows))
 
     def _route(self, messages: Sequence[Message]) -> None:
+        if self.outside:  # live only (``Processor.publishes``): counted, not sent
+            kept = [m for m in messages if m.topic not in self.outside]
+            for m in messages:
+                if m.topic in self.outside:
+                    self.stats.published[m.topic] += 1
+            messages = kept
         if self.keep_outputs:
             self.outputs += messages
             return

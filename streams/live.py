@@ -127,7 +127,7 @@ class ProcessorAgent:
         self.raw_inputs = {i.raw_table: i for i in proc.inputs if i.raw_table}
         self.faults = faults
         self.liveness = Liveness()  # this agent's progress (batches and writes stored), for the stall watchdog
-        self.outputs = {out: settings.topic(out) for out in proc.outputs}
+        self.outputs = {out: settings.topic(out) for out in (*proc.outputs, *proc.publishes)}
         self.checkpoint = Checkpoint(rows_writer(self.liveness), self._write_changelog, self._dead_letter,
                                      self.liveness.beat, self._rejected_letter, faults, self._publish)
         self.dead_letter_topic = dead_letter_topic

@@ -277,6 +277,8 @@ class Processor:
     - ``engine``: builds the engine (``EngineContext``); ``tick_seconds``: how often ``Engine.tick`` runs live.
     - ``outputs``: logical topics its engine publishes to (``BatchResult.messages``), each read by another
       processor (a view across partitions: the alerts processor reads the stations' capacity this way).
+      ``publishes``: logical topics it publishes to for consumers outside Vigie (no processor reads them; one
+      partition, in order): live only — the batch path counts their messages and sends none.
     - ``migrations``: a folder of its own ``NNNN_name.sql`` files (a plugin's; Vigie's own live in
       ``sinks/migrations``). ``dashboards``: modules with ``UID`` and ``build()`` (grafana-foundation-sdk).
       ``simulator``: ``"module:function"``, ``function(reference, start, seconds, seed)`` -> its simulated
@@ -291,6 +293,7 @@ class Processor:
     tick_seconds: Callable[[Settings], float] | None = None
     hold_watermark: bool = False
     outputs: tuple[str, ...] = ()
+    publishes: tuple[str, ...] = ()
     views: tuple[str, ...] = ()  # views its migrations create over its tables (the dashboards read them too)
     migrations: Path | None = None
     dashboards: tuple[str, ...] = ()

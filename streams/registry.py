@@ -52,9 +52,14 @@ def _check(found: list[Processor]) -> None:
             claim("state table", st.name, p.name)
         for t in p.tables:
             claim("table", t.name, p.name)
-        for out in p.outputs:
+        for out in (*p.outputs, *p.publishes):
             claim("output", out, p.name)
     read_by = {i.topic: p.name for p in found for i in p.inputs}
+    for p in found:
+        for out in p.publishes:
+            if out in read_by:
+                raise RegistryError(f"processor {p.name!r} publishes {out!r} for outside consumers, but processor "
+                                    f"{read_by[out]!r} reads it: declare it in `outputs`")
     for p in found:
         for out in p.outputs:
             if out not in read_by:
@@ -116,6 +121,12 @@ def history_topics(settings: Settings) -> dict[str, str]:
 def event_models(settings: Settings) -> dict[str, type[BaseModel]]:
     """Every input's event model, by class name (JSON Schema export, schema checks)."""
     return {i.model.__name__: i.model for p in processors(settings) for i in p.inputs}
+
+
+def published_topics(settings: Settings) -> dict[str, str]:
+    """The topics processors publish for consumers outside Vigie (``Processor.publishes``), logical -> deployment
+    name."""
+    return {t: settings.topic(t) for p in processors(settings) for t in p.publishes}
 
 
 def readers_of_outputs(settings: Settings) -> tuple[Processor, ...]:

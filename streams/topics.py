@@ -12,8 +12,10 @@ from streams import registry
 
 def wanted_topics(settings: Settings) -> dict[str, int]:
     """Every registered processor's inputs, all with the same partition count (inputs of one processor keyed
-    alike land on the same partition number and meet in one state entry), and the dead-letter topic."""
+    alike land on the same partition number and meet in one state entry), the topics published for outside
+    consumers and the dead-letter topic (one partition each)."""
     wanted = dict.fromkeys(registry.input_topics(settings), settings.topic_partitions)
+    wanted.update(dict.fromkeys(registry.published_topics(settings).values(), 1))  # outside consumers: in order
     wanted[settings.dead_letter_topic] = 1
     return wanted
 

@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Collection, MutableMapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from schemas.alert_actions import ActionKind, AlertAction
 from schemas.alert_rules import Rule, RuleFileError, RuleSet
 from schemas.codec import InvalidEvent
 from schemas.reference import Reference
-from schemas.signals import StationSteps
+from schemas.signals import AlertNotice, StationSteps
 from streams.alert_book import AlertBook, Transition
 from streams.partitioning import partition_for
 from streams.processor import (
@@ -29,6 +30,7 @@ from streams.processor import (
     DeadLetter,
     EngineContext,
     Input,
+    Message,
     Processor,
     Record,
     StateTable,
@@ -41,6 +43,7 @@ log = logging.getLogger("vigie.alerts")
 
 ALERTS = table("alerts", AlertRow)
 ALERT_ACTIONS = table("alert_actions", AlertActionRow)
+ALERTS_TOPIC = "alerts"  # every transition, for consumers outside Vigie (schemas/signals.py AlertNotice)
 BOOKS = "alert-book"  # the state table: BOOK_KEY -> the book (its to_dict() once recovered)
 BOOK_KEY = "book"
 
@@ -202,7 +205,9 @@ class AlertEngine:
     def _result(self, result: BatchResult, changed: bool = True) -> BatchResult:
         """The transitions as rows; ``changed``: the book changed beyond its clock (a changelog record)."""
         transitions, self.ended = self.ended + self.book.transitions(), []
-        result.rows = {ALERTS: [_row(tr) for tr in transitions]}
+        rows = [_row(tr) for tr in transitions]
+        result.rows = {ALERTS: rows}
+        result.messages += [_notice(row) for row in rows]
         if self.partition >= 0 and (changed or transitions):
             result.mark(BOOKS, BOOK_KEY, self.partition)
         result.outcomes["alert_transitions"] += len(transitions)
@@ -217,6 +222,11 @@ def _row(tr: Transition) -> AlertRow:
     r, c = tr.rule, tr.change
     return AlertRow(r.name, r.severity, r.measure.value, r.scope.value, tr.scope_key, tr.area, tr.station,
                     tr.subject, c.transition.value, c.at, c.value, r.fire_at, tr.message)
+
+
+def _notice(row: AlertRow) -> Message:
+    doc = AlertNotice.model_validate({**row._asdict(), "at": datetime.fromtimestamp(row.at, UTC)})
+    return Message(ALERTS_TOPIC, f"{row.rule}/{row.scope_key}".encode(), doc.model_dump_json().encode())
 
 
 def _engine(ctx: EngineContext) -> AlertEngine:
@@ -236,6 +246,7 @@ PROCESSOR = Processor(
             Input("alert-actions", AlertAction, "all"),),
     states=(StateTable(BOOKS, _dumps, _loads),),
     tables=(ALERTS, ALERT_ACTIONS),
+    publishes=(ALERTS_TOPIC,),
     views=("alerts_current",),
     engine=_engine,
     tick_seconds=_tick_every,

@@ -3,6 +3,7 @@ ports, and workers run as real `vigie worker` processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -10,12 +11,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clickhouse_driver import Client
+from confluent_kafka import Consumer
 
 from core.settings import PROJECT_ROOT, Settings
 from devtools.stack import (
@@ -192,3 +195,22 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.5) -> N
             last_error = e
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
+
+
+def read_topic(s: Settings, topic: str, enough: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0
+               ) -> list[dict[str, Any]]:
+    """A topic's JSON messages from its start (a group of its own), read until ``enough`` holds for them or
+    ``timeout`` passes (then what came: the caller's assertion says what is missing)."""
+    consumer = Consumer({**s.confluent_config(), "group.id": f"{s.app_id}-read-{uuid.uuid4().hex[:6]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not enough(got) and time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None and not m.error():
+                got.append(json.loads(m.value()))
+    finally:
+        consumer.close()
+    return got

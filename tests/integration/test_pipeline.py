@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from core.settings import Settings
 from devtools.produce import publish
@@ -31,6 +31,7 @@ from tests.integration.conftest import (
     ch_client,
     dump_workers,
     new_settings,
+    read_topic,
     start_prometheus,
     start_worker,
     stop_worker,
@@ -385,16 +386,7 @@ def test_bad_input_goes_to_dead_letter_and_nothing_else_is_lost(stack: Stack, se
     producer.flush(10)
     publish(settings, events[half:], speed=PACE)
     wait_for_all_events(settings, events)
-    consumer = Consumer({**settings.confluent_config(), "group.id": f"{settings.app_id}-check",
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe([settings.dead_letter_topic])
-    letters = []
-    deadline = time.monotonic() + 30
-    while len(letters) < len(bad) and time.monotonic() < deadline:
-        m = consumer.poll(1.0)
-        if m is not None and not m.error():
-            letters.append(json.loads(m.value()))
-    consumer.close()
+    letters = read_topic(settings, settings.dead_letter_topic, lambda got: len(got) >= len(bad))
     assert len(letters) == len(bad)
     import base64
     import hashlib

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from core.settings import Settings
 from core.tables import TableSpec
 from schemas.reference import FleetVehicle, Reference, Station
+from schemas.signals import AlertNotice
 from streams.batch import BatchRunner
 from streams.partitioning import partition_for
 from streams.processor import Record
@@ -133,6 +134,31 @@ def test_the_batch_path_gives_the_same_alerts(tmp_path: Path) -> None:
     stats = asyncio.run(runner.run(recs, chunk_events=5))
     assert stats.events == len(recs) and stats.rows["alerts"] == len(EXPECTED)
     assert alert_rows(writer.rows) == EXPECTED
+    assert stats.published == {"alerts": len(EXPECTED)}  # for outside consumers: live only, counted here
+
+
+def test_each_transition_is_published_for_outside_consumers_as_stored(tmp_path: Path) -> None:
+    """The ``alerts`` topic's messages (live): one per stored row, keyed by rule and scope, in the rows' order."""
+    stations = StationEngine(REF, 60, LATENESS, publish_steps=True)
+    alerts = AlertEngine(rules_file(tmp_path), REF, partitions=4)
+    stores: dict[str, dict[str, Any]] = {"stations": {}, BOOKS: {}}
+    rows: list[Any] = []
+    notices: list[Any] = []
+    for _, _, rec in records():
+        steps = stations.process([rec], {"stations": stores["stations"]}).messages
+        result = alerts.process([Record("station-steps", 0, i, m.key, m.value) for i, m in enumerate(steps)],
+                                {BOOKS: stores[BOOKS]})
+        rows += result.rows[ALERTS.tables[0]]
+        notices += result.messages
+    done = alerts.finish({BOOKS: stores[BOOKS]})
+    rows += done.rows[ALERTS.tables[0]]
+    notices += done.messages
+    assert {m.topic for m in notices} == {"alerts"}
+    parsed = [AlertNotice.model_validate_json(m.value) for m in notices]
+    assert [m.key.decode() for m in notices] == [f"{n.rule}/{n.scope_key}" for n in parsed]
+    assert [(n.rule, n.scope_key, n.area, n.at.timestamp(), n.transition, n.value, n.message) for n in parsed] == [
+        (r.rule, r.scope_key, r.area, r.at, r.transition, r.value, r.message) for r in rows]
+    assert alert_rows(rows) == EXPECTED
 
 
 @given(data=st.data())

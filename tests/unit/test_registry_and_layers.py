@@ -69,6 +69,22 @@ def test_an_output_needs_one_reader_other_than_its_writer(tmp_path: Path, monkey
         registry.processors(Settings(processor_modules="twice_plugin"))
 
 
+def test_a_topic_for_outside_consumers_is_read_by_no_processor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "out_plugin.py").write_text(ENTRY_POINT_PLUGIN.replace("engine=", 'publishes=("alert-actions",), '
+                                                                                  'engine='))
+    with pytest.raises(RegistryError, match="publishes 'alert-actions' for outside consumers, but processor "
+                                            "'alerts' reads it"):
+        registry.processors(Settings(processor_modules="out_plugin"))
+    (tmp_path / "ok_plugin.py").write_text(ENTRY_POINT_PLUGIN.replace("engine=", 'publishes=("ep-news",), engine='))
+    s = Settings(processor_modules="ok_plugin", topic_suffix="-x")
+    assert registry.published_topics(s) == {"alerts": "alerts-x", "ep-news": "ep-news-x"}
+    from streams.topics import wanted_topics
+
+    assert wanted_topics(s)["ep-news-x"] == wanted_topics(s)["alerts-x"] == 1  # one partition: in order
+
+
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--no-cache", "--config",
                            str(root / "pyproject.toml")], cwd=root, capture_output=True, text=True, timeout=300,
