@@ -94,6 +94,11 @@ class PanelQuery:
 
 
 def panel_queries(dash: dict[str, Any]) -> Iterator[PanelQuery]:
+    """Every panel's queries, and every annotation's (panel ``annotation: <name>``)."""
+    for note in dash.get("annotations", {}).get("list", []):
+        target = note.get("target") or {}
+        if target.get("rawSql"):
+            yield PanelQuery(dash["uid"], f"annotation: {note['name']}", CLICKHOUSE_PLUGIN, target["rawSql"])
     for panel in dash.get("panels", []):
         for target in panel.get("targets", []):
             ds = target.get("datasource", {}).get("type", "")

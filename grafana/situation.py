@@ -38,7 +38,7 @@ from grafana.common import (
     text_variable,
     thresholds,
 )
-from grafana.datasources import SQL
+from grafana.datasources import CLICKHOUSE, SQL
 from grafana.forecasts import expected_vs_observed_panel, expected_vs_observed_sql
 
 UID = "vigie-situation"
@@ -158,6 +158,29 @@ FROM
 )
 ORDER BY silenced, multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), since, rule, scope_key"""
 
+#: the wall screen's annotations: each alert episode that fired, from firing to its resolution (to the situation
+#: clock while it still fires), overlapping the time range; the area selector applies
+ALERT_EPISODES = f"""
+SELECT fired AS time, if(resolved_at > toDateTime(0), resolved_at, clock) AS timeEnd,
+       concat(message, ' — ', rule, ' [', scope_key, ']') AS text, concat(severity, ',', rule) AS tags
+FROM
+(
+    SELECT rule, scope_key, severity, message, fired, arrayFirst(r -> r >= fired, resolved_times) AS resolved_at,
+           (SELECT max(event_time) FROM {RUN}.vehicle_state) AS clock
+    FROM
+    (
+        SELECT rule, scope_key, any(severity) AS severity, anyLast(message) AS message,
+               groupArrayIf(at, transition = 'firing' AND at <= $__toTime) AS fired_times,
+               arraySort(groupArrayIf(at, transition = 'resolved')) AS resolved_times
+        FROM {RUN}.alerts FINAL
+        WHERE {AREA_FILTER}
+        GROUP BY rule, scope_key
+    )
+    ARRAY JOIN fired_times AS fired
+)
+WHERE resolved_at = toDateTime(0) OR resolved_at >= $__fromTime
+ORDER BY time, rule, scope_key"""
+
 VEHICLE_POSITIONS = f"""
 SELECT vehicle_id, vehicle_type, home_station, status, category, intervention_id, lat, lon
 FROM {RUN}.vehicle_state FINAL
@@ -226,7 +249,9 @@ def build() -> dash_b.Dashboard:
          .with_variable(query_variable("area", "Groupement / area", AREA_VARIABLE_SQL))
          .with_variable(text_variable("turnout_target_s", "Turnout target (s)", "120"))
          .with_variable(text_variable("travel_target_s", "Travel target (s)", "600"))
-         .with_variable(text_variable("arrival_target_s", "Call to first arrival target (s)", "720")))
+         .with_variable(text_variable("arrival_target_s", "Call to first arrival target (s)", "720"))
+         .annotation(dash_b.AnnotationQuery().name("Alertes").datasource(CLICKHOUSE).enable(True)
+                     .icon_color("red").target(SQL(ALERT_EPISODES).table())))
     d = d.with_panel(_stat_by_type(
         "Disponibles par type${availability}", AVAILABLE_BY_TYPE, at(0, 0, 8, 7),
         thresholds((None, RED), (1, ORANGE), (3, GREEN)),

@@ -271,6 +271,22 @@ def test_wall_screen_firing_alerts(run, selection: str) -> None:  # type: ignore
     if areas == [ALL]:
         board = rows(eng, "board alerts", queries.firing_alerts_query(s.clickhouse_database))
         assert [(r[3], r[4]) for r in board] == [(rule, key) for _, _, rule, key in firing]
+    # the annotations: each episode from firing to its resolution (to the clock while it fires) that overlaps
+    # the time range
+    t = tr(run.p)
+    episodes = []
+    for rule, key, at, transition, _ in want:
+        if transition != "firing" or at > t.end.timestamp() or (areas != [ALL] and area_of(key) not in areas):
+            continue
+        end = min((a for r, k, a, tr_, _ in want if (r, k) == (rule, key) and tr_ == "resolved" and a >= at),
+                  default=None)
+        if end is None or end >= t.start.timestamp():
+            episodes.append((at, end if end is not None else run.p.clock, rule, key))
+    assert len(episodes) > 2 and any(e[1] > t.end.timestamp() for e in episodes)
+    notes = rows(eng, "alert annotations", expand(query_of(SIT, "annotation: Alertes"), state(area=areas), t))
+    assert [(ts(r[0]), ts(r[1]), r[2].rsplit(" — ", 1)[1], r[3]) for r in notes] == [
+        (at, end, f"{rule} [{key}]", f"{rules[rule]['severity']},{rule}") for at, end, rule, key in sorted(
+            episodes, key=lambda e: (e[0], e[2], e[3]))]
 
 
 @pytest.mark.parametrize("interval_s", [60, 300])
