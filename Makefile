@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	@missing=""; \
 	  { command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ]; } || missing="clickhouse-server"; \
 	  { command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ]; } || missing="$$missing prometheus"; \
+	  { command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null; } \
+	    || missing="$$missing prometheus-alertmanager"; \
 	  if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) \
 	    >/dev/null; fi
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## install what is missing (venv, Python packages, clickhouse-server, prometheus)
+install: $(STAMP) ## install what is missing (venv, Python packages, clickhouse-server, prometheus, alertmanager)
 
 run: $(STAMP) ## live pipeline: broker + ClickHouse + worker + simulator x60 + forecasts + board (Ctrl-C stops all)
 	$(VENV)/bin/vigie run
@@ -32,7 +34,7 @@ stack: $(STAMP) ## the local stack alone (broker + ClickHouse + migrations + top
 test: $(STAMP) ## lint, layer contracts, unit tests, then integration tests on a real broker and ClickHouse
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(VENV)/bin/pytest -q -ra tests examples
+	$(VENV)/bin/pytest -q -ra --durations=15 tests examples
 
 bench: $(STAMP) ## all speed figures incl. a simulated year (~8 min, 14 the first time; own broker + ClickHouse), table + JSON in bench-results/
 	$(VENV)/bin/vigie bench

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # when every stations partition has published nothing for this long (wall clock), the alerts' clock goes to the
     # newest sealed time heard (the input is over for now, as at the end of a history)
     alert_source_idle_s: float = Field(default=10.0, gt=0)
+    # `vigie alerts notify`: the Alertmanager it keeps in step with the alerts (README "Notifications"), how often,
+    # and the link a notification carries (the wall screen's address, say); empty: none
+    alertmanager_url: str = ""
+    notify_every_s: float = Field(default=15.0, gt=0)
+    alert_link: str = ""
     window_seconds: int = Field(default=60, ge=1)
     # Events up to this much older than the newest event time seen on their partition still
     # land in their own window; older ones are counted late and applied to the open window.
@@ -168,6 +173,7 @@ class Settings(BaseSettings):
     local_kafka_port: int = 9092
     local_clickhouse_tcp_port: int = 9000
     local_clickhouse_http_port: int = 8123
+    local_alertmanager_port: int = 9093
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``VIGIE_*`` environment variables (to start another process with them)."""

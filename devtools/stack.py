@@ -172,3 +172,32 @@ def start_clickhouse(tcp_port: int, http_port: int, data_dir: Path, reader_user:
         proc.kill()
         raise RuntimeError(f"ClickHouse did not start; see {data_dir / 'log'}") from None
     return ManagedProcess("clickhouse", proc, log_path, reader_password, writer_password)
+
+
+def alertmanager_binary() -> str | None:
+    """Debian's ``prometheus-alertmanager`` (``make install``), or one on the PATH; None: not installed."""
+    return shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
+
+
+def start_alertmanager(port: int, data_dir: Path, config_yaml: str) -> ManagedProcess:
+    """Alertmanager as a process on 127.0.0.1 with ``config_yaml``, no cluster (one instance)."""
+    binary = alertmanager_binary()
+    if binary is None:
+        raise RuntimeError("Alertmanager is not installed: run `make install` (Debian package prometheus-alertmanager)")
+    if port_in_use(port):
+        raise RuntimeError(f"port {port} is taken: is Alertmanager already running? "
+                           "(set VIGIE_LOCAL_ALERTMANAGER_PORT)")
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "alertmanager.yml").write_text(config_yaml)
+    log_path = data_dir / "alertmanager.log"
+    proc = subprocess.Popen([binary, f"--config.file={data_dir / 'alertmanager.yml'}",
+                             f"--storage.path={data_dir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                             "--cluster.listen-address="],
+                            stdout=log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, timeout=30)
+    except TimeoutError:
+        proc.kill()
+        raise RuntimeError(f"Alertmanager did not start; see {log_path}") from None
+    return ManagedProcess("alertmanager", proc, log_path)

@@ -74,6 +74,15 @@ def alert_history_query(db: str, since: float | None = None, until: float | None
             "ORDER BY at, rule, scope_key, multiIf(transition = 'firing', 2, transition = 'pending', 1, 0)")
 
 
+def notify_alerts_query(db: str, ended_after: float) -> str:
+    """What the notifier sends (``sinks.alertmanager.AlertNow``'s columns): the alerts firing now and those resolved
+    at or after ``ended_after`` (epoch s, worker's clock), times as epoch seconds."""
+    return ("SELECT rule, scope_key, severity, area, station_id, subject, state, toUInt32(since), "
+            "toUInt32(episode_start), value, message, acknowledged_by, toUInt32(silenced_until), silenced_by, "
+            f"silence_why FROM {db}.alerts_current WHERE state = 'firing' OR (state = 'resolved' "
+            f"AND since >= toDateTime({int(ended_after)})) ORDER BY rule, scope_key")
+
+
 def clock_query(db: str) -> str:
     return f"SELECT max(event_time) FROM {db}.vehicle_state"
 
@@ -89,6 +98,7 @@ def all_queries(db: str) -> dict[str, str]:
         "board_alerts": firing_alerts_query(db),
         "alerts_open": open_alerts_query(db),
         "alerts_history": alert_history_query(db, 0, 2**31),
+        "alerts_notify": notify_alerts_query(db, 0),
         "response_times": f"SELECT * FROM {db}.intervention_response_times ORDER BY intervention_id",
         "station_windows": f"SELECT * FROM {db}.station_windows FINAL ORDER BY window_start, station_id",
         "sector_windows": (f"SELECT window_start, sector, sum(interventions_opened) FROM {db}.sector_windows FINAL "

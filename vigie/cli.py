@@ -332,6 +332,49 @@ def _cmd_alerts_list(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_alerts_notify(s: Settings, a: argparse.Namespace) -> int:
+    import signal
+
+    from sinks.alertmanager import AlertmanagerError
+    from vigie.notify import Notifier
+
+    url = a.alertmanager or s.alertmanager_url
+    if not url:
+        raise SystemExit("notify: give --alertmanager URL or set VIGIE_ALERTMANAGER_URL")
+    notifier = Notifier(s, url, a.every or s.notify_every_s, s.alert_link)
+    if a.once:
+        try:
+            print(f"{url}: {notifier.sync_once()}")
+        except AlertmanagerError as e:
+            print(f"notify: {e}", file=sys.stderr)
+            return 1
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: notifier.stop.set())
+    receiver = None
+    if a.receive is not None:
+        from vigie.webhook import WebhookReceiver
+
+        receiver = WebhookReceiver(a.receive, host="0.0.0.0").__enter__()
+    try:
+        notifier.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if receiver is not None:
+            receiver.__exit__()
+    return 0
+
+
+def _cmd_alerts_routing(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.notify import routing, routing_yaml, write_routing
+
+    if a.write:
+        print(f"written: {write_routing()}")
+    else:
+        print(routing_yaml(routing()), end="")
+    return 0
+
+
 def _cmd_alerts_action(s: Settings, a: argparse.Namespace) -> int:
     from schemas.alert_rules import parse_duration
     from vigie.alerts import send_action
@@ -495,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--run", default=None, help="show a replay run (its database) instead of the live one")
     b.set_defaults(func=_cmd_board)
 
-    r = sub.add_parser("run", help="local stack: broker + ClickHouse + migrations + worker(s) + simulator + board")
+    r = sub.add_parser("run", help="local stack: broker + ClickHouse + migrations + worker(s) + simulator + forecasts "
+                       "+ Alertmanager and the notifier + board")
     r.add_argument("--speed", type=float, default=60.0, help="simulator speed (default x60)")
     r.add_argument("--workers", type=int, default=1, help="number of worker processes")
     r.set_defaults(func=_cmd_run)
@@ -597,6 +641,22 @@ def build_parser() -> argparse.ArgumentParser:
                        "replay, a time of the replay)")
         c.add_argument("--run", default=None, help="a replay run's topics instead of the live ones")
         c.set_defaults(func=_cmd_alerts_action)
+
+    an = alsub.add_parser("notify", help="keep Prometheus Alertmanager in step with the alerts: firing and resolved "
+                          "ones sent, Vigie's silences mirrored; it routes and notifies (README 'Notifications')")
+    an.add_argument("--alertmanager", default=None, metavar="URL",
+                    help="Alertmanager's address (default: VIGIE_ALERTMANAGER_URL)")
+    an.add_argument("--every", type=float, default=None, metavar="SECONDS",
+                    help="seconds between syncs (default: VIGIE_NOTIFY_EVERY_S, 15)")
+    an.add_argument("--once", action="store_true", help="one sync, then exit (status 1 if it failed)")
+    an.add_argument("--receive", type=int, default=None, metavar="PORT",
+                    help="also receive Alertmanager's webhook on this port and log each notification (a deployment "
+                    "with no paging gateway yet: the compose stack's default receiver)")
+    an.set_defaults(func=_cmd_alerts_notify)
+    ar = alsub.add_parser("routing", help="print Alertmanager's configuration for Vigie (routes per severity, the "
+                          "operations room's webhook); --write: into deploy/alertmanager/alertmanager.yml")
+    ar.add_argument("--write", action="store_true", help="write the shipped file instead of printing")
+    ar.set_defaults(func=_cmd_alerts_routing)
 
     fc = sub.add_parser("forecast", help="forecasts of interventions per sector and hour / 3 h / day (README, "
                         "'Forecasts')")

@@ -1,7 +1,8 @@
 """``vigie run`` (what ``make run`` calls): the whole live pipeline on this machine.
 
-Starts the broker and ClickHouse, applies migrations, creates topics, starts the worker(s) and the
-simulator, and shows the board until Ctrl-C; then stops everything it started. The local broker keeps
+Starts the broker and ClickHouse, applies migrations, creates topics, starts the worker(s), the
+simulator, the forecasts, Alertmanager and the notifier (when installed), and shows the board until Ctrl-C; then
+stops everything it started. The local broker keeps
 nothing (memory storage), so each run starts a fresh live picture: the live database of the previous
 run is dropped first (replays' databases are kept). A second run while
 one is going says so (a lock file) instead of failing on taken ports.
@@ -22,12 +23,15 @@ from pathlib import Path
 from core.settings import LOCAL_STACK_ENV, Settings
 from devtools.stack import (
     ManagedProcess,
+    alertmanager_binary,
     on_local_broker,
     on_local_clickhouse,
+    start_alertmanager,
     start_broker,
     start_clickhouse,
     write_local_env,
 )
+from vigie.webhook import WebhookReceiver
 
 
 def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: bool = True) -> int:
@@ -102,6 +106,7 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
                                start_new_session=True)
         started.append(ManagedProcess("simulator", sim, sim_log))
         started.append(_forecaster(python, env, origin, run_dir, logs, speed))
+        started += _notifications(settings, python, env, run_dir, logs)
         write_local_env(local)  # `vigie replay` / `vigie board` from another terminal reach this stack
         print(f"workers: metrics on :{settings.metrics_port}; logs in {logs}", flush=True)
         time.sleep(1)
@@ -142,6 +147,28 @@ def _forecaster(python: str, env: dict[str, str], origin: float, run_dir: Path, 
     proc = subprocess.Popen(["sh", "-c", script], env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     return ManagedProcess("forecasts", proc, log_path)
+
+
+def _notifications(settings: Settings, python: str, env: dict[str, str], run_dir: Path, logs: Path
+                   ) -> list[ManagedProcess]:
+    """Alertmanager (Debian's) with Vigie's routing, its webhook to a receiver here that writes each notification
+    to ``notifications.jsonl``, and ``vigie alerts notify`` keeping it in step with the alerts. Not installed:
+    said, and the rest runs."""
+    if alertmanager_binary() is None:
+        print("notifications off: Alertmanager is not installed (make install)", flush=True)
+        return []
+    from vigie.notify import routing, routing_yaml
+
+    hook = WebhookReceiver(log_file=logs / "notifications.jsonl").__enter__()  # a thread of this process
+    port = settings.local_alertmanager_port
+    am = start_alertmanager(port, run_dir / "alertmanager", routing_yaml(routing(hook.url)))
+    log_path = logs / "notifier.log"
+    notifier = subprocess.Popen([python, "-m", "vigie.cli", "alerts", "notify", "--every", "5"],
+                                env={**env, "VIGIE_ALERTMANAGER_URL": f"http://127.0.0.1:{port}"},
+                                stdout=log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"notifications: Alertmanager on http://127.0.0.1:{port}, sent to {logs / 'notifications.jsonl'}",
+          flush=True)
+    return [am, ManagedProcess("notifier", notifier, log_path)]
 
 
 def _say(text: str) -> None:

@@ -134,13 +134,16 @@ def test_kustomize_manifests(overlay: str) -> None:
             pod = pod["jobTemplate"]["spec"]
         spec = pod.get("template", {}).get("spec", {})
         for c in spec.get("initContainers", []) + spec.get("containers", []):
-            cli_accepts(c["args"])
-    worker = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+            if c["image"].startswith("vigie"):
+                cli_accepts(c["args"])
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert set(deployments) == {"vigie-worker", "vigie-notifier", "vigie-alertmanager"}
+    worker = deployments["vigie-worker"]["spec"]["template"]["spec"]["containers"][0]
     port = next(p for p in worker["ports"] if p["name"] == "metrics")["containerPort"]
     assert str(port) == kinds["ConfigMap"]["data"]["VIGIE_METRICS_PORT"]
     for probe in ("readinessProbe", "livenessProbe"):
         assert worker[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
-    grace = kinds["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    grace = deployments["vigie-worker"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > float(kinds["ConfigMap"]["data"]["VIGIE_WORKER_STOP_TIMEOUT_S"])
     if overlay != "base":
         prod = yaml.safe_load((directory / "kustomization.yaml").read_text())
@@ -160,19 +163,26 @@ def test_kustomize_manifests(overlay: str) -> None:
         assert len(mounts) >= 2 and all(m["mountPath"] == "/etc/vigie/kafka-tls" for m in mounts)
         assert all(config[f"VIGIE_KAFKA_SSL_{f}"].startswith("/etc/vigie/kafka-tls/") for f in ("CAFILE", "CERTFILE",
                                                                                               "KEYFILE"))
-        # network policies: every Vigie pod is selected; egress only to the brokers' and ClickHouse's ports and DNS
+        # network policies: every Vigie pod is selected; egress only where it must go: the workers and the admin
+        # jobs to the brokers, ClickHouse and DNS; the notifier to ClickHouse and Alertmanager; Alertmanager out
+        # over HTTPS (the paging gateway)
         policies = [d for d in _k8s_docs(directory) if d["kind"] == "NetworkPolicy"]
         pods = [d["spec"]["template"]["metadata"]["labels"] if d["kind"] != "CronJob" else
                 d["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
                 for d in docs if d["kind"] in ("Deployment", "Job", "CronJob")]
+        kafka_port = int(config["VIGIE_KAFKA_BOOTSTRAP"].split(",")[0].rsplit(":", 1)[1])
+        ch_port = int(kinds["ConfigMap"]["data"]["VIGIE_CLICKHOUSE_PORT"])
+        egress = {"vigie-worker": {kafka_port, ch_port, 53}, "vigie-admin": {kafka_port, ch_port, 53},
+                  "vigie-notifier": {ch_port, 9093, 53}, "vigie-alertmanager": {443, 53}}
+        ingress = {"vigie-worker": {port}, "vigie-admin": set(), "vigie-notifier": set(), "vigie-alertmanager": {9093}}
         for labels in pods:
             mine = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
             assert len(mine) == 1, labels
+            name = labels["app.kubernetes.io/name"]
             egress_ports = {port["port"] for rule in mine[0]["spec"]["egress"] for port in rule["ports"]}
-            kafka_port = int(config["VIGIE_KAFKA_BOOTSTRAP"].split(",")[0].rsplit(":", 1)[1])
-            assert egress_ports == {kafka_port, int(kinds["ConfigMap"]["data"]["VIGIE_CLICKHOUSE_PORT"]), 53}
+            assert egress_ports == egress[name], name
             ingress_ports = {port["port"] for rule in mine[0]["spec"]["ingress"] for port in rule["ports"]}
-            assert ingress_ports <= {port}  # the metrics port at most
+            assert ingress_ports <= ingress[name], name
 
 
 def test_compose_has_no_known_secret_and_nothing_open_without_a_password() -> None:
@@ -234,7 +244,7 @@ def test_the_workers_read_the_shipped_alert_rules() -> None:
     image: the image's copy (the Dockerfile sets VIGIE_ALERT_RULES to it)."""
     base = DEPLOY / "k8s" / "base"
     kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
-    (generator,) = kustomization["configMapGenerator"]
+    (generator,) = [g for g in kustomization["configMapGenerator"] if g["name"] == "vigie-alert-rules"]
     assert generator["files"] == ["rules.toml=alert-rules.toml"]
     assert (base / "alert-rules.toml").read_text() == (DEPLOY / "alerts" / "rules.toml").read_text()
     (worker,) = [d for d in _k8s_docs(base) if d["kind"] == "Deployment" and d["metadata"]["name"] == "vigie-worker"]
@@ -245,3 +255,34 @@ def test_the_workers_read_the_shipped_alert_rules() -> None:
     assert env["VIGIE_ALERT_RULES"] == mount["mountPath"] + "/rules.toml"
     assert {"name": "alert-rules", "configMap": {"name": generator["name"]}} in pod["volumes"]
     assert "VIGIE_ALERT_RULES=/app/deploy/alerts/rules.toml" in (DEPLOY / "Dockerfile").read_text()
+
+
+def test_alertmanager_is_deployed_with_the_shipped_routing_and_the_webhook_file() -> None:
+    """Compose and Kubernetes run Alertmanager on the generated routing (deploy/alertmanager/alertmanager.yml),
+    with the webhook address mounted where the routing reads it; the notifier points at it; compose's default
+    webhook address is the notifier's own receiver."""
+    from vigie.notify import ROUTING_FILE, WEBHOOK_URL_FILE
+
+    am, notifier = COMPOSE["services"]["alertmanager"], COMPOSE["services"]["notifier"]
+    mounts = {target: source for source, target, *_ in (v.split(":") for v in am["volumes"])}
+    assert (DEPLOY / mounts["/etc/alertmanager/alertmanager.yml"]).resolve() == ROUTING_FILE
+    hook = (DEPLOY / mounts[WEBHOOK_URL_FILE]).read_text().strip()
+    assert hook == f"http://notifier:{notifier['command'][notifier['command'].index('--receive') + 1]}/"
+    assert notifier["environment"]["VIGIE_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+    assert COMPOSE["services"]["grafana"]["environment"]["VIGIE_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+    base = DEPLOY / "k8s" / "base"
+    assert (base / "alertmanager.yml").read_text() == ROUTING_FILE.read_text()
+    generators = yaml.safe_load((base / "kustomization.yaml").read_text())["configMapGenerator"]
+    assert {"name": "vigie-alertmanager", "files": ["alertmanager.yml"]} in generators
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in _k8s_docs(base)}
+    pod = docs["Deployment", "vigie-alertmanager"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    by_volume = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert by_volume["webhook"] == WEBHOOK_URL_FILE.rsplit("/", 1)[0]
+    assert {"name": "webhook", "secret": {"secretName": "vigie-alertmanager-webhook", "defaultMode": 0o400}} in (
+        pod["volumes"])
+    assert by_volume["config"] == "/etc/alertmanager/alertmanager.yml"
+    (notifier_c,) = docs["Deployment", "vigie-notifier"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in notifier_c["env"]}
+    service_port = docs["Service", "vigie-alertmanager"]["spec"]["ports"][0]["port"]
+    assert env["VIGIE_ALERTMANAGER_URL"] == f"http://vigie-alertmanager:{service_port}"
