@@ -199,6 +199,13 @@ class Settings(BaseSettings):
         return self.model_copy(update={"clickhouse_user": self.clickhouse_migrator_user,
                                        "clickhouse_password": self.clickhouse_migrator_password})
 
+    def as_reader(self) -> Settings | None:
+        """These settings with the dashboards' read-only account, if it has a password here (else None)."""
+        if not self.clickhouse_reader_password.get_secret_value():
+            return None
+        return self.model_copy(update={"clickhouse_user": self.clickhouse_reader_user,
+                                       "clickhouse_password": self.clickhouse_reader_password})
+
     def topic(self, logical: str) -> str:
         """The deployment's name of a logical topic."""
         return self.topic_names.get(logical, logical) + self.topic_suffix

@@ -5,8 +5,8 @@ Each sync is whole, as Alertmanager expects of its clients: every firing alert i
 intervals ahead (if the notifier stops, Alertmanager resolves them on its own), every alert resolved lately is sent
 with its end, and the silences operators set in Vigie (``vigie alerts silence``) are mirrored as Alertmanager
 silences (who, until when, why) — a silenced alert is stored and shown but not notified. Alert times are the
-worker's clock (event time); Alertmanager's are the wall clock: a time is shifted by the difference of the two
-(nothing for a live deployment, the simulation's lead in ``make run``)."""
+worker's clock (event time); Alertmanager's are the wall clock: a time is moved from one to the other (nothing to
+move for a live deployment; ``make run``'s simulation runs ahead, x60)."""
 
 from __future__ import annotations
 
@@ -59,13 +59,15 @@ class AlertNow:
 
 @dataclass(frozen=True, slots=True)
 class Clocks:
-    """The wall clock and the worker's clock read at the same moment."""
+    """The wall clock and the worker's clock read at the same moment, and how fast the worker's runs (``make run``:
+    x60 — a simulated hour is a wall minute)."""
 
     wall: float
     worker: float
+    speed: float = 1.0
 
     def to_wall(self, t: float) -> float:
-        return t - self.worker + self.wall
+        return self.wall + (t - self.worker) / self.speed
 
 
 def _iso(t: float) -> str:
@@ -83,13 +85,15 @@ def labels(alert: AlertNow) -> dict[str, str]:
 def to_alertmanager(alert: AlertNow, clocks: Clocks, hold_s: float, link: str = "") -> dict[str, Any]:
     """One alert in Alertmanager's form: firing until ``hold_s`` from now unless sent again, or resolved now."""
     firing = alert.state == "firing"
-    fired_at = alert.since if firing else alert.episode_start
     doc: dict[str, Any] = {
         "labels": labels(alert),
+        # times in the worker's clock, as the wall screen shows them: the episode's start (pending), and when it
+        # fired or resolved
         "annotations": {k: v for k, v in {
-            "summary": alert.message, "value": f"{alert.value:g}", "since": _iso(fired_at),
+            "summary": alert.message, "value": f"{alert.value:g}", "episode_start": _iso(alert.episode_start),
+            ("fired_at" if firing else "resolved_at"): _iso(alert.since),
             "acknowledged_by": alert.acknowledged_by}.items() if v},
-        "startsAt": _iso(min(clocks.to_wall(fired_at), clocks.wall)),
+        "startsAt": _iso(min(clocks.to_wall(alert.since if firing else alert.episode_start), clocks.wall)),
         "endsAt": _iso(clocks.wall + hold_s if firing else clocks.wall),
     }
     if link:

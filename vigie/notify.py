@@ -79,8 +79,9 @@ class Notifier:
         self.stop = threading.Event()
 
     def alerts(self, worker_now: float) -> list[AlertNow]:
+        """As the dashboards' read-only account when it is set (the notifier only reads), else the pipeline's."""
         db = self.settings.clickhouse_database
-        client = make_client(self.settings, db)
+        client = make_client(self.settings.as_reader() or self.settings, db)
         try:
             rows = client.execute(notify_alerts_query(db, worker_now - RESOLVED_LOOKBACK_S * self.settings.clock_speed))
         finally:
@@ -89,7 +90,7 @@ class Notifier:
 
     def sync_once(self) -> SyncReport:
         wall = time.time()
-        clocks = Clocks(wall, self.clock.now())
+        clocks = Clocks(wall, self.clock.now(), self.settings.clock_speed)
         # an alert sent firing stays so three syncs (Alertmanager resolves it on its own if the notifier stops)
         return sync(self.am, self.alerts(clocks.worker), clocks, 3 * self.every_s + 30, self.link)
 

@@ -17,10 +17,8 @@ from sinks.clickhouse import make_client
 
 def connect(settings: Settings, database: str, write: bool) -> tuple[Client, dict[str, Any], str]:
     """A client, the per-query settings, and who it reads as (said to the user)."""
-    reader = settings.clickhouse_reader_password.get_secret_value()
-    if not write and reader:
-        as_reader = settings.model_copy(update={"clickhouse_user": settings.clickhouse_reader_user,
-                                                "clickhouse_password": settings.clickhouse_reader_password})
+    as_reader = settings.as_reader()
+    if not write and as_reader is not None:
         return make_client(as_reader, database), {}, f"{settings.clickhouse_reader_user} (read-only user)"
     if write:  # any change, DDL included: the migrator's account (the pipeline's own cannot alter a table)
         migrator = settings.as_migrator()

@@ -19,7 +19,7 @@ from sinks.alertmanager import (
 
 FIRING = AlertNow("no-vsav-in-area", "G1/VSAV", "critical", "G1", "", "VSAV", "firing", 1_000_600.0, 1_000_500.0,
                   0.0, "Aucun VSAV disponible en G1", "cos-1", 0.0, "", "")
-#: the worker's clock 2 h ahead of the wall clock (make run's simulation)
+#: the worker's clock 2 h ahead of the wall clock, running at its pace
 CLOCKS = Clocks(wall=2_000_000.0, worker=2_007_200.0)
 
 
@@ -28,8 +28,9 @@ def test_an_alert_in_alertmanagers_form() -> None:
     assert doc == {
         "labels": {"alertname": "no-vsav-in-area", "scope": "G1/VSAV", "severity": "critical", "area": "G1",
                    "subject": "VSAV", "source": "vigie"},  # no station: an area's alert
-        "annotations": {"summary": "Aucun VSAV disponible en G1", "value": "0", "since": "1970-01-24T05:30:00.000Z",
-                        "acknowledged_by": "cos-1"},
+        "annotations": {"summary": "Aucun VSAV disponible en G1", "value": "0",
+                        "episode_start": "1970-01-12T13:55:00.000Z", "fired_at": "1970-01-24T05:30:00.000Z",
+                        "acknowledged_by": "cos-1"},  # in the worker's clock, as the wall screen shows them
         "startsAt": "1970-01-24T03:30:00.000Z",  # 200 s before the wall clock's now (2,000,000 s)
         "endsAt": "1970-01-24T03:34:35.000Z",  # now + 75 s: resolved by Alertmanager unless sent again
         "generatorURL": "http://wall/",
@@ -37,7 +38,12 @@ def test_an_alert_in_alertmanagers_form() -> None:
     resolved = to_alertmanager(replace(FIRING, state="resolved", since=2_007_100.0, episode_start=2_006_900.0),
                                CLOCKS, hold_s=75)
     assert (resolved["startsAt"], resolved["endsAt"]) == ("1970-01-24T03:28:20.000Z", "1970-01-24T03:33:20.000Z")
+    assert resolved["annotations"]["resolved_at"] == "1970-01-24T05:31:40.000Z" and "fired_at" not in resolved[
+        "annotations"]
     assert "generatorURL" not in resolved
+    # make run's clock runs x60: 300 s of it before now are 5 s of the wall clock
+    sped = Clocks(wall=2_000_000.0, worker=2_007_200.0, speed=60.0)
+    assert to_alertmanager(replace(FIRING, since=2_006_900.0), sped, 75)["startsAt"] == "1970-01-24T03:33:15.000Z"
     # a time ahead of the wall clock (it cannot be, live) starts now
     assert to_alertmanager(replace(FIRING, since=2_007_500.0), CLOCKS, 75)["startsAt"] == "1970-01-24T03:33:20.000Z"
 
@@ -65,6 +71,9 @@ def test_silences_follow_vigies() -> None:
     assert lifted.expire == ["s1"] and lifted.create == []
     over = plan_silences([replace(silenced, silenced_until=2_007_000.0)], [held], CLOCKS)  # its end is past
     assert over.expire == ["s1"] and over.create == []
+    # make run (x60): an hour of the worker's clock is a minute of Alertmanager's
+    sped = plan_silences([silenced], [], Clocks(wall=2_000_000.0, worker=2_007_200.0, speed=60.0))
+    assert sped.create[0]["endsAt"] == "1970-01-24T03:34:20.000Z"
 
 
 def test_silences_not_vigies_are_left_alone() -> None:
