@@ -5,7 +5,8 @@ a stall). A worker whose write is retrying (ClickHouse
 down) is *blocked*, not stalled: the watchdog says so (log, ``vigie_sink_blocked_seconds``) and does not
 restart it, which would not help. Work waiting is measured at the broker, independently of Faust:
 for the partitions assigned to this worker, the high watermark beyond the group's committed offset.
-When the worker has been idle for VIGIE_WORKER_STALL_TIMEOUT_S with work waiting, it logs the stacks of
+When an agent has been idle for VIGIE_WORKER_STALL_TIMEOUT_S, and work has been waiting for it all that time
+(work that has just come to an agent idle since its start is not a stall), the watchdog logs the stacks of
 its asyncio tasks (to diagnose the stall) and re-executes itself: the new process rejoins the group and
 re-reads from the committed offsets, which is safe (writes are idempotent, state is deduplicated).
 
@@ -121,6 +122,7 @@ class StallWatchdog(threading.Thread):
         self.on_stall = on_stall
         self.describe = describe
         self.stopped = threading.Event()
+        self.waiting_since: dict[int, float] = {}  # id(liveness) -> since when work has waited for that agent
 
     def run(self) -> None:
         timeout = self.settings.worker_stall_timeout_s
@@ -128,8 +130,8 @@ class StallWatchdog(threading.Thread):
                              "enable.auto.commit": False})
         try:
             while not self.stopped.wait(min(5.0, timeout / 3)):
-                for liveness, assigned in self.watched():
-                    if liveness.idle_for() >= timeout and self._stalled(consumer, liveness, assigned, timeout):
+                for liveness, assigned in self.watched():  # every check: since when work waits is tracked
+                    if self._stalled(consumer, liveness, assigned, timeout):
                         self.on_stall()
                         return
         finally:
@@ -137,24 +139,31 @@ class StallWatchdog(threading.Thread):
 
     def _stalled(self, consumer: Consumer, liveness: Liveness, assigned: list[tuple[str, int]],
                  timeout: float) -> bool:
-        """Idle for the timeout with messages waiting on its partitions, and not blocked on ClickHouse."""
+        """Idle for the timeout with messages waiting on its partitions all that time (the first check that saw
+        them waiting, after the agent's last progress, starts the count), and not blocked on ClickHouse."""
         try:
             waiting = waiting_messages(consumer, assigned)
         except Exception as e:
             log.warning("stall check could not reach the broker: %s", e)
             return False
+        key, now = id(liveness), time.monotonic()
+        if not waiting or self.waiting_since.get(key, now) < liveness.last:
+            self.waiting_since.pop(key, None)  # nothing waits, or it progressed since: count again
+        if waiting:
+            self.waiting_since.setdefault(key, now)
+        waited = now - self.waiting_since.get(key, now)
         blocked = liveness.sink_blocked_for()
         if waiting and blocked:
             log.warning("blocked on ClickHouse for %.0fs with %d messages waiting: retrying, not restarting",
                         blocked, waiting)
             return False
-        if not waiting or liveness.idle_for() < timeout:
+        if not waiting or liveness.idle_for() < timeout or waited < timeout:
             return False
         try:
             state = self.describe()
         except Exception as e:
             state = f"(no state: {e})"
-        log.error("no progress for %.0fs with %d messages waiting: restarting the worker "
+        log.error("no progress for %.0fs with %d messages waiting (for %.0fs): restarting the worker "
                   "(it re-reads from the committed offsets). State: %s\nTasks:\n%s",
-                  liveness.idle_for(), waiting, state, task_stacks(self.loop()))
+                  liveness.idle_for(), waiting, waited, state, task_stacks(self.loop()))
         return True

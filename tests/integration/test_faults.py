@@ -92,7 +92,8 @@ def test_a_worker_that_cannot_stop_gracefully_exits_within_the_bound(stack: Stac
     took = stop_worker(worker, timeout=30)
     assert took < s.worker_stop_timeout_s + 5, took
     assert "did not stop within 3.0s: exiting now" in log_of(stack, "fault-stop-1")  # the forced path, taken
-    worker = start_worker(stack, s, "fault-stop-2")
+    # the next worker as deployed, with its stall watchdog (seen once in CI: a fresh worker that never fetched)
+    worker = start_worker(stack, s.model_copy(update={"worker_stall_timeout_s": 20.0}), "fault-stop-2")
     wait_for_all_events(s, events, stack=stack)
     assert_exact(s, ref, events, long_run=False)
     stop_worker(worker)

@@ -77,6 +77,13 @@ def test_watchdog_fires_only_on_a_real_stall(settings: Settings) -> None:
     idle = Liveness()
     idle.last = time.monotonic() - 3600
     assert not _watch(s, idle, 10)
+    # work that has just come to an agent idle for long (a worker's first records, an agent fed by another): not
+    # a stall until it has waited the whole timeout (3 s; the watchdog's monotonic clock cannot count it sooner)
+    _produce(s, 3)
+    started = time.monotonic()
+    fired = _watch(s, idle, 2)
+    assert not fired and time.monotonic() - started >= 2
+    assert _watch(s, idle, 20)
 
 
 def test_records_between_counts_what_the_broker_holds(settings: Settings) -> None:
