@@ -129,9 +129,12 @@ class StallWatchdog(threading.Thread):
         consumer = Consumer({**self.settings.confluent_config(), "group.id": self.settings.app_id,
                              "enable.auto.commit": False})
         try:
-            while not self.stopped.wait(min(5.0, timeout / 3)):
-                for liveness, assigned in self.watched():  # every check: since when work waits is tracked
-                    if self._stalled(consumer, liveness, assigned, timeout):
+            every = min(5.0, timeout / 3)
+            while not self.stopped.wait(every):
+                # the broker is asked only about agents idle since the last check (a busy agent is no stall); from
+                # then on at every check, so that since when work waits for it is known
+                for liveness, assigned in self.watched():
+                    if liveness.idle_for() >= every and self._stalled(consumer, liveness, assigned, timeout):
                         self.on_stall()
                         return
         finally:
