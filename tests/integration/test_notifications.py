@@ -5,10 +5,8 @@ notified only once the silence is lifted; an ``info`` one is shown, never sent."
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 
 from core.settings import Settings
 from devtools.stack import alertmanager_binary, free_port, start_alertmanager
+from sinks.alertmanager import Alertmanager
 from tests.integration.conftest import Stack, ch_client
 from vigie.notify import ROUTING_FILE, WEBHOOK_URL_FILE, Notifier, routing, routing_yaml
 from vigie.webhook import WebhookReceiver
@@ -41,8 +40,7 @@ def _store(s: Settings, alerts: list[tuple[Any, ...]] = (), actions: list[tuple[
 
 
 def _am_alerts(url: str) -> dict[str, dict[str, Any]]:
-    with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=10) as resp:
-        return {a["labels"]["alertname"]: a for a in json.loads(resp.read())}
+    return {a["labels"]["alertname"]: a for a in Alertmanager(url).alerts()}
 
 
 def _notified(received: list[dict[str, Any]]) -> list[tuple[str, str]]:
