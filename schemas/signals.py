@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import Identifier
+from schemas.events import Identifier, InterventionNature, VehicleStatus
 
 
 class StationStepsPart(BaseModel):
@@ -25,6 +25,9 @@ class StationStepsPart(BaseModel):
     source: str = Field(pattern=r"^[a-z-]+/\d+$")
     until: float | None
     steps: list[tuple[float, Identifier, int, str, int, int]] = Field(default_factory=list)
+    # each unit's changes of status since the previous part: ``[time, station, vehicle, status, intervention
+    # ("": none)]`` (``streams/windows.py`` ``UnitStep``)
+    units: list[tuple[float, Identifier, Identifier, VehicleStatus, str]] = Field(default_factory=list)
     # live: the partition had records not read yet when this part was sealed (a reader must not take its silence
     # for the end of the input)
     behind: bool = False
@@ -36,6 +39,30 @@ class StationSteps(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     parts: list[StationStepsPart] = Field(min_length=1)
+
+
+class InterventionStepsPart(BaseModel):
+    """The interventions of one partition (``source``: ``interventions/<partition>``), sealed up to ``until`` (as
+    :class:`StationStepsPart`): those opened since the previous part of the same source, each ``[time,
+    intervention, sector, nature, lat, lon]``, and those closed, each ``[time, intervention]``."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    source: str = Field(pattern=r"^[a-z-]+/\d+$")
+    until: float | None
+    opened: list[tuple[float, Identifier, Identifier, InterventionNature, float, float]] = Field(
+        default_factory=list)
+    closed: list[tuple[float, Identifier]] = Field(default_factory=list)
+    behind: bool = False
+
+
+class InterventionSteps(BaseModel):
+    """Topic ``intervention-steps`` (key ``all``): what one batch of the interventions processor sealed, per
+    partition (read by the alerts: an intervention waiting for a unit, surges of calls)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    parts: list[InterventionStepsPart] = Field(min_length=1)
 
 
 class AlertNotice(BaseModel):

@@ -11,6 +11,18 @@ never on how the sources' messages interleave or are cut (a property test permut
 A repeated message (a crash upstream before its changelog) is no change: what is older than a source's last
 ``until`` has been taken. A station that never reported counts in no scope (unknown is not zero); a staffed
 rule counts only the stations whose crews are tracked.
+
+A unit's time in a status (``status_minutes``) is a timer: when the unit enters the rule's status at ``t``, a
+deadline waits at ``t + fire_at`` minutes; it passes with the clock (no further input needed) unless a change of
+status came first, and the alert's value is then ``fire_at``; when the unit leaves the status, the value is the
+time it spent there (the episode's worst), then 0 (the condition clears). A unit leaving at its deadline exactly
+does not fire. An intervention waiting for a unit (``unassigned_minutes``) is the same timer, from its opening
+(the interventions processor's sealed openings) to the first unit dispatched to it (a unit's change of status
+naming it) or its closing.
+
+A surge (``surge``) counts the interventions opened per area (the area of the station nearest to the
+intervention) and ``window``; when the clock passes a window's end, its count is scored against the same window
+of the previous weeks (``streams/alerting.py`` ``SurgeBaseline``) and the score observed at that end.
 """
 
 from __future__ import annotations
@@ -22,11 +34,18 @@ from dataclasses import dataclass, field
 
 from schemas.alert_rules import Measure, Rule, Scope
 from schemas.reference import Reference
-from streams.alerting import Alert, Change, Direction, Threshold
+from streams.alerting import Alert, Change, Direction, Phase, SurgeBaseline, Threshold
 from streams.windows import STAFF_STEP, VEHICLE_STEP, Step
 
 #: the measures this version evaluates (the others are checked in the rules file but not evaluated yet)
-EVALUATED = frozenset({Measure.AVAILABLE, Measure.AVAILABLE_SHARE, Measure.STAFF_ON_DUTY})
+EVALUATED = frozenset(Measure)
+# in the waiting heap beside the stations' steps (kinds 0 and 1): a unit's change of status (time, station,
+# UNIT_STEP, vehicle, status, intervention), an intervention opened (time, area, OPENED_STEP, intervention, sector,
+# nature) or closed (time, "", CLOSED_STEP, intervention, "", ""); the steps of one instant apply in kind order
+UNIT_STEP, OPENED_STEP, CLOSED_STEP = 2, 3, 4
+ENGAGED = frozenset({"dispatched", "en_route", "on_scene", "transporting", "at_hospital"})
+#: an intervention waiting for a unit this long (no unit, never closed: a feed's gap) is forgotten, its alerts end
+CALL_EXPIRY_S = 72 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +80,7 @@ class _Scope:
     values: dict[str, int] = field(default_factory=dict)  # station -> its count, once reported
     total: int = 0  # the sum of ``values``
     fleet_counted: int = 0  # the fleet of the stations in ``values``
+    sector: str = ""  # an intervention's
 
     def set(self, station: str, n: int) -> None:
         old = self.values.get(station)
@@ -69,6 +89,23 @@ class _Scope:
             old = 0
         self.values[station] = n
         self.total += n - old
+
+    def fields(self, intervention: str) -> dict[str, str]:
+        """What the rule's message may name (``schemas/alert_rules.py`` ``PLACEHOLDERS``)."""
+        rule = self.rule
+        out = {"area": self.area, "station": self.station}
+        if rule.measure is Measure.STAFF_ON_DUTY:
+            out["qualification"] = self.subject
+        elif rule.measure is Measure.STATUS_MINUTES:
+            out.update(unit=self.key.split("/", 1)[1], vehicle_type=self.subject, intervention=intervention,
+                       status=rule.status.value if rule.status else "")
+        elif rule.measure is Measure.UNASSIGNED_MINUTES:
+            return {"intervention": self.key, "sector": self.sector, "nature": self.subject}
+        elif rule.measure is Measure.SURGE:
+            out["vehicle_type"] = ""
+        else:
+            out["vehicle_type"] = self.subject
+        return out
 
     def value(self) -> float | None:
         if not self.values:
@@ -89,8 +126,26 @@ class AlertBook:
         self.scopes: dict[tuple[str, str], _Scope] = {}  # (rule, scope key) -> scope
         # (station, kind, subject) -> the scopes a step of it changes
         self.watchers: dict[tuple[str, int, str], list[_Scope]] = {}
+        # status -> the status_minutes rules on it; vehicle -> its home station and type (the unit scopes)
+        self.timed: dict[str, list[Rule]] = {}
+        self.fleet = {v.vehicle_id: (v.home_station, v.vehicle_type) for v in reference.fleet.values()}
         self._build(reference)
         self.alerts: dict[tuple[str, str], Alert] = {}
+        self.units: dict[str, tuple[str, float, str]] = {}  # vehicle -> (status, since, intervention)
+        self.deadlines: list[tuple[float, str, str, float]] = []  # a heap: (deadline, rule, vehicle, since)
+        self.served: dict[tuple[str, str], str] = {}  # (rule, unit scope key) -> the intervention of its episode
+        self.by_name = {r.name: r for r in self.rules}
+        self.unassigned = [r for r in self.rules if r.measure is Measure.UNASSIGNED_MINUTES]
+        self.surges = [r for r in self.rules if r.measure is Measure.SURGE]
+        self.wants_units = bool(self.timed or self.unassigned)
+        self.station_points = [(st.lat, st.lon, st.area) for _, st in sorted(reference.stations.items())]
+        self.areas = sorted({st.area for st in reference.stations.values()})
+        self.calls: dict[str, tuple[float, str, str, str]] = {}  # waiting for a unit: (opened, area, sector, nature)
+        self.dispatched: dict[str, float] = {}  # intervention -> when a unit was first dispatched to it
+        self.surge_counts: dict[str, dict[tuple[str, float], int]] = {r.name: {} for r in self.surges}
+        self.surge_next: dict[str, float] = {}  # rule -> the end of its next window to score
+        self.baselines = {(r.name, a): SurgeBaseline(int(r.window)) for r in self.surges for a in self.areas}
+        self.dirty: set[tuple[str, str]] = set()  # baselines changed since the caller stored them
         self.sources: dict[str, float] = dict.fromkeys(sources, -math.inf)  # source -> its last ``until``
         self.waiting: list[Step] = []  # a heap: steps after the clock
         self.clock = -math.inf
@@ -104,6 +159,15 @@ class AlertBook:
         for sid, st in sorted(reference.stations.items()):
             by_area.setdefault(st.area, []).append(sid)
         for rule in self.rules:
+            if rule.measure is Measure.STATUS_MINUTES:
+                self._build_units(rule, reference)
+                continue
+            if rule.measure is Measure.SURGE:
+                for area in by_area:
+                    self.scopes[(rule.name, area)] = _Scope(rule, area, area, "", "", {})
+                continue
+            if rule.measure is Measure.UNASSIGNED_MINUTES:
+                continue  # a scope per intervention, once it waited too long (_deadline)
             staff = rule.measure is Measure.STAFF_ON_DUTY
             subject = rule.qualification.value if staff and rule.qualification else rule.vehicle_type or ""
             kind = STAFF_STEP if staff else VEHICLE_STEP
@@ -116,7 +180,18 @@ class AlertBook:
                 for s in sids:
                     self.watchers.setdefault((s, kind, subject), []).append(scope)
 
-    def take(self, source: str, until: float | None, steps: Iterable[Step]) -> None:
+    def _build_units(self, rule: Rule, reference: Reference) -> None:
+        assert rule.status is not None  # checked with the rules file
+        self.timed.setdefault(rule.status.value, []).append(rule)
+        for vid, (station, vtype) in sorted(self.fleet.items()):
+            if rule.vehicle_type in (None, vtype) and station in reference.stations:
+                key = f"{station}/{vid}"
+                self.scopes[(rule.name, key)] = _Scope(rule, key, reference.stations[station].area, station, vtype, {})
+
+    def take(self, source: str, until: float | None, steps: Iterable[Step],
+             units: Iterable[tuple[float, str, str, str, str]] = (),
+             opened: Iterable[tuple[float, str, str, str, float, float]] = (),
+             closed: Iterable[tuple[float, str]] = ()) -> None:
         """One message of a source: its steps not taken yet wait for the clock (:meth:`settle`). ``until`` None:
         the source has no data at all (a partition read to its end, empty): it holds nothing until it has some."""
         last = self.sources.get(source, -math.inf)
@@ -129,7 +204,23 @@ class AlertBook:
         for step in steps:
             if step[0] >= last:
                 heapq.heappush(self.waiting, step)
+        if self.wants_units:
+            for t, station, vehicle, status, iid in units:
+                if t >= last:
+                    heapq.heappush(self.waiting, (t, station, UNIT_STEP, vehicle, str(status), iid))
+        if self.unassigned or self.surges:
+            for t, iid, sector, nature, lat, lon in opened:
+                if t >= last:
+                    heapq.heappush(self.waiting, (t, self.area_of(lat, lon), OPENED_STEP, iid, sector, str(nature)))
+            for t, iid in closed:
+                if t >= last:
+                    heapq.heappush(self.waiting, (t, "", CLOSED_STEP, iid, "", ""))
         self.sources[source] = max(last, until)
+
+    def area_of(self, lat: float, lon: float) -> str:
+        """The area of the station nearest to a place (equirectangular distance: stations are near)."""
+        k = math.cos(math.radians(lat))
+        return min(self.station_points, key=lambda s: (s[0] - lat) ** 2 + ((s[1] - lon) * k) ** 2)[2]
 
     def settle(self) -> None:
         """The clock to the oldest ``until`` of the sources: what every station is known up to (sources without
@@ -145,22 +236,38 @@ class AlertBook:
             self.advance(max(heard))
 
     def advance(self, now: float) -> None:
-        """Apply the steps older than ``now`` in time order (simultaneous ones as one), then pass deadlines."""
+        """Apply the steps older than ``now`` in time order (simultaneous ones as one; the units' deadlines after
+        the steps of their instant), then pass the alerts' deadlines."""
         if now <= self.clock:
             return
-        waiting = self.waiting
-        while waiting and waiting[0][0] < now:
-            t = waiting[0][0]
+        waiting, deadlines = self.waiting, self.deadlines
+        while True:
+            t = waiting[0][0] if waiting else math.inf
+            due = deadlines[0][0] if deadlines else math.inf
+            window_end = min(self.surge_next.values(), default=math.inf)
+            if min(due, window_end) < min(t, now):
+                if due <= window_end:
+                    self._deadline(*heapq.heappop(deadlines))
+                else:
+                    self._close_windows(window_end, min(t, now))
+                continue
+            if t >= now:
+                break
             changed: dict[int, _Scope] = {}
+            at = max(t, self.clock)
+            group = []
             while waiting and waiting[0][0] == t:
-                _, station, kind, subject, count, available_staff = heapq.heappop(waiting)
+                group.append(heapq.heappop(waiting))
+            for _, station, kind, subject, count, available_staff in sorted(group, key=lambda g: g[2]):
+                if kind > STAFF_STEP:
+                    self._call_or_unit(kind, at, t, station, subject, count, available_staff)  # type: ignore[arg-type]
+                    continue
                 for scope in self.watchers.get((station, kind, subject), ()):
                     n = available_staff if scope.rule.staffed else count
                     if n < 0:
                         continue  # crews not tracked at this station: a staffed rule does not count it
                     scope.set(station, n)
                     changed[id(scope)] = scope
-            at = max(t, self.clock)
             if at > t:
                 self.late += 1
             for scope in changed.values():
@@ -171,6 +278,129 @@ class AlertBook:
         self.clock = now
         for alert in self.alerts.values():
             alert.advance(now)
+
+    def _call_or_unit(self, kind: int, at: float, t: float, where: str, subject: str, a: str, b: str) -> None:
+        if kind == UNIT_STEP:
+            if b and a in ENGAGED:
+                self._dispatched(at, t, b)
+            if self.timed:
+                self._unit(at, t, where, subject, a, b)
+        elif kind == OPENED_STEP:
+            self._opened(at, t, where, subject, a, b)
+        else:
+            self.dispatched.pop(subject, None)  # closed: no unit will come any more
+            self._stop_call(at, t, subject)
+
+    def _opened(self, at: float, t: float, area: str, iid: str, sector: str, nature: str) -> None:
+        """An intervention opened: counted for the surges (late: in the window of the clock), and waiting for a
+        unit unless one was dispatched to it already."""
+        for rule in self.surges:
+            if rule.name not in self.surge_next:
+                self._watch(rule, at)
+            w = at - at % rule.window
+            counts = self.surge_counts[rule.name]
+            counts[(area, w)] = counts.get((area, w), 0) + 1
+        if not self.unassigned or iid in self.dispatched or iid in self.calls:
+            return
+        self.calls[iid] = (t, area, sector, nature)
+        for rule in self.unassigned:
+            heapq.heappush(self.deadlines, (t + rule.fire_at * 60.0, rule.name, iid, t))
+        heapq.heappush(self.deadlines, (t + CALL_EXPIRY_S, "", iid, t))
+
+    def _dispatched(self, at: float, t: float, iid: str) -> None:
+        if iid not in self.dispatched:
+            self.dispatched[iid] = t
+            if len(self.dispatched) > 100_000:  # never closed (a feed's gap): forgotten after the expiry
+                self.dispatched = {k: v for k, v in self.dispatched.items() if v >= self.clock - CALL_EXPIRY_S}
+        self._stop_call(at, t, iid)
+
+    def _stop_call(self, at: float, t: float, iid: str) -> None:
+        """The wait of an intervention ends (a unit, its closing, its expiry): its alerts' condition clears."""
+        call = self.calls.pop(iid, None)
+        if call is None:
+            return
+        for rule in self.unassigned:
+            alert = self.alerts.get((rule.name, iid))
+            if alert is not None and alert.on:
+                alert.observe(at, round((t - call[0]) / 60.0, 1))  # how long it waited: the worst value
+                alert.observe(at, 0.0)
+
+    def _watch(self, rule: Rule, at: float) -> None:
+        """A surge rule's first window: the usual counts only weeks watched from here."""
+        w = at - at % rule.window
+        self.surge_next[rule.name] = w + rule.window
+        for area in self.areas:
+            base = self.baselines[(rule.name, area)]
+            base.first_window = min(base.first_window, w)
+            self.dirty.add((rule.name, area))
+
+    def _close_windows(self, end: float, horizon: float) -> None:
+        """Score the windows ending at ``end`` (every area with openings in it, or whose alert is on), then go to
+        the next window that may matter (quiet windows with nothing on change nothing)."""
+        for rule in self.surges:
+            if self.surge_next.get(rule.name) != end:
+                continue
+            w, counts = end - rule.window, self.surge_counts[rule.name]
+            at = max(end, self.clock)
+            on = False
+            for area in self.areas:
+                n = counts.pop((area, w), 0)
+                alert = self.alerts.get((rule.name, area))
+                base = self.baselines[(rule.name, area)]
+                if n or (alert is not None and alert.on):
+                    score = base.score(w, n, rule.min_count)
+                    alert = self._alert(self.scopes[(rule.name, area)])
+                    alert.observe(at, round(score, 2) if score > -math.inf else 0.0)
+                if n:
+                    base.add(w, n)
+                    self.dirty.add((rule.name, area))
+                on = on or (alert is not None and alert.on)
+            nxt = end + rule.window
+            if not counts and not on and horizon < math.inf:
+                nxt = max(nxt, horizon - horizon % rule.window + rule.window)
+            self.surge_next[rule.name] = nxt
+
+    def _unit(self, at: float, t: float, station: str, vehicle: str, status: str, intervention: str) -> None:
+        """A unit's change of status at ``t`` (applied at ``at``, the clock when late): the timers of the status
+        it leaves stop, those of the status it enters start."""
+        old = self.units.get(vehicle)
+        if old is not None and old[0] == status:
+            self.units[vehicle] = (status, old[1], intervention or old[2])
+            return  # the same status, maybe for another intervention: its timer goes on
+        if old is not None:
+            for rule in self.timed.get(old[0], ()):
+                alert = self.alerts.get((rule.name, f"{station}/{vehicle}"))
+                if alert is not None and alert.on:
+                    alert.observe(at, round((t - old[1]) / 60.0, 1))  # the time it spent there: the worst value
+                    alert.observe(at, 0.0)
+        self.units[vehicle] = (status, t, intervention)
+        for rule in self.timed.get(status, ()):
+            if (rule.name, f"{station}/{vehicle}") in self.scopes:
+                heapq.heappush(self.deadlines, (t + rule.fire_at * 60.0, rule.name, vehicle, t))
+
+    def _deadline(self, deadline: float, rule_name: str, vehicle: str, since: float) -> None:
+        """A timer's deadline: it fires unless the timer stopped since (the unit left the status, a unit came to
+        the intervention); ``rule_name`` "": an intervention's expiry."""
+        rule = self.by_name.get(rule_name)
+        if rule is None or rule.measure is Measure.UNASSIGNED_MINUTES:
+            call = self.calls.get(vehicle)
+            if call is None or call[0] != since:
+                return
+            if rule is None:
+                self._stop_call(max(deadline, self.clock), deadline, vehicle)
+                return
+            scope = self.scopes.get((rule_name, vehicle))
+            if scope is None:  # the intervention's scope, from now until its alert is over
+                scope = _Scope(rule, vehicle, call[1], "", call[3], {}, sector=call[2])
+                self.scopes[(rule_name, vehicle)] = scope
+            self._alert(scope).observe(max(deadline, self.clock), rule.fire_at)
+            return
+        unit = self.units.get(vehicle)
+        scope = self.scopes.get((rule_name, f"{self.fleet[vehicle][0]}/{vehicle}")) if vehicle in self.fleet else None
+        if unit is None or scope is None or unit[1] != since or scope.rule.status != unit[0]:
+            return
+        self.served[(rule_name, scope.key)] = unit[2]
+        self._alert(scope).observe(max(deadline, self.clock), scope.rule.fire_at)
 
     def _alert(self, scope: _Scope) -> Alert:
         k = (scope.rule.name, scope.key)
@@ -187,12 +417,16 @@ class AlertBook:
                 continue
             scope = self.scopes[(name, key)]
             rule = scope.rule
-            fields = {"area": scope.area, "station": scope.station}
-            fields["qualification" if rule.measure is Measure.STAFF_ON_DUTY else "vehicle_type"] = scope.subject
+            fields = scope.fields(self.served.get((name, key), ""))
             for change in alert.take():
                 out.append(Transition(rule, key, scope.area, scope.station, scope.subject, change,
                                       rule.render(change.value, **fields)))
         out.sort(key=lambda tr: (tr.change.at, tr.rule.name, tr.scope_key))
+        for rule in self.unassigned:  # interventions no longer waiting whose alert is over leave the book
+            for key in [k for (n, k), a in self.alerts.items() if n == rule.name and a.phase is Phase.INACTIVE
+                        and k not in self.calls]:
+                del self.alerts[(rule.name, key)]
+                self.scopes.pop((rule.name, key), None)
         return out
 
     def retire(self, rules: Sequence[Rule]) -> list[Transition]:
@@ -218,6 +452,14 @@ class AlertBook:
             "v": [[n, k, scope.values] for (n, k), scope in self.scopes.items() if scope.values],
             "a": [[n, k, a.to_list()] for (n, k), a in self.alerts.items()],
             "l": self.late,
+            "u": {k: list(u) for k, u in self.units.items()},
+            "sv": [[n, k, iid] for (n, k), iid in self.served.items()],
+            "ca": {k: list(c) for k, c in self.calls.items()},
+            "di": self.dispatched,
+            "is": [[n, k, sc.area, sc.sector, sc.subject] for (n, k), sc in self.scopes.items()
+                   if sc.rule.measure is Measure.UNASSIGNED_MINUTES],
+            "sn": self.surge_next,
+            "sk": [[n, area, w, c] for n, counts in self.surge_counts.items() for (area, w), c in counts.items()],
         }
 
     def restore(self, doc: dict[str, object]) -> None:
@@ -233,7 +475,37 @@ class AlertBook:
                 for station, n in values.items():
                     scope.set(str(station), int(n))
         rules = {r.name: r for r in self.rules}
+        for name, key, area, sector, nature in doc.get("is", []):  # type: ignore[attr-defined]
+            if name in rules and rules[name].measure is Measure.UNASSIGNED_MINUTES:
+                self.scopes[(name, key)] = _Scope(rules[name], key, area, "", nature, {}, sector=sector)
         for name, key, data in doc["a"]:  # type: ignore[attr-defined]
             if (name, key) in self.scopes:
                 self.alerts[(name, key)] = Alert.from_list(threshold_of(rules[name]), data)
         self.late = int(doc.get("l", 0))  # type: ignore[call-overload]
+        for vehicle, (status, since, iid) in doc.get("u", {}).items():  # type: ignore[attr-defined]
+            self.units[str(vehicle)] = (str(status), float(since), str(iid))
+            for rule in self.timed.get(str(status), ()):  # the deadlines not passed yet
+                deadline = float(since) + rule.fire_at * 60.0
+                if deadline >= self.clock and vehicle in self.fleet:
+                    heapq.heappush(self.deadlines, (deadline, rule.name, str(vehicle), float(since)))
+        for name, key, iid in doc.get("sv", []):  # type: ignore[attr-defined]
+            if (name, key) in self.scopes:
+                self.served[(name, key)] = str(iid)
+        self._restore_calls(doc)
+
+    def _restore_calls(self, doc: dict[str, object]) -> None:
+        self.dispatched = {str(k): float(v) for k, v in doc.get("di", {}).items()}  # type: ignore[attr-defined]
+        for iid, (t, area, sector, nature) in doc.get("ca", {}).items():  # type: ignore[attr-defined]
+            if not self.unassigned:
+                break
+            self.calls[str(iid)] = (float(t), str(area), str(sector), str(nature))
+            for rule, deadline in [(r.name, float(t) + r.fire_at * 60.0) for r in self.unassigned] + [
+                    ("", float(t) + CALL_EXPIRY_S)]:
+                if deadline >= self.clock:  # the deadlines not passed yet
+                    heapq.heappush(self.deadlines, (deadline, rule, str(iid), float(t)))
+        for name, end in doc.get("sn", {}).items():  # type: ignore[attr-defined]
+            if name in self.surge_counts:
+                self.surge_next[str(name)] = float(end)
+        for name, area, w, c in doc.get("sk", []):  # type: ignore[attr-defined]
+            if name in self.surge_counts:
+                self.surge_counts[name][(str(area), float(w))] = int(c)

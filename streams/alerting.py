@@ -187,6 +187,18 @@ class SurgeBaseline:
         past = (w - k * WEEK_S for k in range(1, self.weeks + 1))
         return [self.counts.get(p, 0) for p in past if p >= self.first_window]
 
+    def to_dict(self) -> dict[str, object]:
+        first = None if self.first_window == math.inf else self.first_window
+        return {"w": self.window_s, "k": self.weeks, "m": self.min_weeks, "f": first,
+                "c": [[w, c] for w, c in sorted(self.counts.items())]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> SurgeBaseline:
+        first = d.get("f")
+        return cls(int(d["w"]), int(d["k"]), int(d["m"]),  # type: ignore[call-overload]
+                   math.inf if first is None else float(first),  # type: ignore[arg-type]
+                   {int(w): int(c) for w, c in d["c"]})  # type: ignore[attr-defined]
+
     def score(self, window_start: float, count: int, min_count: int) -> float:
         history = self.usual(window_start)
         if len(history) < self.min_weeks or count < min_count:

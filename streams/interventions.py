@@ -39,6 +39,10 @@ class InterventionState:
     # the opening event: the first ``opened`` in (time, id) order; its sector is where the opening counts
     opened_by: str = ""
     opened_sector: str = ""
+    # the opening event's nature and place (the alerts': fixed by the opening, whatever came after it)
+    opened_nature: str = ""
+    opened_lat: float = 0.0
+    opened_lon: float = 0.0
 
     @property
     def status(self) -> str:
@@ -56,6 +60,8 @@ class InterventionState:
         if event.lifecycle is Lifecycle.OPENED and (
                 not self.opened_at or (t, event.event_id) < (self.opened_at, self.opened_by)):
             self.opened_at, self.opened_by, self.opened_sector = t, event.event_id, event.location.sector
+            self.opened_nature, self.opened_lat, self.opened_lon = event.nature.value, event.location.lat, \
+                event.location.lon
         elif event.lifecycle is Lifecycle.CLOSED and t > self.closed_at:
             self.closed_at = t
         if rejected is not None:
@@ -76,13 +82,14 @@ class InterventionState:
     def to_list(self) -> list[object]:
         return [self.nature, self.priority, self.sector, self.lat, self.lon,
                 self.opened_at, self.closed_at, self.event_time, self.ids_at_time, self.partition, self.records,
-                self.opened_by, self.opened_sector]
+                self.opened_by, self.opened_sector, self.opened_nature, self.opened_lat, self.opened_lon]
 
     @classmethod
     def from_list(cls, intervention_id: str, d: list) -> InterventionState:  # type: ignore[type-arg]
         return cls(intervention_id, d[0], int(d[1]), d[2], float(d[3]), float(d[4]),
                    float(d[5]), float(d[6]), float(d[7]), list(d[8]), int(d[9]), int(d[10]) if len(d) > 10 else 0,
-                   str(d[11]) if len(d) > 11 else "", str(d[12]) if len(d) > 12 else d[2])
+                   str(d[11]) if len(d) > 11 else "", str(d[12]) if len(d) > 12 else d[2],
+                   *((str(d[13]), float(d[14]), float(d[15])) if len(d) > 15 else (d[0], float(d[3]), float(d[4]))))
 
 
 @dataclass(slots=True)
@@ -97,6 +104,12 @@ class SectorWindows:
     placed: dict[str, tuple[float, str]] = field(default_factory=dict)
     # the input offset of this partition up to which events are applied (live path; -1: none yet)
     applied_offset: int = -1
+    # published for the alerts (``intervention-steps``): the interventions whose opening or closing may still be
+    # to publish, with the time of that change, and the ``until`` of the partition's last part; its newest event
+    changed: dict[str, float] = field(default_factory=dict)
+    closings: list[tuple[float, str]] = field(default_factory=list)
+    steps_until: float | None = None
+    newest: float = NO_TIME
 
     def place(self, intervention_id: str, sector: str, opened_at: float) -> bool:
         """Count the intervention in the window of ``opened_at`` and ``sector`` (moved if either moved).
@@ -130,11 +143,15 @@ class SectorWindows:
         return {
             "w": self.window_seconds, "p": self.partition, "st": self.sealed_time, "ao": self.applied_offset,
             "o": [[start, {s: sorted(ids) for s, ids in secs.items()}] for start, secs in self.open.items()],
+            "ch": self.changed, "cl": self.closings, "su": self.steps_until, "n": self.newest,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> SectorWindows:  # type: ignore[type-arg]
-        sw = cls(int(d["w"]), int(d["p"]), sealed_time=d["st"], applied_offset=int(d.get("ao", -1)))
+        sw = cls(int(d["w"]), int(d["p"]), sealed_time=d["st"], applied_offset=int(d.get("ao", -1)),
+                 changed={str(k): float(v) for k, v in d.get("ch", {}).items()},
+                 closings=[(float(t), str(i)) for t, i in d.get("cl", [])], steps_until=d.get("su"),
+                 newest=float(d.get("n", NO_TIME)))
         for start, secs in d["o"]:
             sw.open[float(start)] = {s: set(ids) for s, ids in secs.items()}
             for sector, ids in secs.items():

@@ -123,7 +123,7 @@ class ProcessorAgent:
                                  lambda j: metrics.OFFSET_JUMPS.labels(j.topic).inc(), self._resume_at,
                                  lambda *gap: faust_compat.commit_past_empty(app, *gap))
         self.hold = (WatermarkHold(self.topics, settings.input_idle_s, self.guard.tracker.next)
-                     if proc.hold_watermark and len(self.topics) > 1 else None)
+                     if (proc.hold_watermark and len(self.topics) > 1) or proc.outputs else None)
         self.raw_inputs = {i.raw_table: i for i in proc.inputs if i.raw_table}
         self.faults = faults
         self.liveness = Liveness()  # this agent's progress (batches and writes stored), for the stall watchdog

@@ -276,7 +276,8 @@ class Processor:
     - ``states``: its changelog-backed tables; ``tables``: the ClickHouse tables its rows go to.
     - ``engine``: builds the engine (``EngineContext``); ``tick_seconds``: how often ``Engine.tick`` runs live.
     - ``outputs``: logical topics its engine publishes to (``BatchResult.messages``), each read by another
-      processor (a view across partitions: the alerts processor reads the stations' capacity this way).
+      processor (a view across partitions: the alerts processor reads the stations' capacity this way); its
+      engine is told which input partitions have records not read yet (``behind``), to tell its readers.
       ``publishes``: logical topics it publishes to for consumers outside Vigie (no processor reads them; one
       partition, in order): live only — the batch path counts their messages and sends none.
     - ``migrations``: a folder of its own ``NNNN_name.sql`` files (a plugin's; Vigie's own live in

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from core.tables import NO_TIME
@@ -39,7 +40,7 @@ from streams.rows import (
     StationStaffRow,
     VehicleStateRow,
 )
-from streams.windows import AVAILABLE, CAT_INDEX, STAFF_INDEX, StationWindows, Step, WindowBlock
+from streams.windows import AVAILABLE, CAT_INDEX, STAFF_INDEX, StationWindows, Step, UnitStep, WindowBlock
 
 _MILESTONE = {
     VehicleStatus.DISPATCHED: 0,
@@ -239,6 +240,7 @@ class StationOutput:
     outcomes: Counter[str] = field(default_factory=Counter)
     late_changes: int = 0
     steps: list[Step] | None = None  # the sealed steps of the stations' values, when someone reads them
+    unit_steps: list[UnitStep] | None = None  # and of their units' statuses
 
 
 @dataclass(slots=True)
@@ -476,8 +478,30 @@ class StationState:
         return len(gone)
 
     def seal(self, watermark: float, out: StationOutput, crewing: Crewing, max_fill_windows: int = 44_640) -> None:
+        if out.unit_steps is not None:
+            self.unit_steps(watermark, out.unit_steps)
         self.windows.seal(watermark, self.station_id, self.area, max_fill_windows, out.window_rows, crewing,
                           out.staff_window_rows, out.steps)
+
+    def unit_steps(self, until: float, steps: list[UnitStep]) -> None:
+        """The units' changes of status that sealing up to ``until`` makes final (from the windows' sealed time:
+        an older event is stale from then on), each with the intervention it serves. Read from the timelines,
+        re-derived in event time, so they do not depend on the order the records came in."""
+        sealed = self.windows.sealed_time
+        lo = NO_TIME if sealed is None else sealed
+        if until <= lo:
+            return
+        for v in self.vehicles.values():
+            timeline = v.timeline
+            if timeline[-1][0] < lo:
+                continue  # nothing new: the common case
+            for before, e in pairwise(timeline):  # the first entry: the state at the horizon
+                t = e[0]
+                # a change of status (the state after it is in that status since then), or of the intervention
+                # it serves (a unit sent from one to another)
+                if lo <= t < until and e[STATE_AT] is not None and (
+                        e[STATE_AT + 1] == t or e[STATE_AT + 4] != before[STATE_AT + 4]):
+                    steps.append((t, self.station_id, v.vehicle_id, e[STATE_AT], e[STATE_AT + 4] or e[3] or ""))
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -35,6 +35,9 @@ S_AVAILABLE, S_ASSIGNED, S_UNAVAILABLE = 0, 1, 2
 #: STAFF_STEP: a qualification, people on duty holding it, and how many of them are available.
 Step = tuple[float, str, int, str, int, int]
 VEHICLE_STEP, STAFF_STEP = 0, 1
+#: One unit's change of status, as sealed: (time, station, vehicle, status, intervention or "") — the input of
+#: the alerts on how long a unit stays in a status (``streams/state.py`` ``StationState.unit_steps``).
+UnitStep = tuple[float, str, str, str, str]
 
 
 class WindowBlock:

@@ -1,7 +1,9 @@
-"""Alerts: the stations' sealed values (topic ``station-steps``, published by the stations processor) -> the alert
-rules (``VIGIE_ALERT_RULES``) evaluated across every station (``streams/alert_book.py``) -> one ``alerts`` row per
-transition; operators' actions (topic ``alert-actions``: acknowledge, silence, unsilence) -> ``alert_actions``. The
-book is one state entry: every message comes to one partition (key ``all``)."""
+"""Alerts: the stations' sealed values and units' statuses (topic ``station-steps``, published by the stations
+processor) and the interventions opened and closed (``intervention-steps``, by the interventions processor) -> the
+alert rules (``VIGIE_ALERT_RULES``) evaluated across every station and intervention (``streams/alert_book.py``) ->
+one ``alerts`` row per transition; operators' actions (topic ``alert-actions``: acknowledge, silence, unsilence) ->
+``alert_actions``. The book is one state entry (each surge baseline one more): every message comes to one
+partition (key ``all``)."""
 
 from __future__ import annotations
 
@@ -19,11 +21,12 @@ from pydantic import ValidationError
 from core.settings import Settings
 from core.tables import table
 from schemas.alert_actions import ActionKind, AlertAction
-from schemas.alert_rules import Rule, RuleFileError, RuleSet
+from schemas.alert_rules import Measure, Rule, RuleFileError, RuleSet
 from schemas.codec import InvalidEvent
 from schemas.reference import Reference
-from schemas.signals import AlertNotice, StationSteps
+from schemas.signals import AlertNotice, InterventionSteps, StationSteps
 from streams.alert_book import AlertBook, Transition
+from streams.alerting import SurgeBaseline
 from streams.partitioning import partition_for
 from streams.processor import (
     BatchResult,
@@ -44,11 +47,13 @@ log = logging.getLogger("vigie.alerts")
 ALERTS = table("alerts", AlertRow)
 ALERT_ACTIONS = table("alert_actions", AlertActionRow)
 ALERTS_TOPIC = "alerts"  # every transition, for consumers outside Vigie (schemas/signals.py AlertNotice)
-BOOKS = "alert-book"  # the state table: BOOK_KEY -> the book (its to_dict() once recovered)
+BOOKS = "alert-book"  # the state table: BOOK_KEY -> the book (its to_dict() once recovered); surge baselines
 BOOK_KEY = "book"
+BASELINE_KEY = "surge/{rule}/{area}"  # a surge rule's usual counts in one area (changed every window, not the book)
+CALL_MEASURES = frozenset({Measure.UNASSIGNED_MINUTES, Measure.SURGE})  # the measures on interventions
 
 
-def _dumps(book: AlertBook | dict[str, object]) -> bytes:
+def _dumps(book: AlertBook | SurgeBaseline | dict[str, object]) -> bytes:
     return json.dumps(book if isinstance(book, dict) else book.to_dict(), separators=(",", ":")).encode()
 
 
@@ -70,7 +75,8 @@ class AlertEngine:
 
     def __init__(self, rules_path: Path, reference: Reference, live: bool = False,
                  time_bound: TimeBound | None = None, idle_s: float = 5.0,
-                 partitions: int = 4, actions_topic: str = "alert-actions") -> None:
+                 partitions: int = 4, actions_topic: str = "alert-actions",
+                 steps_topic: str = "intervention-steps") -> None:
         self.rules_path = rules_path
         self.reference = reference
         self.live = live
@@ -78,14 +84,19 @@ class AlertEngine:
         self.idle_s = idle_s
         self.rules_version = self._version()
         self.rules = load_rules(rules_path)
-        # every stations partition holding a station publishes (streams/processors/stations.py)
+        # every stations partition holding a station publishes (streams/processors/stations.py); every
+        # interventions partition too when a rule is on interventions (streams/processors/interventions.py)
         self.sources = sorted({f"stations/{partition_for(sid.encode(), partitions)}" for sid in reference.stations})
+        if any(r.measure in CALL_MEASURES for r in self.rules):
+            self.sources += [f"interventions/{p}" for p in range(partitions)]
+        self.steps_topic = steps_topic
         self.book = self._new_book()
         self.heard: dict[str, float] = {}  # source -> when (monotonic) its last message came
         self.lagging: set[str] = set()  # sources whose last part said they had records to read
         self.actions_topic = actions_topic  # the deployment's name of the alert-actions topic
         self.partition = -1  # the partition the messages come on (the book's changelog partition)
         self.ended: list[Transition] = []  # alerts of rules removed or changed, not stored yet
+        self.store: MutableMapping[str, Any] = {}  # the state table (set by _recover)
 
     def _new_book(self) -> AlertBook:
         return AlertBook(self.rules, self.reference, self.sources)
@@ -98,11 +109,16 @@ class AlertEngine:
         return st.st_mtime, st.st_size
 
     def _recover(self, store: MutableMapping[str, Any]) -> None:
-        """The book from the changelog, once (the store then holds this engine's book)."""
+        """The book from the changelog, once (the store then holds this engine's book and baselines)."""
+        self.store = store
         held = store.get(BOOK_KEY)
         if isinstance(held, dict):  # recovered (at start, or the partition assigned again)
             self.book = self._new_book()
             self.book.restore(held)
+            for (rule, area) in self.book.baselines:
+                saved = store.get(BASELINE_KEY.format(rule=rule, area=area))
+                if isinstance(saved, dict):
+                    self.book.baselines[(rule, area)] = SurgeBaseline.from_dict(saved)
         store[BOOK_KEY] = self.book
 
     def process(self, records: Sequence[Record], stores: Stores,
@@ -117,6 +133,13 @@ class AlertEngine:
                 if rec.topic == self.actions_topic:
                     actions.append(self._action(rec))
                     continue
+                if rec.topic == self.steps_topic:
+                    calls = InterventionSteps.model_validate_json(rec.value or b"")
+                    self.partition = rec.partition
+                    for c in calls.parts:
+                        self._heard(c.source, c.behind, now)
+                        self.book.take(c.source, c.until, (), (), c.opened, c.closed)  # type: ignore[arg-type]
+                    continue
                 msg = StationSteps.model_validate_json(rec.value or b"")
             except ValidationError as e:
                 err = e.errors()[0]
@@ -128,12 +151,8 @@ class AlertEngine:
                 continue
             self.partition = rec.partition
             for part in msg.parts:
-                self.heard[part.source] = now
-                if part.behind:
-                    self.lagging.add(part.source)
-                else:
-                    self.lagging.discard(part.source)
-                self.book.take(part.source, part.until, part.steps)  # type: ignore[arg-type]
+                self._heard(part.source, part.behind, now)
+                self.book.take(part.source, part.until, part.steps, part.units)  # type: ignore[arg-type]
         self.book.settle()
         steps = [r for r in records if r.topic != self.actions_topic]
         if steps and self.book.clock > -math.inf:  # freshness: how far behind the alerts' clock is
@@ -141,6 +160,13 @@ class AlertEngine:
         result = self._result(result)
         result.rows[ALERT_ACTIONS] = actions
         return result
+
+    def _heard(self, source: str, behind: bool, now: float) -> None:
+        self.heard[source] = now
+        if behind:
+            self.lagging.add(source)
+        else:
+            self.lagging.discard(source)
 
     def _action(self, rec: Record) -> AlertActionRow:
         """An operator's action, stored as it is (its effect is read with the alerts: the view
@@ -200,6 +226,8 @@ class AlertEngine:
         self.ended += self.book.retire(rules)  # alerts of a rule removed or changed end now
         book = self._new_book()
         book.restore(self.book.to_dict())
+        for k in book.baselines.keys() & self.book.baselines.keys():
+            book.baselines[k] = self.book.baselines[k]
         self.book = store[BOOK_KEY] = book
 
     def _result(self, result: BatchResult, changed: bool = True) -> BatchResult:
@@ -210,6 +238,13 @@ class AlertEngine:
         result.messages += [_notice(row) for row in rows]
         if self.partition >= 0 and (changed or transitions):
             result.mark(BOOKS, BOOK_KEY, self.partition)
+        if self.partition >= 0 and self.book.dirty:
+            store = self.store
+            for rule, area in sorted(self.book.dirty):
+                key = BASELINE_KEY.format(rule=rule, area=area)
+                store[key] = self.book.baselines[(rule, area)]
+                result.mark(BOOKS, key, self.partition)
+            self.book.dirty.clear()
         result.outcomes["alert_transitions"] += len(transitions)
         result.late = self.book.late
         self.book.late = 0
@@ -232,7 +267,7 @@ def _notice(row: AlertRow) -> Message:
 def _engine(ctx: EngineContext) -> AlertEngine:
     s = ctx.settings
     return AlertEngine(s.alert_rules, ctx.reference, ctx.live, ctx.time_bound, s.alert_source_idle_s,
-                       s.topic_partitions, ctx.topic("alert-actions"))
+                       s.topic_partitions, ctx.topic("alert-actions"), ctx.topic("intervention-steps"))
 
 
 def _tick_every(settings: Settings) -> float:
@@ -243,6 +278,7 @@ PROCESSOR = Processor(
     name="alerts",
     inputs=(Input("station-steps", StationSteps, "all"),
             # same key: one partition, the book's
+            Input("intervention-steps", InterventionSteps, "all"),
             Input("alert-actions", AlertAction, "all"),),
     states=(StateTable(BOOKS, _dumps, _loads),),
     tables=(ALERTS, ALERT_ACTIONS),

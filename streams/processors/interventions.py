@@ -4,6 +4,8 @@ partition, the interventions opened per sector and 1-minute window. Pure rules i
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Collection, MutableMapping, Sequence
 from typing import Any
 
@@ -17,6 +19,7 @@ from streams.processor import (
     DeadLetter,
     EngineContext,
     Input,
+    Message,
     Processor,
     Record,
     StateTable,
@@ -25,6 +28,7 @@ from streams.processor import (
     json_state,
 )
 from streams.rows import InterventionEventRow, InterventionRow, SectorWindowRow
+from streams.sealing import SealedClock
 
 INTERVENTION_EVENTS = table("intervention_events", InterventionEventRow)
 INTERVENTIONS = table("interventions", InterventionRow)
@@ -34,6 +38,9 @@ SECTOR_STATES = "sector-windows"  # "sectors:<partition>" -> SectorWindows of th
 
 
 SECTORS_KEY = "sectors:{partition}"
+#: what the interventions publish for the alerts: per partition and seal, the interventions opened and closed
+INTERVENTION_STEPS = "intervention-steps"
+STEPS_KEY = b"all"  # one partition of readers sees every intervention
 
 
 class InterventionEngine:
@@ -41,25 +48,92 @@ class InterventionEngine:
 
     def __init__(self, window_seconds: int, allowed_lateness: float, retention_s: float = 86400.0,
                  skip_applied_offsets: bool = False, time_bound: TimeBound | None = None,
-                 idle_s: float = 72 * 3600.0) -> None:
+                 idle_s: float = 72 * 3600.0, publish_steps: bool = False, eviction_interval_s: float = 0.0) -> None:
         """``skip_applied_offsets`` (the live path): each partition's sector entry records the last input
         offset applied, and a record at or below it is a replay after a crash and is skipped. Without it an
         intervention evicted after closing would be started afresh by the replay of its own ``closed``
         event, and its stored row replaced by one without its opening. The history path, one pass over
-        records whose offsets need not grow per partition, leaves it off."""
+        records whose offsets need not grow per partition, leaves it off. ``publish_steps``: publish the
+        interventions opened and closed, sealed (``intervention-steps``, see :meth:`_steps_part`);
+        ``eviction_interval_s``: live, evict at most this often (the tick runs more often when publishing)."""
         self.window_seconds = window_seconds
         self.allowed_lateness = allowed_lateness
         self.retention_s = retention_s
         self.idle_s = idle_s  # never closed, no event for this long: evicted too
         self.skip_applied_offsets = skip_applied_offsets
         self.time_bound = time_bound or TimeBound()  # the latest plausible event time (live: the worker's clock)
-        self.newest: dict[int, float] = {}
+        self.clock = SealedClock("interventions", self.time_bound)  # how far each partition is known, what was told
+        self.newest = self.clock.newest  # partition -> newest event time seen
+        self.publish_steps = publish_steps
+        self.eviction_interval_s = eviction_interval_s
+        self.last_eviction = time.monotonic()
 
     def tick(self, stores: Stores, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
              ) -> BatchResult | None:
-        """Evict closed interventions; their keys go to the changelog as tombstones."""
-        evicted = self.evict_closed(stores[INTERVENTION_STATES])
-        return BatchResult(changed={INTERVENTION_STATES: evicted}) if evicted else None
+        """Evict closed interventions (their keys go to the changelog as tombstones), at most every
+        ``eviction_interval_s``; publishing, tell the readers how far the partitions are known without a record
+        (live data: the worker's clock), which have no data, which caught up."""
+        result = BatchResult()
+        now = time.monotonic()
+        if now - self.last_eviction >= self.eviction_interval_s:
+            self.last_eviction = now
+            result.changed[INTERVENTION_STATES] = self.evict_closed(stores[INTERVENTION_STATES])
+        if self.publish_steps:
+            self._tell_readers(stores, behind, assigned, result)
+        return result if result.messages or any(result.changed.values()) else None
+
+    def _tell_readers(self, stores: Stores, behind: Collection[tuple[str, int]] | None, assigned: Collection[int],
+                      result: BatchResult) -> None:
+        sector_store: MutableMapping[str, SectorWindows] = stores[SECTOR_STATES]
+        for p in assigned:  # a restarted worker: each partition's newest event from its state
+            sectors = sector_store.get(SECTORS_KEY.format(partition=p))
+            if p not in self.newest and sectors is not None and sectors.newest:
+                self.newest[p] = sectors.newest
+        self.clock.follow_clock(behind, assigned)
+        held = {p for _, p in behind or ()}
+        parts = []
+        touched = result.changed.setdefault(SECTOR_STATES, {})
+        for p in sorted(assigned):
+            skey = SECTORS_KEY.format(partition=p)
+            sectors = sector_store.get(skey)
+            if sectors is not None:
+                part = self._steps_part(p, sectors, stores[INTERVENTION_STATES], held)
+                if part is not None:
+                    parts.append(part)
+                    sector_store[skey] = sectors
+                    touched[skey] = p
+        parts += [self.clock.part(p, None, held) for p in self.clock.empty_partitions(behind, assigned)]
+        if parts:
+            result.messages.append(_steps_message(parts))
+
+    def _steps_part(self, p: int, sectors: SectorWindows, store: MutableMapping[str, InterventionState],
+                    held: Collection[int]) -> dict[str, Any] | None:
+        """The part of partition ``p`` sealed further: the interventions opened and the closing events from its last
+        part's ``until`` to the new one (its newest event less the allowed lateness: an older event may still come
+        before). Openings are read from their states, so a repeat or a moved opening is said once, at its final
+        time; every closing event is said (a reader takes the first one that follows the opening)."""
+        known = self.clock.known(p)
+        if known is None:
+            return None
+        last = sectors.steps_until if sectors.steps_until is not None else -math.inf
+        until = max(known - self.allowed_lateness, last)
+        opened = []
+        for iid, t in list(sectors.changed.items()):
+            if t >= until:
+                continue
+            del sectors.changed[iid]
+            state = store.get(iid)
+            if state is not None and state.opened_at and last <= state.opened_at < until:
+                opened.append([state.opened_at, iid, state.opened_sector, state.opened_nature, state.opened_lat,
+                               state.opened_lon])
+        closed = sorted({c for c in sectors.closings if last <= c[0] < until})
+        sectors.closings = [c for c in sectors.closings if c[0] >= until]
+        if not self.clock.worth_a_part(p, until, bool(opened or closed), held):
+            return None
+        sectors.steps_until = until
+        part = self.clock.part(p, until, held)
+        part["opened"], part["closed"] = sorted(opened), [list(c) for c in closed]
+        return part
 
     def evict_closed(self, store: MutableMapping[str, InterventionState]) -> dict[str, int]:
         """Drop interventions closed more than the retention (event time) before their partition's newest
@@ -90,6 +164,7 @@ class InterventionEngine:
         changed: dict[str, InterventionState] = {}
         records_topic = ""
         latest = self.time_bound.latest()
+        arrived = time.monotonic()
         for rec in records:
             records_topic = rec.topic
             p = rec.partition
@@ -109,13 +184,18 @@ class InterventionEngine:
             except InvalidEvent as e:
                 result.dead_letters.append(DeadLetter(rec, str(e)))
                 continue
-            if t > self.newest.get(p, 0.0):
-                self.newest[p] = t
+            self.clock.saw(p, t, arrived)
+            sectors.newest = max(sectors.newest, t)
             key = ev.intervention_id
             state = store.get(key) or InterventionState(key)
             state.partition = p
             opened_before = (state.opened_at, state.opened_sector)
             outcome = state.apply(ev, t)
+            if self.publish_steps:  # to publish once sealed (see _steps_part): an opening moved, a closing
+                if state.opened_at != opened_before[0]:
+                    sectors.changed[key] = state.opened_at
+                if ev.lifecycle is Lifecycle.CLOSED and outcome != "duplicate":
+                    sectors.closings.append((t, key))
             out.outcomes[outcome] += 1
             store[key] = state
             touched[key] = p
@@ -146,6 +226,17 @@ class InterventionEngine:
                 if rows:
                     out.sector_rows += rows
                     sectors_touched[skey] = p
+        if self.publish_steps:
+            held = {p for _, p in behind or ()}
+            parts = []
+            for p in sorted(set(touched.values())):
+                skey = SECTORS_KEY.format(partition=p)
+                part = self._steps_part(p, sector_store[skey], store, held)
+                if part is not None:
+                    parts.append(part)
+                    sectors_touched[skey] = p
+            if parts:
+                result.messages.append(_steps_message(parts))
         out.intervention_rows = [s.row() for s in changed.values()]
         result.rows = {
             INTERVENTION_EVENTS: raw_rows,
@@ -159,6 +250,11 @@ class InterventionEngine:
         if raw_rows:
             result.newest_by_topic = {records_topic: max(r[1] for r in raw_rows)}
         return result
+
+
+def _steps_message(parts: list[dict[str, Any]]) -> Message:
+    """One message for the partitions sealed further (``schemas/signals.py`` ``InterventionSteps``)."""
+    return Message(INTERVENTION_STEPS, STEPS_KEY, json.dumps({"parts": parts}, separators=(",", ":")).encode())
 
 
 class _InterventionCodec:
@@ -178,11 +274,15 @@ def _engine(ctx: EngineContext) -> InterventionEngine:
     s = ctx.settings
     return InterventionEngine(s.window_seconds, s.allowed_lateness_seconds, s.intervention_retention_hours * 3600,
                               skip_applied_offsets=ctx.live, time_bound=ctx.time_bound,
-                              idle_s=s.intervention_idle_hours * 3600)
+                              idle_s=s.intervention_idle_hours * 3600,
+                              publish_steps=s.alert_rules.exists(),  # no rules file: alerts off, nothing to publish
+                              eviction_interval_s=s.intervention_eviction_interval_s)
 
 
-def _evict_every(settings: Settings) -> float:
-    return settings.intervention_eviction_interval_s
+def _tick_every(settings: Settings) -> float:
+    """Evictions need a tick a minute; the alerts' clock (live data without new records) one a second or so."""
+    evict = settings.intervention_eviction_interval_s
+    return min(evict, max(0.2, settings.input_idle_s / 2)) if settings.alert_rules.exists() else evict
 
 
 PROCESSOR = Processor(
@@ -193,5 +293,6 @@ PROCESSOR = Processor(
             StateTable(SECTOR_STATES, *json_state(SectorWindows))),
     tables=(INTERVENTION_EVENTS, INTERVENTIONS, SECTOR_WINDOWS),
     engine=_engine,
-    tick_seconds=_evict_every,
+    tick_seconds=_tick_every,
+    outputs=(INTERVENTION_STEPS,),
 )

@@ -18,7 +18,6 @@ from schemas.events import CrewStatusEvent, VehicleStatusEvent
 from schemas.reference import Reference, UnknownReference
 from streams.crewing import Crewing
 from streams.processor import (
-    LIVE_DATA_WITHIN_S,
     BatchResult,
     DeadLetter,
     EngineContext,
@@ -43,8 +42,9 @@ from streams.rows import (
     VehicleEventRow,
     VehicleStateRow,
 )
+from streams.sealing import SealedClock
 from streams.state import StationOutput, StationState
-from streams.windows import StationWindows, Step
+from streams.windows import StationWindows, Step, UnitStep
 
 VEHICLE_EVENTS = table("vehicle_status_events", VehicleEventRow)
 CREW_EVENTS = table("crew_status_events", CrewEventRow, personal=True)
@@ -59,9 +59,6 @@ STATIONS = "stations"  # the state table: station id -> StationState
 #: what the stations publish for the alerts: per partition and seal, the sealed steps of their values
 STATION_STEPS = "station-steps"
 STEPS_KEY = b"all"  # one partition of readers sees every station (an area spans partitions)
-# a partition sealed further without any change only moves its reader's clock: once per this much event time is
-# enough (a part of the batch's message; with none, no message: a record on the broker each time)
-CLOCK_MESSAGE_EVERY_S = 1.0
 
 
 QUIET_FILL_S = 31 * 86400.0
@@ -95,15 +92,11 @@ class StationEngine:
         self.hold_max_s = hold_max_s
         self.last_eviction = time.monotonic()
         self.state_items: dict[str, int] = {}  # what the state holds, counted at each eviction (a metric)
-        self.newest: dict[int, float] = {}  # partition -> newest event time seen
+        self.clock = SealedClock("stations", self.time_bound)  # how far each partition is known, what was told
+        self.newest = self.clock.newest  # partition -> newest event time seen
         self.newest_tp: dict[tuple[str, int], float] = {}  # (topic, partition) -> newest event time seen
         self.last_mark: dict[int, float] = {}  # partition -> watermark of its last seal
         self.publish_steps = publish_steps
-        self.clock_floor: dict[int, float] = {}  # partition -> how far its live data is known (follow_clock)
-        self.newest_at: dict[int, float] = {}  # partition -> when (monotonic) its newest event time last moved
-        self.told_empty: set[int] = set()  # partitions announced without data (empty_partitions)
-        self.published: dict[int, float] = {}  # partition -> the sealed time its last steps message went to
-        self.told_behind: set[int] = set()  # partitions whose last steps message said they have records to read
 
     def watermark(self, partition: int, behind: Collection[tuple[str, int]] | None) -> float | None:
         """Event time up to which a partition's stations may close windows (before the lateness).
@@ -116,10 +109,7 @@ class StationEngine:
         nothing back (a topic with no traffic never stalls the windows). A hold never goes further back than
         ``hold_max_s`` before the partition's newest event: state must not grow with a topic racing ahead.
         Without ``behind`` (the history path, one time-ordered stream), it is the newest time of the partition."""
-        newest = self.newest.get(partition)
-        clock = self.clock_floor.get(partition)
-        if clock is not None and newest is not None and clock > newest:
-            newest = clock  # live data, nothing new since: known up to here (see :meth:`follow_clock`)
+        newest = self.clock.known(partition)  # live data, nothing new since: further (SealedClock.follow_clock)
         if behind:
             held: list[float] = []
             for (topic, p) in behind:
@@ -149,33 +139,6 @@ class StationEngine:
             if p in missing and state.newest_event_time > self.newest.get(p, NO_TIME):
                 self.newest[p] = state.newest_event_time
 
-    def follow_clock(self, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]) -> None:
-        """Live, a partition whose data is live (its newest event within ``LIVE_DATA_WITHIN_S`` of the worker's
-        clock) and that no input holds back is known beyond its newest event by the time since that event came
-        (on the worker's clock, sped up or not): nothing came meanwhile. Its windows close and its last changes
-        are sealed (and reach the alerts) without waiting for the next record. Counted from the arrival of the
-        newest event, not from the wall clock, so a feed that always arrives some seconds late stays on time.
-        Not for history nor a replay of the past: their clock is their events'."""
-        tb = self.time_bound
-        if tb.skew_s is None:
-            return
-        now, wall = tb.now(), time.monotonic()
-        held = {p for _, p in behind or ()}
-        for p in assigned:
-            newest, at = self.newest.get(p), self.newest_at.get(p)
-            if newest is not None and at is not None and p not in held and now - LIVE_DATA_WITHIN_S < newest:
-                self.clock_floor[p] = newest + (wall - at) * tb.speed
-
-    def empty_partitions(self, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]) -> list[int]:
-        """Live, the assigned partitions without any data, read to their end (no input holds them): their
-        readers are told once (a part without ``until``), so that they do not wait for them."""
-        if not self.publish_steps or self.time_bound.skew_s is None:
-            return []
-        held = {p for _, p in behind or ()}
-        empty = sorted(p for p in assigned if p not in self.newest and p not in held and p not in self.told_empty)
-        self.told_empty.update(empty)
-        return empty
-
     def partitions_to_reseal(self, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
                              ) -> set[int]:
         """Assigned partitions whose watermark moved since their last seal (a hold was released), or that were
@@ -193,15 +156,14 @@ class StationEngine:
         """Windows held back by an input that has since caught up close once it is idle, without a record; and
         at most every ``eviction_interval_s``, people long off duty leave the state."""
         self.recall_newest(stores[STATIONS], assigned)
-        self.follow_clock(behind, assigned)
+        self.clock.follow_clock(behind, assigned)
         due = self.partitions_to_reseal(behind, assigned)
-        held = {p for _, p in behind or ()}
-        due |= {p for p in self.told_behind if p in assigned and p not in held}  # caught up since: say so
+        due |= self.clock.caught_up(behind, assigned)  # caught up since their last part: say so
         result = self.process([], stores, behind, seal_partitions=due) if due else None
-        empty = self.empty_partitions(behind, assigned)
+        empty = self.clock.empty_partitions(behind, assigned) if self.publish_steps else []
         if empty:
             result = result or BatchResult()
-            result.messages.append(self._steps_message([(p, None, []) for p in empty]))
+            result.messages.append(self._steps_message([(p, None, [], []) for p in empty]))
         now = time.monotonic()
         if now - self.last_eviction >= self.eviction_interval_s:
             self.last_eviction = now
@@ -259,30 +221,26 @@ class StationEngine:
         result.late = out.late_changes
         result.newest_event_time = max((self.newest[p] for p in partitions if p in self.newest), default=0.0)
         held = {p for _, p in behind or ()}
-        parts = [(p, until, st) for p, (until, st) in sorted(steps.items())
-                 if st or until >= self.published.get(p, -math.inf) + CLOCK_MESSAGE_EVERY_S
-                 or (p in held) != (p in self.told_behind)]
+        parts = [(p, until, st, units) for p, (until, st, units) in sorted(steps.items())
+                 if self.clock.worth_a_part(p, until, bool(st or units), held)]
         result.messages = [self._steps_message(parts, held)] if parts else []
         return result
 
-    def _steps_message(self, parts: list[tuple[int, float | None, list[Step]]], held: Collection[int] = ()
-                       ) -> Message:
+    def _steps_message(self, parts: list[tuple[int, float | None, list[Step], list[UnitStep]]],
+                       held: Collection[int] = ()) -> Message:
         """One message for the partitions sealed further (one record per batch on the broker, not one per
         partition): ``{"parts": [{"source": "stations/<partition>", "until": t, "steps": [...]}, ...]}``, each part
         every change of its partition's stations' values before ``t`` not in an earlier message
-        (``streams/windows.py`` ``Step``), in time order. A crash can repeat a message, or cut the next one
-        differently: what is older than a source's last ``until`` is what its reader has already taken.
+        (``streams/windows.py`` ``Step``), in time order, and ``"units"`` its units' changes of status
+        (``UnitStep``). A crash can repeat a message, or cut the next one differently: what is older than a
+        source's last ``until`` is what its reader has already taken.
         ``"behind": true`` (live): the partition has records not read yet (``held``), said again when it changes."""
         doc = []
-        for partition, until, steps in parts:
-            if until is not None:
-                self.published[partition] = until
-            part: dict[str, Any] = {"source": f"stations/{partition}", "until": until, "steps": sorted(steps)}
-            if partition in held:
-                part["behind"] = True
-                self.told_behind.add(partition)
-            else:
-                self.told_behind.discard(partition)
+        for partition, until, steps, units in parts:
+            part = self.clock.part(partition, until, held)
+            part["steps"] = sorted(steps)
+            if units:
+                part["units"] = sorted(units)
             doc.append(part)
         return Message(STATION_STEPS, STEPS_KEY, json.dumps({"parts": doc}, separators=(",", ":")).encode())
 
@@ -322,9 +280,7 @@ class StationEngine:
                 continue
             if rec.partition not in self.newest:
                 self.recall_newest(store, (rec.partition,))
-            if t > self.newest.get(rec.partition, 0.0):
-                self.newest[rec.partition] = t
-                self.newest_at[rec.partition] = arrived
+            self.clock.saw(rec.partition, t, arrived)
             if t > self.newest_tp.get((rec.topic, rec.partition), 0.0):
                 self.newest_tp[(rec.topic, rec.partition)] = t
             if t > newest_by_topic.get(rec.topic, 0.0):
@@ -353,23 +309,24 @@ class StationEngine:
 
     def _seal(self, store: MutableMapping[str, StationState], partitions: set[int],
               behind: Collection[tuple[str, int]] | None, out: StationOutput, touched: dict[str, int]
-              ) -> dict[int, tuple[float, list[Step]]]:
+              ) -> dict[int, tuple[float, list[Step], list[UnitStep]]]:
         """Seal every station of the partitions seen, so idle stations' windows close too. Returns, when the
         steps are published, the partitions sealed further than their last message: (sealed time, steps)."""
         marks = {p: self.watermark(p, behind) for p in partitions}
         for p, mark in marks.items():
             if mark is not None:
                 self.last_mark[p] = mark
-        steps: dict[int, tuple[float, list[Step]]] = {}
+        steps: dict[int, tuple[float, list[Step], list[UnitStep]]] = {}
         if self.publish_steps:
             held = {p for _, p in behind or ()}
             for p, mark in marks.items():
                 if mark is None:
                     continue
-                last = self.published.get(p, -math.inf)
+                last = self.clock.published.get(p, -math.inf)
                 # further, or no further but behind or caught up since its last message (said again)
-                if mark - self.allowed_lateness > last or (last > -math.inf and (p in held) != (p in self.told_behind)):
-                    steps[p] = (max(mark - self.allowed_lateness, last), [])
+                told_behind = p in self.clock.told_behind
+                if mark - self.allowed_lateness > last or (last > -math.inf and (p in held) != told_behind):
+                    steps[p] = (max(mark - self.allowed_lateness, last), [], [])
 
         def windows_now(w: StationWindows) -> tuple[object, ...]:
             return (out.window_rows.entries, out.staff_window_rows.entries, w.sealed_time, len(w.pending),
@@ -381,10 +338,11 @@ class StationEngine:
                 before = windows_now(state.windows)
                 published = steps.get(state.partition)
                 out.steps = published[1] if published is not None else None
+                out.unit_steps = published[2] if published is not None else None
                 state.seal(mark - self.allowed_lateness, out, self.crewing, self.max_fill_windows)
                 if windows_now(state.windows) != before:
                     touched[key] = state.partition  # its windows changed: a changelog record
-        out.steps = None
+        out.steps = out.unit_steps = None
         return steps
 
 

@@ -5,6 +5,7 @@ Written separately from ``streams/`` on purpose: plain loops over the event list
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from devtools.simulator import SimEvent
@@ -379,17 +380,28 @@ def alert_episodes(series: list[tuple[float, float]], below: bool, fire: float, 
 def alert_transitions(ref: Reference, events: list[SimEvent], rules: list[dict], lateness: float,  # type: ignore[type-arg]
                       partitions: int) -> list[tuple[str, str, float, str, float]]:
     """(rule, scope key, time, transition, value) of the capacity and staff rules (``available``,
-    ``available_share``, ``staff_on_duty``; area and station scopes) on the stations' events. Each partition is
-    known up to its newest event less the lateness (later events: not yet); the run ends at the newest of those.
-    A station counts in a vehicle scope once it reported a vehicle, in a staffed or staff scope once it reported
-    a person; the share is over the fleet of the stations counted."""
+    ``available_share``, ``staff_on_duty``; area and station scopes) on the stations' events, of the units too
+    long in a status, of the interventions waiting for a unit. Each partition (of the stations' topics, of the
+    interventions') is known up to its newest event less the lateness (later events: not yet); the run ends at
+    the newest of those. A station counts in a vehicle scope once it reported a vehicle, in a staffed or staff
+    scope once it reported a person; the share is over the fleet of the stations counted. Surges need three
+    weeks of history: none in a shorter run."""
     timeline = _station_timeline(events)
     newest: dict[int, float] = {}
     for t, key, _ in timeline:
         p = _kafka_partition(key.encode(), partitions)
         newest[p] = max(newest.get(p, t), t)
     cutoff = {p: t - lateness for p, t in newest.items()}
-    until = max(cutoff.values())
+    calls = [e for e in events if e.topic == "interventions"]
+    call_cutoff: dict[int, float] = {}
+    for e in calls:
+        p = _kafka_partition(e.key.encode(), partitions)
+        call_cutoff[p] = max(call_cutoff.get(p, 0.0), e.event.event_time.timestamp() - lateness)
+    on_calls = [r for r in rules if r["measure"] in ("unassigned_minutes", "surge")]
+    until = max([*cutoff.values(), *(call_cutoff.values() if on_calls else ())])
+    if any(r["measure"] == "surge" for r in rules):
+        times = [e.event.event_time.timestamp() for e in events]
+        assert max(times) - min(times) < 3 * 7 * 86400, "a surge could fire: compute it here"
     known = [(t, key, e) for t, key, e in timeline if t < cutoff[_kafka_partition(key.encode(), partitions)]]
     stations = {sid: _Station(ref, sid) for sid in ref.stations}
     vehicles_seen: set[str] = set()
@@ -434,6 +446,15 @@ def alert_transitions(ref: Reference, events: list[SimEvent], rules: list[dict],
             i += 1
         for rule in wanted:
             scope_values(rule, t)
+    for rule in [r for r in rules if r["measure"] == "status_minutes"]:
+        series.update(_status_series(ref, rule, [e for _, _, e in known if e.topic == "vehicle-status"], until))
+        wanted.append(rule)
+    for rule in [r for r in rules if r["measure"] == "unassigned_minutes"]:
+        known_calls = [e for e in calls if e.event.event_time.timestamp()
+                       < call_cutoff[_kafka_partition(e.key.encode(), partitions)]]
+        series.update(_waiting_series(rule, known_calls, [e for _, _, e in known if e.topic == "vehicle-status"],
+                                      until))
+        wanted.append(rule)
     out = []
     for rule in wanted:
         below = rule["measure"] in ("available", "available_share", "staff_on_duty")
@@ -445,6 +466,92 @@ def alert_transitions(ref: Reference, events: list[SimEvent], rules: list[dict],
                                                             _seconds(rule.get("keep_firing_for", 0)), until):
                     out.append((name, key, at, transition, value))
     return sorted(out)
+
+
+def _status_series(ref: Reference, rule: dict, events: list[SimEvent], until: float  # type: ignore[type-arg]
+                   ) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """The value series of a ``status_minutes`` rule per unit: each period the unit spends in the rule's status
+    (from a change to it until the next change of status) reaches ``fire_at`` minutes after its start if it
+    lasts beyond that (and the run does), then at its end is worth its length in minutes, then 0."""
+    limit = float(rule["fire_at"]) * 60
+    periods: dict[str, list[list[float]]] = defaultdict(list)  # vehicle -> [start, end] in the status
+    status: dict[str, str] = {}
+    for e in sorted(events, key=lambda e: (e.event.event_time.timestamp(), e.event.event_id)):
+        ev, t = e.event, e.event.event_time.timestamp()
+        if status.get(ev.vehicle_id) == ev.status.value:
+            continue
+        if status.get(ev.vehicle_id) == rule["status"]:
+            periods[ev.vehicle_id][-1][1] = t
+        status[ev.vehicle_id] = ev.status.value
+        if ev.status.value == rule["status"] and rule.get("vehicle_type") in (None, ev.vehicle_type):
+            periods[ev.vehicle_id].append([t, math.inf])
+    out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for vid, spans in periods.items():
+        values: list[tuple[float, float]] = []
+        for start, end in spans:
+            if start + limit < min(end, until):
+                values.append((start + limit, float(rule["fire_at"])))
+                if end < until:
+                    values += [(end, round((end - start) / 60, 1)), (end, 0.0)]
+        if values:
+            out[(rule["name"], f"{ref.fleet[vid].home_station}/{vid}")] = values
+    return out
+
+
+ENGAGED = {"dispatched", "en_route", "on_scene", "transporting", "at_hospital"}
+CALL_EXPIRY_S = 72 * 3600
+
+
+def _waiting_series(rule: dict, calls: list[SimEvent], units: list[SimEvent], until: float  # type: ignore[type-arg]
+                    ) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """The value series of an ``unassigned_minutes`` rule per intervention: from its opening (its earliest
+    ``opened`` event) until the first unit sent to it (a vehicle in an engaged status naming it), its first
+    ``closed`` event from the opening on, or 72 hours: ``fire_at`` minutes after the opening if the wait lasts
+    beyond that (and the run does), then at its end its length in minutes, then 0. A unit sent at or before the
+    opening: no wait."""
+    limit = float(rule["fire_at"]) * 60
+    opened: dict[str, float] = {}
+    for e in sorted(calls, key=lambda e: (e.event.event_time.timestamp(), e.event.event_id)):
+        if e.event.lifecycle.value == "opened" and e.event.intervention_id not in opened:
+            opened[e.event.intervention_id] = e.event.event_time.timestamp()
+    sent: dict[str, float] = {}
+    for e in units:
+        iid, t = e.event.intervention_id, e.event.event_time.timestamp()
+        if iid and e.event.status.value in ENGAGED:
+            sent[iid] = min(sent.get(iid, t), t)
+    out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for iid, start in opened.items():
+        if iid in sent and sent[iid] <= start:
+            continue
+        ends = [start + CALL_EXPIRY_S, sent.get(iid, math.inf)]
+        ends += [e.event.event_time.timestamp() for e in calls if e.event.intervention_id == iid
+                 and e.event.lifecycle.value == "closed" and e.event.event_time.timestamp() >= start]
+        end = min(ends)
+        if start + limit < min(end, until):
+            values = [(start + limit, float(rule["fire_at"]))]
+            if end < until:
+                values += [(end, round((end - start) / 60, 1)), (end, 0.0)]
+            out[(rule["name"], iid)] = values
+    return out
+
+
+def nearest_area(ref: Reference, lat: float, lon: float) -> str:
+    """The area of the station nearest to a place (great-circle distance)."""
+    def km(st: object) -> float:
+        la, lo = math.radians(st.lat), math.radians(st.lon)  # type: ignore[attr-defined]
+        a = (math.sin((la - math.radians(lat)) / 2) ** 2
+             + math.cos(la) * math.cos(math.radians(lat)) * math.sin((lo - math.radians(lon)) / 2) ** 2)
+        return 2 * 6371.0 * math.asin(math.sqrt(a))
+    return min(ref.stations.values(), key=km).area
+
+
+def intervention_areas(ref: Reference, events: list[SimEvent]) -> dict[str, str]:
+    """Each intervention's area: the nearest station's to the place of its opening event."""
+    out: dict[str, str] = {}
+    for e in sorted((e for e in events if e.topic == "interventions" and e.event.lifecycle.value == "opened"),
+                    key=lambda e: (e.event.event_time.timestamp(), e.event.event_id), reverse=True):
+        out[e.event.intervention_id] = nearest_area(ref, e.event.location.lat, e.event.location.lon)
+    return out
 
 
 def _seconds(text: object) -> float:

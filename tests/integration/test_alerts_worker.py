@@ -1,7 +1,8 @@
 """Alerts through the broker, the worker and ClickHouse, on hand-made streams: each episode fires and resolves
-exactly once, with records out of order within the allowed lateness and the worker killed mid-stream; a
-condition toggling every 20 s under ``for = 60s`` is never notified; and on live data, a deadline passes on the
-worker's clock with no further record."""
+exactly once, with records out of order within the allowed lateness and the worker killed mid-stream (capacity,
+a unit too long in a status, an intervention waiting for a unit, a surge of calls); a condition toggling every
+20 s under ``for = 60s`` is never notified; and on live data, deadlines pass on the worker's clock with no
+further record."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from core.settings import Settings
 from devtools.produce import publish
 from devtools.simulator import SimEvent
-from schemas.events import VehicleStatusEvent
+from schemas.events import InterventionEvent, VehicleStatusEvent
 from sinks.queries import firing_alerts_query
 from tests.helpers import NO_VSAV_IN_AREA
 from tests.integration.conftest import (
@@ -58,7 +59,38 @@ clear_at = 1
 for = "60s"
 severity = "warning"
 message = "{station}: no VSAV for a minute"
+
+[[rule]]
+name = "dispatched-over-5min"
+measure = "status_minutes"
+scope = "unit"
+status = "dispatched"
+fire_at = 5
+clear_at = 0
+severity = "warning"
+message = "{unit} ({station}) dispatched to {intervention} for {value} min"
+
+[[rule]]
+name = "intervention-without-unit"
+measure = "unassigned_minutes"
+scope = "intervention"
+fire_at = 5
+clear_at = 0
+severity = "critical"
+message = "Intervention {intervention} ({nature}, sector {sector}) has waited {value} min without a unit"
+
+[[rule]]
+name = "call-surge"
+measure = "surge"
+scope = "area"
+window = "10m"
+min_count = 3
+fire_at = 3
+clear_at = 2
+severity = "warning"
+message = "{area}: interventions opened {value} sigma above the usual for this hour"
 '''
+WEEK = 7 * 86400
 
 
 def stack_settings(stack: Stack, tmp: Path, rules_text: str = RULES, **update: object) -> Settings:
@@ -80,6 +112,30 @@ def status(t: float, vehicle: str, what: str, intervention: str | None = None, n
     return SimEvent("vehicle-status", HOME[vehicle], ev)
 
 
+def call(t: float, intervention: str, what: str, n: list[int] = [0]) -> SimEvent:  # noqa: B006
+    n[0] += 1
+    ev = InterventionEvent.model_validate({
+        "schema_version": 1, "event_id": f"c{n[0]:05d}", "event_time": datetime.fromtimestamp(t, UTC),
+        "intervention_id": intervention, "nature": "fire", "lifecycle": what, "priority": 1,
+        "location": {"lat": 48.85, "lon": 2.35, "sector": "Z1"}}, strict=False)  # nearest station: A1
+    return SimEvent("interventions", intervention, ev)
+
+
+def calls() -> list[SimEvent]:
+    """One call a week at 08:01 for three weeks, then five between 08:01 and 08:07 (I1-I5, area A); every
+    intervention updated at 700 and 960, closed at 3000 and updated at 3100, so that each interventions partition
+    holding one is sealed past those times (as the stations' last reports do; before the crash, no further than
+    the stations are: the idle worker takes what it read as all there is for now)."""
+    history = [f"H{k}" for k in range(1, 4)]
+    evs = [call(T0 - k * WEEK + 100, f"H{k}", "opened") for k in range(1, 4)]
+    evs += [call(T0 - k * WEEK + 160, f"H{k}", "closed") for k in range(1, 4)]
+    evs += [call(T0 + dt, f"I{i}", "opened") for i, dt in enumerate((100, 150, 200, 300, 400), start=1)]
+    for iid in [*history, *[f"I{i}" for i in range(1, 6)]]:
+        evs += [call(T0 + 700, iid, "updated"), call(T0 + 960, iid, "updated")]
+        evs += [call(T0 + 3000, iid, "closed"), call(T0 + 3100, iid, "updated")]
+    return evs
+
+
 def stream() -> list[SimEvent]:
     evs = [status(T0, v, "available_at_station") for v in HOME]
     at = [  # seconds after T0
@@ -96,7 +152,7 @@ def stream() -> list[SimEvent]:
     # every station reports at 3000 (V3 back), and again at 3100 (no change): each partition is sealed past 3000
     evs += [status(T0 + 3000, v, "available_at_station") for v in ("V2", "V3", "V4")]
     evs += [status(T0 + 3100, v, "available_on_radio") for v in ("V2", "V3", "V4")]
-    return sorted(evs, key=lambda e: e.event.event_time)
+    return sorted(evs + calls(), key=lambda e: e.event.event_time)
 
 
 # Area A: V1, V2, V3 all out at 200; V3 back at 300 and out again at 360 (within the 2 minutes: one episode); V1
@@ -104,8 +160,23 @@ def stream() -> list[SimEvent]:
 # resolved at 1320. Area B: V4 out at 2000, back and out every 20 s, never back for 2 minutes until 2300 (back for
 # good; the last toggle): one episode, resolved at 2420. F1 out from 2500 to 2600: resolved at 2720. The station
 # rule (60 s without VSAV): A1 out from 150 to 500 and 1000 to 1200, A2 from 200 to 300 and 360 to 3000 (its
-# return), B1 toggles every 20 s: pending then cancelled each time, never notified.
+# return), B1 toggles every 20 s: pending then cancelled each time, never notified. Units dispatched for more than
+# 5 minutes (no further record needed: the deadline passes with the clock): V1 from 100 to 500 and from 1000 on
+# (never back), V2 from 150 to 1200, V3 from 360 to 3000; V3's 100 s, V4's 20 s and F1's 100 s stay below.
+# I1-I4 get a unit within a minute of their opening; I5 (400) waits until V1 comes at 1000: fires at 700. The five
+# calls of 08:00-08:10 against one in each of the three weeks before: (5 - 1) / 1 = 4 sigma, fires at the window's
+# end (600), resolved at the next one's (1200, no call).
 EXPECTED = sorted([
+    ("intervention-without-unit", "I5", 700, "pending"), ("intervention-without-unit", "I5", 700, "firing"),
+    ("intervention-without-unit", "I5", 1000, "resolved"),
+    ("call-surge", "A", 600, "pending"), ("call-surge", "A", 600, "firing"), ("call-surge", "A", 1200, "resolved"),
+    ("dispatched-over-5min", "A1/V1", 400, "pending"), ("dispatched-over-5min", "A1/V1", 400, "firing"),
+    ("dispatched-over-5min", "A1/V1", 500, "resolved"),
+    ("dispatched-over-5min", "A1/V1", 1300, "pending"), ("dispatched-over-5min", "A1/V1", 1300, "firing"),
+    ("dispatched-over-5min", "A1/V2", 450, "pending"), ("dispatched-over-5min", "A1/V2", 450, "firing"),
+    ("dispatched-over-5min", "A1/V2", 1200, "resolved"),
+    ("dispatched-over-5min", "A2/V3", 660, "pending"), ("dispatched-over-5min", "A2/V3", 660, "firing"),
+    ("dispatched-over-5min", "A2/V3", 3000, "resolved"),
     ("no-vsav-in-area", "A/VSAV", 200, "pending"), ("no-vsav-in-area", "A/VSAV", 200, "firing"),
     ("no-vsav-in-area", "A/VSAV", 620, "resolved"),
     ("no-vsav-in-area", "A/VSAV", 1000, "pending"), ("no-vsav-in-area", "A/VSAV", 1000, "firing"),
@@ -129,7 +200,7 @@ EXPECTED = sorted([
 
 def stored(s: Settings) -> list[tuple[str, str, int, str]]:
     rows = ch_client(s).execute("SELECT rule, scope_key, toUInt32(at), transition FROM alerts FINAL")
-    return sorted((r, k, int(at - T0), tr) for r, k, at, tr in rows)
+    return sorted((r, k, int(at) - int(T0), tr) for r, k, at, tr in rows)
 
 
 def test_each_episode_fires_and_resolves_once_out_of_order_and_across_a_crash(stack: Stack, tmp_path: Path) -> None:
@@ -162,6 +233,16 @@ def test_each_episode_fires_and_resolves_once_out_of_order_and_across_a_crash(st
         stop_worker(worker)
     got = stored(s)
     assert "firing" not in {tr for rule, key, _, tr in got if key == "B1/VSAV"}  # the toggling: never notified
+    # a unit's alert: the time it spent dispatched when it resolves (1,050 s), the intervention it served
+    assert ch_client(s).execute(
+        "SELECT value, message FROM alerts FINAL WHERE scope_key = 'A1/V2' AND transition = 'resolved'") == [
+        (17.5, "V2 (A1) dispatched to I2 for 17.5 min")]
+    # the intervention's: how long it waited, in the area of the station nearest to it; the surge's score
+    assert ch_client(s).execute(
+        "SELECT area, value, message FROM alerts FINAL WHERE scope_key = 'I5' AND transition = 'resolved'") == [
+        ("A", 10.0, "Intervention I5 (fire, sector Z1) has waited 10 min without a unit")]
+    assert ch_client(s).execute(
+        "SELECT value FROM alerts FINAL WHERE rule = 'call-surge' AND transition = 'firing'") == [(4.0,)]
     # the `alerts` topic (outside consumers): every transition, a repeat after the crash identical
     def published(msgs: list[dict[str, object]]) -> list[tuple[str, str, int, str]]:
         return sorted({(str(m["rule"]), str(m["scope_key"]),
@@ -178,8 +259,12 @@ def test_on_live_data_a_deadline_passes_on_the_workers_clock(stack: Stack, tmp_p
     (less the allowed lateness, 5 s here) and the alert fires, dated at its deadline. (How long after the
     deadline it was stored is printed, not asserted: timing is for ``make bench``.) Then operators acknowledge it,
     silence it and lift the silence (`vigie alerts ack | silence | unsilence`)."""
-    # the station rule with a 15 s `for` (a shorter wait than the 60 s of the other test)
-    s = stack_settings(stack, tmp_path, RULES.replace('for = "60s"', 'for = "15s"'), allowed_lateness_seconds=5)
+    # the station rule with a 15 s `for` (a shorter wait than the 60 s of the other test), an intervention waiting
+    # 15 s for a unit
+    waiting = 'fire_at = 5\nclear_at = 0\nseverity = "critical"'
+    assert RULES.count(waiting) == 1
+    rules = RULES.replace('for = "60s"', 'for = "15s"').replace(waiting, waiting.replace("5", "0.25", 1))
+    s = stack_settings(stack, tmp_path, rules, allowed_lateness_seconds=5)
     worker = start_worker(stack, s, "alerts-live")
     try:
         out = time.time() + 1
@@ -206,6 +291,16 @@ def test_on_live_data_a_deadline_passes_on_the_workers_clock(stack: Stack, tmp_p
         assert letter["reason"].startswith("rule: no rule 'no-such-rule' in force")
         stored_actions = ch_client(s).execute("SELECT action, by FROM alert_actions FINAL ORDER BY at, action")
         assert sorted(stored_actions) == [("acknowledge", "op-17"), ("silence", "op-18"), ("unsilence", "op-18")]
+        # an intervention opened now, and nothing else: it fires 15 s after its opening, with no further record
+        opened = time.time()
+        publish(s, [call(opened, "I10", "opened")])
+        deadline = int(opened + 15) - int(T0)
+        wait_until(lambda: ("intervention-without-unit", "I10", deadline, "firing") in stored(s), 90,
+                   "the intervention's alert firing with no further record")
+        print(f"intervention waiting: fired {time.time() - opened - 15:.1f} s after its deadline "
+              f"(lateness {s.allowed_lateness_seconds} s)")
+        publish(s, [status(time.time(), "V1", "dispatched", "I10")])  # a unit at last: resolved
+        wait_until(lambda: any(k == "I10" and tr == "resolved" for _, k, _, tr in stored(s)), 60, "the unit")
     finally:
         stop_worker(worker)
 

@@ -258,9 +258,14 @@ def test_wall_screen_firing_alerts(run, selection: str) -> None:  # type: ignore
     for rule, key, at, transition, _ in want:
         latest[(rule, key)] = max(latest.get((rule, key), (at, -1, "")), (at, rank[transition], transition))
 
-    def area_of(key: str) -> str:
+    calls = expected.intervention_areas(ref, run.events)
+    stored_areas = dict(rows(eng, "call alert areas", "SELECT DISTINCT scope_key, area FROM alerts "
+                                                      "WHERE measure = 'unassigned_minutes'"))
+    assert stored_areas == {key: calls[key] for rule, key, *_ in want if rules[rule]["measure"] == "unassigned_minutes"}
+
+    def area_of(key: str) -> str:  # a station's, an area, or an intervention's (the nearest station's)
         where = key.split("/")[0]
-        return ref.stations[where].area if where in ref.stations else where
+        return ref.stations[where].area if where in ref.stations else calls.get(where, where)
 
     severity = {"critical": 0, "warning": 1, "info": 2}
     every = sorted(area_of(key) for (_, key), (_, _, tr) in latest.items() if tr == "firing")

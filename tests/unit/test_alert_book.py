@@ -242,3 +242,220 @@ def test_any_cut_interleaving_and_repeat_gives_the_oracles_transitions(
     feed(book, interleaved)
     got = [(t[1].split("/")[0], t[2], t[3]) for t in transitions(book)]
     assert sorted(got, key=lambda x: (x[1], x[0], x[2] != "pending")) == _oracle(steps, until, 120.0)
+
+
+# --- a unit too long in a status: a timer whose deadline passes with the clock -----------------------------------
+
+ON_SCENE = rules('''
+[[rule]]
+name = "on-scene-over-3min"
+measure = "status_minutes"
+scope = "unit"
+status = "on_scene"
+fire_at = 3
+clear_at = 0
+severity = "warning"
+message = "{unit} ({station}, {vehicle_type}) on scene of {intervention} for {value} min"
+''')
+UnitStep = tuple[float, str, str, str, str]
+
+
+def unit(t: float, vehicle: str, status: str, iid: str = "") -> UnitStep:
+    return (t, REF.fleet[vehicle].home_station, vehicle, status, iid)
+
+
+def test_a_unit_on_scene_too_long_fires_at_its_deadline_without_any_further_status() -> None:
+    book = AlertBook(ON_SCENE, REF, SOURCES)
+    book.take("stations/1", 5000, [])  # S2's partition: known far ahead, nothing to say
+    book.take("stations/0", 100, [], [unit(50, "V1", "on_scene", "I1"), unit(60, "F1", "on_scene", "I2")])
+    book.settle()
+    assert transitions(book) == []
+    # F1 leaves at 220, before its deadline (240); V1's deadline (230) passes with the clock alone
+    book.take("stations/0", 231, [], [unit(220, "F1", "returning", "I2")])
+    book.settle()
+    fired = "V1 (S1, VSAV) on scene of I1 for 3 min"
+    assert transitions(book) == [("on-scene-over-3min", "S1/V1", 230, "pending", 3, fired),
+                                 ("on-scene-over-3min", "S1/V1", 230, "firing", 3, fired)]
+    # V1 leaves at 500: resolved, with the time it spent on scene; F1 back on scene at 300, leaving at its
+    # deadline exactly (480): not fired
+    book.take("stations/0", 600, [], [unit(300, "F1", "on_scene", "I3"), unit(480, "F1", "returning", "I3"),
+                                      unit(500, "V1", "returning", "I1")])
+    book.settle()
+    assert transitions(book) == [("on-scene-over-3min", "S1/V1", 500, "resolved", 7.5,
+                                  "V1 (S1, VSAV) on scene of I1 for 7.5 min")]
+
+
+def test_a_units_timer_survives_a_restart() -> None:
+    book = AlertBook(ON_SCENE, REF, SOURCES)
+    book.take("stations/1", 5000, [])
+    book.take("stations/0", 750, [], [unit(700, "V2", "on_scene", "I7")])
+    book.settle()
+    fresh = AlertBook(ON_SCENE, REF, SOURCES)
+    fresh.restore(book.to_dict())
+    fresh.take("stations/0", 750, [], [unit(700, "V2", "on_scene", "I7")])  # repeated after the crash: no change
+    fresh.take("stations/0", 900, [])
+    fresh.settle()
+    assert [(t[1], t[2], t[3]) for t in transitions(fresh)] == [("S1/V2", 880, "pending"), ("S1/V2", 880, "firing")]
+
+
+def _unit_oracle(steps: list[UnitStep], until: float) -> list[tuple[str, float, str, float]]:
+    """(vehicle, time, transition, value) of the 3-minute on-scene rule, from each unit's periods in a status:
+    a period on scene that lasts beyond 180 s fires at 180 s (if the clock passed it), and resolves when it ends
+    (if it ended before ``until``), with its length in minutes."""
+    out = []
+    for vehicle in ("V1", "V2", "V3", "V4", "F1"):
+        mine = sorted((t, status) for t, _, v, status, _ in steps if v == vehicle and t < until)
+        periods: list[list[float | str]] = []  # [status, start, end]
+        for t, status in mine:
+            if not periods or periods[-1][0] != status:
+                if periods:
+                    periods[-1][2] = t
+                periods.append([status, t, math.inf])
+        for status, start, end in periods:
+            deadline = float(start) + 180
+            if status == "on_scene" and deadline < min(float(end), until):
+                out += [(vehicle, deadline, "pending", 3.0), (vehicle, deadline, "firing", 3.0)]
+                if float(end) < until:
+                    out.append((vehicle, float(end), "resolved", round((float(end) - float(start)) / 60, 1)))
+    return sorted(out, key=lambda x: (x[1], x[0], x[2] != "pending"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 80), st.sampled_from(["V1", "V2", "V3", "V4", "F1"]),
+                          st.sampled_from(["on_scene", "returning", "on_scene", "at_hospital"])),
+                min_size=1, max_size=40), st.integers(0, 2**32 - 1))
+def test_units_timers_give_the_oracles_transitions_whatever_the_cut_interleaving_and_repeats(
+        raw: list[tuple[int, str, str]], seed: int) -> None:
+    rng = random.Random(seed)
+    steps = sorted({(t * 10.0, v): unit(t * 10.0, v, status, "I1") for t, v, status in raw}.values())
+    until = 1000.0
+    per_source: dict[str, list[tuple[str, float, list[UnitStep]]]] = {}
+    for source in SOURCES:
+        mine = [s for s in steps if SOURCE_OF[s[1]] == source]
+        cuts = sorted({rng.choice([s[0] for s in mine]) + rng.choice([0.0, 5.0]) for _ in range(3)} if mine else set())
+        messages, start = [], -math.inf
+        for cut in [*cuts, until]:
+            if cut > start:
+                messages.append((source, cut, [s for s in mine if start <= s[0] < cut]))
+                start = cut
+        for _ in range(rng.randrange(3)):  # repeats, as after a crash upstream
+            i = rng.randrange(len(messages))
+            messages.insert(rng.randrange(i + 1, len(messages) + 1), messages[i])
+        per_source[source] = messages
+    book = AlertBook(ON_SCENE, REF, SOURCES)
+    queues = {s: list(m) for s, m in per_source.items()}
+    taken = []
+    while any(queues.values()):
+        source, until_, units = queues[rng.choice([s for s, q in queues.items() if q])].pop(0)
+        book.take(source, until_, [], units)
+        book.settle()
+        taken += transitions(book)  # stored before the state is (as the engine does)
+        if rng.random() < 0.2:  # a restart
+            fresh = AlertBook(ON_SCENE, REF, SOURCES)
+            fresh.restore(book.to_dict())
+            book = fresh
+    got = [(t[1].split("/")[1], t[2], t[3], t[4]) for t in taken]
+    assert sorted(got, key=lambda x: (x[1], x[0], x[2] != "pending")) == _unit_oracle(steps, until)
+
+
+# --- an intervention waiting for a unit; a surge of calls in an area --------------------------------------------
+
+UNASSIGNED = rules('''
+[[rule]]
+name = "waiting-5min"
+measure = "unassigned_minutes"
+scope = "intervention"
+fire_at = 5
+clear_at = 0
+severity = "critical"
+message = "{intervention} ({nature}, {sector}) waited {value} min"
+''')
+CALLS = ("interventions/0", "interventions/1")
+
+
+def opened(t: float, iid: str, lat: float = 48.8, lon: float = 2.3) -> tuple[float, str, str, str, float, float]:
+    return (t, iid, "Z1", "fire", lat, lon)
+
+
+def test_an_intervention_without_unit_fires_at_its_deadline_and_resolves_when_a_unit_comes() -> None:
+    book = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)
+    book.take("stations/1", 5000, [])
+    book.take("interventions/1", None, [])  # no data at all: holds nothing
+    # I1 (nearest station S3: area B) opened at 10; I2 at 20, its unit dispatched at 15 (the CAD's dispatch
+    # recorded before the opening); I3 at 30, closed at 200 without a unit
+    book.take("interventions/0", 100, [], (), [opened(10, "I1", lat=48.9), opened(20, "I2"), opened(30, "I3")])
+    book.take("stations/0", 100, [], [unit(15, "V1", "dispatched", "I2")])
+    book.settle()
+    assert transitions(book) == []
+    book.take("interventions/0", 400, [], (), (), [(200, "I3")])
+    book.take("stations/0", 320, [])
+    book.settle()
+    fired = "I1 (fire, Z1) waited 5 min"
+    assert transitions(book) == [("waiting-5min", "I1", 310, "pending", 5, fired),
+                                 ("waiting-5min", "I1", 310, "firing", 5, fired)]
+    book.take("stations/0", 400, [], [unit(350, "V2", "dispatched", "I1")])
+    book.settle()
+    (resolved,) = book.transitions()
+    assert (resolved.scope_key, resolved.area, resolved.station, resolved.subject, resolved.change.at,
+            resolved.change.transition.value, resolved.change.value) == ("I1", "B", "", "fire", 350, "resolved", 5.7)
+    assert not book.calls and not book.alerts and ("waiting-5min", "I1") not in book.scopes  # nothing left
+
+
+def test_an_intervention_waiting_across_a_restart_fires_once() -> None:
+    book = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)
+    for source in ("stations/0", "stations/1", "interventions/1"):
+        book.take(source, None, [])
+    book.take("interventions/0", 100, [], (), [opened(10, "I1")])
+    book.settle()
+    fresh = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)
+    fresh.restore(book.to_dict())
+    fresh.take("interventions/0", 100, [], (), [opened(10, "I1")])  # repeated after the crash
+    fresh.take("interventions/0", 400, [])
+    fresh.settle()
+    assert [(t[1], t[2], t[3]) for t in transitions(fresh)] == [("I1", 310, "pending"), ("I1", 310, "firing")]
+    again = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)
+    again.restore(fresh.to_dict())
+    again.take("interventions/0", 900, [], (), (), [(700, "I1")])  # closed without a unit
+    again.settle()
+    assert [(t[1], t[2], t[3], t[4]) for t in transitions(again)] == [("I1", 700, "resolved", 11.5)]
+
+
+SURGE = rules('''
+[[rule]]
+name = "surge"
+measure = "surge"
+scope = "area"
+window = "10m"
+min_count = 3
+fire_at = 3
+clear_at = 2
+severity = "warning"
+message = "{area}: {value} sigma"
+''')
+WEEK = 7 * 86400
+BASE = 600 * 3000  # a window's start
+
+
+def test_a_surge_fires_at_the_end_of_its_window_against_the_same_window_of_the_previous_weeks() -> None:
+    book = AlertBook(SURGE, REF, SOURCES + CALLS)
+    for source in ("stations/0", "stations/1", "interventions/1"):
+        book.take(source, None, [])
+    # one call a week in area A in the same 10 minutes, three weeks running (the first one starts the watch);
+    # then five in that window of the fourth week: (5 - 1) / max(sd 0, sqrt(1)) = 4 sigma
+    history = [opened(BASE + k * WEEK + 10, f"H{k}") for k in range(3)]
+    surge = [opened(BASE + 3 * WEEK + 20 * i, f"S{i}") for i in range(5)]
+    book.take("interventions/0", BASE + 3 * WEEK, [], (), history)
+    book.settle()
+    assert transitions(book) == []
+    book.take("interventions/0", BASE + 3 * WEEK + 1300, [], (), surge)
+    book.settle()
+    end = BASE + 3 * WEEK + 600
+    assert transitions(book) == [("surge", "A", end, "pending", 4, "A: 4 sigma"),
+                                 ("surge", "A", end, "firing", 4, "A: 4 sigma"),
+                                 ("surge", "A", end + 600, "resolved", 4, "A: 4 sigma")]  # the next window: quiet
+    # four calls the next week at that time: usual 5, 1, 1 (mean 2.33, sd 2.31): 0.72 sigma, no alert
+    book.take("interventions/0", BASE + 4 * WEEK + 700, [], (), [
+        opened(BASE + 4 * WEEK + 30 * i, f"T{i}") for i in range(4)])
+    book.settle()
+    assert transitions(book) == []
+    assert book.baselines[("surge", "A")].usual(BASE + 5 * WEEK) == [4, 5, 1, 1, 1]

@@ -227,11 +227,11 @@ def test_the_stations_say_when_a_partition_is_behind_and_when_it_caught_up() -> 
     rec = Record("vehicle-status", p, 0, b"S3", ev.model_dump_json().encode())
     first = engine.process([rec], store, behind={("vehicle-status", p)})
     (part,) = [pt for m in first.messages for pt in json.loads(m.value)["parts"]]
-    assert part["behind"] is True and p in engine.told_behind
+    assert part["behind"] is True and p in engine.clock.told_behind
     tick = engine.tick(store, set(), {p})
     assert tick is not None
     (part,) = [pt for m in tick.messages for pt in json.loads(m.value)["parts"]]
-    assert "behind" not in part and part["source"] == f"stations/{p}" and not engine.told_behind
+    assert "behind" not in part and part["source"] == f"stations/{p}" and not engine.clock.told_behind
     assert engine.tick(store, set(), {p}) is None or not engine.tick(store, set(), {p}).messages  # said once
 
 

@@ -1,0 +1,129 @@
+"""Interventions and vehicle statuses -> the interventions' and stations' engines -> the alerts engine: an
+intervention waiting for a unit fires at its deadline and resolves when a unit is dispatched to it; the rows are
+stated by hand, and are the same whatever the arrival order within the allowed lateness, repeats, batch cuts and
+restarts, and on the batch path."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.settings import Settings
+from streams.batch import BatchRunner
+from streams.partitioning import partition_for
+from streams.processor import Record
+from streams.processors.alerts import PROCESSOR as ALERTS
+from streams.processors.alerts import AlertEngine
+from streams.processors.interventions import PROCESSOR as INTERVENTIONS
+from streams.processors.interventions import InterventionEngine
+from streams.processors.stations import PROCESSOR as STATIONS
+from streams.processors.stations import StationEngine
+from tests.helpers import NO_VSAV_IN_AREA, T0, iev, vev
+from tests.unit.test_alert_chain import HOME, LATENESS, REF, Rows, alert_rows
+from tests.unit.test_disorder import deliver
+
+RULES = NO_VSAV_IN_AREA + '''
+[[rule]]
+name = "waiting-5min"
+measure = "unassigned_minutes"
+scope = "intervention"
+fire_at = 5
+clear_at = 0
+severity = "critical"
+message = "{intervention} ({nature}, {sector}) waited {value} min"
+'''
+CALLS = [  # (seconds after T0, intervention, lifecycle)
+    (10, "I1", "opened"), (20, "I2", "opened"), (30, "I3", "opened"), (40, "I4", "opened"), (200, "I3", "closed"),
+    (250, "I1", "updated"), (1000, "I5", "opened"), (1000, "I6", "opened"), (1000, "I7", "opened"),
+]
+UNITS = [  # (seconds after T0, vehicle, status, intervention)
+    *[(0, v, "available_at_station", None) for v in HOME],
+    (50, "V1", "dispatched", "I2"), (100, "V3", "dispatched", "I4"), (400, "V2", "dispatched", "I1"),
+    *[(1000, v, "available_on_radio", None) for v in HOME],
+]
+# I1 (at 48.8, 2.3: nearest station S1, area A) waits from 10 until V2 comes at 400: fires at 310, resolved at 400
+# (6.5 minutes); I2 and I4 got a unit within a minute, I3 closed at 200 without one; I5-I7 opened at 1000, after
+# the last sealed time (970). Area A's three VSAV are all out from 400 (V2 the last): fires at once.
+EXPECTED = sorted([
+    ("no-vsav-in-area", "A/VSAV", "A", T0 + 400, "pending", 0.0, "No VSAV available in A"),
+    ("no-vsav-in-area", "A/VSAV", "A", T0 + 400, "firing", 0.0, "No VSAV available in A"),
+    ("waiting-5min", "I1", "A", T0 + 310, "pending", 5.0, "I1 (fire, Z1) waited 5 min"),
+    ("waiting-5min", "I1", "A", T0 + 310, "firing", 5.0, "I1 (fire, Z1) waited 5 min"),
+    ("waiting-5min", "I1", "A", T0 + 400, "resolved", 6.5, "I1 (fire, Z1) waited 6.5 min"),
+])
+
+
+def records() -> list[tuple[float, str, Record]]:
+    out = []
+    for i, (dt, iid, lifecycle) in enumerate(CALLS):
+        ev = iev(iid, lifecycle, T0 + dt, event_id=f"c{i:03d}")
+        out.append((T0 + dt, ev.event_id, Record("interventions", partition_for(iid.encode(), 4), i, iid.encode(),
+                                                 ev.model_dump_json().encode())))
+    for i, (dt, vid, status, iid) in enumerate(UNITS):
+        station = HOME[vid]
+        ev = vev(vid, status, T0 + dt, iid, event_id=f"u{i:03d}", station=station)
+        out.append((T0 + dt, ev.event_id, Record("vehicle-status", partition_for(station.encode(), 4), 100 + i,
+                                                 station.encode(), ev.model_dump_json().encode())))
+    return out
+
+
+def chain(batches: list[list[Record]], rules: Path, restart: bool = False) -> list[tuple[Any, ...]]:
+    """Each batch through the interventions' and stations' engines, their messages through the alerts engine (as
+    the live worker); ``restart``: every state through its changelog codec after every batch, on new engines."""
+    codecs = {st.name: st for p in (STATIONS, INTERVENTIONS, ALERTS) for st in p.states}
+    stores: dict[str, dict[str, Any]] = {name: {} for name in codecs}
+    rows: list[Any] = []
+
+    def engines() -> tuple[InterventionEngine, StationEngine, AlertEngine]:
+        return (InterventionEngine(60, LATENESS, publish_steps=True),
+                StationEngine(REF, 60, LATENESS, publish_steps=True), AlertEngine(rules, REF, partitions=4))
+
+    calls, stations, alerts = engines()
+    for batch in batches:
+        derived = []
+        for engine, topic in ((calls, "interventions"), (stations, "vehicle-status")):
+            result = engine.process([r for r in batch if r.topic == topic], stores)
+            derived += [Record(m.topic, 0, len(derived), m.key, m.value) for m in result.messages]
+        rows += alerts.process(derived, stores).rows.get(ALERTS.tables[0], [])
+        if restart:
+            for name, table in stores.items():
+                for key, value in list(table.items()):
+                    table[key] = codecs[name].loads(codecs[name].dumps(value))
+            calls, stations, alerts = engines()
+    rows += alerts.finish(stores).rows[ALERTS.tables[0]]
+    return alert_rows(rows)
+
+
+def rules_file(tmp: Path) -> Path:
+    path = tmp / "rules.toml"
+    path.write_text(RULES)
+    return path
+
+
+def test_the_hand_made_stream_gives_the_stated_alerts(tmp_path: Path) -> None:
+    in_order = sorted(records(), key=lambda r: (r[0], r[1]))
+    assert chain([[rec for _, _, rec in in_order]], rules_file(tmp_path)) == EXPECTED
+    assert chain([[rec] for _, _, rec in in_order], rules_file(tmp_path), restart=True) == EXPECTED
+
+
+@given(data=st.data())
+@settings(max_examples=int(os.environ.get("VIGIE_PROPERTY_EXAMPLES", "200")) // 2, deadline=None,
+          derandomize="VIGIE_PROPERTY_EXAMPLES" not in os.environ, suppress_health_check=list(HealthCheck))
+def test_any_arrival_order_within_the_lateness_gives_the_same_alerts(tmp_path_factory: Any,
+                                                                      data: st.DataObject) -> None:
+    rules = rules_file(tmp_path_factory.mktemp("rules"))
+    assert chain(deliver(data, records()), rules, restart=data.draw(st.booleans())) == EXPECTED
+
+
+def test_the_batch_path_gives_the_same_alerts(tmp_path: Path) -> None:
+    s = Settings(alert_rules=rules_file(tmp_path), allowed_lateness_seconds=LATENESS, topic_partitions=4)
+    writer = Rows()
+    runner = BatchRunner(s, (ALERTS, INTERVENTIONS, STATIONS), writer, REF)
+    recs = [rec for _, _, rec in sorted(records(), key=lambda r: (r[0], r[1]))]
+    asyncio.run(runner.run(recs, chunk_events=4))
+    assert alert_rows(writer.rows) == EXPECTED
