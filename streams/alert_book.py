@@ -18,7 +18,8 @@ status came first, and the alert's value is then ``fire_at``; when the unit leav
 time it spent there (the episode's worst), then 0 (the condition clears). A unit leaving at its deadline exactly
 does not fire. An intervention waiting for a unit (``unassigned_minutes``) is the same timer, from its opening
 (the interventions processor's sealed openings) to the first unit dispatched to it (a unit's change of status
-naming it) or its closing.
+naming it) or its closing; a deadline passing before any unit's status came passes quietly (a feed of calls alone
+says nothing of units: a station-level CAD export, ``make run``'s weeks of past demand).
 
 A surge (``surge``) counts the interventions opened per area (the area of the station nearest to the
 intervention) and ``window``; when the clock passes a window's end, its count is scored against the same window
@@ -142,6 +143,7 @@ class AlertBook:
         self.areas = sorted({st.area for st in reference.stations.values()})
         self.calls: dict[str, tuple[float, str, str, str]] = {}  # waiting for a unit: (opened, area, sector, nature)
         self.dispatched: dict[str, float] = {}  # intervention -> when a unit was first dispatched to it
+        self.units_seen = False  # whether any unit's status came (see _deadline)
         self.surge_counts: dict[str, dict[tuple[str, float], int]] = {r.name: {} for r in self.surges}
         self.surge_next: dict[str, float] = {}  # rule -> the end of its next window to score
         self.baselines = {(r.name, a): SurgeBaseline(int(r.window)) for r in self.surges for a in self.areas}
@@ -281,6 +283,7 @@ class AlertBook:
 
     def _call_or_unit(self, kind: int, at: float, t: float, where: str, subject: str, a: str, b: str) -> None:
         if kind == UNIT_STEP:
+            self.units_seen = True
             if b and a in ENGAGED:
                 self._dispatched(at, t, b)
             if self.timed:
@@ -389,6 +392,9 @@ class AlertBook:
             if rule is None:
                 self._stop_call(max(deadline, self.clock), deadline, vehicle)
                 return
+            if not self.units_seen:  # no unit feed at all by the deadline: no wait to speak of
+                del self.calls[vehicle]
+                return
             scope = self.scopes.get((rule_name, vehicle))
             if scope is None:  # the intervention's scope, from now until its alert is over
                 scope = _Scope(rule, vehicle, call[1], "", call[3], {}, sector=call[2])
@@ -456,6 +462,7 @@ class AlertBook:
             "sv": [[n, k, iid] for (n, k), iid in self.served.items()],
             "ca": {k: list(c) for k, c in self.calls.items()},
             "di": self.dispatched,
+            "us": self.units_seen,
             "is": [[n, k, sc.area, sc.sector, sc.subject] for (n, k), sc in self.scopes.items()
                    if sc.rule.measure is Measure.UNASSIGNED_MINUTES],
             "sn": self.surge_next,
@@ -495,6 +502,7 @@ class AlertBook:
 
     def _restore_calls(self, doc: dict[str, object]) -> None:
         self.dispatched = {str(k): float(v) for k, v in doc.get("di", {}).items()}  # type: ignore[attr-defined]
+        self.units_seen = bool(doc.get("us", False))
         for iid, (t, area, sector, nature) in doc.get("ca", {}).items():  # type: ignore[attr-defined]
             if not self.unassigned:
                 break

@@ -401,10 +401,21 @@ def test_an_intervention_without_unit_fires_at_its_deadline_and_resolves_when_a_
     assert not book.calls and not book.alerts and ("waiting-5min", "I1") not in book.scopes  # nothing left
 
 
-def test_an_intervention_waiting_across_a_restart_fires_once() -> None:
+def test_without_any_units_status_no_intervention_is_said_to_wait() -> None:
+    """A feed of calls alone (a station-level CAD export, weeks of past demand): no unit ever, no alert."""
     book = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)
     for source in ("stations/0", "stations/1", "interventions/1"):
         book.take(source, None, [])
+    book.take("interventions/0", 5000, [], (), [opened(10, "I1"), opened(20, "I2")])
+    book.settle()
+    assert transitions(book) == [] and not book.calls
+
+
+def test_an_intervention_waiting_across_a_restart_fires_once() -> None:
+    book = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)
+    for source in ("stations/0", "interventions/1"):
+        book.take(source, None, [])
+    book.take("stations/1", 5000, [], [unit(5, "V3", "available_at_station")])  # units are fed
     book.take("interventions/0", 100, [], (), [opened(10, "I1")])
     book.settle()
     fresh = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)
