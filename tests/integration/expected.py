@@ -508,12 +508,13 @@ def _waiting_series(rule: dict, calls: list[SimEvent], units: list[SimEvent], un
     ``opened`` event) until the first unit sent to it (a vehicle in an engaged status naming it), its first
     ``closed`` event from the opening on, or 72 hours: ``fire_at`` minutes after the opening if the wait lasts
     beyond that (and the run does), then at its end its length in minutes, then 0. A unit sent at or before the
-    opening: no wait."""
+    opening: no wait; no unit's status at all by the deadline (a feed of calls alone): no alert."""
     limit = float(rule["fire_at"]) * 60
     opened: dict[str, float] = {}
     for e in sorted(calls, key=lambda e: (e.event.event_time.timestamp(), e.event.event_id)):
         if e.event.lifecycle.value == "opened" and e.event.intervention_id not in opened:
             opened[e.event.intervention_id] = e.event.event_time.timestamp()
+    first_unit = min((e.event.event_time.timestamp() for e in units), default=math.inf)
     sent: dict[str, float] = {}
     for e in units:
         iid, t = e.event.intervention_id, e.event.event_time.timestamp()
@@ -527,7 +528,7 @@ def _waiting_series(rule: dict, calls: list[SimEvent], units: list[SimEvent], un
         ends += [e.event.event_time.timestamp() for e in calls if e.event.intervention_id == iid
                  and e.event.lifecycle.value == "closed" and e.event.event_time.timestamp() >= start]
         end = min(ends)
-        if start + limit < min(end, until):
+        if first_unit <= start + limit < min(end, until):
             values = [(start + limit, float(rule["fire_at"]))]
             if end < until:
                 values += [(end, round((end - start) / 60, 1)), (end, 0.0)]
