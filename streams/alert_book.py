@@ -38,8 +38,6 @@ from schemas.reference import Reference
 from streams.alerting import Alert, Change, Direction, Phase, SurgeBaseline, Threshold
 from streams.windows import STAFF_STEP, VEHICLE_STEP, Step
 
-#: the measures this version evaluates (the others are checked in the rules file but not evaluated yet)
-EVALUATED = frozenset(Measure)
 # in the waiting heap beside the stations' steps (kinds 0 and 1): a unit's change of status (time, station,
 # UNIT_STEP, vehicle, status, intervention), an intervention opened (time, area, OPENED_STEP, intervention, sector,
 # nature) or closed (time, "", CLOSED_STEP, intervention, "", ""); the steps of one instant apply in kind order
@@ -123,7 +121,7 @@ class AlertBook:
     def __init__(self, rules: Sequence[Rule], reference: Reference, sources: Iterable[str] = ()) -> None:
         """``sources``: the sources expected (every stations partition holding a station): one not heard from yet
         holds the clock, so a source's first message is never late for being the last to come."""
-        self.rules = tuple(r for r in rules if r.measure in EVALUATED)
+        self.rules = tuple(rules)
         self.scopes: dict[tuple[str, str], _Scope] = {}  # (rule, scope key) -> scope
         # (station, kind, subject) -> the scopes a step of it changes
         self.watchers: dict[tuple[str, int, str], list[_Scope]] = {}

@@ -299,8 +299,7 @@ def _cmd_secrets(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_alerts_validate(s: Settings, a: argparse.Namespace) -> int:
-    from schemas.alert_rules import RuleFileError, RuleSet
-    from streams.alert_book import EVALUATED
+    from schemas.alert_rules import Measure, RuleFileError, RuleSet
 
     path = Path(a.file) if a.file else s.alert_rules
     try:
@@ -311,10 +310,10 @@ def _cmd_alerts_validate(s: Settings, a: argparse.Namespace) -> int:
     for r in rules.rule:
         side = "<=" if r.fires_below else ">="
         what = " ".join(x for x in (r.vehicle_type, r.status, r.qualification) if x)
-        later = "" if r.measure in EVALUATED else "  [checked, not evaluated by this version yet]"
-        print(f"{r.name}: {r.severity}, {r.measure.value}{' ' + what if what else ''} per {r.scope.value} "
+        surge = f" per {r.window:g}s window (at least {r.min_count})" if r.measure is Measure.SURGE else ""
+        print(f"{r.name}: {r.severity}, {r.measure.value}{' ' + what if what else ''} per {r.scope.value}{surge} "
               f"{side} {r.fire_at:g} (clears at {r.clear_level:g}), for {r.for_s:g}s, "
-              f"keep firing {r.keep_firing_for_s:g}s{later}")
+              f"keep firing {r.keep_firing_for_s:g}s")
     print(f"{path}: {len(rules.rule)} rules, valid")
     return 0
 

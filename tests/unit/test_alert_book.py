@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -178,6 +179,29 @@ def test_a_changed_rule_ends_its_alerts() -> None:
 
 # --- any cut, interleaving and repeat of the sources' messages gives the same transitions -----------------------
 
+def cut_and_interleaved(rng: random.Random, steps: list[Any], until: float) -> list[tuple[str, float, list[Any]]]:
+    """Each source's steps (``step[1]``: a station) cut into messages at random times up to ``until``, some
+    repeated later (as after a crash upstream), the sources' messages interleaved at random."""
+    per_source = {}
+    for source in SOURCES:
+        mine = [s for s in steps if SOURCE_OF[s[1]] == source]
+        cuts = sorted({rng.choice([s[0] for s in mine]) + rng.choice([0.0, 5.0]) for _ in range(3)} if mine else set())
+        messages, start = [], -math.inf
+        for cut in [*cuts, until]:
+            if cut > start:
+                messages.append((source, cut, [s for s in mine if start <= s[0] < cut]))
+                start = cut
+        repeated = list(messages)
+        for _ in range(rng.randrange(3)):
+            i = rng.randrange(len(messages))
+            repeated.insert(rng.randrange(i + 1, len(repeated) + 1), messages[i])
+        per_source[source] = repeated
+    interleaved = []
+    while any(per_source.values()):
+        interleaved.append(per_source[rng.choice([s for s, q in per_source.items() if q])].pop(0))
+    return interleaved
+
+
 def _oracle(steps: list[tuple[float, str, int, str, int, int]], until: float, keep: float
             ) -> list[tuple[str, float, str]]:
     """(area, time, transition) of the no-VSAV rule, from the step function of each area's sum (stations that
@@ -219,27 +243,8 @@ def test_any_cut_interleaving_and_repeat_gives_the_oracles_transitions(
     rng = random.Random(seed)
     steps = sorted({(t * 10.0, s): vsav(t * 10.0, s, n) for t, s, n in raw}.values())  # one value per instant
     until = 700.0
-    per_source: dict[str, list[tuple[str, float, list]]] = {}  # type: ignore[type-arg]
-    for source in SOURCES:
-        mine = [s for s in steps if SOURCE_OF[s[1]] == source]
-        cuts = sorted({rng.choice([s[0] for s in mine]) + rng.choice([0.0, 5.0]) for _ in range(3)} if mine else set())
-        messages, start = [], -math.inf
-        for cut in [*cuts, until]:
-            if cut > start:
-                messages.append((source, cut, [s for s in mine if start <= s[0] < cut]))
-                start = cut
-        repeated = list(messages)
-        for _ in range(rng.randrange(3)):  # repeats, as after a crash upstream
-            i = rng.randrange(len(messages))
-            repeated.insert(rng.randrange(i + 1, len(repeated) + 1), messages[i])
-        per_source[source] = repeated
-    interleaved = []
-    queues = {s: list(m) for s, m in per_source.items()}
-    while any(queues.values()):
-        source = rng.choice([s for s, q in queues.items() if q])
-        interleaved.append(queues[source].pop(0))
     book = AlertBook(NO_VSAV, REF, SOURCES)
-    feed(book, interleaved)
+    feed(book, cut_and_interleaved(rng, steps, until))
     got = [(t[1].split("/")[0], t[2], t[3]) for t in transitions(book)]
     assert sorted(got, key=lambda x: (x[1], x[0], x[2] != "pending")) == _oracle(steps, until, 120.0)
 
@@ -329,24 +334,9 @@ def test_units_timers_give_the_oracles_transitions_whatever_the_cut_interleaving
     rng = random.Random(seed)
     steps = sorted({(t * 10.0, v): unit(t * 10.0, v, status, "I1") for t, v, status in raw}.values())
     until = 1000.0
-    per_source: dict[str, list[tuple[str, float, list[UnitStep]]]] = {}
-    for source in SOURCES:
-        mine = [s for s in steps if SOURCE_OF[s[1]] == source]
-        cuts = sorted({rng.choice([s[0] for s in mine]) + rng.choice([0.0, 5.0]) for _ in range(3)} if mine else set())
-        messages, start = [], -math.inf
-        for cut in [*cuts, until]:
-            if cut > start:
-                messages.append((source, cut, [s for s in mine if start <= s[0] < cut]))
-                start = cut
-        for _ in range(rng.randrange(3)):  # repeats, as after a crash upstream
-            i = rng.randrange(len(messages))
-            messages.insert(rng.randrange(i + 1, len(messages) + 1), messages[i])
-        per_source[source] = messages
     book = AlertBook(ON_SCENE, REF, SOURCES)
-    queues = {s: list(m) for s, m in per_source.items()}
     taken = []
-    while any(queues.values()):
-        source, until_, units = queues[rng.choice([s for s, q in queues.items() if q])].pop(0)
+    for source, until_, units in cut_and_interleaved(rng, steps, until):
         book.take(source, until_, [], units)
         book.settle()
         taken += transitions(book)  # stored before the state is (as the engine does)
@@ -360,7 +350,7 @@ def test_units_timers_give_the_oracles_transitions_whatever_the_cut_interleaving
 
 # --- an intervention waiting for a unit; a surge of calls in an area --------------------------------------------
 
-UNASSIGNED = rules('''
+WAITING_5MIN = '''
 [[rule]]
 name = "waiting-5min"
 measure = "unassigned_minutes"
@@ -369,7 +359,8 @@ fire_at = 5
 clear_at = 0
 severity = "critical"
 message = "{intervention} ({nature}, {sector}) waited {value} min"
-''')
+'''
+UNASSIGNED = rules(WAITING_5MIN)
 CALLS = ("interventions/0", "interventions/1")
 
 

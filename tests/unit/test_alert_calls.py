@@ -24,19 +24,11 @@ from streams.processors.interventions import InterventionEngine
 from streams.processors.stations import PROCESSOR as STATIONS
 from streams.processors.stations import StationEngine
 from tests.helpers import NO_VSAV_IN_AREA, T0, iev, vev
+from tests.unit.test_alert_book import WAITING_5MIN
 from tests.unit.test_alert_chain import HOME, LATENESS, REF, Rows, alert_rows
 from tests.unit.test_disorder import deliver
 
-RULES = NO_VSAV_IN_AREA + '''
-[[rule]]
-name = "waiting-5min"
-measure = "unassigned_minutes"
-scope = "intervention"
-fire_at = 5
-clear_at = 0
-severity = "critical"
-message = "{intervention} ({nature}, {sector}) waited {value} min"
-'''
+RULES = NO_VSAV_IN_AREA + WAITING_5MIN
 CALLS = [  # (seconds after T0, intervention, lifecycle)
     (10, "I1", "opened"), (20, "I2", "opened"), (30, "I3", "opened"), (40, "I4", "opened"), (200, "I3", "closed"),
     (250, "I1", "updated"), (1000, "I5", "opened"), (1000, "I6", "opened"), (1000, "I7", "opened"),
