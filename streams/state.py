@@ -258,6 +258,9 @@ class StationState:
     # the newest event time of the people evicted off duty: an older event for someone unknown is stale
     # (it could be one of theirs, beyond the lateness), never a new person
     evicted_until: float = NO_TIME
+    # units' changes of status not sealed yet whose timeline entries the cap dropped (a vehicle's burst between
+    # two seals: on the batch path, a chunk's worth): final already (nothing can be placed before them)
+    unit_backlog: list[UnitStep] = field(default_factory=list)
 
     @classmethod
     def new(cls, station_id: str, reference: Reference, window_seconds: int) -> StationState:
@@ -306,6 +309,8 @@ class StationState:
         else:
             self._rederive(v, at, (t, eid, event.status._value_, iid, lat, lon), out, version)
         if len(timeline) > 2:
+            if len(timeline) > TIMELINE_CAP:
+                self._keep_changes_dropped(v, sealed)
             trim(timeline, sealed, TIMELINE_CAP)
         out.vehicle_rows.append(v.row(self.station_id, self.area, version))
         out.outcomes["applied"] += 1
@@ -480,8 +485,22 @@ class StationState:
     def seal(self, watermark: float, out: StationOutput, crewing: Crewing, max_fill_windows: int = 44_640) -> None:
         if out.unit_steps is not None:
             self.unit_steps(watermark, out.unit_steps)
+        elif self.unit_backlog:  # nobody reads them
+            self.unit_backlog = [u for u in self.unit_backlog if u[0] >= watermark]
         self.windows.seal(watermark, self.station_id, self.area, max_fill_windows, out.window_rows, crewing,
                           out.staff_window_rows, out.steps)
+
+    def _keep_changes_dropped(self, v: VehicleState, sealed: float | None) -> None:
+        """Before the cap trims a timeline: the changes of status it drops, or makes its first entry (which
+        :meth:`unit_steps` takes as the state at the horizon), that are not sealed yet, kept for the next seal."""
+        timeline = v.timeline
+        lo = NO_TIME if sealed is None else sealed
+        for i in range(1, len(timeline) - TIMELINE_CAP + 1):
+            e, before = timeline[i], timeline[i - 1]
+            if e[0] >= lo and e[STATE_AT] is not None and (
+                    e[STATE_AT + 1] == e[0] or e[STATE_AT + 4] != before[STATE_AT + 4]):
+                self.unit_backlog.append((e[0], self.station_id, v.vehicle_id, e[STATE_AT],
+                                          e[STATE_AT + 4] or e[3] or ""))
 
     def unit_steps(self, until: float, steps: list[UnitStep]) -> None:
         """The units' changes of status that sealing up to ``until`` makes final (from the windows' sealed time:
@@ -491,6 +510,9 @@ class StationState:
         lo = NO_TIME if sealed is None else sealed
         if until <= lo:
             return
+        if self.unit_backlog:
+            steps += [u for u in self.unit_backlog if u[0] < until]
+            self.unit_backlog = [u for u in self.unit_backlog if u[0] >= until]
         for v in self.vehicles.values():
             timeline = v.timeline
             if timeline[-1][0] < lo:
@@ -514,6 +536,7 @@ class StationState:
             "r": self.records,
             "n": self.newest_event_time,
             "ev": self.evicted_until,
+            **({"ub": [list(u) for u in self.unit_backlog]} if self.unit_backlog else {}),
         }
 
     @classmethod
@@ -527,4 +550,5 @@ class StationState:
             int(d.get("r", 0)),
             float(d.get("n", NO_TIME)),
             float(d.get("ev", NO_TIME)),
+            [(float(t), str(s), str(v), str(st), str(i)) for t, s, v, st, i in d.get("ub", [])],
         )

@@ -276,7 +276,8 @@ def _engine(ctx: EngineContext) -> InterventionEngine:
                               skip_applied_offsets=ctx.live, time_bound=ctx.time_bound,
                               idle_s=s.intervention_idle_hours * 3600,
                               publish_steps=s.alert_rules.exists(),  # no rules file: alerts off, nothing to publish
-                              eviction_interval_s=s.intervention_eviction_interval_s)
+                              # the batch path evicts at every tick (each chunk), as it always did
+                              eviction_interval_s=s.intervention_eviction_interval_s if ctx.live else 0.0)
 
 
 def _tick_every(settings: Settings) -> float:

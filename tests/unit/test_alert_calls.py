@@ -6,6 +6,7 @@ restarts, and on the batch path."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,28 @@ def test_the_batch_path_gives_the_same_alerts(tmp_path: Path) -> None:
     recs = [rec for _, _, rec in sorted(records(), key=lambda r: (r[0], r[1]))]
     asyncio.run(runner.run(recs, chunk_events=4))
     assert alert_rows(writer.rows) == EXPECTED
+
+
+def test_every_change_of_status_is_published_even_past_the_timeline_cap() -> None:
+    """The batch path seals once per chunk: a unit with more changes in one chunk than a timeline keeps
+    (``TIMELINE_CAP``) still has each published once, in order, across a restart of the state."""
+    from streams.state import TIMELINE_CAP
+
+    statuses = ["dispatched", "en_route", "on_scene", "available_on_radio"]
+    n = TIMELINE_CAP * 2 + 5
+    evs = [vev("V1", statuses[i % 4], T0 + 60 * i, None if i % 4 == 3 else f"I{i // 4}", event_id=f"e{i:04d}",
+               station="S1") for i in range(n)]
+    recs = [Record("vehicle-status", partition_for(b"S1", 4), i, b"S1", ev.model_dump_json().encode())
+            for i, ev in enumerate(evs)]
+    codec = STATIONS.states[0]
+    store: dict[str, Any] = {"stations": {}}
+    published = []
+    for batch in (recs[:TIMELINE_CAP + 30], recs[TIMELINE_CAP + 30:]):
+        engine = StationEngine(REF, 60, LATENESS, publish_steps=True)  # a restart: a new engine, the saved state
+        store["stations"] = {k: codec.loads(codec.dumps(v)) for k, v in store["stations"].items()}
+        result = engine.process(batch, store)
+        published += [tuple(u[:4]) for m in result.messages for part in json.loads(m.value)["parts"]
+                      for u in part.get("units", [])]
+    sealed = T0 + 60 * (n - 1) - LATENESS
+    assert published == [(ev.event_time.timestamp(), "S1", "V1", ev.status.value) for ev in evs
+                         if ev.event_time.timestamp() < sealed]
