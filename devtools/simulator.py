@@ -19,6 +19,11 @@ needing ``MAJOR_NEEDS`` (thirty VSAV and four FPT, as for many casualties), serv
 units like any call — its area runs out of VSAV for a while, which is what the capacity alerts are for. They
 are drawn from a random stream of their own.
 
+Delays (``delays=True``, the default), drawn from a random stream of their own: a few non-urgent calls wait for
+their unit (``DEFERRED_SHARE`` of priority-3 calls are dispatched 6 to 15 minutes late: a deferred dispatch), and a
+few ambulances wait at a saturated emergency department (``HOSPITAL_DELAY_SHARE`` of hospital stays last 50 to 90
+minutes) — what the alerts on interventions waiting for a unit and on units stuck in a status are for.
+
 The same seed and start time give the same events, ids included.
 """
 
@@ -71,6 +76,8 @@ ON_SCENE_MIN = {InterventionNature.RESCUE_TO_PERSON: (20, 45), InterventionNatur
                 InterventionNature.FIRE: (40, 150), InterventionNature.HAZMAT: (60, 180),
                 InterventionNature.OTHER: (15, 40)}
 HOSPITALS = [(48.8375, 2.3650), (48.8895, 2.3436), (48.8504, 2.2900), (48.8710, 2.4000), (48.8210, 2.3480)]
+DEFERRED_SHARE = 0.04  # of priority-3 calls: dispatched 6 to 15 minutes late
+HOSPITAL_DELAY_SHARE = 0.04  # of hospital stays: 50 to 90 minutes (a saturated emergency department)
 
 
 @dataclass(order=True)
@@ -114,7 +121,7 @@ class Simulator:
                  annual_interventions: int = ANNUAL_INTERVENTIONS, out_of_service_per_day: float = 0.08,
                  crews: bool = True, shift_hour: int = 7, staffing_ratio: float = 0.75, absence_rate: float = 0.06,
                  unavailable_per_person_day: float = 0.15, zone: str = "Europe/Paris",
-                 major_incidents_per_day: float = 0.0) -> None:
+                 major_incidents_per_day: float = 0.0, delays: bool = True) -> None:
         self.ref = reference
         self.zone = ZoneInfo(zone)
         self.rng = random.Random(seed)
@@ -123,6 +130,7 @@ class Simulator:
         self.oos_per_s = out_of_service_per_day / 86400.0
         self.major_per_s = major_incidents_per_day / 86400.0
         self.major_rng = random.Random(f"major-{seed}")  # its own stream: without majors, the same events
+        self.delay_rng = random.Random(f"delays-{seed}") if delays else None  # its own stream too
         self.stations = list(reference.stations.values())
         self.available: dict[str, set[str]] = {}  # "station|type" -> available vehicle ids
         self.vehicle_pos: dict[str, tuple[float, float]] = {}
@@ -374,6 +382,8 @@ class Simulator:
                 continue
             units.append(vid)
         dispatch_t = t + self.rng.uniform(30, 90)
+        if self.delay_rng is not None and info["priority"] == 3 and self.delay_rng.random() < DEFERRED_SHARE:
+            dispatch_t += self.delay_rng.uniform(6, 15) * 60  # a deferred dispatch: no unit for a while
         info["remaining"] = len(units)
         if not units:
             self._push(dispatch_t + 600, "close", info=info)
@@ -453,7 +463,10 @@ class Simulator:
             self._push(t + rng.uniform(8, 20) * 60, "at_hospital", vid=vid, info=info, hospital=hospital)
         elif a.kind == "at_hospital":
             yield self._vehicle_event(t, vid, VehicleStatus.AT_HOSPITAL, iid, d["hospital"])
-            self._push(t + rng.uniform(15, 35) * 60, "returning", vid=vid, info=None, after_hospital=True)
+            stay = rng.uniform(15, 35) * 60
+            if self.delay_rng is not None and self.delay_rng.random() < HOSPITAL_DELAY_SHARE:
+                stay = self.delay_rng.uniform(50, 90) * 60  # waiting to hand the patient over
+            self._push(t + stay, "returning", vid=vid, info=None, after_hospital=True)
         elif a.kind == "returning":
             yield self._vehicle_event(t, vid, VehicleStatus.RETURNING, iid, None)
             if info is not None:

@@ -252,7 +252,8 @@ def test_wall_screen_firing_alerts(run, selection: str) -> None:  # type: ignore
     stored = sorted((r[0], r[1], ts(r[2]), r[3], float(r[4])) for r in rows(
         eng, "alerts", "SELECT rule, scope_key, at, transition, value FROM alerts FINAL"))
     assert stored == want
-    assert {"staffed-vsav-below-30pct", "station-without-vsav"} <= {w[0] for w in want}
+    assert {"staffed-vsav-below-30pct", "station-without-vsav", "at-hospital-over-45min",
+            "intervention-without-unit"} <= {w[0] for w in want}
     rank = {"cancelled": 0, "resolved": 0, "pending": 1, "firing": 2}
     latest: dict[tuple[str, str], tuple[float, int, str]] = {}
     for rule, key, at, transition, _ in want:

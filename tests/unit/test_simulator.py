@@ -131,3 +131,38 @@ def test_major_incidents_engage_thirty_vsav_in_one_area_and_come_from_their_own_
     # until the first major incident, the events are those of the same seed without any
     first = next(i for i, e in enumerate(majors) if e.topic == "interventions" and e.event.intervention_id == big[0])
     assert [e.event for e in majors[:first]] == [e.event for e in plain[:first]]
+
+
+def _waits_and_stays(events: list) -> tuple[list[tuple[float, int]], list[float]]:  # type: ignore[type-arg]
+    """Calls waiting more than 5 minutes for their first dispatch (minutes, priority); minutes at hospital."""
+    opened = {e.event.intervention_id: e.event for e in events
+              if e.topic == "interventions" and e.event.lifecycle.value == "opened"}
+    first: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    stays = []
+    for e in events:
+        ev = e.event
+        if e.topic != "vehicle-status":
+            continue
+        t = ev.event_time.timestamp()
+        if ev.status.value == "dispatched":
+            first.setdefault(ev.intervention_id, t)
+        elif ev.status.value == "at_hospital":
+            arrived[ev.vehicle_id] = t
+        elif ev.vehicle_id in arrived:
+            stays.append((t - arrived.pop(ev.vehicle_id)) / 60)
+    waits = [((first[i] - o.event_time.timestamp()) / 60, o.priority) for i, o in opened.items() if i in first]
+    return [(w, p) for w, p in waits if w > 5], stays
+
+
+def test_delays_a_few_non_urgent_calls_wait_and_a_few_ambulances_at_hospital() -> None:
+    """What the alerts on interventions waiting for a unit and units stuck at hospital have to see in make run;
+    without delays (``delays=False``), neither."""
+    waits, stays = _waits_and_stays(day(6))
+    assert 5 <= len(waits) <= 40  # ~4 % of ~450 priority-3 calls
+    assert all(p == 3 and 6 <= w <= 16.5 for w, p in waits)
+    long = [s for s in stays if s > 45]
+    assert 5 <= len(long) <= 0.1 * len(stays) and all(50 <= s <= 90 for s in long)
+    plain = list(Simulator(REF, seed=6, start=START, delays=False).events(86400))
+    waits, stays = _waits_and_stays(plain)
+    assert not waits and max(stays) <= 35
