@@ -31,7 +31,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from schemas.alert_rules import Measure, Rule, Scope
 from schemas.reference import Reference
@@ -403,8 +403,13 @@ class AlertBook:
         scope = self.scopes.get((rule_name, f"{self.fleet[vehicle][0]}/{vehicle}")) if vehicle in self.fleet else None
         if unit is None or scope is None or unit[1] != since or scope.rule.status != unit[0]:
             return
-        self.served[(rule_name, scope.key)] = unit[2]
-        self._alert(scope).observe(max(deadline, self.clock), scope.rule.fire_at)
+        alert, key = self._alert(scope), (rule_name, scope.key)
+        # the transitions so far are of the previous episode, and of the intervention it served (a batch's
+        # transitions are taken after several episodes of one unit)
+        alert.changes = [c if c.context is not None else replace(c, context=self.served.get(key, ""))
+                         for c in alert.changes]
+        self.served[key] = unit[2]
+        alert.observe(max(deadline, self.clock), scope.rule.fire_at)
 
     def _alert(self, scope: _Scope) -> Alert:
         k = (scope.rule.name, scope.key)
@@ -421,8 +426,9 @@ class AlertBook:
                 continue
             scope = self.scopes[(name, key)]
             rule = scope.rule
-            fields = scope.fields(self.served.get((name, key), ""))
+            served = self.served.get((name, key), "")
             for change in alert.take():
+                fields = scope.fields(served if change.context is None else change.context)
                 out.append(Transition(rule, key, scope.area, scope.station, scope.subject, change,
                                       rule.render(change.value, **fields)))
         out.sort(key=lambda tr: (tr.change.at, tr.rule.name, tr.scope_key))

@@ -77,6 +77,7 @@ class Change:
     at: float
     transition: Transition
     value: float
+    context: str | None = None  # what the caller says of its scope then (a unit's intervention), once said
 
 
 class StaleObservation(ValueError):

@@ -290,6 +290,23 @@ def test_a_unit_on_scene_too_long_fires_at_its_deadline_without_any_further_stat
                                   "V1 (S1, VSAV) on scene of I1 for 7.5 min")]
 
 
+def test_two_episodes_of_a_unit_taken_at_once_name_their_own_intervention() -> None:
+    """The batch path takes a chunk's transitions at once: each episode's message names the intervention the unit
+    served then, not the latest."""
+    book = AlertBook(ON_SCENE, REF, SOURCES)
+    book.take("stations/1", 5000, [])
+    book.take("stations/0", 2000, [], [unit(0, "V1", "on_scene", "I1"), unit(300, "V1", "returning", "I1"),
+                                       unit(400, "V1", "on_scene", "I2"), unit(700, "V1", "returning", "I2")])
+    book.settle()
+    assert [(t[2], t[3], t[5]) for t in transitions(book)] == [
+        (180, "pending", "V1 (S1, VSAV) on scene of I1 for 3 min"),
+        (180, "firing", "V1 (S1, VSAV) on scene of I1 for 3 min"),
+        (300, "resolved", "V1 (S1, VSAV) on scene of I1 for 5 min"),
+        (580, "pending", "V1 (S1, VSAV) on scene of I2 for 3 min"),
+        (580, "firing", "V1 (S1, VSAV) on scene of I2 for 3 min"),
+        (700, "resolved", "V1 (S1, VSAV) on scene of I2 for 5 min")]
+
+
 def test_a_units_timer_survives_a_restart() -> None:
     book = AlertBook(ON_SCENE, REF, SOURCES)
     book.take("stations/1", 5000, [])
