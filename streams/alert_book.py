@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from schemas.alert_rules import Measure, Rule, Scope
@@ -42,6 +42,7 @@ from streams.windows import STAFF_STEP, VEHICLE_STEP, Step
 # UNIT_STEP, vehicle, status, intervention), an intervention opened (time, area, OPENED_STEP, intervention, sector,
 # nature) or closed (time, "", CLOSED_STEP, intervention, "", ""); the steps of one instant apply in kind order
 UNIT_STEP, OPENED_STEP, CLOSED_STEP = 2, 3, 4
+CHUNK_STEPS = 4000  # waiting steps per changelog record (~200 kB)
 ENGAGED = frozenset({"dispatched", "en_route", "on_scene", "transporting", "at_hospital"})
 #: an intervention waiting for a unit this long (no unit, never closed: a feed's gap) is forgotten, its alerts end
 CALL_EXPIRY_S = 72 * 3600.0
@@ -148,6 +149,10 @@ class AlertBook:
         self.dirty: set[tuple[str, str]] = set()  # baselines changed since the caller stored them
         self.sources: dict[str, float] = dict.fromkeys(sources, -math.inf)  # source -> its last ``until``
         self.waiting: list[Step] = []  # a heap: steps after the clock
+        self.fresh: list[Step] = []  # steps taken since the last waiting_chunks()
+        self.chunks: dict[int, float] = {}  # the waiting steps' chunks stored: number -> newest step time
+        self.chunk_data: dict[int, list[list[object]]] = {}  # and what they hold
+        self.next_chunk = 0
         self.clock = -math.inf
         self.late = 0  # steps older than the clock (a source heard from late): applied at the clock
 
@@ -201,21 +206,43 @@ class AlertBook:
             return
         if last == math.inf:
             last = -math.inf  # its first data
-        for step in steps:
-            if step[0] >= last:
-                heapq.heappush(self.waiting, step)
+        new: list[Step] = [step for step in steps if step[0] >= last]
         if self.wants_units:
-            for t, station, vehicle, status, iid in units:
-                if t >= last:
-                    heapq.heappush(self.waiting, (t, station, UNIT_STEP, vehicle, str(status), iid))
+            new += [(t, station, UNIT_STEP, vehicle, str(status), iid)  # type: ignore[misc]
+                    for t, station, vehicle, status, iid in units if t >= last]
         if self.unassigned or self.surges:
-            for t, iid, sector, nature, lat, lon in opened:
-                if t >= last:
-                    heapq.heappush(self.waiting, (t, self.area_of(lat, lon), OPENED_STEP, iid, sector, str(nature)))
-            for t, iid in closed:
-                if t >= last:
-                    heapq.heappush(self.waiting, (t, "", CLOSED_STEP, iid, "", ""))
+            new += [(t, self.area_of(lat, lon), OPENED_STEP, iid, sector, str(nature))  # type: ignore[misc]
+                    for t, iid, sector, nature, lat, lon in opened if t >= last]
+            new += [(t, "", CLOSED_STEP, iid, "", "") for t, iid in closed if t >= last]  # type: ignore[misc]
+        for step in new:
+            heapq.heappush(self.waiting, step)
+        self.fresh += new
         self.sources[source] = max(last, until)
+
+    def take_fresh(self, steps: Sequence[Step]) -> None:
+        """Steps another book (of rules since replaced) took and had not stored yet."""
+        for step in steps:
+            heapq.heappush(self.waiting, step)
+        self.fresh += steps
+
+    def waiting_chunks(self) -> dict[int, list[list[object]] | None]:
+        """What changed in the steps waiting for the clock, for a changelog: the steps taken since the last call
+        (and not applied yet) as new chunks of at most ``CHUNK_STEPS``, and None for each chunk whose steps are
+        all applied (a tombstone). They are kept out of :meth:`to_dict`: while a worker catches up a backlog,
+        sources progress unevenly and the steps waiting can weigh megabytes — a state record is rewritten at
+        every change, a chunk is written once."""
+        out: dict[int, list[list[object]] | None] = {}
+        fresh = [list(s) for s in self.fresh if s[0] >= self.clock]
+        self.fresh = []
+        for i in range(0, len(fresh), CHUNK_STEPS):
+            chunk = fresh[i:i + CHUNK_STEPS]
+            out[self.next_chunk] = self.chunk_data[self.next_chunk] = chunk
+            self.chunks[self.next_chunk] = max(float(s[0]) for s in chunk)  # type: ignore[arg-type]
+            self.next_chunk += 1
+        for seq in [seq for seq, newest in self.chunks.items() if newest < self.clock]:
+            del self.chunks[seq], self.chunk_data[seq]
+            out[seq] = None
+        return out
 
     def area_of(self, lat: float, lon: float) -> str:
         """The area of the station nearest to a place (equirectangular distance: stations are near)."""
@@ -237,8 +264,9 @@ class AlertBook:
 
     def advance(self, now: float) -> None:
         """Apply the steps older than ``now`` in time order (simultaneous ones as one; the units' deadlines after
-        the steps of their instant), then pass the alerts' deadlines."""
-        if now <= self.clock:
+        the steps of their instant), then pass the alerts' deadlines. Steps older than the clock (a source heard
+        late) are applied at the clock, even when it does not move: none older than it is left waiting."""
+        if now < self.clock:
             return
         waiting, deadlines = self.waiting, self.deadlines
         while True:
@@ -374,6 +402,9 @@ class AlertBook:
                 if alert is not None and alert.on:
                     alert.observe(at, round((t - old[1]) / 60.0, 1))  # the time it spent there: the worst value
                     alert.observe(at, 0.0)
+        if status not in self.timed:
+            self.units.pop(vehicle, None)  # only the units in a status with a timer are kept
+            return
         self.units[vehicle] = (status, t, intervention)
         for rule in self.timed.get(status, ()):
             if (rule.name, f"{station}/{vehicle}") in self.scopes:
@@ -432,12 +463,19 @@ class AlertBook:
                 out.append(Transition(rule, key, scope.area, scope.station, scope.subject, change,
                                       rule.render(change.value, **fields)))
         out.sort(key=lambda tr: (tr.change.at, tr.rule.name, tr.scope_key))
-        for rule in self.unassigned:  # interventions no longer waiting whose alert is over leave the book
-            for key in [k for (n, k), a in self.alerts.items() if n == rule.name and a.phase is Phase.INACTIVE
-                        and k not in self.calls]:
-                del self.alerts[(rule.name, key)]
-                self.scopes.pop((rule.name, key), None)
+        self._forget_quiet_alerts()
         return out
+
+    def _forget_quiet_alerts(self) -> None:
+        """A unit's or an intervention's alert with nothing going on (inactive, condition off) leaves the book: it
+        starts afresh if needed (an intervention's scope goes too, once it no longer waits)."""
+        quiet = [k for k, a in self.alerts.items() if a.phase is Phase.INACTIVE and not a.on and not a.changes
+                 and self.scopes[k].rule.scope in (Scope.UNIT, Scope.INTERVENTION)]
+        for k in quiet:
+            del self.alerts[k]
+            self.served.pop(k, None)
+            if self.scopes[k].rule.scope is Scope.INTERVENTION and k[1] not in self.calls:
+                del self.scopes[k]
 
     def retire(self, rules: Sequence[Rule]) -> list[Transition]:
         """Before a new set of rules replaces these: the alerts of a rule removed or changed end at the clock
@@ -458,7 +496,8 @@ class AlertBook:
         return {
             "c": self.clock if self.clock > -math.inf else None,
             "s": {k: (None if v == math.inf else v) for k, v in self.sources.items() if v > -math.inf},
-            "w": [list(s) for s in self.waiting],
+            "wk": [[seq, newest] for seq, newest in self.chunks.items()],  # the waiting steps: waiting_chunks()
+            "nc": self.next_chunk,
             "v": [[n, k, scope.values] for (n, k), scope in self.scopes.items() if scope.values],
             "a": [[n, k, a.to_list()] for (n, k), a in self.alerts.items()],
             "l": self.late,
@@ -473,12 +512,21 @@ class AlertBook:
             "sk": [[n, area, w, c] for n, counts in self.surge_counts.items() for (area, w), c in counts.items()],
         }
 
-    def restore(self, doc: dict[str, object]) -> None:
+    def restore(self, doc: dict[str, object], chunks: Mapping[int, list[list[object]] | None] | None = None
+                ) -> None:
         """Back to a state of :meth:`to_dict` (a rule since removed or changed starts afresh)."""
         self.clock = -math.inf if doc["c"] is None else float(doc["c"])  # type: ignore[arg-type]
         for k, v in doc["s"].items():  # type: ignore[attr-defined]
             self.sources[str(k)] = math.inf if v is None else float(v)
-        self.waiting = [tuple(s) for s in doc["w"]]  # type: ignore[attr-defined, misc]
+        stored = chunks if chunks is not None else {}
+        self.next_chunk = int(doc.get("nc", 0))  # type: ignore[call-overload]
+        for seq, newest in doc.get("wk", []):  # type: ignore[attr-defined]
+            data = stored.get(int(seq))
+            if data is None:
+                raise ValueError(f"the alert book's waiting steps, chunk {seq}, are missing from its state")
+            self.chunks[int(seq)], self.chunk_data[int(seq)] = float(newest), data
+            self.waiting += [tuple(s) for s in data if float(s[0]) >= self.clock]  # type: ignore[misc, arg-type]
+        self.waiting += [tuple(s) for s in doc.get("w", [])]  # type: ignore[attr-defined, misc]  # an older state
         heapq.heapify(self.waiting)
         for name, key, values in doc["v"]:  # type: ignore[attr-defined]
             scope = self.scopes.get((name, key))

@@ -50,11 +50,12 @@ ALERTS_TOPIC = "alerts"  # every transition, for consumers outside Vigie (schema
 BOOKS = "alert-book"  # the state table: BOOK_KEY -> the book (its to_dict() once recovered); surge baselines
 BOOK_KEY = "book"
 BASELINE_KEY = "surge/{rule}/{area}"  # a surge rule's usual counts in one area (changed every window, not the book)
+CHUNK_KEY = "waiting/{seq}"  # a chunk of the steps waiting for the book's clock (AlertBook.waiting_chunks)
 CALL_MEASURES = frozenset({Measure.UNASSIGNED_MINUTES, Measure.SURGE})  # the measures on interventions
 
 
-def _dumps(book: AlertBook | SurgeBaseline | dict[str, object]) -> bytes:
-    return json.dumps(book if isinstance(book, dict) else book.to_dict(), separators=(",", ":")).encode()
+def _dumps(book: AlertBook | SurgeBaseline | dict[str, object] | list[Any]) -> bytes:
+    return json.dumps(book if isinstance(book, dict | list) else book.to_dict(), separators=(",", ":")).encode()
 
 
 def _loads(raw: bytes) -> dict[str, object]:
@@ -114,7 +115,8 @@ class AlertEngine:
         held = store.get(BOOK_KEY)
         if isinstance(held, dict):  # recovered (at start, or the partition assigned again)
             self.book = self._new_book()
-            self.book.restore(held)
+            chunks = {int(seq): store.get(CHUNK_KEY.format(seq=seq)) for seq, _ in held.get("wk", [])}
+            self.book.restore(held, chunks)
             for (rule, area) in self.book.baselines:
                 saved = store.get(BASELINE_KEY.format(rule=rule, area=area))
                 if isinstance(saved, dict):
@@ -225,7 +227,8 @@ class AlertEngine:
         self.rules = rules
         self.ended += self.book.retire(rules)  # alerts of a rule removed or changed end now
         book = self._new_book()
-        book.restore(self.book.to_dict())
+        book.restore(self.book.to_dict(), self.book.chunk_data)
+        book.take_fresh(self.book.fresh)  # taken since the last chunks: not stored yet
         for k in book.baselines.keys() & self.book.baselines.keys():
             book.baselines[k] = self.book.baselines[k]
         self.book = store[BOOK_KEY] = book
@@ -238,6 +241,8 @@ class AlertEngine:
         result.messages += [_notice(row) for row in rows]
         if self.partition >= 0 and (changed or transitions):
             result.mark(BOOKS, BOOK_KEY, self.partition)
+        if self.partition >= 0:
+            self._store_waiting(self.store, result)
         if self.partition >= 0 and self.book.dirty:
             store = self.store
             for rule, area in sorted(self.book.dirty):
@@ -251,6 +256,18 @@ class AlertEngine:
         if self.book.clock > -math.inf:
             result.newest_event_time = self.book.clock
         return result
+
+
+    def _store_waiting(self, store: MutableMapping[str, Any], result: BatchResult) -> None:
+        """The waiting steps' new chunks and the tombstones of those applied (keys of their own: see
+        :meth:`AlertBook.waiting_chunks`)."""
+        for seq, chunk in self.book.waiting_chunks().items():
+            key = CHUNK_KEY.format(seq=seq)
+            if chunk is None:
+                store.pop(key, None)
+            else:
+                store[key] = chunk
+            result.mark(BOOKS, key, self.partition)
 
 
 def _row(tr: Transition) -> AlertRow:

@@ -48,6 +48,12 @@ def vsav(t: float, station: str, available: int, staffed: int = -1) -> tuple[flo
     return (t, station, 0, "VSAV", available, staffed)
 
 
+def saved(book: AlertBook) -> tuple[dict[str, object], dict[int, list[list[object]]]]:
+    """The book as its changelog holds it: its state, and the chunks of its waiting steps."""
+    book.waiting_chunks()
+    return book.to_dict(), dict(book.chunk_data)
+
+
 def transitions(book: AlertBook) -> list[tuple[str, str, float, str, float, str]]:
     return [(tr.rule.name, tr.scope_key, tr.change.at, tr.change.transition.value, tr.change.value, tr.message)
             for tr in book.transitions()]
@@ -156,7 +162,7 @@ def test_the_state_round_trips_mid_stream() -> None:
     feed(first, messages[:3])
     got = transitions(first)
     restarted = AlertBook(NO_VSAV, REF, SOURCES)
-    restarted.restore(first.to_dict())
+    restarted.restore(*saved(first))
     feed(restarted, messages[2:])  # the message before the crash comes again
     assert got + transitions(restarted) == transitions(whole)
     assert transitions(whole) == []  # taken
@@ -172,7 +178,7 @@ def test_a_changed_rule_ends_its_alerts() -> None:
     ended = book.retire(looser)
     assert [(tr.scope_key, tr.change.at, tr.change.transition.value) for tr in ended] == [("A/VSAV", 300, "resolved")]
     fresh = AlertBook(looser, REF, SOURCES)
-    fresh.restore(book.to_dict())
+    fresh.restore(*saved(book))
     feed(fresh, [("stations/0", 800, []), ("stations/1", 800, [])])
     assert transitions(fresh) == []  # values kept (A still has none) but no new observation: a new episode waits
 
@@ -313,7 +319,7 @@ def test_a_units_timer_survives_a_restart() -> None:
     book.take("stations/0", 750, [], [unit(700, "V2", "on_scene", "I7")])
     book.settle()
     fresh = AlertBook(ON_SCENE, REF, SOURCES)
-    fresh.restore(book.to_dict())
+    fresh.restore(*saved(book))
     fresh.take("stations/0", 750, [], [unit(700, "V2", "on_scene", "I7")])  # repeated after the crash: no change
     fresh.take("stations/0", 900, [])
     fresh.settle()
@@ -359,7 +365,7 @@ def test_units_timers_give_the_oracles_transitions_whatever_the_cut_interleaving
         taken += transitions(book)  # stored before the state is (as the engine does)
         if rng.random() < 0.2:  # a restart
             fresh = AlertBook(ON_SCENE, REF, SOURCES)
-            fresh.restore(book.to_dict())
+            fresh.restore(*saved(book))
             book = fresh
     got = [(t[1].split("/")[1], t[2], t[3], t[4]) for t in taken]
     assert sorted(got, key=lambda x: (x[1], x[0], x[2] != "pending")) == _unit_oracle(steps, until)
@@ -427,13 +433,13 @@ def test_an_intervention_waiting_across_a_restart_fires_once() -> None:
     book.take("interventions/0", 100, [], (), [opened(10, "I1")])
     book.settle()
     fresh = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)
-    fresh.restore(book.to_dict())
+    fresh.restore(*saved(book))
     fresh.take("interventions/0", 100, [], (), [opened(10, "I1")])  # repeated after the crash
     fresh.take("interventions/0", 400, [])
     fresh.settle()
     assert [(t[1], t[2], t[3]) for t in transitions(fresh)] == [("I1", 310, "pending"), ("I1", 310, "firing")]
     again = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)
-    again.restore(fresh.to_dict())
+    again.restore(*saved(fresh))
     again.take("interventions/0", 900, [], (), (), [(700, "I1")])  # closed without a unit
     again.settle()
     assert [(t[1], t[2], t[3], t[4]) for t in transitions(again)] == [("I1", 700, "resolved", 11.5)]

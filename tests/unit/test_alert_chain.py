@@ -347,3 +347,35 @@ def test_an_action_is_checked_then_stored_and_one_naming_no_rule_in_force_is_a_d
     (row,) = result.rows[ALERTS.tables[1]]
     assert (row.action, row.rule, row.scope_key, row.until - row.at, row.by, row.why) == (
         "silence", "no-vsav-in-area", "A/VSAV", 7200.0, "op-1", "drill")
+
+
+def test_steps_waiting_for_a_source_behind_are_stored_in_chunks_not_in_the_book(tmp_path: Path) -> None:
+    """A worker catching up reads the sources unevenly: what waits for the one behind goes to chunk records of
+    bounded size (the book's own record stays small), and a restart from the records gives the same alerts."""
+    from streams.processors.alerts import BOOK_KEY
+
+    codec = ALERTS.states[0]
+    s1, s2, s3 = (f"stations/{partition_for(s.encode(), 4)}" for s in ("S1", "S2", "S3"))
+    ahead = [[T0 + i, "S1", 0, "VSAV", (i // 100) % 3, -1] for i in range(20_000)]  # S1 races ahead
+
+    def part(source: str, until: float, steps: list[list[Any]]) -> Record:
+        return Record("station-steps", 0, 0, b"all", json.dumps({"parts": [
+            {"source": source, "until": until, "steps": steps}]}).encode())
+
+    def run(restart: bool) -> list[tuple[Any, ...]]:
+        engine = AlertEngine(rules_file(tmp_path), REF, partitions=4)
+        store: dict[str, Any] = {}
+        first = engine.process([part(s1, T0 + 20_000, ahead), part(s2, T0 + 50, [[T0, "S2", 0, "VSAV", 0, -1]]),
+                                part(s3, T0 + 50, [[T0, "S3", 0, "VSAV", 1, -1]])], {BOOKS: store})
+        rows = list(first.rows[ALERTS.tables[0]])
+        if restart:
+            sizes = {k: len(codec.dumps(store[k])) for k in first.changed[BOOKS] if k in store}
+            assert sizes[BOOK_KEY] < 20_000 and len(sizes) >= 5 and max(sizes.values()) < 400_000
+            store = {k: codec.loads(codec.dumps(v)) for k, v in store.items()}
+            engine = AlertEngine(rules_file(tmp_path), REF, partitions=4)
+        done = engine.process([part(s2, T0 + 30_000, []), part(s3, T0 + 30_000, [])], {BOOKS: store})
+        return alert_rows(rows + list(done.rows[ALERTS.tables[0]]))
+
+    once = run(restart=False)
+    assert len(once) > 100  # area A's VSAV (S1's and S2's) at 0 every 300 s: an episode each time
+    assert run(restart=True) == once
