@@ -43,6 +43,7 @@ from streams.windows import STAFF_STEP, VEHICLE_STEP, Step
 # nature) or closed (time, "", CLOSED_STEP, intervention, "", ""); the steps of one instant apply in kind order
 UNIT_STEP, OPENED_STEP, CLOSED_STEP = 2, 3, 4
 CHUNK_STEPS = 4000  # waiting steps per changelog record (~200 kB)
+GRID_DEG = 0.05  # the cells of area_of's station grid, in degrees (about 5 km)
 ENGAGED = frozenset({"dispatched", "en_route", "on_scene", "transporting", "at_hospital"})
 #: an intervention waiting for a unit this long (no unit, never closed: a feed's gap) is forgotten, its alerts end
 CALL_EXPIRY_S = 72 * 3600.0
@@ -59,6 +60,10 @@ class Transition:
     subject: str  # the vehicle type or the qualification
     change: Change
     message: str
+
+
+def _kind(step: tuple[object, ...]) -> object:
+    return step[2]
 
 
 def threshold_of(rule: Rule) -> Threshold:
@@ -139,6 +144,9 @@ class AlertBook:
         self.surges = [r for r in self.rules if r.measure is Measure.SURGE]
         self.wants_units = bool(self.timed or self.unassigned)
         self.station_points = [(st.lat, st.lon, st.area) for _, st in sorted(reference.stations.items())]
+        self.grid: dict[tuple[int, int], list[tuple[float, float, str]]] = {}  # cell -> its stations (area_of)
+        for point in self.station_points:
+            self.grid.setdefault((int(point[0] // GRID_DEG), int(point[1] // GRID_DEG)), []).append(point)
         self.areas = sorted({st.area for st in reference.stations.values()})
         self.calls: dict[str, tuple[float, str, str, str]] = {}  # waiting for a unit: (opened, area, sector, nature)
         self.dispatched: dict[str, float] = {}  # intervention -> when a unit was first dispatched to it
@@ -150,6 +158,7 @@ class AlertBook:
         self.sources: dict[str, float] = dict.fromkeys(sources, -math.inf)  # source -> its last ``until``
         self.waiting: list[Step] = []  # a heap: steps after the clock
         self.fresh: list[Step] = []  # steps taken since the last waiting_chunks()
+        self.keep_fresh = True  # False: nobody stores the waiting steps (the batch path)
         self.chunks: dict[int, float] = {}  # the waiting steps' chunks stored: number -> newest step time
         self.chunk_data: dict[int, list[list[object]]] = {}  # and what they hold
         self.next_chunk = 0
@@ -216,7 +225,8 @@ class AlertBook:
             new += [(t, "", CLOSED_STEP, iid, "", "") for t, iid in closed if t >= last]  # type: ignore[misc]
         for step in new:
             heapq.heappush(self.waiting, step)
-        self.fresh += new
+        if self.keep_fresh:
+            self.fresh += new
         self.sources[source] = max(last, until)
 
     def take_fresh(self, steps: Sequence[Step]) -> None:
@@ -232,7 +242,7 @@ class AlertBook:
         sources progress unevenly and the steps waiting can weigh megabytes — a state record is rewritten at
         every change, a chunk is written once."""
         out: dict[int, list[list[object]] | None] = {}
-        fresh = [list(s) for s in self.fresh if s[0] >= self.clock]
+        fresh = [s for s in self.fresh if s[0] >= self.clock]
         self.fresh = []
         for i in range(0, len(fresh), CHUNK_STEPS):
             chunk = fresh[i:i + CHUNK_STEPS]
@@ -245,9 +255,17 @@ class AlertBook:
         return out
 
     def area_of(self, lat: float, lon: float) -> str:
-        """The area of the station nearest to a place (equirectangular distance: stations are near)."""
+        """The area of the station nearest to a place (equirectangular distance: stations are near). The stations
+        of the place's grid cell and the eight around it first: the nearest of them is the nearest of all when it
+        is closer than one cell (any station further out is at least that far); else every station."""
         k = math.cos(math.radians(lat))
-        return min(self.station_points, key=lambda s: (s[0] - lat) ** 2 + ((s[1] - lon) * k) ** 2)[2]
+        row, col = int(lat // GRID_DEG), int(lon // GRID_DEG)
+        near = [st for dr in (-1, 0, 1) for dc in (-1, 0, 1) for st in self.grid.get((row + dr, col + dc), ())]
+        if near:
+            best = min(near, key=lambda st: (st[0] - lat) ** 2 + ((st[1] - lon) * k) ** 2)
+            if (best[0] - lat) ** 2 + ((best[1] - lon) * k) ** 2 <= (GRID_DEG * min(k, 1.0)) ** 2:
+                return best[2]
+        return min(self.station_points, key=lambda st: (st[0] - lat) ** 2 + ((st[1] - lon) * k) ** 2)[2]
 
     def settle(self) -> None:
         """The clock to the oldest ``until`` of the sources: what every station is known up to (sources without
@@ -268,25 +286,28 @@ class AlertBook:
         late) are applied at the clock, even when it does not move: none older than it is left waiting."""
         if now < self.clock:
             return
-        waiting, deadlines = self.waiting, self.deadlines
+        waiting, deadlines, inf = self.waiting, self.deadlines, math.inf
         while True:
-            t = waiting[0][0] if waiting else math.inf
-            due = deadlines[0][0] if deadlines else math.inf
-            window_end = min(self.surge_next.values(), default=math.inf)
-            if min(due, window_end) < min(t, now):
+            t = waiting[0][0] if waiting else inf
+            due = deadlines[0][0] if deadlines else inf
+            window_end = min(self.surge_next.values()) if self.surge_next else inf
+            horizon = t if t < now else now
+            if due < horizon or window_end < horizon:
                 if due <= window_end:
                     self._deadline(*heapq.heappop(deadlines))
                 else:
-                    self._close_windows(window_end, min(t, now))
+                    self._close_windows(window_end, horizon)
                 continue
             if t >= now:
                 break
             changed: dict[int, _Scope] = {}
-            at = max(t, self.clock)
-            group = []
+            at = t if t > self.clock else self.clock
+            group = [heapq.heappop(waiting)]
             while waiting and waiting[0][0] == t:
                 group.append(heapq.heappop(waiting))
-            for _, station, kind, subject, count, available_staff in sorted(group, key=lambda g: g[2]):
+            if len(group) > 1:
+                group.sort(key=_kind)
+            for _, station, kind, subject, count, available_staff in group:
                 if kind > STAFF_STEP:
                     self._call_or_unit(kind, at, t, station, subject, count, available_staff)  # type: ignore[arg-type]
                     continue

@@ -100,7 +100,9 @@ class AlertEngine:
         self.store: MutableMapping[str, Any] = {}  # the state table (set by _recover)
 
     def _new_book(self) -> AlertBook:
-        return AlertBook(self.rules, self.reference, self.sources)
+        book = AlertBook(self.rules, self.reference, self.sources)
+        book.keep_fresh = self.live  # its waiting steps go to the changelog (live only: see _store_waiting)
+        return book
 
     def _version(self) -> tuple[float, int] | None:
         try:
@@ -241,7 +243,7 @@ class AlertEngine:
         result.messages += [_notice(row) for row in rows]
         if self.partition >= 0 and (changed or transitions):
             result.mark(BOOKS, BOOK_KEY, self.partition)
-        if self.partition >= 0:
+        if self.partition >= 0 and self.live:  # the batch path restarts from its input, not from its state
             self._store_waiting(self.store, result)
         if self.partition >= 0 and self.book.dirty:
             store = self.store

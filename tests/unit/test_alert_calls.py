@@ -74,7 +74,7 @@ def chain(batches: list[list[Record]], rules: Path, restart: bool = False) -> li
 
     def engines() -> tuple[InterventionEngine, StationEngine, AlertEngine]:
         return (InterventionEngine(60, LATENESS, publish_steps=True),
-                StationEngine(REF, 60, LATENESS, publish_steps=True), AlertEngine(rules, REF, partitions=4))
+                StationEngine(REF, 60, LATENESS, publish_steps=True), AlertEngine(rules, REF, live=True, partitions=4))
 
     calls, stations, alerts = engines()
     for batch in batches:

@@ -86,7 +86,7 @@ def chain(batches: list[list[Record]], rules: Path, restart: bool = False) -> li
 
     def engines() -> tuple[StationEngine, AlertEngine]:
         return (StationEngine(REF, 60, LATENESS, publish_steps=True),
-                AlertEngine(rules, REF, partitions=4))
+                AlertEngine(rules, REF, live=True, partitions=4))
 
     stations, alerts = engines()
     for batch in batches:
@@ -363,7 +363,7 @@ def test_steps_waiting_for_a_source_behind_are_stored_in_chunks_not_in_the_book(
             {"source": source, "until": until, "steps": steps}]}).encode())
 
     def run(restart: bool) -> list[tuple[Any, ...]]:
-        engine = AlertEngine(rules_file(tmp_path), REF, partitions=4)
+        engine = AlertEngine(rules_file(tmp_path), REF, live=True, partitions=4)
         store: dict[str, Any] = {}
         first = engine.process([part(s1, T0 + 20_000, ahead), part(s2, T0 + 50, [[T0, "S2", 0, "VSAV", 0, -1]]),
                                 part(s3, T0 + 50, [[T0, "S3", 0, "VSAV", 1, -1]])], {BOOKS: store})
@@ -372,7 +372,7 @@ def test_steps_waiting_for_a_source_behind_are_stored_in_chunks_not_in_the_book(
             sizes = {k: len(codec.dumps(store[k])) for k in first.changed[BOOKS] if k in store}
             assert sizes[BOOK_KEY] < 20_000 and len(sizes) >= 5 and max(sizes.values()) < 400_000
             store = {k: codec.loads(codec.dumps(v)) for k, v in store.items()}
-            engine = AlertEngine(rules_file(tmp_path), REF, partitions=4)
+            engine = AlertEngine(rules_file(tmp_path), REF, live=True, partitions=4)
         done = engine.process([part(s2, T0 + 30_000, []), part(s3, T0 + 30_000, [])], {BOOKS: store})
         return alert_rows(rows + list(done.rows[ALERTS.tables[0]]))
 
