@@ -68,8 +68,11 @@ WHERE {station_scope('station_id')}
 GROUP BY station_id, area
 ORDER BY station"""
 
+# the minutes summed as whole millionths (exact, in any order: a float sum's order moved a rounding from one engine
+# to the other)
 ENGAGED_HOURS_PER_HOUR = f"""
-SELECT toStartOfHour(window_start) AS t, vehicle_type, round(sum(engaged_vehicle_minutes) / 60, 2) AS vehicle_hours
+SELECT toStartOfHour(window_start) AS t, vehicle_type,
+       round(sum(round(engaged_vehicle_minutes * 1000000)) / 60000000, 2) AS vehicle_hours
 FROM {RUN}.station_windows FINAL
 WHERE $__timeFilter(window_start) AND {scope('station_id')}
 GROUP BY t, vehicle_type

@@ -162,6 +162,7 @@ class AlertBook:
         self.chunks: dict[int, float] = {}  # the waiting steps' chunks stored: number -> newest step time
         self.chunk_data: dict[int, list[list[object]]] = {}  # and what they hold
         self.next_chunk = 0
+        self.lost_chunks = 0  # chunks a restored state named but did not hold
         self.clock = -math.inf
         self.late = 0  # steps older than the clock (a source heard from late): applied at the clock
 
@@ -544,7 +545,8 @@ class AlertBook:
         for seq, newest in doc.get("wk", []):  # type: ignore[attr-defined]
             data = stored.get(int(seq))
             if data is None:
-                raise ValueError(f"the alert book's waiting steps, chunk {seq}, are missing from its state")
+                self.lost_chunks += 1
+                continue
             self.chunks[int(seq)], self.chunk_data[int(seq)] = float(newest), data
             self.waiting += [tuple(s) for s in data if float(s[0]) >= self.clock]  # type: ignore[misc, arg-type]
         self.waiting += [tuple(s) for s in doc.get("w", [])]  # type: ignore[attr-defined, misc]  # an older state

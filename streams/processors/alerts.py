@@ -101,7 +101,7 @@ class AlertEngine:
 
     def _new_book(self) -> AlertBook:
         book = AlertBook(self.rules, self.reference, self.sources)
-        book.keep_fresh = self.live  # its waiting steps go to the changelog (live only: see _store_waiting)
+        book.keep_fresh = self.live  # its waiting steps go to the changelog (live only: see _result)
         return book
 
     def _version(self) -> tuple[float, int] | None:
@@ -119,6 +119,9 @@ class AlertEngine:
             self.book = self._new_book()
             chunks = {int(seq): store.get(CHUNK_KEY.format(seq=seq)) for seq, _ in held.get("wk", [])}
             self.book.restore(held, chunks)
+            if self.book.lost_chunks:  # never expected (see _result): said, and the worker goes on
+                log.error("alert book: %d chunk(s) of its waiting steps missing from its state; their steps are "
+                          "lost", self.book.lost_chunks)
             for (rule, area) in self.book.baselines:
                 saved = store.get(BASELINE_KEY.format(rule=rule, area=area))
                 if isinstance(saved, dict):
@@ -241,10 +244,14 @@ class AlertEngine:
         rows = [_row(tr) for tr in transitions]
         result.rows = {ALERTS: rows}
         result.messages += [_notice(row) for row in rows]
-        if self.partition >= 0 and (changed or transitions):
+        # the batch path restarts from its input, not from its state: only a live worker stores the waiting steps
+        chunks = self.book.waiting_chunks() if self.partition >= 0 and self.live else {}
+        # in the changelog (one partition, in order; a crash keeps a prefix): new chunks, the book naming them,
+        # then the tombstones of the chunks it no longer names — any prefix restores consistently
+        self._store_chunks(chunks, result, applied=False)
+        if self.partition >= 0 and (changed or transitions or chunks):
             result.mark(BOOKS, BOOK_KEY, self.partition)
-        if self.partition >= 0 and self.live:  # the batch path restarts from its input, not from its state
-            self._store_waiting(self.store, result)
+        self._store_chunks(chunks, result, applied=True)
         if self.partition >= 0 and self.book.dirty:
             store = self.store
             for rule, area in sorted(self.book.dirty):
@@ -260,15 +267,17 @@ class AlertEngine:
         return result
 
 
-    def _store_waiting(self, store: MutableMapping[str, Any], result: BatchResult) -> None:
-        """The waiting steps' new chunks and the tombstones of those applied (keys of their own: see
-        :meth:`AlertBook.waiting_chunks`)."""
-        for seq, chunk in self.book.waiting_chunks().items():
+    def _store_chunks(self, chunks: dict[int, Any], result: BatchResult, applied: bool) -> None:
+        """The waiting steps' new chunks, or the tombstones of those applied (``applied``): keys of their own, see
+        :meth:`AlertBook.waiting_chunks`."""
+        for seq, chunk in chunks.items():
+            if (chunk is None) != applied:
+                continue
             key = CHUNK_KEY.format(seq=seq)
             if chunk is None:
-                store.pop(key, None)
+                self.store.pop(key, None)
             else:
-                store[key] = chunk
+                self.store[key] = chunk
             result.mark(BOOKS, key, self.partition)
 
 

@@ -17,7 +17,7 @@ import pytest
 from core.settings import Settings
 from devtools.produce import publish
 from devtools.simulator import SimEvent
-from schemas.events import InterventionEvent, VehicleStatusEvent
+from schemas.events import CrewStatusEvent, InterventionEvent, VehicleStatusEvent
 from sinks.queries import firing_alerts_query
 from tests.helpers import NO_VSAV_IN_AREA
 from tests.integration.conftest import (
@@ -80,6 +80,17 @@ severity = "critical"
 message = "Intervention {intervention} ({nature}, sector {sector}) has waited {value} min without a unit"
 
 [[rule]]
+name = "no-crew-leader-on-duty"
+measure = "staff_on_duty"
+scope = "station"
+qualification = "crew_leader"
+fire_at = 0
+clear_at = 1
+for = "5m"
+severity = "warning"
+message = "{station}: no crew leader on duty"
+
+[[rule]]
 name = "call-surge"
 measure = "surge"
 scope = "area"
@@ -121,6 +132,21 @@ def call(t: float, intervention: str, what: str, n: list[int] = [0]) -> SimEvent
     return SimEvent("interventions", intervention, ev)
 
 
+def crew(t: float, person: str, what: str, quals: tuple[str, ...], n: list[int] = [0]) -> SimEvent:  # noqa: B006
+    n[0] += 1
+    ev = CrewStatusEvent.model_validate({
+        "schema_version": 1, "event_id": f"p{n[0]:05d}", "event_time": datetime.fromtimestamp(t, UTC),
+        "person_id": person, "station_id": "B1", "status": what, "qualifications": list(quals)}, strict=False)
+    return SimEvent("crew-status", "B1", ev)
+
+
+def crews() -> list[SimEvent]:
+    """B1's crew: its crew leader on duty from the start, off duty from 1500 to 2400; a team member throughout."""
+    leader = ("crew_leader", "team_leader", "team_member")
+    return [crew(T0, "P1", "available", leader), crew(T0, "P2", "available", ("team_member",)),
+            crew(T0 + 1500, "P1", "off_duty", leader), crew(T0 + 2400, "P1", "available", leader)]
+
+
 def calls() -> list[SimEvent]:
     """One call a week at 08:01 for three weeks, then five between 08:01 and 08:07 (I1-I5, area A); every
     intervention updated at 700 and 960, closed at 3000 and updated at 3100, so that each interventions partition
@@ -152,7 +178,7 @@ def stream() -> list[SimEvent]:
     # every station reports at 3000 (V3 back), and again at 3100 (no change): each partition is sealed past 3000
     evs += [status(T0 + 3000, v, "available_at_station") for v in ("V2", "V3", "V4")]
     evs += [status(T0 + 3100, v, "available_on_radio") for v in ("V2", "V3", "V4")]
-    return sorted(evs + calls(), key=lambda e: e.event.event_time)
+    return sorted(evs + calls() + crews(), key=lambda e: e.event.event_time)
 
 
 # Area A: V1, V2, V3 all out at 200; V3 back at 300 and out again at 360 (within the 2 minutes: one episode); V1
@@ -166,7 +192,11 @@ def stream() -> list[SimEvent]:
 # I1-I4 get a unit within a minute of their opening; I5 (400) waits until V1 comes at 1000: fires at 700. The five
 # calls of 08:00-08:10 against one in each of the three weeks before: (5 - 1) / 1 = 4 sigma, fires at the window's
 # end (600), resolved at the next one's (1200, no call).
+# B1 without a crew leader from 1500: for 5 minutes, so firing at 1800; back at 2400.
 EXPECTED = sorted([
+    ("no-crew-leader-on-duty", "B1/crew_leader", 1500, "pending"),
+    ("no-crew-leader-on-duty", "B1/crew_leader", 1800, "firing"),
+    ("no-crew-leader-on-duty", "B1/crew_leader", 2400, "resolved"),
     ("intervention-without-unit", "I5", 700, "pending"), ("intervention-without-unit", "I5", 700, "firing"),
     ("intervention-without-unit", "I5", 1000, "resolved"),
     ("call-surge", "A", 600, "pending"), ("call-surge", "A", 600, "firing"), ("call-surge", "A", 1200, "resolved"),

@@ -261,7 +261,7 @@ def test_wall_screen_firing_alerts(run, selection: str) -> None:  # type: ignore
 
     calls = expected.intervention_areas(ref, run.events)
     stored_areas = dict(rows(eng, "call alert areas", "SELECT DISTINCT scope_key, area FROM alerts "
-                                                      "WHERE measure = 'unassigned_minutes'"))
+                                                      "WHERE measure = 'unassigned_minutes' ORDER BY scope_key"))
     assert stored_areas == {key: calls[key] for rule, key, *_ in want if rules[rule]["measure"] == "unassigned_minutes"}
 
     def area_of(key: str) -> str:  # a station's, an area, or an intervention's (the nearest station's)

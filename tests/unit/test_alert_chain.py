@@ -371,6 +371,13 @@ def test_steps_waiting_for_a_source_behind_are_stored_in_chunks_not_in_the_book(
         if restart:
             sizes = {k: len(codec.dumps(store[k])) for k in first.changed[BOOKS] if k in store}
             assert sizes[BOOK_KEY] < 20_000 and len(sizes) >= 5 and max(sizes.values()) < 400_000
+            written = list(first.changed[BOOKS])  # the changelog's order: a crash keeps a prefix of it
+            assert written.index(BOOK_KEY) > max(i for i, k in enumerate(written) if k.startswith("waiting/"))
+            for cut in range(len(written) + 1):
+                kept = {k: codec.loads(codec.dumps(store[k])) for k in written[:cut] if k in store}
+                crashed = AlertEngine(rules_file(tmp_path), REF, live=True, partitions=4)
+                crashed.process([], {BOOKS: kept})
+                assert crashed.book.lost_chunks == 0
             store = {k: codec.loads(codec.dumps(v)) for k, v in store.items()}
             engine = AlertEngine(rules_file(tmp_path), REF, live=True, partitions=4)
         done = engine.process([part(s2, T0 + 30_000, []), part(s3, T0 + 30_000, [])], {BOOKS: store})
