@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+from core.geo import voronoi_sectors
 from schemas.reference import FleetVehicle, Reference, Station
 
 PARIS = (48.8566, 2.3522)
@@ -33,4 +34,6 @@ def generate_brigade(n_stations: int = 80, seed: int = 7) -> Reference:
                 for k in range(count):
                     fleet.append(FleetVehicle(vehicle_id=f"{vtype}-{sid}-{k + 1}", vehicle_type=vtype,
                                               home_station=sid))
-    return Reference.build(stations, fleet)
+    # a sector per station, as the simulator names an intervention's: its nearest station's (Z + number)
+    sectors = voronoi_sectors([(f"Z{s.station_id[1:]}", s.lat, s.lon) for s in stations])
+    return Reference.build(stations, fleet, sectors=sectors)

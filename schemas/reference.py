@@ -1,14 +1,17 @@
-"""Reference data loaded at start: vehicle-type catalogue, stations and fleet (CSV files)."""
+"""Reference data loaded at start: vehicle-type catalogue, stations and fleet (CSV files), and the sectors' polygons
+(``sectors.geojson``, optional: ``core/geo.py``)."""
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.geo import Sectors
 from schemas.events import CrewStatusEvent, Identifier, Qualification, VehicleStatusEvent, VehicleTypeCode
 
 #: The built-in catalogue. A reference directory may extend it with ``vehicle_types.csv``.
@@ -108,11 +111,12 @@ class Reference:
     fleet: dict[str, FleetVehicle]
     fleet_by_station: dict[str, tuple[FleetVehicle, ...]] = field(default_factory=dict)
     crew_rules: CrewRules = field(default_factory=CrewRules.default)
+    sectors: Sectors = field(default_factory=lambda: Sectors(()))  # none: no point is given a sector
 
     @classmethod
     def build(
         cls, stations: Iterable[Station], fleet: Iterable[FleetVehicle], extra_types: dict[str, str] | None = None,
-        crew_rules: CrewRules | None = None,
+        crew_rules: CrewRules | None = None, sectors: Sectors | None = None,
     ) -> Reference:
         types = {**DEFAULT_VEHICLE_TYPES, **(extra_types or {})}
         by_id = {s.station_id: s for s in stations}
@@ -127,7 +131,8 @@ class Reference:
                 raise ReferenceError(f"fleet: vehicle {v.vehicle_id} has unknown station {v.home_station}")
             vehicles[v.vehicle_id] = v
             grouped[v.home_station].append(v)
-        return cls(types, by_id, vehicles, {k: tuple(v) for k, v in grouped.items()}, crew_rules or CrewRules.default())
+        return cls(types, by_id, vehicles, {k: tuple(v) for k, v in grouped.items()}, crew_rules or CrewRules.default(),
+                   sectors or Sectors(()))
 
     @classmethod
     def load(cls, directory: Path) -> Reference:
@@ -138,7 +143,9 @@ class Reference:
         extra = {r["code"]: r["label"] for r in _read_csv(types_file)} if types_file.exists() else {}
         crew_file = directory / "crew_requirements.csv"
         crew_rules = CrewRules.load(crew_file, {**DEFAULT_VEHICLE_TYPES, **extra}) if crew_file.exists() else None
-        return cls.build(stations, fleet, extra, crew_rules)
+        sectors_file = directory / "sectors.geojson"
+        sectors = Sectors.load(sectors_file) if sectors_file.exists() else None
+        return cls.build(stations, fleet, extra, crew_rules, sectors)
 
     def write(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -148,6 +155,8 @@ class Reference:
         _write_csv(directory / "crew_requirements.csv", [
             {"vehicle_type": t, "priority": i + 1, **{q.value: rules.requirements[t].get(q, 0) for q in Qualification}}
             for i, t in enumerate(rules.priority)])
+        if self.sectors.sectors:
+            (directory / "sectors.geojson").write_text(json.dumps(self.sectors.to_geojson(), indent=None) + "\n")
 
     def check_vehicle_event(self, event: VehicleStatusEvent) -> None:
         """Raise :class:`UnknownReference` with a precise reason when the event contradicts the fleet."""

@@ -182,7 +182,8 @@ def _cmd_reference(s: Settings, a: argparse.Namespace) -> int:
 
     ref = generate_brigade(n_stations=a.stations, seed=a.seed)
     ref.write(Path(a.out))
-    print(f"wrote {len(ref.stations)} stations and {len(ref.fleet)} vehicles to {a.out}")
+    print(f"wrote {len(ref.stations)} stations, {len(ref.fleet)} vehicles and {len(ref.sectors.sectors)} sectors "
+          f"to {a.out}")
     return 0
 
 
@@ -555,7 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--write", action="store_true", help="as the configured (writing) user, without readonly")
     q.set_defaults(func=_cmd_sql)
 
-    ref = sub.add_parser("reference", help="generate the simulated brigade's stations.csv and fleet.csv")
+    ref = sub.add_parser("reference", help="generate the simulated brigade's stations.csv, fleet.csv, "
+                         "crew_requirements.csv and sectors.geojson")
     ref.add_argument("--out", default="deploy/reference/paris-sim")
     ref.add_argument("--stations", type=int, default=80)
     ref.add_argument("--seed", type=int, default=7)
