@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import subprocess
@@ -571,6 +572,85 @@ def _panels(s: Settings, database: str, days: float, runs: int = 20) -> list[Fig
     return out
 
 
+def _near_events(path: Path, sites: int, items: int) -> None:
+    """``sites`` x ``items`` stock snapshots around Paris, one each (a JSONL history for the batch path)."""
+    from schemas.stocks import StockLevelEvent
+
+    rng = random.Random(17)
+    t0 = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
+    with path.open("w") as f:
+        for n in range(sites):
+            lat, lon = rng.uniform(48.6, 49.1), rng.uniform(2.0, 2.7)
+            for k in range(items):
+                on_hand = float(rng.randint(0, 500))
+                ev = StockLevelEvent(schema_version=1, event_id=f"b{n}-{k}", event_time=datetime.fromtimestamp(
+                    t0 + n, UTC), site_id=f"SITE-{n:05d}", site_type="depot", item_id=f"item-{k:02d}",
+                    item_category=f"cat-{k % 10}", unit="u", qty_on_hand=on_hand, qty_reserved=0.0,
+                    qty_min=float(rng.randint(0, 100)), lat=round(lat, 6), lon=round(lon, 6))
+                f.write(f'{{"topic":"stock-levels","key":"{ev.site_id}","event":{ev.model_dump_json()}}}\n')
+
+
+def _near(s: Settings, work: Path, sites: int = 2000, items: int = 50, runs: int = 200) -> list[Figure]:
+    """Stocks near a place: ``sites`` x ``items`` snapshots through the batch path into ``stock_levels``, then
+    the time of `vigie near`'s radius query (random points, 5 km, half with a category) and of the dashboard's
+    table panel, p50 and p95 over ``runs`` each."""
+    from grafana import generate, stocks
+    from grafana.macros import ALL, TimeRange, Variable, expand
+    from sinks.near import Around, stocks_near_query
+
+    path = work / f"near-{sites}x{items}.jsonl"
+    if not path.exists():
+        _near_events(path, sites, items)
+    db = s.model_copy(update={"clickhouse_database": "bench_near"})
+    run_migrations(db)
+    stats = run_history(db, HistorySource(file=path), processes=1)
+    client = make_client(db, "bench_near")
+    (rows,), = client.execute("SELECT count() FROM stock_levels FINAL")
+    rng = random.Random(5)
+    table_sql = next(q.text for q in generate.panel_queries(generate.load(stocks.UID))
+                     if q.panel.startswith("Stocks dans le rayon"))
+    out = [Figure("near-ingest", stats.events, stats.seconds, f"stock snapshots through the batch path "
+                  f"({sites:,} sites x {items} items)")]
+    for case, make in (
+        ("near-query", lambda lat, lon, cat: stocks_near_query("bench_near", Around(lat, lon, 5.0), cat)),
+        ("near-panel", lambda lat, lon, cat: expand(table_sql, {
+            "run": Variable("run", "bench_near"), "lat": Variable("lat", f"{lat:.5f}"),
+            "lon": Variable("lon", f"{lon:.5f}"), "radius_km": Variable("radius_km", "5"),
+            "category": Variable("category", [cat] if cat else [ALL]), "sector": Variable("sector", [ALL])},
+            TimeRange(datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 6, tzinfo=UTC)))),
+    ):
+        times, found = [], 0
+        for i in range(runs):
+            sql = make(rng.uniform(48.7, 49.0), rng.uniform(2.1, 2.6), f"cat-{i % 10}" if i % 2 else None)
+            started = time.perf_counter()
+            found += len(client.execute(sql))
+            times.append(time.perf_counter() - started)
+        times.sort()
+        p50, p95 = times[len(times) // 2], times[min(len(times) - 1, int(0.95 * len(times)))]
+        out.append(Figure(case, runs, sum(times), f"p50 {1000 * p50:.1f} ms, p95 {1000 * p95:.1f} ms over {rows:,} "
+                          f"rows (5 km, half with a category; {found / runs:.0f} rows found on average; "
+                          f"target p95 <= 100 ms)"))
+    client.disconnect()
+    return out
+
+
+def run_near_bench() -> list[Figure]:
+    """The stocks-near-a-place figures alone (`vigie bench --near-only`): own ClickHouse, no broker."""
+    work = PROJECT_ROOT / ".vigie" / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    ch_tcp = free_port()
+    ch_dir = work / f"clickhouse-{time.time_ns()}"
+    ch = start_clickhouse(ch_tcp, free_port(), ch_dir)
+    try:
+        figures = _near(Settings(clickhouse_port=ch_tcp), work)
+    finally:
+        ch.stop()
+        shutil.rmtree(ch_dir, ignore_errors=True)
+    for f in figures:
+        print(f"{f.case:<15} {f.events:>9,} {f.seconds:>9.2f} {f.rate:>10,.0f}  {f.note}")
+    return figures
+
+
 def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None = None,
               history_days: float = 365.0, worker_month: bool = False, replay_month: bool = False) -> list[Figure]:
     results_dir = results_dir or PROJECT_ROOT / "bench-results"
@@ -626,6 +706,8 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
         if replay_month:
             print("January 2018 of the SF year replayed at x600 through the broker (75 minutes) ...", flush=True)
             extra.append(_replay_month(s, work))
+        print("stocks near a place ...", flush=True)
+        extra += _near(s, work)
         print("forecast backtests ...", flush=True)
         extra.append(_forecast_sf(s, work))
         if history_days > 0:

@@ -87,6 +87,12 @@ def clock_query(db: str) -> str:
     return f"SELECT max(event_time) FROM {db}.vehicle_state"
 
 
+def stocks_below_minimum_query(db: str) -> str:
+    """Per item category, the items below their site's minimum and at how many sites (most first)."""
+    return (f"SELECT item_category, count() AS items, uniqExact(site_id) AS sites FROM {db}.stock_levels FINAL "
+            "WHERE below_min = 1 GROUP BY item_category ORDER BY items DESC, item_category")
+
+
 def all_queries(db: str) -> dict[str, str]:
     return {
         "board_capacity": capacity_query(db),
@@ -96,6 +102,7 @@ def all_queries(db: str) -> dict[str, str]:
         "board_forecast": forecast_query(db),
         "board_availability": availability_untracked_query(db),
         "board_alerts": firing_alerts_query(db),
+        "board_stocks": stocks_below_minimum_query(db),
         "alerts_open": open_alerts_query(db),
         "alerts_history": alert_history_query(db, 0, 2**31),
         "alerts_notify": notify_alerts_query(db, 0),

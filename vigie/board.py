@@ -19,6 +19,7 @@ from sinks.queries import (
     rate_query,
     staff_query,
     staffed_query,
+    stocks_below_minimum_query,
 )
 
 TYPES = ("VSAV", "FPT", "EPA", "VSR", "CCF", "VL", "PSE")
@@ -67,7 +68,7 @@ def alerts_banner(firing: list[tuple[Any, ...]]) -> list[str]:
 def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]], rate: float,
            clock: str, staffed: list[tuple[Any, ...]] = (), staff: list[tuple[Any, ...]] = (),
            forecast: list[tuple[Any, ...]] = (), availability_tracked: bool = True,
-           alerts: list[tuple[Any, ...]] = ()) -> str:
+           alerts: list[tuple[Any, ...]] = (), stocks_low: list[tuple[Any, ...]] = ()) -> str:
     cells: dict[tuple[str, str], dict[str, int]] = {}
     areas: list[str] = []
     for area, vtype, cat, n in capacity:
@@ -117,8 +118,18 @@ def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]
             lines.append(f"  area {area:<25}" + "".join(f"{f'{n}/{d}':>15}" for n, d in cells))
     n_open = sum(int(n) for _, n in open_by_nature)
     detail = ", ".join(f"{nat} {n}" for nat, n in open_by_nature)
-    lines += ["", f"open interventions: {n_open}  ({detail})", forecast_text(list(forecast))]
+    lines += ["", f"open interventions: {n_open}  ({detail})", forecast_text(list(forecast)),
+              stocks_text(list(stocks_low))]
     return "\n".join(lines)
+
+
+def stocks_text(rows: list[tuple[Any, ...]]) -> str:
+    """The items below their site's minimum (``stocks_below_minimum_query``), per category."""
+    if not rows:
+        return "stocks: none below its minimum"
+    items = sum(int(n) for _, n, _ in rows)
+    detail = ", ".join(f"{category} {int(n)} at {int(sites)} sites" for category, n, sites in rows)
+    return f"stocks below minimum: {items} items ({detail}); where: vigie near"
 
 
 def clock_text(rows: list[tuple[Any, ...]]) -> str:
@@ -142,7 +153,8 @@ def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> 
             untracked = client.execute(availability_untracked_query(db))[0][0] > 0
             text = render(cap, opened, rate, clock, client.execute(staffed_query(db)), client.execute(staff_query(db)),
                           client.execute(forecast_query(db)), availability_tracked=not untracked,
-                          alerts=client.execute(firing_alerts_query(db)))
+                          alerts=client.execute(firing_alerts_query(db)),
+                          stocks_low=client.execute(stocks_below_minimum_query(db)))
         except Exception as e:
             text = f"VIGIE — waiting for ClickHouse ({e.__class__.__name__}: {str(e)[:80]})"
             client.disconnect()

@@ -1,8 +1,9 @@
-"""The board's clock: the newest event time, or "waiting for events" before the first (not a 1970 clock)."""
+"""The board's lines: the clock (the newest event time, or "waiting for events" before the first, not a 1970 clock),
+the forecast, alerts first, stocks below their minimum."""
 
 from datetime import UTC, datetime
 
-from vigie.board import clock_text
+from vigie.board import clock_text, render, stocks_text
 
 
 def test_clock_before_and_after_the_first_event() -> None:
@@ -47,3 +48,11 @@ def test_firing_alerts_come_first_most_severe_first_and_are_capped() -> None:
     assert lines[3 + MAX_ALERT_LINES] == "  ... and 3 more (vigie alerts list)"
     silenced = render([], [], 0.0, "clock", alerts=firing[-1:]).splitlines()
     assert silenced[3] == "  [INFO    ] since 05:00:00  S99: no VSAV  [silenced until 09:00 by op3: road works]"
+
+
+def test_stocks_below_their_minimum_are_summed_per_category() -> None:
+    assert stocks_text([]) == "stocks: none below its minimum"
+    text = stocks_text([("medical_kit", 3, 2), ("oxygen", 1, 1)])
+    assert text.startswith("stocks below minimum: 4 items (medical_kit 3 at 2 sites, oxygen 1 at 1 sites)")
+    board = render([("G1", "VSAV", "available", 2)], [], 0.0, "clock", stocks_low=[("foam", 2, 2)])
+    assert board.splitlines()[-1].startswith("stocks below minimum: 2 items (foam 2 at 2 sites)")

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shapely.geometry import Point, shape
 
 from core.geo import EARTH_RADIUS_M, Sectors, haversine_m, voronoi_sectors
 from core.settings import Settings
@@ -19,9 +20,6 @@ from schemas.reference import Reference
 from sinks.near import Around, NearError, haversine_sql, stocks_near_query
 from streams.processor import Record
 from streams.processors.stocks import LEVELS_TABLE, STATES, Site, StockEngine
-
-shapely = pytest.importorskip("shapely")
-from shapely.geometry import Point, shape  # noqa: E402
 
 
 def chord_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
