@@ -58,6 +58,10 @@ def _sites(reference: Reference, rng: random.Random) -> list[_Stock]:
         lon = round(rng.uniform(min(lons), max(lons)), 5)
         for item, spec in DEPOT_ITEMS.items():
             stocks.append(_Stock(f"DEPOT-{d + 1:02d}", "depot", item, spec, lat, lon, None))
+    for stock in stocks:  # the levels at the start: anywhere from a little under the minimum to full
+        stock.on_hand = float(round(rng.uniform(0.7 * stock.minimum, stock.capacity)))
+        if stock.on_hand < stock.minimum:
+            stock.restock_due = rng.uniform(1, 12) * 3600  # from the start, set below
     return stocks
 
 
@@ -89,8 +93,11 @@ def events(reference: Reference, start: datetime, seconds: float, seed: int
     stocks = _sites(reference, rng)
     queue: list[tuple[float, int]] = []
     for i, stock in enumerate(stocks):
+        if stock.restock_due:
+            stock.restock_due += t0
         yield _snapshot(stock, t0, f"stk-{seed}-{i}-0")
-        heapq.heappush(queue, (t0 + rng.expovariate(1 / (stock.hours * 3600)), i))
+        first = t0 + rng.expovariate(1 / (stock.hours * 3600))
+        heapq.heappush(queue, (min(first, stock.restock_due) if stock.restock_due else first, i))
     n = 0
     while queue:
         t, i = heapq.heappop(queue)

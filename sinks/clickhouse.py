@@ -36,7 +36,8 @@ from streams.runtime.watchdog import Liveness
 log = logging.getLogger("vigie.sink")
 
 
-def make_client(settings: Settings, database: str | None = None) -> Client:
+def make_client(settings: Settings, database: str | None = None, timeout_s: float = 30) -> Client:
+    """``timeout_s``: how long a statement may run (a DROP of gigabytes of parts takes minutes on 18.16)."""
     kwargs: dict[str, Any] = {
         "host": settings.clickhouse_host,
         "port": settings.clickhouse_port,
@@ -44,7 +45,7 @@ def make_client(settings: Settings, database: str | None = None) -> Client:
         "password": settings.clickhouse_password.get_secret_value(),
         "database": database if database is not None else "default",
         "connect_timeout": 3,
-        "send_receive_timeout": 30,
+        "send_receive_timeout": timeout_s,
         "settings": {"use_client_time_zone": False},
     }
     if settings.clickhouse_secure:

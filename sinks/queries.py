@@ -88,8 +88,8 @@ def clock_query(db: str) -> str:
 
 
 def stocks_below_minimum_query(db: str) -> str:
-    """Per item category, the items below their site's minimum and at how many sites (most first)."""
-    return (f"SELECT item_category, count() AS items, uniqExact(site_id) AS sites FROM {db}.stock_levels FINAL "
+    """Per item category, the items below their site's minimum (most first)."""
+    return (f"SELECT item_category, count() AS items FROM {db}.stock_levels FINAL "
             "WHERE below_min = 1 GROUP BY item_category ORDER BY items DESC, item_category")
 
 

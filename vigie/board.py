@@ -123,13 +123,15 @@ def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]
     return "\n".join(lines)
 
 
-def stocks_text(rows: list[tuple[Any, ...]]) -> str:
-    """The items below their site's minimum (``stocks_below_minimum_query``), per category."""
+def stocks_text(rows: list[tuple[Any, ...]], shown: int = 4) -> str:
+    """The items below their site's minimum (``stocks_below_minimum_query``), per category, most first."""
     if not rows:
         return "stocks: none below its minimum"
-    items = sum(int(n) for _, n, _ in rows)
-    detail = ", ".join(f"{category} {int(n)} at {int(sites)} sites" for category, n, sites in rows)
-    return f"stocks below minimum: {items} items ({detail}); where: vigie near"
+    items = sum(int(n) for _, n in rows)
+    detail = ", ".join(f"{category} {int(n)}" for category, n in rows[:shown])
+    if len(rows) > shown:
+        detail += f" and {len(rows) - shown} more categories"
+    return f"stocks below minimum: {items} items — {detail} (where: vigie near)"
 
 
 def clock_text(rows: list[tuple[Any, ...]]) -> str:

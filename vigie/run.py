@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,28 @@ from devtools.stack import (
     write_local_env,
 )
 from vigie.webhook import WebhookReceiver
+
+
+def _drop_live_database(local: Settings, clickhouse_dir: Path) -> None:
+    """The last run's live database goes (its workers' state went with the broker). Weeks of simulated past are
+    gigabytes of parts: the DROP may take minutes. A drop cut short earlier (the run stopped meanwhile) can leave
+    files in the database's directory, which 18.16 then refuses to remove: this local server's own leftovers,
+    removed here, then the DROP again."""
+    from clickhouse_driver.errors import ServerException
+
+    from sinks.clickhouse import make_client
+
+    client = make_client(local.as_migrator(), timeout_s=900)
+    try:
+        client.execute(f"DROP DATABASE IF EXISTS {local.clickhouse_database}")
+    except ServerException as e:
+        leftover = clickhouse_dir / "data" / local.clickhouse_database
+        if "Directory not empty" not in str(e) or not leftover.is_dir():
+            raise
+        shutil.rmtree(leftover)
+        client.execute(f"DROP DATABASE IF EXISTS {local.clickhouse_database}")
+    finally:
+        client.disconnect()
 
 
 def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: bool = True) -> int:
@@ -74,12 +97,10 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
         # the pipeline writes as the local writer, migrations as the migrator; `vigie sql` reads as the reader
         local = on_local_clickhouse(local, clickhouse)
         env = {**os.environ, **local.to_env()}
-        from sinks.clickhouse import make_client
 
         # the workers' state went with the broker: rows of the last run would mix in
-        client = make_client(local.as_migrator())
-        client.execute(f"DROP DATABASE IF EXISTS {local.clickhouse_database}")
-        client.disconnect()
+        print("dropping the last run's live database ...", flush=True)
+        _drop_live_database(local, run_dir / "clickhouse")
         for cmd in (["db", "migrate"], ["topics"]):
             subprocess.run([python, "-m", "vigie.cli", *cmd], env=env, check=True)
         if not live:

@@ -52,7 +52,10 @@ def test_firing_alerts_come_first_most_severe_first_and_are_capped() -> None:
 
 def test_stocks_below_their_minimum_are_summed_per_category() -> None:
     assert stocks_text([]) == "stocks: none below its minimum"
-    text = stocks_text([("medical_kit", 3, 2), ("oxygen", 1, 1)])
-    assert text.startswith("stocks below minimum: 4 items (medical_kit 3 at 2 sites, oxygen 1 at 1 sites)")
-    board = render([("G1", "VSAV", "available", 2)], [], 0.0, "clock", stocks_low=[("foam", 2, 2)])
-    assert board.splitlines()[-1].startswith("stocks below minimum: 2 items (foam 2 at 2 sites)")
+    assert stocks_text([("medical_kit", 3), ("oxygen", 1)]) == (
+        "stocks below minimum: 4 items — medical_kit 3, oxygen 1 (where: vigie near)")
+    many = [(f"c{i}", 10 - i) for i in range(6)]
+    assert stocks_text(many) == "stocks below minimum: 45 items — c0 10, c1 9, c2 8, c3 7 and 2 more categories " \
+        "(where: vigie near)"
+    board = render([("G1", "VSAV", "available", 2)], [], 0.0, "clock", stocks_low=[("foam", 2)])
+    assert board.splitlines()[-1] == "stocks below minimum: 2 items — foam 2 (where: vigie near)"
