@@ -44,6 +44,17 @@ class Sector:
     rings: tuple[Ring, ...]  # every ring of every polygon (outer rings and holes alike: even-odd)
     box: tuple[float, float, float, float]  # min lon, min lat, max lon, max lat
 
+    def centroid(self) -> tuple[float, float]:
+        """(lat, lon) of the first ring's area centroid (its vertices' mean if it has no area)."""
+        ring = self.rings[0]
+        a = cx = cy = 0.0
+        for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1], strict=True):
+            cross = x0 * y1 - x1 * y0
+            a, cx, cy = a + cross, cx + (x0 + x1) * cross, cy + (y0 + y1) * cross
+        if abs(a) < 1e-15:
+            return sum(y for _, y in ring) / len(ring), sum(x for x, _ in ring) / len(ring)
+        return cy / (3 * a), cx / (3 * a)
+
     def contains(self, lat: float, lon: float) -> bool:
         x0, y0, x1, y1 = self.box
         if not (x0 <= lon <= x1 and y0 <= lat <= y1):
@@ -58,6 +69,9 @@ class SectorError(ValueError):
 class Sectors:
     def __init__(self, sectors: Iterable[Sector]) -> None:
         self.sectors = tuple(sectors)
+
+    def centroids(self) -> dict[str, tuple[float, float]]:
+        return {s.sector_id: s.centroid() for s in self.sectors}
 
     def locate(self, lat: float, lon: float) -> str:
         """The sector containing the point ("" if none)."""

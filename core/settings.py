@@ -164,6 +164,15 @@ class Settings(BaseSettings):
     holidays: str = ""
     # optional covariates of the forecast (weather, scheduled events): a CSV, see streams/forecasting/covariates.py
     forecast_covariates: str = ""
+    # --- Population present (README "Population present per sector") -----------------------------
+    # a period is scored against the same local slot of the week in this many weeks before it (median and MAD)
+    presence_weeks: int = Field(default=4, ge=1, le=12)
+    # at least this many of those weeks count before a period can deviate
+    presence_min_weeks: int = Field(default=3, ge=1, le=12)
+    # a period deviates when |robust z| >= presence_z and present/usual >= presence_ratio_high or <= _low
+    presence_z: float = Field(default=4.0, gt=0)
+    presence_ratio_high: float = Field(default=1.3, gt=1)
+    presence_ratio_low: float = Field(default=0.7, ge=0, lt=1)
     # Tests only (streams/runtime/faults.py): deterministic faults, e.g. "kill_after_rows=3". Empty in production.
     faults: str = ""
     state_dir: Path = PROJECT_ROOT / ".vigie" / "worker-state"

@@ -36,4 +36,9 @@ def generate_brigade(n_stations: int = 80, seed: int = 7) -> Reference:
                                               home_station=sid))
     # a sector per station, as the simulator names an intervention's: its nearest station's (Z + number)
     sectors = voronoi_sectors([(f"Z{s.station_id[1:]}", s.lat, s.lon) for s in stations])
-    return Reference.build(stations, fleet, sectors=sectors)
+    # residents: denser towards the centre (Paris proper ~20,000 per km², the inner suburbs less)
+    residents = {}
+    for st in stations:
+        km = math.hypot((st.lat - PARIS[0]) * 111, (st.lon - PARIS[1]) * 73)
+        residents[f"Z{st.station_id[1:]}"] = int(round(rng.uniform(0.8, 1.2) * 60000 / (1 + (km / 6) ** 2), -2))
+    return Reference.build(stations, fleet, sectors=sectors, residents=residents)

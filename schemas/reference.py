@@ -112,11 +112,12 @@ class Reference:
     fleet_by_station: dict[str, tuple[FleetVehicle, ...]] = field(default_factory=dict)
     crew_rules: CrewRules = field(default_factory=CrewRules.default)
     sectors: Sectors = field(default_factory=lambda: Sectors(()))  # none: no point is given a sector
+    residents: dict[str, int] = field(default_factory=dict)  # resident population per sector (sector_residents.csv)
 
     @classmethod
     def build(
         cls, stations: Iterable[Station], fleet: Iterable[FleetVehicle], extra_types: dict[str, str] | None = None,
-        crew_rules: CrewRules | None = None, sectors: Sectors | None = None,
+        crew_rules: CrewRules | None = None, sectors: Sectors | None = None, residents: dict[str, int] | None = None,
     ) -> Reference:
         types = {**DEFAULT_VEHICLE_TYPES, **(extra_types or {})}
         by_id = {s.station_id: s for s in stations}
@@ -132,7 +133,7 @@ class Reference:
             vehicles[v.vehicle_id] = v
             grouped[v.home_station].append(v)
         return cls(types, by_id, vehicles, {k: tuple(v) for k, v in grouped.items()}, crew_rules or CrewRules.default(),
-                   sectors or Sectors(()))
+                   sectors or Sectors(()), residents or {})
 
     @classmethod
     def load(cls, directory: Path) -> Reference:
@@ -145,7 +146,9 @@ class Reference:
         crew_rules = CrewRules.load(crew_file, {**DEFAULT_VEHICLE_TYPES, **extra}) if crew_file.exists() else None
         sectors_file = directory / "sectors.geojson"
         sectors = Sectors.load(sectors_file) if sectors_file.exists() else None
-        return cls.build(stations, fleet, extra, crew_rules, sectors)
+        residents_file = directory / "sector_residents.csv"
+        residents = load_residents(residents_file) if residents_file.exists() else None
+        return cls.build(stations, fleet, extra, crew_rules, sectors, residents)
 
     def write(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -155,6 +158,9 @@ class Reference:
         _write_csv(directory / "crew_requirements.csv", [
             {"vehicle_type": t, "priority": i + 1, **{q.value: rules.requirements[t].get(q, 0) for q in Qualification}}
             for i, t in enumerate(rules.priority)])
+        if self.residents:
+            _write_csv(directory / "sector_residents.csv",
+                       [{"sector_id": k, "residents": v} for k, v in sorted(self.residents.items())])
         if self.sectors.sectors:
             (directory / "sectors.geojson").write_text(json.dumps(self.sectors.to_geojson(), indent=None) + "\n")
 
@@ -204,6 +210,20 @@ def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
 
 def load_stations(path: Path) -> list[Station]:
     return [Station.model_validate(r) for r in _read_csv(Path(path))]
+
+
+def load_residents(path: Path) -> dict[str, int]:
+    """``sector_id,residents``: the resident population per sector (a census grid summed per sector, say)."""
+    out: dict[str, int] = {}
+    for n, row in enumerate(_read_csv(path), start=2):
+        try:
+            residents = int(row["residents"])
+        except (KeyError, ValueError) as e:
+            raise ReferenceError(f"{path.name} line {n}: residents must be a whole number ({e})") from e
+        if residents < 0 or not row.get("sector_id"):
+            raise ReferenceError(f"{path.name} line {n}: a sector_id and residents >= 0 are needed")
+        out[row["sector_id"]] = residents
+    return out
 
 
 def load_fleet(path: Path) -> list[FleetVehicle]:

@@ -93,6 +93,17 @@ def stocks_below_minimum_query(db: str) -> str:
             "WHERE below_min = 1 GROUP BY item_category ORDER BY items DESC, item_category")
 
 
+def unusual_sectors_query(db: str) -> str:
+    """Sectors whose newest period delivered (segment « all ») is unusual: (sector, period, present, usual, ratio),
+    the largest departures first."""
+    return (f"SELECT sector_id, period, present, usual, ratio FROM (SELECT sector_id, source, "
+            "max(period_start) AS period, argMax(present, period_start) AS present, "
+            "argMax(usual, period_start) AS usual, "
+            "argMax(ratio, period_start) AS ratio, argMax(unusual, period_start) AS unusual "
+            f"FROM {db}.presence_periods FINAL WHERE segment = 'all' GROUP BY sector_id, source) WHERE unusual = 1 "
+            "ORDER BY abs(ratio - 1) DESC, sector_id")
+
+
 def all_queries(db: str) -> dict[str, str]:
     return {
         "board_capacity": capacity_query(db),
@@ -103,6 +114,7 @@ def all_queries(db: str) -> dict[str, str]:
         "board_availability": availability_untracked_query(db),
         "board_alerts": firing_alerts_query(db),
         "board_stocks": stocks_below_minimum_query(db),
+        "board_presence": unusual_sectors_query(db),
         "alerts_open": open_alerts_query(db),
         "alerts_history": alert_history_query(db, 0, 2**31),
         "alerts_notify": notify_alerts_query(db, 0),

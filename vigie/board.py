@@ -20,6 +20,7 @@ from sinks.queries import (
     staff_query,
     staffed_query,
     stocks_below_minimum_query,
+    unusual_sectors_query,
 )
 
 TYPES = ("VSAV", "FPT", "EPA", "VSR", "CCF", "VL", "PSE")
@@ -68,7 +69,8 @@ def alerts_banner(firing: list[tuple[Any, ...]]) -> list[str]:
 def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]], rate: float,
            clock: str, staffed: list[tuple[Any, ...]] = (), staff: list[tuple[Any, ...]] = (),
            forecast: list[tuple[Any, ...]] = (), availability_tracked: bool = True,
-           alerts: list[tuple[Any, ...]] = (), stocks_low: list[tuple[Any, ...]] = ()) -> str:
+           alerts: list[tuple[Any, ...]] = (), stocks_low: list[tuple[Any, ...]] = (),
+           unusual: list[tuple[Any, ...]] = ()) -> str:
     cells: dict[tuple[str, str], dict[str, int]] = {}
     areas: list[str] = []
     for area, vtype, cat, n in capacity:
@@ -119,7 +121,7 @@ def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]
     n_open = sum(int(n) for _, n in open_by_nature)
     detail = ", ".join(f"{nat} {n}" for nat, n in open_by_nature)
     lines += ["", f"open interventions: {n_open}  ({detail})", forecast_text(list(forecast)),
-              stocks_text(list(stocks_low))]
+              stocks_text(list(stocks_low)), presence_text(list(unusual))]
     return "\n".join(lines)
 
 
@@ -132,6 +134,16 @@ def stocks_text(rows: list[tuple[Any, ...]], shown: int = 4) -> str:
     if len(rows) > shown:
         detail += f" and {len(rows) - shown} more categories"
     return f"stocks below minimum: {items} items — {detail} (where: vigie near)"
+
+
+def presence_text(rows: list[tuple[Any, ...]], shown: int = 5) -> str:
+    """Sectors whose people present are unusual now (``unusual_sectors_query``), the largest departures first."""
+    if not rows:
+        return "population present: no unusual sector"
+    detail = ", ".join(f"{sector} x{ratio:.1f} ({int(present):,} vs {int(usual):,} at {period:%H:%M})"
+                       for sector, period, present, usual, ratio in rows[:shown])
+    more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    return f"population present, unusual: {detail}{more}"
 
 
 def clock_text(rows: list[tuple[Any, ...]]) -> str:
@@ -156,7 +168,8 @@ def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> 
             text = render(cap, opened, rate, clock, client.execute(staffed_query(db)), client.execute(staff_query(db)),
                           client.execute(forecast_query(db)), availability_tracked=not untracked,
                           alerts=client.execute(firing_alerts_query(db)),
-                          stocks_low=client.execute(stocks_below_minimum_query(db)))
+                          stocks_low=client.execute(stocks_below_minimum_query(db)),
+                          unusual=client.execute(unusual_sectors_query(db)))
         except Exception as e:
             text = f"VIGIE — waiting for ClickHouse ({e.__class__.__name__}: {str(e)[:80]})"
             client.disconnect()

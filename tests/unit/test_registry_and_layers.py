@@ -25,11 +25,12 @@ PROCESSOR = Processor(name="ep_demo", inputs=(Input("ep-demo", VehicleStatusEven
 
 def test_vigies_own_processors_are_found_in_their_folder() -> None:
     names = [p.name for p in registry.processors(Settings())]
-    assert names[:4] == ["alerts", "interventions", "stations", "stocks"]
+    assert names[:5] == ["alerts", "interventions", "presence", "stations", "stocks"]
     assert registry.logical_topics(Settings(topic_suffix="-x", topic_names={"interventions": "cad.calls"})) == {
         "interventions": "cad.calls-x", "vehicle-status": "vehicle-status-x", "crew-status": "crew-status-x",
         "station-steps": "station-steps-x", "intervention-steps": "intervention-steps-x",
-        "alert-actions": "alert-actions-x", "stock-levels": "stock-levels-x"}
+        "alert-actions": "alert-actions-x", "stock-levels": "stock-levels-x",
+        "population-presence": "population-presence-x"}
 
 
 def test_an_entry_point_registers_a_processor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
