@@ -47,7 +47,7 @@ WHERE segment = {SEGMENT} AND {in_selected('sector_id', 'sector')}
 GROUP BY sector_id, source"""
 
 NOW_TABLE = f"""
-SELECT sector_id AS secteur, source, period AS periode, present AS presents, round(usual) AS habituel,
+SELECT sector_id AS secteur, source, period AS periode, present AS presents, usual AS habituel,
        round(ratio, 2) AS rapport, round(z, 1) AS z, {STATE} AS etat, residents AS residents
 FROM ({LATEST})
 ORDER BY unusual DESC, deviating != 0 DESC, abs(z) DESC, sector_id, source"""
@@ -69,7 +69,7 @@ WHERE $__timeFilter(period_start) AND segment = {SEGMENT} AND weeks > 0 AND {in_
 ORDER BY time, serie"""
 
 UNUSUAL_PERIODS = f"""
-SELECT period_start AS periode, sector_id AS secteur, source, present AS presents, round(usual) AS habituel,
+SELECT period_start AS periode, sector_id AS secteur, source, present AS presents, usual AS habituel,
        round(ratio, 2) AS rapport, round(z, 1) AS z
 FROM {RUN}.presence_periods FINAL
 WHERE $__timeFilter(period_start) AND segment = {SEGMENT} AND unusual = 1 AND {in_selected('sector_id', 'sector')}

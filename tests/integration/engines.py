@@ -63,5 +63,9 @@ class Engines:
     def both(self, sql: str, name: str) -> str:
         old = self.old(sql + "\nFORMAT TabSeparated", name)
         new = self.chdb.query(sql, "TabSeparated").data()
-        assert old == new, f"{name}: ClickHouse 18.16 and the current engine disagree"
+        if old != new:
+            diff = next(((a, b) for a, b in zip(old.splitlines(), new.splitlines(), strict=False) if a != b),
+                        (f"{len(old.splitlines())} lines", f"{len(new.splitlines())} lines"))
+            raise AssertionError(f"{name}: ClickHouse 18.16 and the current engine disagree, first on:\n"
+                                 f"  18.16:   {diff[0]}\n  current: {diff[1]}")
         return old

@@ -248,10 +248,13 @@ def test_end_to_end_matches_independent_computation(live_run: LiveRun) -> None:
 def test_pipeline_health_panels_on_a_real_prometheus(live_run: LiveRun) -> None:
     """Every health panel's PromQL, evaluated by Prometheus scraping the live worker, shows the run."""
     s, h = live_run.settings, live_run.health
-    # the inputs, and what the stations publish for the alerts; the operators' alert actions had no traffic
+    # the topics this run fed (the simulator's, and what their processors publish for the alerts); the others (the
+    # operators' alert actions, the processors with simulators of their own) had no traffic
     topics = {f"topic={t}" for t in registry.logical_topics(s).values()}
-    assert f"topic={s.topic('station-steps')}" in topics
-    fed = topics - {f"topic={s.topic('alert-actions')}"}
+    sent = {e.topic for e in live_run.events}
+    published = {o for p in registry.processors(s) if any(i.topic in sent for i in p.inputs) for o in p.outputs}
+    fed = {f"topic={s.topic(t)}" for t in sent | published}
+    assert f"topic={s.topic('station-steps')}" in fed and fed < topics
     settled = {panel: now for panel, (now, _) in h.items()}
     busy = {panel: then for panel, (_, then) in h.items()}
     assert settled["Workers up"] == {"": 1.0}
