@@ -87,7 +87,9 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
                     major_incidents_per_day=a.major_incidents_per_day)
     out = Path(a.output).open("w") if a.output else None
     try:
-        n = publish(s, with_processors(sim, a.duration, s, a.seed), speed=a.speed, copy_to=out, sim_origin=origin)
+        # paced from the simulation's start: what comes before it (a processor's backfill) goes at once
+        n = publish(s, with_processors(sim, a.duration, s, a.seed), speed=a.speed, copy_to=out,
+                    sim_origin=origin if origin is not None else sim.start)
     finally:
         if out:
             out.close()
