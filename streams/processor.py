@@ -23,14 +23,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from core.settings import Settings
 from core.tables import TableSpec
-from schemas.codec import InvalidEvent
+from schemas.codec import InvalidEvent, decode
 from schemas.reference import Reference
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,11 @@ class BatchResult:
     def mark(self, store: str, key: str, partition: int) -> None:
         self.changed.setdefault(store, {})[key] = partition
 
+    def saw(self, topic: str, t: float) -> None:
+        """An input event of ``topic`` at ``t``: the batch's newest event time and the freshness per topic."""
+        self.newest_event_time = max(self.newest_event_time, t)
+        self.newest_by_topic[topic] = max(t, self.newest_by_topic.get(topic, 0.0))
+
     def merge(self, other: BatchResult) -> None:
         """Add another result of the same processor (a tick after a batch)."""
         for spec, rows in other.rows.items():
@@ -200,6 +207,22 @@ class TimeBound:
             raise InvalidEvent(
                 f"event_time: {_iso(t)} is more than {self.skew_s:g} s ahead of the worker's clock "
                 f"({_iso(latest - self.skew_s)}; VIGIE_MAX_CLOCK_SKEW_S)")
+
+
+def decode_checked(rec: Record, model: type[M], key_field: str, time_bound: TimeBound, latest: float,
+                   result: BatchResult) -> tuple[M, float] | None:
+    """A record's event and its event time, checked as every processor checks them (the schema, the message key
+    against ``key_field``, the live clock bound: ``latest`` read once per batch); else None, the record in
+    ``result``'s dead letters with the reason."""
+    try:
+        ev = decode(model, rec.value)
+        check_key(rec, getattr(ev, key_field), key_field)
+        t = ev.event_time.timestamp()  # type: ignore[attr-defined]
+        time_bound.check(t, latest)
+    except InvalidEvent as e:
+        result.dead_letters.append(DeadLetter(rec, str(e)))
+        return None
+    return ev, t
 
 
 def _iso(t: float) -> str:

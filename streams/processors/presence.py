@@ -11,13 +11,11 @@ from typing import Any, NamedTuple
 
 from core.settings import Settings
 from core.tables import DateTime, Float64, String, UInt8, UInt16, UInt64, table
-from schemas.codec import InvalidEvent, decode
 from schemas.presence import PresenceEvent
 from streams.presence import COUNT, SUPPRESSED, PresenceRules, PresenceSector, Scorer
 from streams.presence import T as DELIVERED
 from streams.processor import (
     BatchResult,
-    DeadLetter,
     EngineContext,
     Input,
     Processor,
@@ -25,7 +23,7 @@ from streams.processor import (
     StateTable,
     Stores,
     TimeBound,
-    check_key,
+    decode_checked,
     json_state,
 )
 
@@ -92,14 +90,10 @@ class PresenceEngine:
         dirty: dict[tuple[str, str], set[int]] = {}  # (sector, series key) -> periods delivered anew
         latest = self.time_bound.latest()
         for rec in records:
-            try:
-                ev = decode(PresenceEvent, rec.value)
-                check_key(rec, ev.sector_id, "sector_id")
-                t = ev.event_time.timestamp()
-                self.time_bound.check(t, latest)
-            except InvalidEvent as e:
-                result.dead_letters.append(DeadLetter(rec, str(e)))
+            checked = decode_checked(rec, PresenceEvent, "sector_id", self.time_bound, latest, result)
+            if checked is None:
                 continue
+            ev, t = checked
             sector = store.get(ev.sector_id) or PresenceSector(ev.sector_id)
             series = sector.series_of(ev.source, ev.segment.value, ev.period_minutes)
             p = int(ev.period_start.timestamp())
@@ -111,8 +105,7 @@ class PresenceEngine:
                 dirty.setdefault((ev.sector_id, f"{ev.source}|{ev.segment.value}|{ev.period_minutes}"), set()).add(p)
             raw.append(PresenceEventRow(ev.event_id, t, round(t * 1000), ev.sector_id, p, ev.segment.value,
                                         ev.source, rec.partition, rec.offset, rec.value.decode()))
-            result.newest_event_time = max(result.newest_event_time, t)
-            result.newest_by_topic[rec.topic] = max(t, result.newest_by_topic.get(rec.topic, 0.0))
+            result.saw(rec.topic, t)
         rows = [row for (sid, key), periods in dirty.items() for row in self._rescore(store[sid], key, periods)]
         result.rows = {EVENTS_TABLE: raw, PERIODS_TABLE: rows}
         return result

@@ -14,12 +14,10 @@ from typing import Any, NamedTuple
 
 from core.geo import Sectors
 from core.tables import DateTime, Float64, String, UInt8, UInt16, UInt64, table
-from schemas.codec import InvalidEvent, decode
 from schemas.stocks import StockLevelEvent
 from streams.ordering import admit
 from streams.processor import (
     BatchResult,
-    DeadLetter,
     EngineContext,
     Input,
     Processor,
@@ -27,7 +25,7 @@ from streams.processor import (
     StateTable,
     Stores,
     TimeBound,
-    check_key,
+    decode_checked,
     json_state,
 )
 
@@ -118,14 +116,10 @@ class StockEngine:
         raw: list[StockEventRow] = []
         latest = self.time_bound.latest()
         for rec in records:
-            try:
-                ev = decode(StockLevelEvent, rec.value)
-                check_key(rec, ev.site_id, "site_id")
-                t = ev.event_time.timestamp()
-                self.time_bound.check(t, latest)
-            except InvalidEvent as e:
-                result.dead_letters.append(DeadLetter(rec, str(e)))
+            checked = decode_checked(rec, StockLevelEvent, "site_id", self.time_bound, latest, result)
+            if checked is None:
                 continue
+            ev, t = checked
             site = store.get(ev.site_id) or Site(ev.site_id)
             outcome = site.apply(ev, t, ev.sector_id or self.sectors.locate(ev.lat, ev.lon))
             result.outcomes[outcome] += 1
@@ -138,8 +132,7 @@ class StockEngine:
                 result.mark(STATES, ev.site_id, rec.partition)
             raw.append(StockEventRow(ev.event_id, t, round(t * 1000), ev.site_id, ev.item_id, rec.partition,
                                      rec.offset, rec.value.decode()))
-            result.newest_event_time = max(result.newest_event_time, t)
-            result.newest_by_topic[rec.topic] = max(t, result.newest_by_topic.get(rec.topic, 0.0))
+            result.saw(rec.topic, t)
         result.rows = {EVENTS_TABLE: raw, LEVELS_TABLE: [StockLevelRow(*r) for r in changed.values()]}
         return result
 

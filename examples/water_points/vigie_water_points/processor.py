@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from core.tables import DateTime, Float64, String, UInt16, UInt64, table
-from schemas.codec import InvalidEvent, decode
 from streams.ordering import admit
 from streams.processor import (
     BatchResult,
-    DeadLetter,
     EngineContext,
     Input,
     Processor,
@@ -25,7 +23,7 @@ from streams.processor import (
     StateTable,
     Stores,
     TimeBound,
-    check_key,
+    decode_checked,
     json_state,
 )
 from vigie_water_points.events import WaterPointEvent
@@ -106,14 +104,10 @@ class WaterPointEngine:
         raw: list[WaterPointEventRow] = []
         latest = self.time_bound.latest()
         for rec in records:
-            try:
-                ev = decode(WaterPointEvent, rec.value)
-                check_key(rec, ev.water_point_id, "water_point_id")
-                t = ev.event_time.timestamp()
-                self.time_bound.check(t, latest)
-            except InvalidEvent as e:
-                result.dead_letters.append(DeadLetter(rec, str(e)))
+            checked = decode_checked(rec, WaterPointEvent, "water_point_id", self.time_bound, latest, result)
+            if checked is None:
                 continue
+            ev, t = checked
             point = store.get(ev.water_point_id) or WaterPoint(ev.water_point_id)
             outcome = point.apply(ev, t)
             result.outcomes[outcome] += 1
@@ -123,8 +117,7 @@ class WaterPointEngine:
                 changed[ev.water_point_id] = point
             raw.append(WaterPointEventRow(ev.event_id, t, int(t * 1000), ev.water_point_id, ev.status.value,
                                           rec.partition, rec.offset, rec.value.decode()))
-            result.newest_event_time = max(result.newest_event_time, t)
-            result.newest_by_topic[rec.topic] = max(t, result.newest_by_topic.get(rec.topic, 0.0))
+            result.saw(rec.topic, t)
         result.rows = {EVENTS_TABLE: raw, STATE_TABLE: [p.row() for p in changed.values()]}
         return result
 
