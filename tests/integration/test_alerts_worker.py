@@ -91,6 +91,18 @@ severity = "warning"
 message = "{station}: no crew leader on duty"
 
 [[rule]]
+name = "staffed-vsav-below-30pct"
+measure = "available_share"
+scope = "area"
+vehicle_type = "VSAV"
+staffed = true
+fire_at = 30
+clear_at = 40
+for = "2m"
+severity = "warning"
+message = "{area}: {value}% of VSAV available and crewed (alert at {fire_at}%)"
+
+[[rule]]
 name = "call-surge"
 measure = "surge"
 scope = "area"
@@ -141,9 +153,11 @@ def crew(t: float, person: str, what: str, quals: tuple[str, ...], n: list[int] 
 
 
 def crews() -> list[SimEvent]:
-    """B1's crew: its crew leader on duty from the start, off duty from 1500 to 2400; a team member throughout."""
+    """B1's crew: its crew leader on duty from the start, off duty from 1500 to 2400; a driver and a team member
+    throughout (with the leader, V4's crew)."""
     leader = ("crew_leader", "team_leader", "team_member")
     return [crew(T0, "P1", "available", leader), crew(T0, "P2", "available", ("team_member",)),
+            crew(T0, "P3", "available", ("driver",)),
             crew(T0 + 1500, "P1", "off_duty", leader), crew(T0 + 2400, "P1", "available", leader)]
 
 
@@ -192,8 +206,12 @@ def stream() -> list[SimEvent]:
 # I1-I4 get a unit within a minute of their opening; I5 (400) waits until V1 comes at 1000: fires at 700. The five
 # calls of 08:00-08:10 against one in each of the three weeks before: (5 - 1) / 1 = 4 sigma, fires at the window's
 # end (600), resolved at the next one's (1200, no call).
-# B1 without a crew leader from 1500: for 5 minutes, so firing at 1800; back at 2400.
+# B1 without a crew leader from 1500: for 5 minutes, so firing at 1800; back at 2400. Its VSAV (area B's only one,
+# the only staffed figure: area A reports no crews) cannot be crewed from 1500 either: 0 % of area B's VSAV available
+# and crewed, below 30 % for 2 minutes at 1620; crewed and available again at 2400 (100 %, above 40 %).
 EXPECTED = sorted([
+    ("staffed-vsav-below-30pct", "B/VSAV", 1500, "pending"), ("staffed-vsav-below-30pct", "B/VSAV", 1620, "firing"),
+    ("staffed-vsav-below-30pct", "B/VSAV", 2400, "resolved"),
     ("no-crew-leader-on-duty", "B1/crew_leader", 1500, "pending"),
     ("no-crew-leader-on-duty", "B1/crew_leader", 1800, "firing"),
     ("no-crew-leader-on-duty", "B1/crew_leader", 2400, "resolved"),
@@ -273,6 +291,9 @@ def test_each_episode_fires_and_resolves_once_out_of_order_and_across_a_crash(st
         ("A", 10.0, "Intervention I5 (fire, sector Z1) has waited 10 min without a unit")]
     assert ch_client(s).execute(
         "SELECT value FROM alerts FINAL WHERE rule = 'call-surge' AND transition = 'firing'") == [(4.0,)]
+    assert ch_client(s).execute("SELECT value, message FROM alerts FINAL WHERE rule = 'staffed-vsav-below-30pct' "
+                                "AND transition = 'firing'") == [(0.0, "B: 0% of VSAV available and crewed (alert "
+                                                                       "at 30%)")]
     # the `alerts` topic (outside consumers): every transition, a repeat after the crash identical
     def published(msgs: list[dict[str, object]]) -> list[tuple[str, str, int, str]]:
         return sorted({(str(m["rule"]), str(m["scope_key"]),
