@@ -85,29 +85,27 @@ class PresenceFeed:
     def deliveries(self, start: float, end: float) -> Iterator[PresenceEvent]:
         """Every hourly period from ``start`` to ``end``, delivered (event time) in order; those delivered after
         ``end`` are left out."""
-        for sector, p, t, count, suppressed, n in self.raw(start, end):
-            self.n = max(self.n, n)
+        for t, n, sector, p, count, suppressed in self.raw(start, end):
             yield PresenceEvent(schema_version=1, event_id=f"pr-{n}", event_time=datetime.fromtimestamp(int(t), UTC),
                                 sector_id=sector, period_start=datetime.fromtimestamp(p, UTC), period_minutes=60,
                                 count=count, segment=Segment.ALL, source=SOURCE, suppressed=suppressed)
 
     def raw(self, start: float, end: float) -> Iterator[Delivery]:
-        """What ``deliveries`` gives, as plain tuples (sector, period start, delivery time, count or None,
-        suppressed, number): for the tests' months of counts."""
+        """What ``deliveries`` gives, as plain tuples (``Delivery``): for the tests' months of counts."""
         pending: list[Delivery] = []
         p = start - start % PERIOD_S
         while p < end:
             while pending and pending[0][0] <= p:
-                yield _unkey(heapq.heappop(pending))
+                yield heapq.heappop(pending)
             for sector in self.sectors:
                 for d in self._delivered(sector, p):
                     heapq.heappush(pending, d)
             p += PERIOD_S
         while pending and pending[0][0] <= end:
-            yield _unkey(heapq.heappop(pending))
+            yield heapq.heappop(pending)
 
     def _delivered(self, sector: str, p: float) -> list[Delivery]:
-        """Deliveries of one period, keyed for the heap: (delivery time, number, sector, period, count, suppressed)."""
+        """Deliveries of one period (the first one, then now and then a correction)."""
         count = self.count(sector, p)
         suppressed = self.rng.random() < 0.005
         late = float(int(p + PERIOD_S + self.rng.uniform(3600, 3 * 3600)))
@@ -119,16 +117,11 @@ class PresenceFeed:
 
     def _keyed(self, sector: str, p: float, t: float, count: float | None, suppressed: bool) -> Delivery:
         self.n += 1
-        return (t, self.n, sector, p, count, suppressed)  # type: ignore[return-value]
+        return (t, self.n, sector, p, count, suppressed)
 
 
-#: (sector, period start, delivery time, count or None, suppressed, number)
-Delivery = tuple[str, float, float, "float | None", bool, int]
-
-
-def _unkey(d: tuple) -> Delivery:  # type: ignore[type-arg]
-    t, n, sector, p, count, suppressed = d
-    return (sector, p, t, count, suppressed, n)
+#: (delivery time, number, sector, period start, count or None, suppressed): in delivery order as tuples sort
+Delivery = tuple[float, int, str, float, "float | None", bool]
 
 
 def stadium_and_evacuations(sectors: list[str], start: float, seconds: float, seed: int) -> list[Injected]:

@@ -24,6 +24,7 @@ from grafana.common import (
     text_value,
 )
 from grafana.datasources import SQL
+from sinks.queries import latest_presence_query
 
 UID = "vigie-presence"
 SEGMENT = text_value("segment")
@@ -35,16 +36,8 @@ SEGMENT_VARIABLE_SQL = f"SELECT DISTINCT segment FROM {RUN}.presence_periods ORD
 STATE = ("multiIf(unusual = 1 AND deviating = 1, 'inhabituel +', unusual = 1, 'inhabituel -', deviating != 0, "
          "'écart', suppressed = 1, 'masqué', weeks = 0, 'sans historique', 'habituel')")
 
-#: per sector and source, the newest period delivered (of the selected segment)
-LATEST = f"""
-SELECT sector_id, source, max(period_start) AS period, argMax(present, period_start) AS present,
-       argMax(usual, period_start) AS usual, argMax(ratio, period_start) AS ratio, argMax(z, period_start) AS z,
-       argMax(deviating, period_start) AS deviating, argMax(unusual, period_start) AS unusual,
-       argMax(suppressed, period_start) AS suppressed, argMax(weeks, period_start) AS weeks,
-       any(residents) AS residents, any(lat) AS lat, any(lon) AS lon
-FROM {RUN}.presence_periods FINAL
-WHERE segment = {SEGMENT} AND {in_selected('sector_id', 'sector')}
-GROUP BY sector_id, source"""
+#: per sector and source, the newest period delivered (of the selected segment and sectors)
+LATEST = latest_presence_query(RUN, SEGMENT, in_selected("sector_id", "sector"))
 
 NOW_TABLE = f"""
 SELECT sector_id AS secteur, source, period AS periode, present AS presents, usual AS habituel,

@@ -77,6 +77,15 @@ def _limit(limit: int) -> int:
     return limit
 
 
+def _within(table: str, columns: tuple[str, ...], around: Around, where: str, ids: str, limit: int) -> str:
+    """``columns`` then ``distance_m`` of the rows of ``table`` (FINAL) meeting ``where`` (the box included) and
+    within the radius: nearest first (to the decimetre), then by ``ids``."""
+    cols = ", ".join(columns)
+    return (f"SELECT {cols}, round(d, 1) AS distance_m FROM (SELECT {cols}, {around.distance_sql()} AS d "
+            f"FROM {table} FINAL WHERE {where}) WHERE d <= {around.radius_km * 1000!r} "
+            f"ORDER BY distance_m, {ids} LIMIT {_limit(limit)}")
+
+
 STOCK_COLUMNS = ("site_id", "site_type", "item_id", "item_category", "unit", "qty_available", "qty_on_hand",
                  "qty_min", "below_min", "sector_id", "lat", "lon", "event_time")
 
@@ -86,10 +95,7 @@ def stocks_near_query(db: str, around: Around, category: str | None = None, limi
     where = around.box_sql()
     if category is not None:
         where += f" AND item_category = '{identifier(category, 'category')}'"
-    cols = ", ".join(STOCK_COLUMNS)
-    return (f"SELECT {cols}, round(d, 1) AS distance_m FROM (SELECT {cols}, {around.distance_sql()} AS d "
-            f"FROM {db}.stock_levels FINAL WHERE {where}) WHERE d <= {around.radius_km * 1000!r} "
-            f"ORDER BY distance_m, site_id, item_id LIMIT {_limit(limit)}")
+    return _within(f"{db}.stock_levels", STOCK_COLUMNS, around, where, "site_id, item_id", limit)
 
 
 def stocks_in_sector_query(db: str, sector: str, category: str | None = None, around: Around | None = None,
@@ -114,7 +120,4 @@ def vehicles_near_query(db: str, around: Around, vehicle_type: str | None = None
     where = f"category = 'available' AND NOT (lat = 0 AND lon = 0) AND {around.box_sql()}"
     if vehicle_type is not None:
         where += f" AND vehicle_type = '{identifier(vehicle_type, 'vehicle type')}'"
-    cols = ", ".join(VEHICLE_COLUMNS)
-    return (f"SELECT {cols}, round(d, 1) AS distance_m FROM (SELECT {cols}, {around.distance_sql()} AS d "
-            f"FROM {db}.vehicle_state FINAL WHERE {where}) WHERE d <= {around.radius_km * 1000!r} "
-            f"ORDER BY distance_m, vehicle_id LIMIT {_limit(limit)}")
+    return _within(f"{db}.vehicle_state", VEHICLE_COLUMNS, around, where, "vehicle_id", limit)

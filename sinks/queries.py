@@ -93,14 +93,25 @@ def stocks_below_minimum_query(db: str) -> str:
             "WHERE below_min = 1 GROUP BY item_category ORDER BY items DESC, item_category")
 
 
+def latest_presence_query(db: str, segment: str = "'all'", condition: str = "1") -> str:
+    """Per sector and source, the newest period delivered of ``segment`` (a SQL string) among the rows meeting
+    ``condition``: its start (``period``), its figures, the sector's residents and centroid. The board and the
+    « Population présente » dashboard (``db`` a Grafana expression there) read it."""
+    return f"""
+SELECT sector_id, source, max(period_start) AS period, argMax(present, period_start) AS present,
+       argMax(usual, period_start) AS usual, argMax(ratio, period_start) AS ratio, argMax(z, period_start) AS z,
+       argMax(deviating, period_start) AS deviating, argMax(unusual, period_start) AS unusual,
+       argMax(suppressed, period_start) AS suppressed, argMax(weeks, period_start) AS weeks,
+       any(residents) AS residents, any(lat) AS lat, any(lon) AS lon
+FROM {db}.presence_periods FINAL
+WHERE segment = {segment} AND {condition}
+GROUP BY sector_id, source"""
+
+
 def unusual_sectors_query(db: str) -> str:
     """Sectors whose newest period delivered (segment « all ») is unusual: (sector, period, present, usual, ratio),
     the largest departures first."""
-    return (f"SELECT sector_id, period, present, usual, ratio FROM (SELECT sector_id, source, "
-            "max(period_start) AS period, argMax(present, period_start) AS present, "
-            "argMax(usual, period_start) AS usual, "
-            "argMax(ratio, period_start) AS ratio, argMax(unusual, period_start) AS unusual "
-            f"FROM {db}.presence_periods FINAL WHERE segment = 'all' GROUP BY sector_id, source) WHERE unusual = 1 "
+    return (f"SELECT sector_id, period, present, usual, ratio FROM ({latest_presence_query(db)}) WHERE unusual = 1 "
             "ORDER BY abs(ratio - 1) DESC, sector_id")
 
 

@@ -62,6 +62,10 @@ class Score(NamedTuple):
     unusual: int
 
 
+def series_key(source: str, segment: str, minutes: int) -> str:
+    return f"{source}|{segment}|{minutes}"
+
+
 @dataclass(slots=True)
 class Series:
     source: str
@@ -70,6 +74,11 @@ class Series:
     periods: dict[int, list[Any]] = field(default_factory=dict)
     newest: int = 0
     evicted_to: int = 0  # periods before this have left
+
+    @property
+    def key(self) -> str:
+        """Its key among its sector's series."""
+        return series_key(self.source, self.segment, self.minutes)
 
     def to_list(self) -> list[Any]:
         final = self.newest - LATE_S  # no delivery can come for these any more
@@ -182,7 +191,7 @@ class PresenceSector:
     version: int = 0
 
     def series_of(self, source: str, segment: str, minutes: int) -> Series:
-        key = f"{source}|{segment}|{minutes}"
+        key = series_key(source, segment, minutes)
         s = self.series.get(key)
         if s is None:
             s = self.series[key] = Series(source, segment, minutes)
@@ -194,4 +203,4 @@ class PresenceSector:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PresenceSector:
         series = [Series.from_list(x) for x in d["x"]]
-        return cls(d["s"], {f"{x.source}|{x.segment}|{x.minutes}": x for x in series}, int(d["v"]))
+        return cls(d["s"], {x.key: x for x in series}, int(d["v"]))

@@ -102,7 +102,7 @@ class PresenceEngine:
             if outcome == "applied":
                 store[ev.sector_id] = sector
                 result.mark(STATES, ev.sector_id, rec.partition)
-                dirty.setdefault((ev.sector_id, f"{ev.source}|{ev.segment.value}|{ev.period_minutes}"), set()).add(p)
+                dirty.setdefault((ev.sector_id, series.key), set()).add(p)
             raw.append(PresenceEventRow(ev.event_id, t, round(t * 1000), ev.sector_id, p, ev.segment.value,
                                         ev.source, rec.partition, rec.offset, rec.value.decode()))
             result.saw(rec.topic, t)

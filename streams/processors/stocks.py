@@ -8,7 +8,7 @@ whose polygon holds the site (reference ``sectors.geojson``), else "". Queries n
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -81,8 +81,9 @@ class Site:
     site_id: str
     items: dict[str, Item] = field(default_factory=dict)
 
-    def apply(self, ev: StockLevelEvent, t: float, sector: str) -> str:
-        """``applied``, ``duplicate`` or ``stale``."""
+    def apply(self, ev: StockLevelEvent, t: float, locate: Callable[[float, float], str]) -> str:
+        """``applied``, ``duplicate`` or ``stale``. ``locate``: the sector of a point, asked only for a snapshot
+        applied that names none."""
         item = self.items.get(ev.item_id)
         if item is None:
             item = self.items[ev.item_id] = Item()
@@ -90,6 +91,7 @@ class Site:
         if rejected is not None:
             return rejected.value
         available = ev.qty_on_hand - ev.qty_reserved
+        sector = ev.sector_id or locate(ev.lat, ev.lon)
         item.row = list(StockLevelRow(
             ev.site_id, ev.item_id, ev.site_type, ev.item_category, ev.unit, ev.qty_on_hand, ev.qty_reserved,
             available, ev.qty_min, int(available < ev.qty_min), ev.lat, ev.lon, sector, t, ev.event_id,
@@ -121,7 +123,7 @@ class StockEngine:
                 continue
             ev, t = checked
             site = store.get(ev.site_id) or Site(ev.site_id)
-            outcome = site.apply(ev, t, ev.sector_id or self.sectors.locate(ev.lat, ev.lon))
+            outcome = site.apply(ev, t, self.sectors.locate)
             result.outcomes[outcome] += 1
             if outcome == "applied":
                 store[ev.site_id] = site

@@ -206,7 +206,7 @@ def test_detection_on_200_sectors_over_12_weeks() -> None:
     scorer = Scorer(PresenceRules())  # the shipped rules, Paris time
     series = {s: Series("sim", "all", 60) for s in sectors}
     final: dict[tuple[str, int], tuple[int, int, bool]] = {}
-    for sector, period, t, count, suppressed, n in feed.raw(start, end + 4 * H):  # as the engine takes them
+    for t, n, sector, period, count, suppressed in feed.raw(start, end + 4 * H):  # as the engine takes them
         s = series[sector]
         p = int(period)
         if scorer.apply(s, p, count, suppressed, t, f"pr-{n}") == "applied":
