@@ -173,6 +173,10 @@ class Settings(BaseSettings):
     presence_z: float = Field(default=4.0, gt=0)
     presence_ratio_high: float = Field(default=1.3, gt=1)
     presence_ratio_low: float = Field(default=0.7, ge=0, lt=1)
+    # the alert rules on presence (measures presence_high / presence_low) take a series' periods in time order:
+    # a period as soon as every earlier one has come; a period still missing this long after the newest one
+    # delivered is given up (the alerts go on without it)
+    presence_alert_lateness_s: float = Field(default=10800.0, ge=0)
     # Tests only (streams/runtime/faults.py): deterministic faults, e.g. "kill_after_rows=3". Empty in production.
     faults: str = ""
     state_dir: Path = PROJECT_ROOT / ".vigie" / "worker-state"

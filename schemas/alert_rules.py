@@ -30,6 +30,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.events import Qualification, VehicleStatus
+from schemas.presence import Segment
 
 
 class Measure(StrEnum):
@@ -41,6 +42,12 @@ class Measure(StrEnum):
     # interventions opened per ``window`` in an area, in standard deviations above the usual for that hour of
     # the week (at least ``min_count`` of them: a quiet area's one call is no surge)
     SURGE = "surge"
+    # people present in a sector against the usual for that hour of the week (``streams/presence.py``): the ratio
+    # present / usual of each period whose distance from the usual is beyond chance (the presence settings' robust
+    # z), else 1; a crowd fires at or above ``fire_at`` (``presence_high``), an emptied sector at or below it
+    # (``presence_low``). Of one ``segment`` (default all); in the periods' time, once sealed (README)
+    PRESENCE_HIGH = "presence_high"
+    PRESENCE_LOW = "presence_low"
 
 
 class Scope(StrEnum):
@@ -48,6 +55,7 @@ class Scope(StrEnum):
     STATION = "station"
     UNIT = "unit"
     INTERVENTION = "intervention"
+    SECTOR = "sector"  # a sector's counts from one source (scope key ``<sector>/<source>``)
 
 
 #: the scopes each measure is computed on
@@ -58,9 +66,12 @@ SCOPES: dict[Measure, frozenset[Scope]] = {
     Measure.STATUS_MINUTES: frozenset({Scope.UNIT}),
     Measure.STAFF_ON_DUTY: frozenset({Scope.STATION}),
     Measure.SURGE: frozenset({Scope.AREA}),
+    Measure.PRESENCE_HIGH: frozenset({Scope.SECTOR}),
+    Measure.PRESENCE_LOW: frozenset({Scope.SECTOR}),
 }
+PRESENCE_MEASURES = frozenset({Measure.PRESENCE_HIGH, Measure.PRESENCE_LOW})
 #: capacity runs out downwards; waits, durations and surges upwards
-FIRES_BELOW = frozenset({Measure.AVAILABLE, Measure.AVAILABLE_SHARE, Measure.STAFF_ON_DUTY})
+FIRES_BELOW = frozenset({Measure.AVAILABLE, Measure.AVAILABLE_SHARE, Measure.STAFF_ON_DUTY, Measure.PRESENCE_LOW})
 
 #: what a message may name, per scope (every rule also has rule, severity, value, fire_at)
 PLACEHOLDERS: dict[Scope, frozenset[str]] = {
@@ -68,6 +79,7 @@ PLACEHOLDERS: dict[Scope, frozenset[str]] = {
     Scope.STATION: frozenset({"area", "station", "vehicle_type", "qualification"}),
     Scope.UNIT: frozenset({"area", "station", "unit", "vehicle_type", "status", "intervention"}),
     Scope.INTERVENTION: frozenset({"intervention", "sector", "nature"}),
+    Scope.SECTOR: frozenset({"sector", "source", "segment", "area"}),
 }
 COMMON_PLACEHOLDERS = frozenset({"rule", "severity", "value", "fire_at"})
 
@@ -111,6 +123,8 @@ class Rule(BaseModel):
     # surge only
     window: Duration = 600.0
     min_count: int = Field(3, ge=1)
+    # presence only (default: all)
+    segment: Segment | None = None
 
     @property
     def fires_below(self) -> bool:
@@ -133,6 +147,8 @@ class Rule(BaseModel):
             if getattr(self, name) is not None and needs != name:
                 raise ValueError(f"{name} applies to measure "
                                  f"{'status_minutes' if name == 'status' else 'staff_on_duty'} only")
+        if self.segment is not None and m not in PRESENCE_MEASURES:
+            raise ValueError("segment applies to the presence measures only")
         if self.staffed and m not in (Measure.AVAILABLE, Measure.AVAILABLE_SHARE):
             raise ValueError("staffed applies to the available measures only")
         if m in (Measure.AVAILABLE, Measure.AVAILABLE_SHARE) and self.vehicle_type is None:

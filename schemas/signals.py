@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import Identifier, InterventionNature, VehicleStatus
+from schemas.presence import Segment
 
 
 class StationStepsPart(BaseModel):
@@ -65,9 +66,34 @@ class InterventionSteps(BaseModel):
     parts: list[InterventionStepsPart] = Field(min_length=1)
 
 
+class PresenceStepsPart(BaseModel):
+    """One presence series (a sector, source, segment and period length): its periods newly sealed
+    (``streams/presence.py`` ``Series.seal``: in time order, every earlier one in), each ``[period start (epoch s),
+    present (null: suppressed), usual, ratio, robust z, significant]`` — significant: beyond chance under the
+    deployment's presence settings (what the alert rules read)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    sector_id: Identifier
+    source: Identifier
+    segment: Segment
+    minutes: int = Field(gt=0, le=1440)
+    periods: list[tuple[int, float | None, float, float, float, bool]] = Field(min_length=1)
+
+
+class PresenceSteps(BaseModel):
+    """Topic ``presence-steps`` (key ``all``): what one batch of the presence processor sealed (read by the alerts)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    parts: list[PresenceStepsPart] = Field(min_length=1)
+
+
 class AlertNotice(BaseModel):
     """Topic ``alerts`` (for consumers outside Vigie: a CAD, a paging bridge; key ``<rule>/<scope_key>``, one
-    partition, in the order of the alerts' clock): one transition of one alert, as the ``alerts`` table holds it.
+    partition, in the order of the alerts' clock — the rules on population present move with their series' periods,
+    delivered hours late: theirs come dated hours earlier): one transition of one alert, as the ``alerts`` table
+    holds it.
     At least once: after a worker crash a transition may come again, identical — a consumer takes a repeat of
     (rule, scope_key, at, transition) as a no-op."""
 

@@ -33,7 +33,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from schemas.alert_rules import Measure, Rule, Scope
+from schemas.alert_rules import PRESENCE_MEASURES, Measure, Rule, Scope
 from schemas.reference import Reference
 from streams.alerting import Alert, Change, Direction, Phase, SurgeBaseline, Threshold
 from streams.windows import STAFF_STEP, VEHICLE_STEP, Step
@@ -183,6 +183,8 @@ class AlertBook:
                 continue
             if rule.measure is Measure.UNASSIGNED_MINUTES:
                 continue  # a scope per intervention, once it waited too long (_deadline)
+            if rule.measure in PRESENCE_MEASURES:
+                continue  # not on the stations' clock: streams/presence_alerts.py
             staff = rule.measure is Measure.STAFF_ON_DUTY
             subject = rule.qualification.value if staff and rule.qualification else rule.vehicle_type or ""
             kind = STAFF_STEP if staff else VEHICLE_STEP

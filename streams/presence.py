@@ -13,6 +13,11 @@ themselves — as a median and a MAD:
   least ``ratio_high`` or at most ``ratio_low``; a suppressed period never does;
 - the sector is *unusual* at a period that deviates the same way as the period before it (two periods in a row).
 
+For the alert rules (``streams/presence_alerts.py``), a series' periods are *sealed* in time order
+(:meth:`Series.seal`): a period once it and every period before it have come — so the alerts never depend on the
+order deliveries arrive in — and a period still missing ``lateness`` after the series' newest is given up. A
+delivery for a period already sealed changes the rows, not the alerts (an alert is a notification already given).
+
 Everything derives from the set of newest deliveries, whatever order they came in: a late delivery rescores its
 period, the next one and the same slot of the following weeks, and what those change in turn. Periods older than
 ``weeks + 1`` weeks before the series' newest leave the state (a period a delivery may still change has its whole
@@ -74,6 +79,7 @@ class Series:
     periods: dict[int, list[Any]] = field(default_factory=dict)
     newest: int = 0
     evicted_to: int = 0  # periods before this have left
+    sealed_to: int = 0  # the periods before this are sealed for the alerts (0: none yet)
 
     @property
     def key(self) -> str:
@@ -84,11 +90,36 @@ class Series:
         final = self.newest - LATE_S  # no delivery can come for these any more
         periods = [[p, e[COUNT], e[SUPPRESSED], 0, "", e[DEV]] if p < final else [p, *e]
                    for p, e in self.periods.items()]
-        return [self.source, self.segment, self.minutes, self.newest, periods, self.evicted_to]
+        return [self.source, self.segment, self.minutes, self.newest, periods, self.evicted_to, self.sealed_to]
 
     @classmethod
     def from_list(cls, d: list[Any]) -> Series:
-        return cls(d[0], d[1], int(d[2]), {int(e[0]): list(e[1:]) for e in d[4]}, int(d[3]), int(d[5]))
+        sealed_to = int(d[6]) if len(d) > 6 else 0  # a state written before the alerts on presence
+        return cls(d[0], d[1], int(d[2]), {int(e[0]): list(e[1:]) for e in d[4]}, int(d[3]), int(d[5]), sealed_to)
+
+    def seal(self, lateness_s: float) -> list[int]:
+        """The periods sealed now, in time order: from where sealing stopped, each period present, as long as
+        every earlier one is (a period missing more than ``lateness_s`` before the newest is skipped). The first
+        seal waits until the oldest period is ``lateness_s`` behind the newest (an earlier one may still come)."""
+        if not self.periods:
+            return []
+        horizon = self.newest - lateness_s
+        if not self.sealed_to:
+            first = min(self.periods)
+            if first > horizon:
+                return []
+            self.sealed_to = first
+        step = self.minutes * 60
+        out = []
+        p = self.sealed_to
+        while p <= self.newest:
+            if p in self.periods:
+                out.append(p)
+            elif p > horizon:
+                break
+            p += step
+        self.sealed_to = p
+        return out
 
 
 class Scorer:
@@ -141,6 +172,17 @@ class Scorer:
                         heapq.heappush(queue, q)
         self.evict(s)
         return out
+
+    def score(self, s: Series, p: int) -> Score:
+        """A present period's score as the series stands."""
+        return self._score(s, p, s.periods[p])
+
+    def significant(self, s: Series, p: int, score: Score) -> bool:
+        """Whether a period's distance from its usual is beyond chance (``z``, on ``min_weeks`` past weeks at least),
+        whichever its ratio: what the alert rules on presence read."""
+        entry = s.periods[p]
+        return (entry[COUNT] is not None and not entry[SUPPRESSED] and score.weeks >= self.rules.min_weeks
+                and abs(score.z) >= self.rules.z)
 
     def _score(self, s: Series, p: int, entry: list[Any]) -> Score:
         r = self.rules

@@ -336,7 +336,7 @@ def _cmd_alerts_validate(s: Settings, a: argparse.Namespace) -> int:
         return 1
     for r in rules.rule:
         side = "<=" if r.fires_below else ">="
-        what = " ".join(x for x in (r.vehicle_type, r.status, r.qualification) if x)
+        what = " ".join(x for x in (r.vehicle_type, r.status, r.qualification, r.segment) if x)
         surge = f" per {r.window:g}s window (at least {r.min_count})" if r.measure is Measure.SURGE else ""
         print(f"{r.name}: {r.severity}, {r.measure.value}{' ' + what if what else ''} per {r.scope.value}{surge} "
               f"{side} {r.fire_at:g} (clears at {r.clear_level:g}), for {r.for_s:g}s, "

@@ -1,7 +1,9 @@
 """Alerts: the stations' sealed values and units' statuses (topic ``station-steps``, published by the stations
 processor) and the interventions opened and closed (``intervention-steps``, by the interventions processor) -> the
 alert rules (``VIGIE_ALERT_RULES``) evaluated across every station and intervention (``streams/alert_book.py``) ->
-one ``alerts`` row per transition; operators' actions (topic ``alert-actions``: acknowledge, silence, unsilence) ->
+one ``alerts`` row per transition; the presence series' sealed periods (``presence-steps``, by the presence
+processor) -> the rules on population present (``streams/presence_alerts.py``), on each series' own clock;
+operators' actions (topic ``alert-actions``: acknowledge, silence, unsilence) ->
 ``alert_actions``. The book is one state entry (each surge baseline one more): every message comes to one
 partition (key ``all``)."""
 
@@ -24,10 +26,11 @@ from schemas.alert_actions import ActionKind, AlertAction
 from schemas.alert_rules import Measure, Rule, RuleFileError, RuleSet
 from schemas.codec import InvalidEvent
 from schemas.reference import Reference
-from schemas.signals import AlertNotice, InterventionSteps, StationSteps
+from schemas.signals import AlertNotice, InterventionSteps, PresenceSteps, StationSteps
 from streams.alert_book import AlertBook, Transition
 from streams.alerting import SurgeBaseline
 from streams.partitioning import partition_for
+from streams.presence_alerts import PresenceAlerts
 from streams.processor import (
     BatchResult,
     DeadLetter,
@@ -50,11 +53,12 @@ ALERTS_TOPIC = "alerts"  # every transition, for consumers outside Vigie (schema
 BOOKS = "alert-book"  # the state table: BOOK_KEY -> the book (its to_dict() once recovered); surge baselines
 BOOK_KEY = "book"
 BASELINE_KEY = "surge/{rule}/{area}"  # a surge rule's usual counts in one area (changed every window, not the book)
+PRESENCE_KEY = "presence"  # the alerts on presence (streams/presence_alerts.py)
 CHUNK_KEY = "waiting/{seq}"  # a chunk of the steps waiting for the book's clock (AlertBook.waiting_chunks)
 CALL_MEASURES = frozenset({Measure.UNASSIGNED_MINUTES, Measure.SURGE})  # the measures on interventions
 
 
-def _dumps(book: AlertBook | SurgeBaseline | dict[str, object] | list[Any]) -> bytes:
+def _dumps(book: AlertBook | SurgeBaseline | PresenceAlerts | dict[str, object] | list[Any]) -> bytes:
     return json.dumps(book if isinstance(book, dict | list) else book.to_dict(), separators=(",", ":")).encode()
 
 
@@ -77,7 +81,7 @@ class AlertEngine:
     def __init__(self, rules_path: Path, reference: Reference, live: bool = False,
                  time_bound: TimeBound | None = None, idle_s: float = 5.0,
                  partitions: int = 4, actions_topic: str = "alert-actions",
-                 steps_topic: str = "intervention-steps") -> None:
+                 steps_topic: str = "intervention-steps", presence_topic: str = "presence-steps") -> None:
         self.rules_path = rules_path
         self.reference = reference
         self.live = live
@@ -91,7 +95,10 @@ class AlertEngine:
         if any(r.measure in CALL_MEASURES for r in self.rules):
             self.sources += [f"interventions/{p}" for p in range(partitions)]
         self.steps_topic = steps_topic
+        self.presence_topic = presence_topic
         self.book = self._new_book()
+        self._sector_areas: dict[str, str] | None = None  # sector -> area, once an alert on presence needs it
+        self.presence = PresenceAlerts(self.rules, self._area_of_sector)
         self.heard: dict[str, float] = {}  # source -> when (monotonic) its last message came
         self.lagging: set[str] = set()  # sources whose last part said they had records to read
         self.actions_topic = actions_topic  # the deployment's name of the alert-actions topic
@@ -103,6 +110,13 @@ class AlertEngine:
         book = AlertBook(self.rules, self.reference, self.sources)
         book.keep_fresh = self.live  # its waiting steps go to the changelog (live only: see _result)
         return book
+
+    def _area_of_sector(self, sector: str) -> str:
+        """The area of the station nearest to a sector's centroid ("" for a sector the reference does not draw)."""
+        if self._sector_areas is None:
+            self._sector_areas = {sid: self.book.area_of(lat, lon)
+                                  for sid, (lat, lon) in self.reference.sectors.centroids().items()}
+        return self._sector_areas.get(sector, "")
 
     def _version(self) -> tuple[float, int] | None:
         try:
@@ -127,6 +141,11 @@ class AlertEngine:
                 if isinstance(saved, dict):
                     self.book.baselines[(rule, area)] = SurgeBaseline.from_dict(saved)
         store[BOOK_KEY] = self.book
+        held = store.get(PRESENCE_KEY)
+        if isinstance(held, dict):
+            self.presence = PresenceAlerts(self.rules, self._area_of_sector)
+            self.presence.restore(held)
+        store[PRESENCE_KEY] = self.presence
 
     def process(self, records: Sequence[Record], stores: Stores,
                 behind: Collection[tuple[str, int]] | None = None) -> BatchResult:
@@ -139,6 +158,12 @@ class AlertEngine:
             try:
                 if rec.topic == self.actions_topic:
                     actions.append(self._action(rec))
+                    continue
+                if rec.topic == self.presence_topic:
+                    sealed = PresenceSteps.model_validate_json(rec.value or b"")
+                    self.partition = rec.partition
+                    for p in sealed.parts:
+                        self.presence.take(p)
                     continue
                 if rec.topic == self.steps_topic:
                     calls = InterventionSteps.model_validate_json(rec.value or b"")
@@ -161,7 +186,7 @@ class AlertEngine:
                 self._heard(part.source, part.behind, now)
                 self.book.take(part.source, part.until, part.steps, part.units)  # type: ignore[arg-type]
         self.book.settle()
-        steps = [r for r in records if r.topic != self.actions_topic]
+        steps = [r for r in records if r.topic not in (self.actions_topic, self.presence_topic)]
         if steps and self.book.clock > -math.inf:  # freshness: how far behind the alerts' clock is
             result.newest_by_topic[steps[-1].topic] = self.book.clock
         result = self._result(result)
@@ -231,6 +256,10 @@ class AlertEngine:
         log.info("alert rules reloaded from %s: %d rules", self.rules_path, len(rules))
         self.rules = rules
         self.ended += self.book.retire(rules)  # alerts of a rule removed or changed end now
+        self.ended += self.presence.retire(rules)
+        presence = PresenceAlerts(rules, self._area_of_sector)
+        presence.restore(self.presence.to_dict())
+        self.presence = store[PRESENCE_KEY] = presence
         book = self._new_book()
         book.restore(self.book.to_dict(), self.book.chunk_data)
         book.take_fresh(self.book.fresh)  # taken since the last chunks: not stored yet
@@ -240,7 +269,7 @@ class AlertEngine:
 
     def _result(self, result: BatchResult, changed: bool = True) -> BatchResult:
         """The transitions as rows; ``changed``: the book changed beyond its clock (a changelog record)."""
-        transitions, self.ended = self.ended + self.book.transitions(), []
+        transitions, self.ended = self.ended + self.book.transitions() + self.presence.transitions(), []
         rows = [_row(tr) for tr in transitions]
         result.rows = {ALERTS: rows}
         result.messages += [_notice(row) for row in rows]
@@ -259,6 +288,9 @@ class AlertEngine:
                 store[key] = self.book.baselines[(rule, area)]
                 result.mark(BOOKS, key, self.partition)
             self.book.dirty.clear()
+        if self.partition >= 0 and self.presence.changed:
+            result.mark(BOOKS, PRESENCE_KEY, self.partition)
+            self.presence.changed = False
         result.outcomes["alert_transitions"] += len(transitions)
         result.late = self.book.late
         self.book.late = 0
@@ -295,7 +327,8 @@ def _notice(row: AlertRow) -> Message:
 def _engine(ctx: EngineContext) -> AlertEngine:
     s = ctx.settings
     return AlertEngine(s.alert_rules, ctx.reference, ctx.live, ctx.time_bound, s.alert_source_idle_s,
-                       s.topic_partitions, ctx.topic("alert-actions"), ctx.topic("intervention-steps"))
+                       s.topic_partitions, ctx.topic("alert-actions"), ctx.topic("intervention-steps"),
+                       ctx.topic("presence-steps"))
 
 
 def _tick_every(settings: Settings) -> float:
@@ -307,6 +340,7 @@ PROCESSOR = Processor(
     inputs=(Input("station-steps", StationSteps, "all"),
             # same key: one partition, the book's
             Input("intervention-steps", InterventionSteps, "all"),
+            Input("presence-steps", PresenceSteps, "all"),
             Input("alert-actions", AlertAction, "all"),),
     states=(StateTable(BOOKS, _dumps, _loads),),
     tables=(ALERTS, ALERT_ACTIONS),

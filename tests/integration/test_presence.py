@@ -1,15 +1,18 @@
 """Population present on the real parts: five weeks of simulated hourly counts of twelve sectors (a stadium match
 still going on at the end, an evacuation), delivered out of order within hours, with repeats and bad records,
 through the broker, the worker and ClickHouse; the rows equal a plain in-time-order scoring of the deliveries
-(tests/unit/test_presence.py ``oracle``); the batch path over the stored deliveries gives the same rows; every panel
-of « Population présente » and the board's query give the same on ClickHouse 18.16 and the current engine, and what
-the oracle says."""
+(tests/unit/test_presence.py ``oracle``); the shipped alert rules on presence fire on the stadium and the evacuation
+at the times the oracle's ratios say, and nowhere else; the batch path over the stored deliveries gives the same rows
+and alerts; every panel of « Population présente » and the board's query give the same on ClickHouse 18.16 and the
+current engine, and what the oracle says."""
 
 from __future__ import annotations
 
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from shapely.geometry import shape
@@ -40,6 +43,7 @@ H = 3600
 START = datetime(2026, 3, 2, tzinfo=UTC)
 END = START + timedelta(weeks=5)
 DASH = generate.load(presence.UID)
+SHIPPED_RULES = Path(__file__).resolve().parents[2] / "deploy" / "alerts" / "rules.toml"
 COLUMNS = ("present, suppressed, usual, mad, weeks, ratio, z, deviating, unusual, toUInt32(delivered_at)")
 
 
@@ -48,7 +52,8 @@ def query_of(title: str) -> str:
 
 
 def test_presence_through_the_worker_the_batch_path_and_the_panels(stack: Stack) -> None:
-    s = new_settings(stack)
+    # the shipped rules; the deliveries below come up to 10 h out of order: a lateness the alerts wait for
+    s = new_settings(stack).model_copy(update={"alert_rules": SHIPPED_RULES, "presence_alert_lateness_s": 12 * H})
     ref = Reference.load(s.reference_dir)
     sectors = {sid: ref.residents[sid] for sid in sorted(ref.residents)[:12]}
     end = END.timestamp()
@@ -89,6 +94,9 @@ def test_presence_through_the_worker_the_batch_path_and_the_panels(stack: Stack)
                 and tuple(g[9:]) == tuple(w[9:]) for g, w in zip(got, expected, strict=True))
 
         wait_until(lambda: same(stored(s.clickhouse_database)), 60, "the oracle's rows")
+        alerts_want = expected_alerts(want, stadium, end - 5 * H, evacuated, end - 3 * 86400)
+        wait_until(lambda: len(presence_alerts(ch, s.clickhouse_database)) >= len(alerts_want), 60, "the alerts")
+        same_alerts(presence_alerts(ch, s.clickhouse_database), alerts_want)
         letters = read_topic(s, s.dead_letter_topic, lambda got: len(got) >= 2)
         reasons = sorted(x["reason"] for x in letters)
         assert len(reasons) == 2 and "count is required" in reasons[0] and "boundary" in reasons[1], reasons
@@ -105,6 +113,7 @@ def test_presence_through_the_worker_the_batch_path_and_the_panels(stack: Stack)
     stats = run_history(batch, HistorySource(clickhouse_database=s.clickhouse_database), processes=1)
     assert stats.events == len(produced)  # the raw table read with FINAL: each delivery once
     assert same(stored(batch.clickhouse_database))
+    same_alerts(presence_alerts(ch, batch.clickhouse_database), alerts_want)
 
     doc = json.loads((s.reference_dir / "sectors.geojson").read_text())
     centroids = {f["properties"]["sector_id"]: (shape(f["geometry"]).centroid.y, shape(f["geometry"]).centroid.x)
@@ -143,3 +152,33 @@ def test_presence_through_the_worker_the_batch_path_and_the_panels(stack: Stack)
         assert [r[0] for r in board] == [sid for sid in sorted(sectors) if want[sid][latest[sid]][8]]
     finally:
         eng.chdb.close()
+
+
+def expected_alerts(want: dict[str, dict[int, tuple]], stadium: str, kick_off: float,  # type: ignore[type-arg]
+                    evacuated: str, evacuation: float) -> list[tuple[str, str, str, float, float]]:
+    """The shipped rules (``for = "1h"``) on the oracle's ratios: the crowd pending at kick-off, firing an hour later
+    at its first hour's ratio (still going on at the end); the evacuation the same downwards, resolved when it ends at
+    its lowest ratio."""
+    def ratio(sid: str, p: float) -> float:
+        return float(want[sid][int(p)][5])
+
+    lowest = min(ratio(evacuated, evacuation + k * H) for k in range(6))
+    return [("crowd-in-sector", f"{stadium}/sim-flux", "pending", kick_off, ratio(stadium, kick_off)),
+            ("crowd-in-sector", f"{stadium}/sim-flux", "firing", kick_off + H, ratio(stadium, kick_off)),
+            ("sector-emptied", f"{evacuated}/sim-flux", "pending", evacuation, ratio(evacuated, evacuation)),
+            ("sector-emptied", f"{evacuated}/sim-flux", "firing", evacuation + H, ratio(evacuated, evacuation)),
+            ("sector-emptied", f"{evacuated}/sim-flux", "resolved", evacuation + 6 * H, lowest)]
+
+
+def presence_alerts(ch: Any, db: str) -> list[tuple[str, str, str, float, float]]:
+    return [tuple(r) for r in ch.execute(  # type: ignore[misc]
+        f"SELECT rule, scope_key, transition, toUInt32(at), value FROM {db}.alerts "
+        "WHERE measure IN ('presence_high', 'presence_low') ORDER BY rule, scope_key, at, transition")]
+
+
+def same_alerts(got: list[tuple[str, str, str, float, float]], want: list[tuple[str, str, str, float, float]]
+                ) -> None:
+    """Times exact; values within 3 %: a period's correction (up to 2 %) may come before the alerts take it."""
+    key = sorted(want, key=lambda w: (w[0], w[1], w[3], w[2]))
+    assert [g[:4] for g in got] == [w[:4] for w in key], got
+    assert all(g[4] == pytest.approx(w[4], rel=0.03) for g, w in zip(got, key, strict=True)), (got, key)

@@ -82,7 +82,7 @@ def test_vigie_alerts_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
     assert main(["alerts", "validate"]) == 0
     out = capsys.readouterr().out
-    assert "no-vsav-in-area: critical, available VSAV per area <= 0 (clears at 1)" in out and "8 rules, valid" in out
+    assert "no-vsav-in-area: critical, available VSAV per area <= 0 (clears at 1)" in out and "10 rules, valid" in out
     bad = tmp_path / "bad.toml"
     bad.write_text('[[rule]]\nname = "x"\nmeasure = "available"\nscope = "unit"\nfire_at = 0\nmessage = "m"\n')
     assert main(["alerts", "validate", str(bad)]) == 1

@@ -30,7 +30,7 @@ def test_vigies_own_processors_are_found_in_their_folder() -> None:
         "interventions": "cad.calls-x", "vehicle-status": "vehicle-status-x", "crew-status": "crew-status-x",
         "station-steps": "station-steps-x", "intervention-steps": "intervention-steps-x",
         "alert-actions": "alert-actions-x", "stock-levels": "stock-levels-x",
-        "population-presence": "population-presence-x"}
+        "population-presence": "population-presence-x", "presence-steps": "presence-steps-x"}
 
 
 def test_an_entry_point_registers_a_processor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
