@@ -51,14 +51,16 @@ FROM ({LATEST})
 WHERE NOT (lat = 0 AND lon = 0)
 ORDER BY sector_id, source"""
 
+# the ORDER BY outside the UNION ALL (inside, it would order the second SELECT only)
 OVER_TIME = f"""
+SELECT time, serie, value FROM (
 SELECT period_start AS time, concat(sector_id, ' présents') AS serie, present AS value
 FROM {RUN}.presence_periods FINAL
 WHERE $__timeFilter(period_start) AND segment = {SEGMENT} AND suppressed = 0 AND {in_selected('sector_id', 'sector')}
 UNION ALL
 SELECT period_start AS time, concat(sector_id, ' habituel') AS serie, usual AS value
 FROM {RUN}.presence_periods FINAL
-WHERE $__timeFilter(period_start) AND segment = {SEGMENT} AND weeks > 0 AND {in_selected('sector_id', 'sector')}
+WHERE $__timeFilter(period_start) AND segment = {SEGMENT} AND weeks > 0 AND {in_selected('sector_id', 'sector')})
 ORDER BY time, serie"""
 
 UNUSUAL_PERIODS = f"""

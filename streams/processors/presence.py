@@ -6,14 +6,14 @@ processor (topic ``presence-steps``) for the rules on presence."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 from core.settings import Settings
 from core.tables import DateTime, Float64, String, UInt8, UInt16, UInt64, table
-from schemas.presence import PresenceEvent, Segment
-from schemas.signals import PresenceSteps, PresenceStepsPart
+from schemas.presence import PresenceEvent
 from streams.presence import COUNT, SUPPRESSED, PresenceRules, PresenceSector, Score, Scorer, Series
 from streams.presence import T as DELIVERED
 from streams.processor import (
@@ -115,8 +115,9 @@ class PresenceEngine:
                 result.mark(STATES, ev.sector_id, rec.partition)
                 key = (ev.sector_id, series.key)
                 # scored and sealed record by record: what the alerts take does not depend on how batches are cut
-                scores.setdefault(key, {}).update(self.scorer.rescore(series, {p}))
-                sealed.setdefault(key, []).extend(self._seal(series))
+                scored = scores.setdefault(key, {})
+                scored.update(self.scorer.rescore(series, {p}))
+                sealed.setdefault(key, []).extend(self._seal(series, scored))
                 if sealed_before:  # its rows change, the alerts already took the period
                     result.outcomes["after_seal"] += 1
             raw.append(PresenceEventRow(ev.event_id, t, round(t * 1000), ev.sector_id, p, ev.segment.value,
@@ -124,19 +125,19 @@ class PresenceEngine:
             result.saw(rec.topic, t)
         rows = [row for (sid, key), scored in scores.items() for row in self._rows(store[sid], key, scored)]
         result.rows = {EVENTS_TABLE: raw, PERIODS_TABLE: rows}
-        parts = [PresenceStepsPart(sector_id=sid, source=store[sid].series[key].source,
-                                   segment=Segment(store[sid].series[key].segment),
-                                   minutes=store[sid].series[key].minutes, periods=periods)
+        parts = [{"sector_id": sid, "source": store[sid].series[key].source, "segment": store[sid].series[key].segment,
+                  "minutes": store[sid].series[key].minutes, "periods": periods}
                  for (sid, key), periods in sealed.items() if periods]
-        if parts:
-            result.messages.append(Message(SEALED_TOPIC, b"all", PresenceSteps(parts=parts).model_dump_json().encode()))
+        if parts:  # schemas/signals.py PresenceSteps (its reader checks it)
+            result.messages.append(Message(SEALED_TOPIC, b"all", json.dumps({"parts": parts}).encode()))
         return result
 
-    def _seal(self, series: Series) -> list[SealedPeriod]:
-        """The series' periods sealed now, with their scores as the series stands (every earlier period in)."""
+    def _seal(self, series: Series, scored: dict[int, Score]) -> list[SealedPeriod]:
+        """The series' periods sealed now, with their scores as the series stands (every earlier period in: those
+        ``scored`` in this batch are current, a change since would have scored them again)."""
         out = []
         for p in series.seal(self.alert_lateness_s):
-            sc = self.scorer.score(series, p)
+            sc = scored.get(p) or self.scorer.score(series, p)
             count = series.periods[p][COUNT]
             present = None if series.periods[p][SUPPRESSED] or count is None else float(count)
             out.append((p, present, sc.usual, sc.ratio, sc.z, self.scorer.significant(series, p, sc)))
