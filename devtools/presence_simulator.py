@@ -125,14 +125,17 @@ Delivery = tuple[float, int, str, float, "float | None", bool]
 
 
 def stadium_and_evacuations(sectors: list[str], start: float, seconds: float, seed: int) -> list[Injected]:
-    """For `make run`: a match at the stadium of the sector of station S41 (or the first) on Saturday evenings
-    (+40,000 for 4 h), and now and then an evacuation (-60 % for 6 h) somewhere."""
+    """For `make run`: a match at the stadium of the sector of station S41 (or the first) every third Saturday evening
+    from the first Saturday of the run (+40,000 for 4 h; weekly, it would be the usual), and now and then an
+    evacuation (-60 % for 6 h) somewhere."""
     rng = random.Random(f"presence-events-{seed}")
     stadium = "Z41" if "Z41" in sectors else sectors[0]
     out = []
+    first = datetime.fromtimestamp(start, PARIS).date()
+    first += timedelta(days=(5 - first.weekday()) % 7)  # the run's first Saturday
     day = datetime.fromtimestamp(start - BACKFILL_WEEKS * 7 * 86400, PARIS).replace(hour=0, minute=0, second=0)
     while day.timestamp() < start + seconds:
-        if day.weekday() == 5:
+        if day.weekday() == 5 and (day.date() - first).days // 7 % 3 == 0:
             kick_off = day.replace(hour=19).timestamp()
             out.append(Injected(stadium, kick_off, kick_off + 4 * 3600, add=40_000))
         if rng.random() < 0.15:

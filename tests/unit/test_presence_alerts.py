@@ -347,3 +347,24 @@ def test_detection_with_the_shipped_rules_on_200_sectors_over_12_weeks() -> None
     print(f"alerts: {on_time}/{len(surges)} surges firing at the end of their first hour, "
           f"{len(evacuations)} evacuations, {len(false_episodes)} episodes off the injected events "
           f"over {len(sectors)} sectors x 12 weeks")
+
+
+def test_make_runs_feed_fires_the_stadium_alert_on_the_runs_first_saturday() -> None:
+    """`make run`'s simulated deliveries (four weeks of backfill, then the run) through both engines with the shipped
+    rules: the stadium's match on the run's first Saturday (kick-off 19:00 Paris) fires ``crowd-in-sector`` at the end
+    of its first hour; the matches of the backfill weigh nothing in its usual (one week in three)."""
+    from devtools.presence_simulator import events
+
+    start = datetime(2026, 12, 2, 10, tzinfo=UTC)  # a Wednesday
+    chain = Chain(SHIPPED, Settings().presence_alert_lateness_s)
+    batch: list[Record] = []
+    for i, (_, key, ev) in enumerate(events(REF, start, 4 * 86400, seed=7)):
+        batch.append(Record("population-presence", 0, i, key.encode(), ev.model_dump_json().encode()))
+        if len(batch) == 500:
+            chain.feed(batch)
+            batch = []
+    chain.feed(batch)
+    kick_off = datetime(2026, 12, 5, 18, tzinfo=UTC).timestamp()  # 19:00 in Paris
+    crowd = [(r.scope_key, r.transition, r.at) for r in chain.rows if r.rule == "crowd-in-sector"]
+    assert ("Z41/sim-flux", "pending", kick_off) in crowd and ("Z41/sim-flux", "firing", kick_off + H) in crowd
+    assert {key for key, _, _ in crowd} == {"Z41/sim-flux"}
