@@ -192,6 +192,43 @@ def _cmd_reference(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
+    from schemas.whatif import Scenario
+    from streams.whatif.engine import ScenarioError, demand, fleet_for, run
+    from streams.whatif.kpi import kpis
+    from streams.whatif.travel import TravelModel
+    from vigie.whatif import History, compare, figures_of, render, write_events
+
+    try:
+        history = History.load(Path(a.history))
+        if a.whatif_command == "trace":
+            targets = Scenario().targets
+            seen = figures_of(kpis(history.calls, targets, history.start, history.end))
+            traced = figures_of(kpis(run(history.calls, history.units, None, 0, "trace"), targets, history.start,
+                                     history.end))
+            for name, value in seen.items():
+                print(f"  {name:<60} {value:>10.1f} {traced[name]:>10.1f}")
+            same = seen.keys() == traced.keys() and all(
+                traced[k] == v or (v != v and traced[k] != traced[k]) for k, v in seen.items())
+            print(f"{len(history.calls)} calls: the trace run gives the observed figures "
+                  f"{'exactly' if same else 'NOT exactly'}")
+            return 0 if same else 1
+        scenario = Scenario.load(Path(a.scenario)) if a.scenario else Scenario()
+        model = TravelModel.fit(history.trips())
+        figures = compare(history, scenario, a.seeds, model)
+        print(render(scenario, figures, a.seeds, model))
+        if a.out:
+            fleet = fleet_for(history.units, history.stations, scenario)
+            calls = run(demand(history.calls, scenario.demand_scale, 0), fleet, model, 0)
+            n = write_events(calls, fleet, history.reference, Path(a.out))
+            print(f"seed 0 of the scenario: {n} events in {a.out}/events.jsonl (vigie replay start --run NAME "
+                  f"--events {a.out}/events.jsonl --reference {a.out}/reference --speed 0)")
+    except (ScenarioError, ValueError, OSError) as e:
+        print(f"vigie whatif: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_near(s: Settings, a: argparse.Namespace) -> int:
     from sinks.near import Around, NearError
     from vigie.near import near
@@ -603,6 +640,23 @@ def build_parser() -> argparse.ArgumentParser:
     nr.add_argument("--limit", type=int, default=50, help="at most this many stocks and vehicles (default 50)")
     nr.add_argument("--run", default=None, help="a replay run's database instead of the live one")
     nr.set_defaults(func=_cmd_near)
+
+    wi = sub.add_parser("whatif", help="re-run an imported history under a scenario (README \"What-if\")")
+    wisub = wi.add_subparsers(dest="whatif_command", required=True, metavar="WHATIF_COMMAND")
+    wr = wisub.add_parser("run", help="the history unchanged and under a scenario, over paired seeds: the figures side "
+                          "by side, each difference with its 95 %% interval")
+    wr.add_argument("--history", required=True, help="an import's folder (vigie import --out): events.jsonl, "
+                    "reference/")
+    wr.add_argument("--scenario", default=None, help="the scenario file (TOML, schemas/whatif.py); none: the "
+                    "history unchanged against itself")
+    wr.add_argument("--seeds", type=int, default=20, help="paired seeds (default 20)")
+    wr.add_argument("--out", default=None, help="write seed 0 of the scenario as Vigie events + reference here (for "
+                    "vigie replay start)")
+    wr.set_defaults(func=_cmd_whatif)
+    wt = wisub.add_parser("trace", help="re-run the history with the observed dispatches forced: the figures must be "
+                          "the observed ones (exit 1 if not)")
+    wt.add_argument("--history", required=True, help="an import's folder (vigie import --out)")
+    wt.set_defaults(func=_cmd_whatif)
 
     sc = sub.add_parser("schemas", help="export every registered processor's event JSON Schemas, beside each model "
                         "(Vigie's: schemas/jsonschema/)")

@@ -1,0 +1,169 @@
+"""The what-if engine: the history's calls re-run on a fleet changed by a scenario, in event time.
+
+Each call asks for the units it received in reality: as many, of the same types, each at the same delay after the
+call opened. Two dispatch rules:
+
+- ``trace``: the unit that went, at the times it went (the engine then gives the history back: its KPIs are the
+  observed ones — a check of the engine and of the KPIs, not a hypothesis);
+- ``closest``: the idle unit of the type with the shortest median travel from its base (ties: unit id); none idle:
+  the request waits for the first unit of the type to be free (calls served in the order they asked), and the wait
+  is counted.
+
+A dispatched unit keeps the replaced response's turnout and its times from arrival to available again (on scene,
+transport, hospital), so paired runs differ only by what the scenario changes; its travel is drawn from the travel
+model for the distance from its base, with a random stream per (seed, call, request) — common random numbers: the
+same draw in every scenario. A response that never arrived (cancelled) keeps its duration from dispatch to
+available. A free unit is at its base (a unit available on the radio is taken as back at its station).
+
+Requests are served in (time, call, order) order; a unit's state changes only by its own assignments, so serving
+them one after the other is the event loop.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from core.geo import haversine_m
+from schemas.whatif import Scenario
+from streams.whatif.history import Call, Response
+from streams.whatif.travel import TravelModel
+
+Rule = Literal["trace", "closest"]
+COPY_SHIFT_S = 1800.0  # a copied call (demand above 1) opens up to this long before or after its original
+COPY = ".copy"  # a copied call's id: <call>.copy<k>
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    unit_id: str
+    vehicle_type: str
+    station: str
+    lat: float
+    lon: float
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+def fleet_for(units: Mapping[str, Unit], stations: Mapping[str, tuple[float, float]], scenario: Scenario
+              ) -> dict[str, Unit]:
+    """The history's units as the scenario changes them: stations added, units moved, stations closed (their units
+    not moved elsewhere leave), units removed, units added (at their station's coordinates)."""
+    places = dict(stations)
+    for st in scenario.add_stations:
+        places[st.station_id] = (st.lat, st.lon)
+
+    def at(station: str, what: str) -> tuple[float, float]:
+        if station not in places:
+            raise ScenarioError(f"{what}: no station {station!r} (known: {', '.join(sorted(places)[:12])}...)")
+        return places[station]
+
+    out = dict(units)
+    for m in scenario.move_units:
+        if m.unit_id not in out:
+            raise ScenarioError(f"move_units: no unit {m.unit_id!r} in the history")
+        lat, lon = at(m.station, "move_units")
+        out[m.unit_id] = replace(out[m.unit_id], station=m.station, lat=lat, lon=lon)
+    moved = {m.unit_id for m in scenario.move_units}
+    for sid in scenario.close_stations:
+        at(sid, "close_stations")
+        out = {k: u for k, u in out.items() if u.station != sid or k in moved}
+    for uid in scenario.remove_units:
+        if uid not in units:
+            raise ScenarioError(f"remove_units: no unit {uid!r} in the history")
+        out.pop(uid, None)
+    for a in scenario.add_units:
+        if a.unit_id in out:
+            raise ScenarioError(f"add_units: unit {a.unit_id!r} exists already")
+        lat, lon = at(a.station, "add_units")
+        out[a.unit_id] = Unit(a.unit_id, a.vehicle_type, a.station, lat, lon)
+    return out
+
+
+def demand(calls: Sequence[Call], scale: float, seed: int) -> list[Call]:
+    """The calls, each kept or copied so that there are ``scale`` times as many on average (a copy opens up to
+    30 min before or after its original, with the same requests; ids ``<call>.copy<k>``)."""
+    if scale == 1.0:
+        return list(calls)
+    rng = random.Random(f"demand|{seed}")
+    out = []
+    for c in calls:
+        copies = int(scale) + (rng.random() < scale - int(scale))
+        for k in range(copies):
+            if k == 0:
+                out.append(c)
+                continue
+            shift = rng.uniform(-COPY_SHIFT_S, COPY_SHIFT_S)
+            out.append(Call(f"{c.call_id}{COPY}{k}", c.opened + shift, c.lat, c.lon, c.sector, c.nature, c.priority,
+                            [_shifted(r, shift) for r in c.responses]))
+    return sorted(out, key=lambda c: (c.opened, c.call_id))
+
+
+def _shifted(r: Response, shift: float) -> Response:
+    def s(t: float | None) -> float | None:
+        return None if t is None else t + shift
+    return Response(r.unit, r.vehicle_type, r.dispatched + shift, s(r.en_route), s(r.on_scene), s(r.transporting),
+                    s(r.at_hospital), s(r.available))
+
+
+def run(calls: Iterable[Call], fleet: Mapping[str, Unit], model: TravelModel | None, seed: int,
+        rule: Rule = "closest") -> list[Call]:
+    """The calls with the responses the rule gives (new objects; the history is not changed)."""
+    out = [Call(c.call_id, c.opened, c.lat, c.lon, c.sector, c.nature, c.priority, []) for c in calls]
+    requests = sorted((r.dispatched, n, i, r) for n, c in enumerate(calls) for i, r in enumerate(c.responses))
+    free_at = dict.fromkeys(fleet, -math.inf)
+    by_type: dict[str, list[Unit]] = {}
+    for u in fleet.values():
+        by_type.setdefault(u.vehicle_type, []).append(u)
+    for t, n, i, seen in requests:
+        call = out[n]
+        if rule == "trace":
+            call.responses.append(replace(seen))
+            continue
+        assert model is not None
+        units = by_type.get(seen.vehicle_type)
+        if not units:
+            continue  # the scenario has no unit of the type at all: the request goes unserved
+        unit, at = _choose(units, free_at, call, t, model)
+        if at == math.inf:
+            continue  # every unit of the type is busy to the end of the history
+        rng = random.Random(f"{seed}|{call.call_id}|{i}")
+        resp = _respond(unit, seen, at, model.sample_s(haversine_m(unit.lat, unit.lon, call.lat, call.lon), rng))
+        resp.waited_s = at - t
+        free_at[unit.unit_id] = resp.available if resp.available is not None else math.inf
+        call.responses.append(resp)
+    return out
+
+
+def _choose(units: list[Unit], free_at: dict[str, float], call: Call, t: float, model: TravelModel
+            ) -> tuple[Unit, float]:
+    """The idle unit nearest in median travel time; none idle: the first free (then the nearest)."""
+    def travel(u: Unit) -> float:
+        return model.median_s(haversine_m(u.lat, u.lon, call.lat, call.lon))
+
+    idle = [u for u in units if free_at[u.unit_id] <= t]
+    if idle:
+        return min(idle, key=lambda u: (travel(u), u.unit_id)), t
+    first = min(units, key=lambda u: (free_at[u.unit_id], travel(u), u.unit_id))
+    return first, free_at[first.unit_id]
+
+
+def _respond(unit: Unit, seen: Response, at: float, travel_s: float) -> Response:
+    """The response of ``unit`` dispatched at ``at`` in place of ``seen``: its turnout and its times after arrival
+    kept, the travel drawn."""
+    turnout = seen.turnout_s if seen.turnout_s is not None else 0.0
+    if seen.on_scene is None:  # never arrived: busy as long as the replaced response
+        busy = None if seen.available is None else seen.available - seen.dispatched
+        return Response(unit.unit_id, unit.vehicle_type, at, None if seen.en_route is None else at + turnout,
+                        None, None, None, None if busy is None else at + busy)
+    arrive = at + turnout + travel_s
+
+    def after(x: float | None) -> float | None:
+        return None if x is None else arrive + (x - seen.on_scene)  # type: ignore[operator]
+    return Response(unit.unit_id, unit.vehicle_type, at, at + turnout, arrive, after(seen.transporting),
+                    after(seen.at_hospital), after(seen.available))

@@ -1,0 +1,194 @@
+"""What-if on the real SF Fire week: the trace mode gives back the observed figures computed here from the CSV (plain
+Python and numpy: neither the importer's nor the engine's code), paired seeds, a closed station's effect where it
+should be and nowhere else, byte-identical event logs, the demand scaling, the scenario file's checks, and the
+travel model's fit on trips drawn from a known model."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.geo import haversine_m
+from core.settings import PROJECT_ROOT
+from schemas.events import InterventionEvent, VehicleStatusEvent
+from schemas.whatif import Scenario
+from streams.whatif.engine import COPY, ScenarioError, demand, fleet_for, run
+from streams.whatif.kpi import ALL, kpis
+from streams.whatif.travel import TravelModel
+from tests.integration import sffd
+from vigie.cad.importer import Importer
+from vigie.cad.mapping import Mapping
+from vigie.whatif import History, compare, write_events
+
+SF_WEEK = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2016-12-31_to_2017-01-07.csv.gz"
+MAPPING = PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd.toml"
+TARGETS = {1: 480.0, 2: 1200.0}
+PRIORITY = {"3": 1, "E": 1, "2": 2}  # deploy/cad-mappings/sffd.toml: anything else is 3
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    out = tmp_path_factory.mktemp("sf")
+    Importer(Mapping.load(MAPPING)).run(SF_WEEK, out)
+    return History.load(out)
+
+
+def observed_from_csv() -> dict[tuple[str, int], list[float]]:
+    """(unit type, priority) -> call-to-first-arrival seconds, from the CSV: each call opens at its earliest
+    received time; a unit's on-scene time after the documented rules (tests/integration/sffd.py)."""
+    types, timelines = sffd.timelines(SF_WEEK, sffd.SECONDS)
+    on_scene: dict[tuple[str, str], float] = {}
+    for unit, tl in timelines.items():
+        for t, status, call in tl:
+            if status == "on_scene":
+                on_scene.setdefault((unit, call), t)
+    received: dict[str, float] = {}
+    priority: dict[str, int] = {}
+    units: dict[str, set[str]] = defaultdict(set)
+    with gzip.open(SF_WEEK, "rt", newline="") as f:
+        for row in csv.DictReader(f):
+            call = row["Call Number"]
+            t = sffd.when(row["Received DtTm"], sffd.SECONDS)
+            if t is not None:
+                received[call] = min(t, received.get(call, t))
+            priority.setdefault(call, PRIORITY.get(row["Final Priority"].strip(), 3))
+            units[call].add(row["Unit ID"])
+    out: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for call, us in units.items():
+        firsts: dict[str, float] = {}
+        for u in us:
+            if (u, call) in on_scene:
+                for key in (types[u], ALL):
+                    firsts[key] = min(firsts.get(key, math.inf), on_scene[(u, call)] - received[call])
+        for key, s in firsts.items():
+            out[(key, priority[call])].append(s)
+    return out
+
+
+def test_trace_mode_gives_the_observed_figures_exactly(history: History) -> None:
+    want = observed_from_csv()
+    got = kpis(run(history.calls, history.units, None, 0, "trace"), TARGETS, history.start, history.end)
+    assert len(history.calls) == 3560
+    checked = 0
+    for (vtype, prio), xs in want.items():
+        a = got.arrival(vtype, prio)
+        assert a is not None and a.responses == len(xs), (vtype, prio)
+        assert a.p50_s == pytest.approx(float(np.percentile(xs, 50)), abs=1e-6)
+        assert a.p90_s == pytest.approx(float(np.percentile(xs, 90)), abs=1e-6)
+        assert a.within_pct == pytest.approx(100 * sum(x <= TARGETS.get(prio, 1200.0) for x in xs) / len(xs))
+        checked += 1
+    assert checked >= 12 and got.calls_waited == 0
+    # and the observed history's own figures are the trace's
+    assert kpis(history.calls, TARGETS, history.start, history.end) == got
+
+
+def test_an_unchanged_scenario_differs_by_nothing_on_paired_seeds(history: History) -> None:
+    model = TravelModel.fit(history.trips())
+    figures = compare(history, Scenario(name="nothing changed"), 2, model)
+    assert figures and all(f.diff == 0 and f.half_width == 0 for f in figures)
+    assert all(f.baseline == f.scenario for f in figures)
+
+
+def median_first(calls: list, vtype: str, where) -> float:  # type: ignore[no-untyped-def, type-arg]
+    xs = [min(r.on_scene for r in c.responses if r.vehicle_type == vtype and r.on_scene is not None) - c.opened
+          for c in calls if where(c) and any(r.vehicle_type == vtype and r.on_scene is not None for r in c.responses)]
+    return float(np.median(xs))
+
+
+def test_closing_the_busiest_station_slows_its_area_and_nothing_far_from_it(history: History) -> None:
+    """The station whose engines went out most, closed: the median engine arrival in its first-due area rises on
+    every seed, by more than the paired noise (the 95 % interval of the mean difference is above 0); in the areas
+    over 4 km from it, it moves by under 2 %."""
+    engines: dict[str, int] = defaultdict(int)
+    for c in history.calls:
+        for r in c.responses:
+            if r.vehicle_type == "FPT" and r.unit in history.units:
+                engines[history.units[r.unit].station] += 1
+    busiest = max(engines, key=lambda s: (engines[s], s))
+    sector = busiest.removeprefix("SF").lstrip("0")  # SF03 -> first-due area "03"
+    model = TravelModel.fit(history.trips())
+    closed = fleet_for(history.units, history.stations, Scenario(close_stations=(busiest,)))
+    assert all(u.station != busiest for u in closed.values())
+    lat, lon = history.stations[busiest]
+    far = {c.sector for c in history.calls if haversine_m(lat, lon, c.lat, c.lon) > 4000}
+
+    def own(c) -> bool:  # type: ignore[no-untyped-def]
+        return c.sector.lstrip("0") == sector
+
+    def distant(c) -> bool:  # type: ignore[no-untyped-def]
+        return c.sector in far and not own(c)
+
+    near, away = [], []
+    for seed in range(5):
+        base, scen = run(history.calls, history.units, model, seed), run(history.calls, closed, model, seed)
+        near.append(median_first(scen, "FPT", own) - median_first(base, "FPT", own))
+        before = median_first(base, "FPT", distant)
+        away.append((median_first(scen, "FPT", distant) - before) / before)
+    assert all(d > 0 for d in near), near
+    assert np.mean(near) - 2.776 * np.std(near, ddof=1) / math.sqrt(len(near)) > 0, near  # t(0.975, 4)
+    assert all(abs(x) < 0.02 for x in away), away
+    print(f"{busiest} closed: its area's median engine arrival +{np.mean(near):.1f} s; over 4 km away "
+          f"{100 * np.mean(away):+.2f} %")
+
+
+def test_the_same_scenario_seed_and_data_give_a_byte_identical_event_log(history: History, tmp_path: Path) -> None:
+    model = TravelModel.fit(history.trips())
+    scenario = Scenario(name="more", demand_scale=1.3, remove_units=("E01",))
+    fleet = fleet_for(history.units, history.stations, scenario)
+    logs = []
+    for k in range(2):
+        calls = run(demand(history.calls, scenario.demand_scale, 4), fleet, model, 4)
+        n = write_events(calls, fleet, history.reference, tmp_path / f"run{k}")
+        logs.append((tmp_path / f"run{k}" / "events.jsonl").read_bytes())
+    assert logs[0] == logs[1] and n == logs[0].count(b"\n")
+    times = []
+    for line in logs[0].splitlines():  # every line a valid Vigie event, in event-time order
+        doc = json.loads(line)
+        model_cls = InterventionEvent if doc["topic"] == "interventions" else VehicleStatusEvent
+        times.append(model_cls.model_validate_json(json.dumps(doc["event"])).event_time)
+    assert times == sorted(times)
+    assert "E01" not in (tmp_path / "run0" / "reference" / "fleet.csv").read_text()
+
+
+def test_demand_scaling_copies_calls_within_half_an_hour(history: History) -> None:
+    scaled = demand(history.calls, 2.5, seed=1)
+    assert abs(len(scaled) / len(history.calls) - 2.5) < 0.05
+    originals = {c.call_id: c for c in history.calls}
+    copies = [c for c in scaled if COPY in c.call_id]
+    assert copies and all(abs(c.opened - originals[c.call_id.split(COPY)[0]].opened) <= 1800 for c in copies)
+    assert [c.call_id for c in demand(history.calls, 2.5, seed=1)] == [c.call_id for c in scaled]
+    halved = demand(history.calls, 0.5, seed=1)
+    assert abs(len(halved) / len(history.calls) - 0.5) < 0.05 and all(COPY not in c.call_id for c in halved)
+
+
+def test_a_scenario_naming_what_does_not_exist_is_refused(history: History, tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="no station 'SF77'"):
+        fleet_for(history.units, history.stations, Scenario(close_stations=("SF77",)))
+    with pytest.raises(ScenarioError, match="no unit 'E404'"):
+        fleet_for(history.units, history.stations, Scenario(remove_units=("E404",)))
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "x"\ndemand_scale = 0\n')
+    with pytest.raises(ValueError, match="demand_scale"):
+        Scenario.load(path)
+    from vigie.cli import main
+
+    assert main(["whatif", "run", "--history", str(tmp_path), "--seeds", "1"]) == 2  # no events.jsonl
+
+
+def test_the_travel_model_fit_recovers_a_known_model() -> None:
+    truth = TravelModel(accel=0.7, cruise=15.0, start_s=45.0, sigma=0.3)
+    rng = random.Random(3)
+    trips = [(d, truth.sample_s(d, rng)) for d in (rng.uniform(100, 12_000) for _ in range(4000))]
+    fitted = TravelModel.fit(trips)
+    for d in (500, 2000, 5000, 10_000):
+        assert fitted.median_s(d) == pytest.approx(truth.median_s(d), rel=0.06), d
+    assert fitted.sigma == pytest.approx(0.3, abs=0.02)
+    assert fitted.prob_within(2000, truth.median_s(2000)) == pytest.approx(0.5, abs=0.05)
