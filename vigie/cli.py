@@ -196,11 +196,15 @@ def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
     from schemas.whatif import Scenario
     from streams.whatif.engine import ScenarioError, demand, fleet_for, run
     from streams.whatif.kpi import kpis
-    from streams.whatif.travel import TravelModel
-    from vigie.whatif import History, compare, figures_of, render, write_events
+    from streams.whatif.travel import TravelModels
+    from vigie.whatif import History, calibrate, compare, figures_of, render, render_checks, write_events
 
     try:
         history = History.load(Path(a.history))
+        if a.whatif_command == "calibrate":
+            checks, models = calibrate(history, a.seeds, dict(Scenario().targets))
+            print(render_checks(checks, a.seeds, models))
+            return 0
         if a.whatif_command == "trace":
             targets = Scenario().targets
             seen = figures_of(kpis(history.calls, targets, history.start, history.end))
@@ -214,7 +218,7 @@ def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
                   f"{'exactly' if same else 'NOT exactly'}")
             return 0 if same else 1
         scenario = Scenario.load(Path(a.scenario)) if a.scenario else Scenario()
-        model = TravelModel.fit(history.trips())
+        model = TravelModels.fit(history.trips())
         figures = compare(history, scenario, a.seeds, model)
         print(render(scenario, figures, a.seeds, model))
         if a.out:
@@ -657,6 +661,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "the observed ones (exit 1 if not)")
     wt.add_argument("--history", required=True, help="an import's folder (vigie import --out)")
     wt.set_defaults(func=_cmd_whatif)
+    wc = wisub.add_parser("calibrate", help="the history unchanged through the closest-unit rule and the fitted "
+                          "models against what was observed (per unit type x priority, utilisation, held-out travel)")
+    wc.add_argument("--history", required=True, help="an import's folder (vigie import --out)")
+    wc.add_argument("--seeds", type=int, default=20, help="seeds (default 20)")
+    wc.set_defaults(func=_cmd_whatif)
 
     sc = sub.add_parser("schemas", help="export every registered processor's event JSON Schemas, beside each model "
                         "(Vigie's: schemas/jsonschema/)")

@@ -4,6 +4,7 @@ the scenario's run as Vigie events for ``vigie replay start`` (its own run: ever
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from streams.whatif.bases import units_from
 from streams.whatif.engine import Unit, demand, fleet_for, run
 from streams.whatif.history import Call, calls_from_events, read_events
 from streams.whatif.kpi import ALL, RunKpis, kpis
-from streams.whatif.travel import TravelModel
+from streams.whatif.travel import TravelModel, TravelModels
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,11 @@ class History:
                   default=calls[-1].opened)
         return cls(calls, units, stations, reference, calls[0].opened, end)
 
-    def trips(self) -> list[tuple[float, float]]:
-        """(distance from the unit's base, travel s) of every response with a travel time."""
-        return [(haversine_m(self.units[r.unit].lat, self.units[r.unit].lon, c.lat, c.lon), r.travel_s)
-                for c in self.calls for r in c.responses if r.travel_s is not None and r.unit in self.units]
+    def trips(self) -> list[tuple[str, int, float, float]]:
+        """(unit type, priority, distance from the unit's base, travel s) of every response with a travel time."""
+        units = self.units
+        return [(r.vehicle_type, c.priority, haversine_m(units[r.unit].lat, units[r.unit].lon, c.lat, c.lon),
+                 r.travel_s) for c in self.calls for r in c.responses if r.travel_s is not None and r.unit in units]
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def figures_of(k: RunKpis) -> dict[str, float]:
     return out
 
 
-def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel,
+def compare(history: History, scenario: Scenario, seeds: int, model: TravelModels,
             progress: Callable[[int], None] | None = None) -> list[Figure]:
     """The history unchanged and under ``scenario``, each over ``seeds`` seeds with the same random streams."""
     changed = fleet_for(history.units, history.stations, scenario)
@@ -111,10 +113,16 @@ def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel
     return out
 
 
-def render(scenario: Scenario, figures: Sequence[Figure], seeds: int, model: TravelModel) -> str:
-    lines = [f"what-if '{scenario.name}' against the history unchanged, {seeds} paired seed(s); travel model: "
-             f"median {model.start_s:g} s + accel {model.accel:g} m/s² to {model.cruise:g} m/s, sigma "
-             f"{model.sigma:.2f}",
+def describe(models: TravelModels) -> list[str]:
+    """The fitted travel models, a line each."""
+    def one(m: TravelModel) -> str:
+        return f"start {m.start_s:g} s, accel {m.accel:g} m/s², cruise {m.cruise:g} m/s, sigma {m.sigma:.2f}"
+    return [f"  travel {vtype}, priority {'1' if pc == 1 else '2+'}: {one(m)}"
+            for (vtype, pc), m in models.by_group.items()] + [f"  travel, any other: {one(models.overall)}"]
+
+
+def render(scenario: Scenario, figures: Sequence[Figure], seeds: int, models: TravelModels) -> str:
+    lines = [f"what-if '{scenario.name}' against the history unchanged, {seeds} paired seed(s)", *describe(models),
              f"  {'figure':<60} {'baseline':>10} {'scenario':>10} {'difference (95 %)':>22}"]
     for f in figures:
         ci = "" if math.isnan(f.half_width) else f" ± {f.half_width:.1f}"
@@ -170,3 +178,80 @@ def fleet_station(fleet: dict[str, Unit], station: str) -> tuple[float, float]:
 
 def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
+
+
+@dataclass(frozen=True)
+class Check:
+    what: str
+    observed: float
+    simulated: float
+    ok: bool
+
+
+MIN_RESPONSES = 100  # a unit type x priority with fewer observed arrivals is not checked
+BANDS_M = ((0, 1000), (1000, 2000), (2000, 4000), (4000, math.inf))
+
+
+def calibrate(history: History, seeds: int, targets: dict[int, float]) -> tuple[list[Check], TravelModels]:
+    """The history unchanged through the closest-unit rule and the fitted models, against what was observed: per
+    unit type x priority with ``MIN_RESPONSES`` arrivals, call -> first arrival median (±5 % or ±15 s), p90 (±8 %)
+    and share within the target (±2 points), averaged over ``seeds``; each unit's utilisation (±10 % relative, the
+    share of units within); and the travel model fitted on half of the calls, its P(T <= 4 min) and P(T <= 8 min)
+    per distance band on the other half (±3 points)."""
+    models = TravelModels.fit(history.trips())
+    seen = kpis(history.calls, targets, history.start, history.end)
+    runs = [kpis(run(history.calls, history.units, models, seed), targets, history.start, history.end)
+            for seed in range(seeds)]
+    checks = []
+    for a in seen.arrivals:
+        if a.vehicle_type == ALL or a.priority is None or a.responses < MIN_RESPONSES:
+            continue
+        sims = [k.arrival(a.vehicle_type, a.priority) for k in runs]
+        tag = f"{a.vehicle_type} priority {a.priority} ({a.responses})"
+        p50 = mean(s.p50_s for s in sims if s is not None)
+        p90 = mean(s.p90_s for s in sims if s is not None)
+        within = mean(s.within_pct for s in sims if s is not None)
+        checks += [Check(f"{tag}: call -> first arrival p50 (s)", a.p50_s, p50,
+                         abs(p50 - a.p50_s) <= max(0.05 * a.p50_s, 15.0)),
+                   Check(f"{tag}: p90 (s)", a.p90_s, p90, abs(p90 - a.p90_s) <= 0.08 * a.p90_s),
+                   Check(f"{tag}: within target (%)", a.within_pct, within, abs(within - a.within_pct) <= 2.0)]
+    used = [u for u, x in seen.utilisation.items() if x > 0]
+    close = sum(1 for u in used if abs(mean(k.utilisation.get(u, 0.0) for k in runs) / seen.utilisation[u] - 1) <= 0.1)
+    checks.append(Check("units whose utilisation is within 10 % (%)", 100.0, 100.0 * close / max(len(used), 1),
+                        close == len(used)))
+    return checks + _travel_holdout(history), models
+
+
+def _travel_holdout(history: History) -> list[Check]:
+    trips = history.trips()
+    units = history.units
+    calls = [c.call_id for c in history.calls for r in c.responses if r.travel_s is not None and r.unit in units]
+    fit_half = [t for t, cid in zip(trips, calls, strict=True) if _half(cid) == 0]
+    test_half = [t for t, cid in zip(trips, calls, strict=True) if _half(cid) == 1]
+    models = TravelModels.fit(fit_half)
+    out = []
+    for lo, hi in BANDS_M:
+        band = [(v, p, d, t) for v, p, d, t in test_half if lo <= d < hi]
+        if len(band) < MIN_RESPONSES:
+            continue
+        for limit in (240.0, 480.0):
+            seen = 100.0 * sum(t <= limit for *_, t in band) / len(band)
+            model = 100.0 * mean(models.get(v, p).prob_within(d, limit) for v, p, d, _ in band)
+            label = f"{lo / 1000:g}-{hi / 1000:g} km" if hi < math.inf else f"over {lo / 1000:g} km"
+            out.append(Check(f"held-out travel {label} ({len(band)}): P(T <= {limit / 60:g} min) (%)", seen, model,
+                             abs(model - seen) <= 3.0))
+    return out
+
+
+def _half(call_id: str) -> int:
+    """A call's half for the hold-out: stable across runs and machines (not Python's salted hash)."""
+    return int(hashlib.sha256(call_id.encode()).hexdigest(), 16) % 2
+
+
+def render_checks(checks: Sequence[Check], seeds: int, models: TravelModels) -> str:
+    passed = sum(c.ok for c in checks)
+    lines = [f"calibration: the history unchanged, closest idle unit, fitted models, {seeds} seed(s): "
+             f"{passed} of {len(checks)} checks within tolerance", *describe(models),
+             f"  {'check':<66} {'observed':>9} {'simulated':>9}"]
+    lines += [f"  {c.what:<66} {c.observed:>9.1f} {c.simulated:>9.1f}  {'ok' if c.ok else 'OUT'}" for c in checks]
+    return "\n".join(lines)

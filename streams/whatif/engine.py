@@ -30,7 +30,7 @@ from typing import Literal
 from core.geo import haversine_m
 from schemas.whatif import Scenario
 from streams.whatif.history import Call, Response
-from streams.whatif.travel import TravelModel
+from streams.whatif.travel import TravelModel, TravelModels
 
 Rule = Literal["trace", "closest"]
 COPY_SHIFT_S = 1800.0  # a copied call (demand above 1) opens up to this long before or after its original
@@ -111,7 +111,7 @@ def _shifted(r: Response, shift: float) -> Response:
                     s(r.at_hospital), s(r.available))
 
 
-def run(calls: Iterable[Call], fleet: Mapping[str, Unit], model: TravelModel | None, seed: int,
+def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels | None, seed: int,
         rule: Rule = "closest") -> list[Call]:
     """The calls with the responses the rule gives (new objects; the history is not changed)."""
     out = [Call(c.call_id, c.opened, c.lat, c.lon, c.sector, c.nature, c.priority, []) for c in calls]
@@ -125,10 +125,11 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], model: TravelModel | N
         if rule == "trace":
             call.responses.append(replace(seen))
             continue
-        assert model is not None
+        assert models is not None
         units = by_type.get(seen.vehicle_type)
         if not units:
             continue  # the scenario has no unit of the type at all: the request goes unserved
+        model = models.get(seen.vehicle_type, call.priority)
         unit, at = _choose(units, free_at, call, t, model)
         if at == math.inf:
             continue  # every unit of the type is busy to the end of the history

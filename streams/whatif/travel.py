@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+MIN_GROUP_TRIPS = 50  # a unit type and priority class with fewer trips uses its type's model (or the overall one)
 MIN_TRAVEL_S = 10.0  # a recorded travel shorter than this is a clock artefact, not a trip: left out of the fit
+START_GRID_S = tuple(float(x) for x in range(0, 601, 20))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,23 +45,57 @@ class TravelModel:
 
     @classmethod
     def fit(cls, trips: Sequence[tuple[float, float]]) -> TravelModel:
-        """Least squares on log times over a grid (acceleration 0.2-4 m/s², cruise 5-30 m/s, start 0-120 s):
-        ``trips`` are (distance m, travel s); those under ``MIN_TRAVEL_S`` are left out."""
+        """Least absolute deviations on log times (a median regression: the median model) over a grid (acceleration
+        0.05-4 m/s², cruise 5-30 m/s, start 0-600 s):
+        ``trips`` are (distance m, travel s); those under ``MIN_TRAVEL_S`` are left out. The spread: the residuals'
+        MAD x 1.4826 (robust: a few trips hours long, a unit that stopped on the way, do not widen every trip)."""
         kept = [(d, t) for d, t in trips if t >= MIN_TRAVEL_S]
         if len(kept) < 20:
             raise ValueError(f"{len(kept)} trips with a travel time: too few to fit a travel model (20 at least)")
         d = np.array([x for x, _ in kept])
         logs = np.log(np.array([t for _, t in kept]))
         best: tuple[float, TravelModel] | None = None
-        for accel in (0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 4.0):
+        for accel in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 4.0):
             for cruise in (5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0, 25.0, 30.0):
                 short = 2.0 * np.sqrt(d / accel)
                 long = cruise / accel + d / cruise
                 moving = np.where(d <= cruise ** 2 / accel, short, long)
-                for start in (0.0, 15.0, 30.0, 45.0, 60.0, 90.0, 120.0):
-                    sse = float(np.sum((logs - np.log(start + moving + 1e-9)) ** 2))
-                    if best is None or sse < best[0]:
-                        best = (sse, cls(accel, cruise, start, 1.0))
+                for start in START_GRID_S:
+                    sad = float(np.sum(np.abs(logs - np.log(start + moving + 1e-9))))
+                    if best is None or sad < best[0]:
+                        best = (sad, cls(accel, cruise, start, 1.0))
         assert best is not None
-        sse, m = best
-        return cls(m.accel, m.cruise, m.start_s, math.sqrt(sse / len(kept)))
+        m = best[1]
+        resid = logs - np.log(np.array([m.median_s(x) for x in d]))
+        return cls(m.accel, m.cruise, m.start_s, float(1.4826 * np.median(np.abs(resid - np.median(resid)))))
+
+
+def priority_class(priority: int) -> int:
+    """1: an emergency (lights and siren); 2: anything else."""
+    return 1 if priority <= 1 else 2
+
+
+@dataclass(frozen=True)
+class TravelModels:
+    """One model per unit type and priority class (an ambulance answering a non-urgent call drives otherwise than an
+    engine to a fire), each fitted on its own trips when it has ``MIN_GROUP_TRIPS``, else the type's, else all."""
+
+    by_group: dict[tuple[str, int], TravelModel]
+    by_type: dict[str, TravelModel]
+    overall: TravelModel
+
+    def get(self, vehicle_type: str, priority: int) -> TravelModel:
+        return (self.by_group.get((vehicle_type, priority_class(priority))) or self.by_type.get(vehicle_type)
+                or self.overall)
+
+    @classmethod
+    def fit(cls, trips: Sequence[tuple[str, int, float, float]]) -> TravelModels:
+        """``trips``: (unit type, call priority, distance m, travel s)."""
+        groups: dict[tuple[str, int], list[tuple[float, float]]] = {}
+        types: dict[str, list[tuple[float, float]]] = {}
+        for vtype, priority, d, t in trips:
+            groups.setdefault((vtype, priority_class(priority)), []).append((d, t))
+            types.setdefault(vtype, []).append((d, t))
+        return cls({k: TravelModel.fit(v) for k, v in sorted(groups.items()) if len(v) >= MIN_GROUP_TRIPS},
+                   {k: TravelModel.fit(v) for k, v in sorted(types.items()) if len(v) >= MIN_GROUP_TRIPS},
+                   TravelModel.fit([(d, t) for _, _, d, t in trips]))

@@ -22,11 +22,11 @@ from schemas.events import InterventionEvent, VehicleStatusEvent
 from schemas.whatif import Scenario
 from streams.whatif.engine import COPY, ScenarioError, demand, fleet_for, run
 from streams.whatif.kpi import ALL, kpis
-from streams.whatif.travel import TravelModel
+from streams.whatif.travel import TravelModel, TravelModels
 from tests.integration import sffd
 from vigie.cad.importer import Importer
 from vigie.cad.mapping import Mapping
-from vigie.whatif import History, compare, write_events
+from vigie.whatif import History, calibrate, compare, write_events
 
 SF_WEEK = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2016-12-31_to_2017-01-07.csv.gz"
 MAPPING = PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd.toml"
@@ -91,7 +91,7 @@ def test_trace_mode_gives_the_observed_figures_exactly(history: History) -> None
 
 
 def test_an_unchanged_scenario_differs_by_nothing_on_paired_seeds(history: History) -> None:
-    model = TravelModel.fit(history.trips())
+    model = TravelModels.fit(history.trips())
     figures = compare(history, Scenario(name="nothing changed"), 2, model)
     assert figures and all(f.diff == 0 and f.half_width == 0 for f in figures)
     assert all(f.baseline == f.scenario for f in figures)
@@ -114,7 +114,7 @@ def test_closing_the_busiest_station_slows_its_area_and_nothing_far_from_it(hist
                 engines[history.units[r.unit].station] += 1
     busiest = max(engines, key=lambda s: (engines[s], s))
     sector = busiest.removeprefix("SF").lstrip("0")  # SF03 -> first-due area "03"
-    model = TravelModel.fit(history.trips())
+    model = TravelModels.fit(history.trips())
     closed = fleet_for(history.units, history.stations, Scenario(close_stations=(busiest,)))
     assert all(u.station != busiest for u in closed.values())
     lat, lon = history.stations[busiest]
@@ -140,7 +140,7 @@ def test_closing_the_busiest_station_slows_its_area_and_nothing_far_from_it(hist
 
 
 def test_the_same_scenario_seed_and_data_give_a_byte_identical_event_log(history: History, tmp_path: Path) -> None:
-    model = TravelModel.fit(history.trips())
+    model = TravelModels.fit(history.trips())
     scenario = Scenario(name="more", demand_scale=1.3, remove_units=("E01",))
     fleet = fleet_for(history.units, history.stations, scenario)
     logs = []
@@ -192,3 +192,23 @@ def test_the_travel_model_fit_recovers_a_known_model() -> None:
         assert fitted.median_s(d) == pytest.approx(truth.median_s(d), rel=0.06), d
     assert fitted.sigma == pytest.approx(0.3, abs=0.02)
     assert fitted.prob_within(2000, truth.median_s(2000)) == pytest.approx(0.5, abs=0.05)
+
+
+def test_calibration_checks_the_engines_within_the_issues_tolerances(history: History) -> None:
+    """`vigie whatif calibrate` on the SF week (2 seeds here): the observed side of each check is the history's own
+    figure; the engines' and trucks' arrivals (priority 1 and 2) and the medics' medians are within tolerance
+    (the issue's: ±5 % or ±15 s, ±8 %, ±2 points). What is not yet: README "What-if"."""
+    checks, _ = calibrate(history, 2, TARGETS)
+    by = {c.what: c for c in checks}
+    seen = kpis(history.calls, TARGETS, history.start, history.end)
+    for vtype, prio in (("FPT", 1), ("FPT", 2), ("EPA", 1), ("VSAV", 1), ("VSAV", 2)):
+        a = seen.arrival(vtype, prio)
+        assert a is not None
+        c = by[f"{vtype} priority {prio} ({a.responses}): call -> first arrival p50 (s)"]
+        assert c.observed == a.p50_s and c.ok, c
+    for vtype, prio in (("FPT", 1), ("FPT", 2), ("EPA", 1)):
+        a = seen.arrival(vtype, prio)
+        assert a is not None
+        assert by[f"{vtype} priority {prio} ({a.responses}): p90 (s)"].ok
+        assert by[f"{vtype} priority {prio} ({a.responses}): within target (%)"].ok
+    assert sum(1 for c in checks if c.what.startswith("held-out travel")) == 8
