@@ -29,10 +29,13 @@ from schemas.events import (
 from schemas.reference import FleetVehicle, Reference, Station
 from schemas.whatif import Scenario
 from streams.whatif.bases import units_from
+from streams.whatif.coverage import coverage, demand_points
 from streams.whatif.engine import Unit, demand, fleet_for, run
 from streams.whatif.history import Call, calls_from_events, read_events
 from streams.whatif.kpi import ALL, RunKpis, kpis
 from streams.whatif.travel import TravelModel, TravelModels
+
+COVERAGE_TYPES = ("FPT", "VSAV")  # the engines and the ambulances
 
 
 @dataclass(frozen=True)
@@ -89,17 +92,29 @@ def figures_of(k: RunKpis) -> dict[str, float]:
     return out
 
 
+def coverage_figures(run_calls: Sequence[Call], fleet: dict[str, Unit], models: TravelModels,
+                     points: Sequence[tuple[float, float, float]], start: float, end: float) -> dict[str, float]:
+    """Coverage ≥ 1 and ≥ 2 within 8 min for the engines and the ambulances (streams/whatif/coverage.py)."""
+    out = {}
+    for vtype in COVERAGE_TYPES:
+        one, two = coverage(run_calls, fleet, models, points, vtype, start, end)
+        out[f"coverage >= 1 {vtype} within 8 min (% of demand)"] = one
+        out[f"coverage >= 2 {vtype} within 8 min (% of demand)"] = two
+    return out
+
+
 def compare(history: History, scenario: Scenario, seeds: int, model: TravelModels,
             progress: Callable[[int], None] | None = None) -> list[Figure]:
     """The history unchanged and under ``scenario``, each over ``seeds`` seeds with the same random streams."""
     changed = fleet_for(history.units, history.stations, scenario)
+    points = demand_points(history.calls)
     base_runs, scen_runs = [], []
     for seed in range(seeds):
         calls = demand(history.calls, scenario.demand_scale, seed)
-        base_runs.append(figures_of(kpis(run(calls, history.units, model, seed), scenario.targets, history.start,
-                                         history.end)))
-        scen_runs.append(figures_of(kpis(run(calls, changed, model, seed), scenario.targets, history.start,
-                                         history.end)))
+        for fleet, runs in ((history.units, base_runs), (changed, scen_runs)):
+            result = run(calls, fleet, model, seed)
+            runs.append(figures_of(kpis(result, scenario.targets, history.start, history.end))
+                        | coverage_figures(result, fleet, model, points, history.start, history.end))
         if progress:
             progress(seed)
     out = []

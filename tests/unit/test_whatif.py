@@ -19,14 +19,15 @@ import pytest
 from core.geo import haversine_m
 from core.settings import PROJECT_ROOT
 from schemas.events import InterventionEvent, VehicleStatusEvent
-from schemas.whatif import Scenario
+from schemas.whatif import AddedUnit, Scenario
+from streams.whatif.coverage import demand_points
 from streams.whatif.engine import COPY, ScenarioError, demand, fleet_for, run
 from streams.whatif.kpi import ALL, kpis
 from streams.whatif.travel import TravelModel, TravelModels
 from tests.integration import sffd
 from vigie.cad.importer import Importer
 from vigie.cad.mapping import Mapping
-from vigie.whatif import History, calibrate, compare, write_events
+from vigie.whatif import History, calibrate, compare, coverage_figures, write_events
 
 SF_WEEK = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2016-12-31_to_2017-01-07.csv.gz"
 MAPPING = PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd.toml"
@@ -212,3 +213,23 @@ def test_calibration_checks_the_engines_within_the_issues_tolerances(history: Hi
         assert by[f"{vtype} priority {prio} ({a.responses}): p90 (s)"].ok
         assert by[f"{vtype} priority {prio} ({a.responses}): within target (%)"].ok
     assert sum(1 for c in checks if c.what.startswith("held-out travel")) == 8
+
+
+def test_adding_an_ambulance_does_not_lower_coverage_and_raises_it_where_short(history: History) -> None:
+    """A medic added at one of four stations, two paired seeds: the ambulances' coverage (≥ 1 and ≥ 2 within 8 min,
+    time-averaged) never falls by more than 0.01 point (the closest-unit rule reshuffles which units are free), and
+    at the stations where it was short (SF37, SF44: the city's edge) it rises on every seed."""
+    model = TravelModels.fit(history.trips())
+    points = demand_points(history.calls)
+    for station in ("SF01", "SF13", "SF37", "SF44"):
+        added = fleet_for(history.units, history.stations, Scenario(add_units=(
+            AddedUnit(unit_id="M99", vehicle_type="VSAV", station=station),)))
+        for seed in range(2):
+            before = coverage_figures(run(history.calls, history.units, model, seed), history.units, model, points,
+                                      history.start, history.end)
+            after = coverage_figures(run(history.calls, added, model, seed), added, model, points, history.start,
+                                     history.end)
+            for k in ("coverage >= 1 VSAV within 8 min (% of demand)", "coverage >= 2 VSAV within 8 min (% of demand)"):
+                assert after[k] - before[k] >= -0.01, (station, seed, k)
+                if station in ("SF37", "SF44"):
+                    assert after[k] > before[k] + 0.02, (station, seed, k)
