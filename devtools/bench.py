@@ -634,6 +634,54 @@ def _near(s: Settings, work: Path, sites: int = 2000, items: int = 50, runs: int
     return out
 
 
+SF_WEEK = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2016-12-31_to_2017-01-07.csv.gz"
+
+
+def _whatif(work: Path, seeds: int = 20) -> list[Figure]:
+    """What-if on the SF week (imported by `vigie import`, cached), one core: one closest-unit re-run of the week
+    (best of 3); then the five busiest engine stations closed in turn, each against the history unchanged over
+    ``seeds`` paired seeds (what `vigie whatif run` computes, coverage included)."""
+    from schemas.whatif import Scenario
+    from streams.whatif.engine import run
+    from streams.whatif.study import History, compare
+    from streams.whatif.travel import TravelModels
+
+    out = work / "sfweek"
+    if not (out / "events.jsonl").exists():
+        subprocess.run([sys.executable, "-m", "vigie.cli", "import", "--mapping",
+                        str(PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd.toml"), "--input", str(SF_WEEK),
+                        "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+    history = History.load(out)
+    models = TravelModels.fit(history.trips())
+    calls = len(history.calls)
+    times = []
+    for seed in range(3):
+        started = time.perf_counter()
+        run(history.calls, history.units, models, seed)
+        times.append(time.perf_counter() - started)
+    engines = Counter(history.units[r.unit].station for c in history.calls for r in c.responses
+                      if r.vehicle_type == "FPT" and r.unit in history.units)
+    busiest = [st for st, _ in engines.most_common(5)]
+    started = time.perf_counter()
+    for st in busiest:
+        compare(history, Scenario(name=f"{st} closed", close_stations=(st,)), seeds, models)
+    spent = time.perf_counter() - started
+    return [Figure("whatif-week", calls, min(times), f"the SF week ({calls:,} calls) re-run once, closest idle unit: "
+                   f"{min(times):.2f} s (target < 2 s)"),
+            Figure("whatif-5x20", 5 * seeds * 2 * calls, spent, f"{', '.join(busiest)} closed in turn, each against "
+                   f"the history over {seeds} paired seeds with KPIs and coverage: {spent:.0f} s (target < 180 s)")]
+
+
+def run_whatif_bench() -> list[Figure]:
+    """The what-if figures alone (`vigie bench --whatif-only`): no broker, no ClickHouse."""
+    work = PROJECT_ROOT / ".vigie" / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    figures = _whatif(work)
+    for f in figures:
+        print(f"{f.case:<15} {f.note}")
+    return figures
+
+
 def run_near_bench() -> list[Figure]:
     """The stocks-near-a-place figures alone (`vigie bench --near-only`): own ClickHouse, no broker."""
     work = PROJECT_ROOT / ".vigie" / "bench"
@@ -708,6 +756,8 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
             extra.append(_replay_month(s, work))
         print("stocks near a place ...", flush=True)
         extra += _near(s, work)
+        print("what-if on the SF week ...", flush=True)
+        extra += _whatif(work)
         print("forecast backtests ...", flush=True)
         extra.append(_forecast_sf(s, work))
         if history_days > 0:

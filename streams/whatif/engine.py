@@ -27,10 +27,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from core.geo import haversine_m
+import numpy as np
+
+from core.geo import haversine_m, haversine_m_many
 from schemas.whatif import Scenario
 from streams.whatif.history import Call, Response
-from streams.whatif.travel import TravelModel, TravelModels
+from streams.whatif.travel import TravelModels
 
 Rule = Literal["trace", "closest"]
 COPY_SHIFT_S = 1800.0  # a copied call (demand above 1) opens up to this long before or after its original
@@ -111,15 +113,23 @@ def _shifted(r: Response, shift: float) -> Response:
                     s(r.at_hospital), s(r.available))
 
 
+Rankings = dict[tuple[str, str], list[tuple[float, str]]]
+
+
 def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels | None, seed: int,
-        rule: Rule = "closest") -> list[Call]:
-    """The calls with the responses the rule gives (new objects; the history is not changed)."""
+        rule: Rule = "closest", rankings: Rankings | None = None) -> list[Call]:
+    """The calls with the responses the rule gives (new objects; the history is not changed). ``rankings``: the
+    units of each type by median travel to each call, kept between runs on the same fleet and models (the seeds of a
+    comparison): a dict the caller keeps for that fleet."""
+    rankings = {} if rankings is None else rankings
     out = [Call(c.call_id, c.opened, c.lat, c.lon, c.sector, c.nature, c.priority, []) for c in calls]
     requests = sorted((r.dispatched, n, i, r) for n, c in enumerate(calls) for i, r in enumerate(c.responses))
     free_at = dict.fromkeys(fleet, -math.inf)
     by_type: dict[str, list[Unit]] = {}
     for u in fleet.values():
         by_type.setdefault(u.vehicle_type, []).append(u)
+    places = {vtype: ([u.unit_id for u in us], np.array([u.lat for u in us]), np.array([u.lon for u in us]))
+              for vtype, us in by_type.items()}
     for t, n, i, seen in requests:
         call = out[n]
         if rule == "trace":
@@ -130,7 +140,12 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
         if not units:
             continue  # the scenario has no unit of the type at all: the request goes unserved
         model = models.get(seen.vehicle_type, call.priority)
-        unit, at = _choose(units, free_at, call, t, model)
+        ranked = rankings.get((call.call_id, seen.vehicle_type))
+        if ranked is None:
+            ids, lats, lons = places[seen.vehicle_type]
+            medians = model.medians_s(haversine_m_many(call.lat, call.lon, lats, lons))
+            ranked = rankings[(call.call_id, seen.vehicle_type)] = sorted(zip(medians.tolist(), ids, strict=True))
+        unit, at = _choose(ranked, fleet, free_at, t)
         if at == math.inf:
             continue  # every unit of the type is busy to the end of the history
         rng = random.Random(f"{seed}|{call.call_id}|{i}")
@@ -141,17 +156,15 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
     return out
 
 
-def _choose(units: list[Unit], free_at: dict[str, float], call: Call, t: float, model: TravelModel
+def _choose(ranked: list[tuple[float, str]], fleet: Mapping[str, Unit], free_at: dict[str, float], t: float
             ) -> tuple[Unit, float]:
-    """The idle unit nearest in median travel time; none idle: the first free (then the nearest)."""
-    def travel(u: Unit) -> float:
-        return model.median_s(haversine_m(u.lat, u.lon, call.lat, call.lon))
-
-    idle = [u for u in units if free_at[u.unit_id] <= t]
-    if idle:
-        return min(idle, key=lambda u: (travel(u), u.unit_id)), t
-    first = min(units, key=lambda u: (free_at[u.unit_id], travel(u), u.unit_id))
-    return first, free_at[first.unit_id]
+    """The idle unit nearest in median travel time (``ranked``: the type's units by it, then id); none idle: the first
+    free (then the nearest)."""
+    for _, uid in ranked:
+        if free_at[uid] <= t:
+            return fleet[uid], t
+    _, _, uid = min((free_at[uid], travel, uid) for travel, uid in ranked)
+    return fleet[uid], free_at[uid]
 
 
 def _respond(unit: Unit, seen: Response, at: float, travel_s: float) -> Response:

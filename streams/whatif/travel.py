@@ -34,6 +34,13 @@ class TravelModel:
             return self.start_s + 2.0 * math.sqrt(d / self.accel)
         return self.start_s + self.cruise / self.accel + d / self.cruise
 
+    def medians_s(self, distances_m: np.ndarray) -> np.ndarray:
+        """``median_s`` of many distances at once."""
+        d = np.maximum(distances_m, 0.0)
+        moving = np.where(d <= self.cruise ** 2 / self.accel, 2.0 * np.sqrt(d / self.accel),
+                          self.cruise / self.accel + d / self.cruise)
+        return self.start_s + moving
+
     def sample_s(self, distance_m: float, rng: random.Random) -> float:
         return self.median_s(distance_m) * math.exp(self.sigma * rng.gauss(0.0, 1.0))
 

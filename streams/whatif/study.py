@@ -1,4 +1,4 @@
-"""`vigie whatif`: re-run an imported history (``vigie import``'s folder) under a scenario, against the same
+"""What `vigie whatif` does: re-run an imported history (``vigie import``'s folder) under a scenario, against the same
 history unchanged, over paired seeds; print the figures side by side with each difference's 95 % interval; write
 the scenario's run as Vigie events for ``vigie replay start`` (its own run: every table, panel and the board)."""
 
@@ -30,7 +30,7 @@ from schemas.reference import FleetVehicle, Reference, Station
 from schemas.whatif import Scenario
 from streams.whatif.bases import units_from
 from streams.whatif.coverage import coverage, demand_points
-from streams.whatif.engine import Unit, demand, fleet_for, run
+from streams.whatif.engine import Rankings, Unit, demand, fleet_for, run
 from streams.whatif.history import Call, calls_from_events, read_events
 from streams.whatif.kpi import ALL, RunKpis, kpis
 from streams.whatif.travel import TravelModel, TravelModels
@@ -108,11 +108,13 @@ def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel
     """The history unchanged and under ``scenario``, each over ``seeds`` seeds with the same random streams."""
     changed = fleet_for(history.units, history.stations, scenario)
     points = demand_points(history.calls)
-    base_runs, scen_runs = [], []
+    base_runs: list[dict[str, float]] = []
+    scen_runs: list[dict[str, float]] = []
+    rankings: tuple[Rankings, Rankings] = ({}, {})  # per fleet, kept across the seeds
     for seed in range(seeds):
         calls = demand(history.calls, scenario.demand_scale, seed)
-        for fleet, runs in ((history.units, base_runs), (changed, scen_runs)):
-            result = run(calls, fleet, model, seed)
+        for fleet, runs, ranked in ((history.units, base_runs, rankings[0]), (changed, scen_runs, rankings[1])):
+            result = run(calls, fleet, model, seed, rankings=ranked)
             runs.append(figures_of(kpis(result, scenario.targets, history.start, history.end))
                         | coverage_figures(result, fleet, model, points, history.start, history.end))
         if progress:
@@ -215,8 +217,9 @@ def calibrate(history: History, seeds: int, targets: dict[int, float]) -> tuple[
     per distance band on the other half (±3 points)."""
     models = TravelModels.fit(history.trips())
     seen = kpis(history.calls, targets, history.start, history.end)
-    runs = [kpis(run(history.calls, history.units, models, seed), targets, history.start, history.end)
-            for seed in range(seeds)]
+    ranked: Rankings = {}
+    runs = [kpis(run(history.calls, history.units, models, seed, rankings=ranked), targets, history.start,
+                 history.end) for seed in range(seeds)]
     checks = []
     for a in seen.arrivals:
         if a.vehicle_type == ALL or a.priority is None or a.responses < MIN_RESPONSES:
