@@ -207,6 +207,20 @@ class ForecastRow(NamedTuple):
     alpha: Float64  # dispersion of the negative binomial around the mean (0: Poisson)
 
 
+class WhatifFigureRow(NamedTuple):
+    """One figure of one what-if scenario against the history unchanged (``vigie whatif run --store``)."""
+
+    study: String  # what the scenarios compared share: the history and the user's name for the study
+    scenario: String
+    seeds: UInt16
+    figure: String
+    baseline: Float64  # the history unchanged (mean over the seeds)
+    value: Float64  # under the scenario
+    diff: Float64  # mean of the paired differences
+    half_width: Float64  # of its 95 % interval (NaN with one seed)
+    computed_at: DateTime
+
+
 class AlertRow(NamedTuple):
     """One transition of one alert (pending, firing, cancelled, resolved) of one rule on one scope."""
 

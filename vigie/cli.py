@@ -6,8 +6,10 @@ import argparse
 import logging
 import os
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from core.settings import Settings, load_settings
 
@@ -199,7 +201,16 @@ def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
     from schemas.whatif import Scenario
     from streams.whatif.engine import ScenarioError, demand, fleet_for, run
     from streams.whatif.kpi import kpis
-    from streams.whatif.study import History, calibrate, compare, figures_of, render, render_checks, write_events
+    from streams.whatif.study import (
+        History,
+        calibrate,
+        compare,
+        figure_rows,
+        figures_of,
+        render,
+        render_checks,
+        write_events,
+    )
     from streams.whatif.travel import TravelModels
 
     try:
@@ -224,6 +235,8 @@ def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
         model = TravelModels.fit(history.trips())
         figures = compare(history, scenario, a.seeds, model)
         print(render(scenario, figures, a.seeds, model))
+        if a.store:
+            _store_whatif(s, a, figure_rows(a.store, scenario, a.seeds, figures, time.time()))
         if a.out:
             fleet = fleet_for(history.units, history.stations, scenario)
             calls = run(demand(history.calls, scenario.demand_scale, 0), fleet, model, 0)
@@ -234,6 +247,24 @@ def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
         print(f"vigie whatif: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _store_whatif(s: Settings, a: argparse.Namespace, rows: list[Any]) -> None:
+    """The figures into the run's ``whatif_figures`` (the « Scénarios » dashboard)."""
+    from sinks.clickhouse import make_client
+    from sinks.whatif import write_figures
+
+    if a.run:
+        from core.settings import run_settings
+
+        s = run_settings(s, a.run)
+    client = make_client(s)
+    try:
+        write_figures(client, s.clickhouse_database, rows)
+    finally:
+        client.disconnect()
+    print(f"{len(rows)} figures stored in {s.clickhouse_database}.whatif_figures, study {a.store!r} "
+          f"(dashboard « Scénarios »)")
 
 
 def _cmd_near(s: Settings, a: argparse.Namespace) -> int:
@@ -659,6 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
     wr.add_argument("--scenario", default=None, help="the scenario file (TOML, schemas/whatif.py); none: the "
                     "history unchanged against itself")
     wr.add_argument("--seeds", type=int, default=20, help="paired seeds (default 20)")
+    wr.add_argument("--store", default=None, metavar="STUDY", help="also store the figures in ClickHouse "
+                    "(whatif_figures) under this study name, for the « Scénarios » dashboard")
+    wr.add_argument("--run", default=None, help="with --store: a replay run's database instead of the live one")
     wr.add_argument("--out", default=None, help="write seed 0 of the scenario as Vigie events + reference here (for "
                     "vigie replay start)")
     wr.set_defaults(func=_cmd_whatif)

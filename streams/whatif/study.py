@@ -28,6 +28,7 @@ from schemas.events import (
 )
 from schemas.reference import FleetVehicle, Reference, Station
 from schemas.whatif import Scenario
+from streams.rows import WhatifFigureRow
 from streams.whatif.bases import units_from
 from streams.whatif.coverage import coverage, demand_points
 from streams.whatif.engine import Rankings, Unit, demand, fleet_for, run
@@ -136,6 +137,13 @@ def describe(models: TravelModels) -> list[str]:
         return f"start {m.start_s:g} s, accel {m.accel:g} m/s², cruise {m.cruise:g} m/s, sigma {m.sigma:.2f}"
     return [f"  travel {vtype}, priority {'1' if pc == 1 else '2+'}: {one(m)}"
             for (vtype, pc), m in models.by_group.items()] + [f"  travel, any other: {one(models.overall)}"]
+
+
+def figure_rows(study: str, scenario: Scenario, seeds: int, figures: Sequence[Figure], at: float
+                ) -> list[WhatifFigureRow]:
+    """The figures as rows of ``whatif_figures`` (« Scénarios »)."""
+    return [WhatifFigureRow(study, scenario.name, seeds, f.name, f.baseline, f.scenario, f.diff, f.half_width, at)
+            for f in figures]
 
 
 def render(scenario: Scenario, figures: Sequence[Figure], seeds: int, models: TravelModels) -> str:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from prometheus_client import REGISTRY
 
-from grafana import forecasts, generate, pipeline_health, situation, station_detail
+from grafana import forecasts, generate, pipeline_health, scenarios, situation, station_detail
 from grafana.common import RUN
 from grafana.datasources import CLICKHOUSE_PLUGIN
 from grafana.macros import ALL, TimeRange, Variable, expand
@@ -119,7 +119,7 @@ def chdb():  # type: ignore[no-untyped-def]
     s.close()
 
 
-@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID, forecasts.UID])
+@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID, forecasts.UID, scenarios.UID])
 def test_every_panel_and_variable_query_runs_on_current_clickhouse(chdb, uid: str) -> None:  # type: ignore[no-untyped-def]
     dash = DASHBOARDS[uid]
     for state in variable_states(dash):
@@ -129,7 +129,7 @@ def test_every_panel_and_variable_query_runs_on_current_clickhouse(chdb, uid: st
             chdb.query(expand(sql, state, TR))
 
 
-@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID, forecasts.UID])
+@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID, forecasts.UID, scenarios.UID])
 def test_every_panel_reads_the_selected_run(uid: str) -> None:
     """Live or a replay: every ClickHouse table a panel or variable reads is qualified by ${run}."""
     dash = DASHBOARDS[uid]
@@ -145,7 +145,7 @@ HOSTILE = ["x'", "x\\", "x\\',1) OR 1=1 --", "x'); DROP TABLE vehicle_state; --"
            "system.users --", "x' SETTINGS max_execution_time=0 --", "x/*", "x`", "x\"", "${run}", "{a,b}", "é ü"]
 
 
-@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID, forecasts.UID])
+@pytest.mark.parametrize("uid", [situation.UID, station_detail.UID, forecasts.UID, scenarios.UID])
 def test_no_variable_value_can_rewrite_a_query(chdb, uid: str) -> None:  # type: ignore[no-untyped-def]
     """Any variable can be set from the URL. With hostile values in every variable at once (quotes, backslashes,
     statement separators, comments, UNION, SETTINGS), every panel and variable query still runs as the one

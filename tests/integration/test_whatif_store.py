@@ -1,0 +1,85 @@
+"""What-if figures on the real parts: `vigie whatif run --store` (two scenarios of one study, on the SF week) writes
+``whatif_figures`` in ClickHouse 18.16; every panel and the variable of « Scénarios » give the same on 18.16 and the
+current engine, and the figures the comparison computes here in-process (same history, seeds and models)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from core.settings import PROJECT_ROOT
+from grafana import generate, scenarios
+from grafana.macros import TimeRange, Variable, expand
+from schemas.whatif import Scenario
+from streams.whatif.study import History, compare
+from streams.whatif.travel import TravelModels
+from tests.integration.conftest import Stack, new_settings
+from tests.integration.engines import Engines
+from vigie.cad.importer import Importer
+from vigie.cad.mapping import Mapping
+
+pytestmark = pytest.mark.integration
+SF_WEEK = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2016-12-31_to_2017-01-07.csv.gz"
+MAPPING = PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd.toml"
+DASH = generate.load(scenarios.UID)
+SCENARIOS = {"SF03 closed": 'name = "SF03 closed"\nclose_stations = ["SF03"]\n',
+             "one engine more": 'name = "one engine more"\n[[add_units]]\nunit_id = "E99"\nvehicle_type = "FPT"\n'
+                                'station = "SF44"\n'}
+
+
+def query_of(title_start: str) -> str:
+    return next(q.text for q in generate.panel_queries(DASH) if q.panel.startswith(title_start))
+
+
+def test_stored_figures_on_the_scenarios_dashboard(stack: Stack, tmp_path: Path) -> None:
+    s = new_settings(stack)
+    Importer(Mapping.load(MAPPING)).run(SF_WEEK, tmp_path / "sf")
+    env = {**os.environ, **s.to_env()}
+    for name, text in SCENARIOS.items():
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text)
+        done = subprocess.run([sys.executable, "-m", "vigie.cli", "whatif", "run", "--history", str(tmp_path / "sf"),
+                               "--scenario", str(path), "--seeds", "2", "--store", "sf-week"], env=env,
+                              capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "figures stored in" in done.stdout
+    history = History.load(tmp_path / "sf")
+    models = TravelModels.fit(history.trips())
+    want = {(f.name, name): f for name, text in SCENARIOS.items()
+            for f in compare(history, Scenario.model_validate(_toml(text)), 2, models)}
+    eng = Engines(stack, s)
+    try:
+        tr = TimeRange(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 8, tzinfo=UTC))
+        v = {"run": Variable("run", s.clickhouse_database), "study": Variable("study", "sf-week")}
+        assert eng.both(expand(scenarios.STUDY_VARIABLE_SQL, v, tr), "study variable").splitlines() == ["sf-week"]
+        rows = [line.split("\t") for line in eng.both(expand(query_of("Indicateurs"), v, tr), "side by side")
+                .splitlines()]
+        assert len(rows) == len(want) and [(r[0], r[1]) for r in rows] == sorted(want)
+        for r in rows:
+            f = want[(r[0], r[1])]
+            for got, expected in zip(r[2:6], (f.baseline, f.scenario, f.diff, f.half_width), strict=True):
+                assert (math.isnan(expected) and got == "nan") or float(got) == pytest.approx(expected, abs=1e-9)
+            assert r[6] == "2"
+        change = [line.split("\t") for line in eng.both(expand(query_of("Arrivée du premier engin"), v, tr),
+                                                         "first arrival change").splitlines()]
+        first = {name: want[(scenarios.FIRST_ARRIVAL, name)] for name in SCENARIOS}
+        assert [r[0] for r in change] == sorted(SCENARIOS)
+        for r in change:
+            f = first[r[0]]
+            assert float(r[1]) == pytest.approx(f.diff, abs=1e-9)
+            assert float(r[2]) == pytest.approx(f.diff - f.half_width, abs=1e-9)
+        assert first["SF03 closed"].diff > 0  # a station fewer: later, on average
+    finally:
+        eng.chdb.close()
+
+
+def _toml(text: str) -> dict:  # type: ignore[type-arg]
+    import tomllib
+
+    return tomllib.loads(text)
