@@ -640,10 +640,11 @@ SF_WEEK = PROJECT_ROOT.parent / "shared" / "data" / "sffd-calls" / "sffd_units_2
 def _whatif(work: Path, seeds: int = 20) -> list[Figure]:
     """What-if on the SF week (imported by `vigie import`, cached), one core: one closest-unit re-run of the week
     (best of 3); then the five busiest engine stations closed in turn, each against the history unchanged over
-    ``seeds`` paired seeds (what `vigie whatif run` computes, coverage included)."""
+    ``seeds`` paired seeds (what `vigie whatif run` computes, coverage included); and the move-up advice for the
+    ambulances at 100 random moments (the state of the history then, as `vigie whatif moveup`)."""
     from schemas.whatif import Scenario
     from streams.whatif.engine import run
-    from streams.whatif.study import History, compare
+    from streams.whatif.study import History, advise, compare
     from streams.whatif.travel import TravelModels
 
     out = work / "sfweek"
@@ -666,7 +667,17 @@ def _whatif(work: Path, seeds: int = 20) -> list[Figure]:
     for st in busiest:
         compare(history, Scenario(name=f"{st} closed", close_stations=(st,)), seeds, models)
     spent = time.perf_counter() - started
-    return [Figure("whatif-week", calls, min(times), f"the SF week ({calls:,} calls) re-run once, closest idle unit: "
+    moves = []
+    rng = random.Random(11)
+    for _ in range(100):
+        at = rng.uniform(history.start, history.end)
+        started = time.perf_counter()
+        advise(history, models, at, "VSAV", 300.0)
+        moves.append(time.perf_counter() - started)
+    moves.sort()
+    return [Figure("whatif-moveup", len(moves), sum(moves), f"move-up advice for the ambulances at 100 random moments "
+                   f"of the SF week: p50 {1000 * moves[50]:.0f} ms, p95 {1000 * moves[95]:.0f} ms (target < 200 ms)"),
+            Figure("whatif-week", calls, min(times), f"the SF week ({calls:,} calls) re-run once, closest idle unit: "
                    f"{min(times):.2f} s (target < 2 s)"),
             Figure("whatif-5x20", 5 * seeds * 2 * calls, spent, f"{', '.join(busiest)} closed in turn, each against "
                    f"the history over {seeds} paired seeds with KPIs and coverage: {spent:.0f} s (target < 180 s)")]

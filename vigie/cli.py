@@ -203,6 +203,7 @@ def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
     from streams.whatif.kpi import kpis
     from streams.whatif.study import (
         History,
+        advise,
         calibrate,
         compare,
         figure_rows,
@@ -212,9 +213,20 @@ def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
         write_events,
     )
     from streams.whatif.travel import TravelModels
+    from vigie.when import instant
 
     try:
         history = History.load(Path(a.history))
+        if a.whatif_command == "moveup":
+            at = instant(a.at)
+            models = TravelModels.fit(history.trips())
+            for vtype in a.type or sorted({u.vehicle_type for u in history.units.values()}):
+                advice = advise(history, models, at, vtype, a.limit_min * 60)
+                print(f"{vtype}: " + ("no move raises the expected coverage by 0.1 point" if advice is None else
+                      f"move {advice.unit_id} from {advice.from_station} to {advice.to_station} "
+                      f"({advice.drive_s / 60:.1f} min drive): expected coverage within {a.limit_min:g} min "
+                      f"{100 * advice.coverage_before:.1f} % -> {100 * (advice.coverage_before + advice.gain):.1f} %"))
+            return 0
         if a.whatif_command == "calibrate":
             checks, models = calibrate(history, a.seeds, dict(Scenario().targets))
             print(render_checks(checks, a.seeds, models))
@@ -700,6 +712,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "the observed ones (exit 1 if not)")
     wt.add_argument("--history", required=True, help="an import's folder (vigie import --out)")
     wt.set_defaults(func=_cmd_whatif)
+    wm = wisub.add_parser("moveup", help="move-up advice at a moment of the history: which free unit to move to which "
+                          "station to raise the expected coverage most (DMEXCLP)")
+    wm.add_argument("--history", required=True, help="an import's folder (vigie import --out)")
+    wm.add_argument("--at", required=True, help="the moment (ISO date/time, UTC unless it has an offset)")
+    wm.add_argument("--type", action="append", default=None, help="a unit type (repeatable; default: every type)")
+    wm.add_argument("--limit-min", type=float, default=8.0, help="coverage: reached within this many minutes "
+                    "(default 8)")
+    wm.set_defaults(func=_cmd_whatif)
     wc = wisub.add_parser("calibrate", help="the history unchanged through the closest-unit rule and the fitted "
                           "models against what was observed (per unit type x priority, utilisation, held-out travel)")
     wc.add_argument("--history", required=True, help="an import's folder (vigie import --out)")

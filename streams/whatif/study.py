@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from statistics import mean, stdev
 
@@ -34,6 +35,7 @@ from streams.whatif.coverage import coverage, demand_points
 from streams.whatif.engine import Rankings, Unit, demand, fleet_for, run
 from streams.whatif.history import Call, calls_from_events, read_events
 from streams.whatif.kpi import ALL, RunKpis, kpis
+from streams.whatif.moveup import MoveUp, recommend
 from streams.whatif.travel import TravelModel, TravelModels
 
 COVERAGE_TYPES = ("FPT", "VSAV")  # the engines and the ambulances
@@ -61,6 +63,16 @@ class History:
         end = max((t for c in calls for r in c.responses for t in (r.dispatched, r.available) if t is not None),
                   default=calls[-1].opened)
         return cls(calls, units, stations, reference, calls[0].opened, end)
+
+    @cached_property
+    def utilisation(self) -> dict[str, float]:
+        """Each unit's share of the history engaged."""
+        return dict(kpis(self.calls, {}, self.start, self.end).utilisation)
+
+    @cached_property
+    def demand(self) -> list[tuple[float, float, float]]:
+        """The demand points of coverage (streams/whatif/coverage.py)."""
+        return demand_points(self.calls)
 
     def trips(self) -> list[tuple[str, int, float, float]]:
         """(unit type, priority, distance from the unit's base, travel s) of every response with a travel time."""
@@ -137,6 +149,21 @@ def describe(models: TravelModels) -> list[str]:
         return f"start {m.start_s:g} s, accel {m.accel:g} m/s², cruise {m.cruise:g} m/s, sigma {m.sigma:.2f}"
     return [f"  travel {vtype}, priority {'1' if pc == 1 else '2+'}: {one(m)}"
             for (vtype, pc), m in models.by_group.items()] + [f"  travel, any other: {one(models.overall)}"]
+
+
+def advise(history: History, models: TravelModels, at: float, vehicle_type: str, limit_s: float = 480.0
+           ) -> MoveUp | None:
+    """The move-up advice for one unit type at ``at`` of the history: the units engaged then are busy, the others
+    wait at their base; the busy probability is the type's mean utilisation over the history."""
+    busy = {r.unit for c in history.calls for r in c.responses
+            if r.dispatched <= at < (r.available if r.available is not None else math.inf)}
+    units = [u for u in history.units.values() if u.vehicle_type == vehicle_type]
+    if not units:
+        raise ValueError(f"no unit of type {vehicle_type!r} in the history")
+    q = mean(history.utilisation.get(u.unit_id, 0.0) for u in units)
+    free = [(u.unit_id, u.station, u.lat, u.lon) for u in sorted(units, key=lambda u: u.unit_id)
+            if u.unit_id not in busy]
+    return recommend(free, history.stations, history.demand, models.get(vehicle_type, 1), q, limit_s)
 
 
 def figure_rows(study: str, scenario: Scenario, seeds: int, figures: Sequence[Figure], at: float

@@ -11,6 +11,7 @@ import json
 import math
 import random
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ from schemas.whatif import AddedUnit, Scenario
 from streams.whatif.coverage import demand_points
 from streams.whatif.engine import COPY, ScenarioError, demand, fleet_for, run
 from streams.whatif.kpi import ALL, kpis
-from streams.whatif.study import History, calibrate, compare, coverage_figures, write_events
+from streams.whatif.moveup import recommend
+from streams.whatif.study import History, advise, calibrate, compare, coverage_figures, write_events
 from streams.whatif.travel import TravelModel, TravelModels
 from tests.integration import sffd
 from vigie.cad.importer import Importer
@@ -237,3 +239,56 @@ def test_adding_an_ambulance_does_not_lower_coverage_and_raises_it_where_short(h
                 assert after[k] - before[seed][k] >= -0.01, (station, seed, k)
                 if station in ("SF37", "SF44"):
                     assert after[k] > before[seed][k] + 0.02, (station, seed, k)
+
+
+def test_move_up_on_a_hand_made_map_gives_the_stated_move() -> None:
+    """Two areas of 10 calls each, 3 km apart; two free ambulances both at the first area's station, each busy half
+    the time (q = 0.5): coverage within 4 min (10 x (1 - 0.5²) + 10 x 0) / 20 = 37.5 %; one of them moved to the
+    second station: (10 x 0.5 + 10 x 0.5) / 20 = 50 %."""
+    model = TravelModel(accel=1.0, cruise=15.0, start_s=30.0, sigma=0.3)
+    a, b = (48.85, 2.30), (48.85, 2.341)  # about 3 km apart: 30 s + 200 s + ... over 4 min
+    assert model.median_s(haversine_m(*a, *b)) > 240 and model.median_s(0) <= 240
+    advice = recommend([("A1", "SA", *a), ("A2", "SA", *a)], {"SA": a, "SB": b}, [(*a, 10.0), (*b, 10.0)], model,
+                       0.5, limit_s=240)
+    assert advice is not None
+    assert (advice.unit_id, advice.from_station, advice.to_station) == ("A1", "SA", "SB")
+    assert advice.coverage_before == pytest.approx(0.375) and advice.gain == pytest.approx(0.125)
+    assert advice.drive_s == pytest.approx(model.median_s(haversine_m(*a, *b)))
+    # one at each station already: no move helps
+    assert recommend([("A1", "SA", *a), ("A2", "SB", *b)], {"SA": a, "SB": b}, [(*a, 10.0), (*b, 10.0)], model,
+                     0.5, limit_s=240) is None
+
+
+def test_move_up_on_the_sf_week_is_the_best_single_move(history: History) -> None:
+    """At noon on 3 January 2017, for the ambulances within 5 min: the advised move's gain is the best of every
+    (free unit, station) move, each recomputed here with plain loops."""
+    models = TravelModels.fit(history.trips())
+    at = datetime(2017, 1, 3, 20, tzinfo=UTC).timestamp()
+    advice = advise(history, models, at, "VSAV", 300)
+    assert advice is not None and advice.gain > 0.01
+    model = models.get("VSAV", 1)
+    points = demand_points(history.calls)
+    busy = {r.unit for c in history.calls for r in c.responses
+            if r.dispatched <= at < (r.available if r.available is not None else math.inf)}
+    free = {u.unit_id: (u.lat, u.lon) for u in history.units.values() if u.vehicle_type == "VSAV"
+            and u.unit_id not in busy}
+    engaged = [u for u in history.units.values() if u.vehicle_type == "VSAV"]
+    seen = kpis(history.calls, {}, history.start, history.end).utilisation
+    q = sum(seen.get(u.unit_id, 0.0) for u in engaged) / len(engaged)
+
+    reach: dict[tuple[float, float], list[bool]] = {}  # a place -> the points it reaches within 5 min
+
+    def cov(places: list[tuple[float, float]]) -> float:
+        for p in places:
+            if p not in reach:
+                reach[p] = [model.median_s(haversine_m(*p, plat, plon)) <= 300 for plat, plon, _ in points]
+        total = sum(w for *_, w in points)
+        return sum(w * (1 - q ** sum(reach[p][j] for p in places)) for j, (_, _, w) in enumerate(points)) / total
+
+    before = cov(list(free.values()))
+    assert advice.coverage_before == pytest.approx(before, abs=1e-9)
+    best = max(cov([p for v, p in free.items() if v != uid] + [history.stations[s]]) - before
+               for uid in free for s in history.stations)
+    assert advice.gain == pytest.approx(best, abs=1e-9)
+    moved = [p for v, p in free.items() if v != advice.unit_id] + [history.stations[advice.to_station]]
+    assert cov(moved) - before == pytest.approx(advice.gain, abs=1e-9)
