@@ -206,6 +206,7 @@ def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
         advise,
         calibrate,
         compare,
+        evaluate_moveups,
         figure_rows,
         figures_of,
         render,
@@ -217,7 +218,18 @@ def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
 
     try:
         history = History.load(Path(a.history))
+        if a.whatif_command == "moveup" and a.evaluate:
+            models = TravelModels.fit(history.trips())
+            figures = evaluate_moveups(history, models, a.seeds, a.type or ["VSAV"], dict(Scenario().targets),
+                                       a.limit_min * 60)
+            print(render(Scenario(name=f"move-ups of {', '.join(a.type or ['VSAV'])}"), figures, a.seeds, models)
+                  .replace("against the history unchanged", "against units going home"))
+            return 0
         if a.whatif_command == "moveup":
+            if not a.at:
+                print("vigie whatif moveup: --at (advice at a moment) or --evaluate (on vs off over the history)",
+                      file=sys.stderr)
+                return 2
             at = instant(a.at)
             models = TravelModels.fit(history.trips())
             for vtype in a.type or sorted({u.vehicle_type for u in history.units.values()}):
@@ -715,8 +727,12 @@ def build_parser() -> argparse.ArgumentParser:
     wm = wisub.add_parser("moveup", help="move-up advice at a moment of the history: which free unit to move to which "
                           "station to raise the expected coverage most (DMEXCLP)")
     wm.add_argument("--history", required=True, help="an import's folder (vigie import --out)")
-    wm.add_argument("--at", required=True, help="the moment (ISO date/time, UTC unless it has an offset)")
-    wm.add_argument("--type", action="append", default=None, help="a unit type (repeatable; default: every type)")
+    wm.add_argument("--at", default=None, help="the moment (ISO date/time, UTC unless it has an offset)")
+    wm.add_argument("--evaluate", action="store_true", help="instead: re-run the history with move-ups on (freed "
+                    "units of --type to the best station) against off (home), over paired seeds")
+    wm.add_argument("--seeds", type=int, default=10, help="with --evaluate: paired seeds (default 10)")
+    wm.add_argument("--type", action="append", default=None, help="a unit type (repeatable; default: every type; "
+                    "with --evaluate, VSAV)")
     wm.add_argument("--limit-min", type=float, default=8.0, help="coverage: reached within this many minutes "
                     "(default 8)")
     wm.set_defaults(func=_cmd_whatif)

@@ -36,6 +36,7 @@ from streams.whatif.engine import Rankings, Unit, demand, fleet_for, run
 from streams.whatif.history import Call, calls_from_events, read_events
 from streams.whatif.kpi import ALL, RunKpis, kpis
 from streams.whatif.moveup import MoveUp, recommend
+from streams.whatif.relocate import MoveUps, late_share, run_relocating
 from streams.whatif.travel import TravelModel, TravelModels
 
 COVERAGE_TYPES = ("FPT", "VSAV")  # the engines and the ambulances
@@ -132,6 +133,11 @@ def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel
                         | coverage_figures(result, fleet, model, points, history.start, history.end))
         if progress:
             progress(seed)
+    return paired(base_runs, scen_runs)
+
+
+def paired(base_runs: Sequence[dict[str, float]], scen_runs: Sequence[dict[str, float]]) -> list[Figure]:
+    """Each figure's means over the seeds and the 95 % t-interval of the mean paired difference."""
     out = []
     for name in base_runs[0]:
         b = [r.get(name, math.nan) for r in base_runs]
@@ -141,6 +147,23 @@ def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel
                 if len(diffs) > 1 else math.nan)
         out.append(Figure(name, mean(b), mean(s), mean(diffs), half))
     return out
+
+
+def evaluate_moveups(history: History, models: TravelModels, seeds: int, types: Sequence[str],
+                     targets: dict[int, float], limit_s: float = 480.0) -> list[Figure]:
+    """Move-ups off (a freed unit goes home) against on (for ``types``: to the station of the highest marginal
+    coverage), the history unchanged, over paired seeds (streams/whatif/relocate.py): late arrivals, km driven
+    back, drives to another station than home."""
+    busy = {v: mean(history.utilisation.get(u.unit_id, 0.0) for u in history.units.values() if u.vehicle_type == v)
+            for v in types}
+    moveups = MoveUps(history.demand, busy, history.stations, limit_s)
+    runs: tuple[list[dict[str, float]], list[dict[str, float]]] = ([], [])
+    for seed in range(seeds):
+        for policy, into in ((None, runs[0]), (moveups, runs[1])):
+            r = run_relocating(history.calls, history.units, models, seed, policy)
+            into.append({"calls whose first arrival is late (%)": late_share(r.calls, targets),
+                         "km driven back after calls": r.km_back, "drives back to another station": float(r.moved)})
+    return paired(*runs)
 
 
 def describe(models: TravelModels) -> list[str]:

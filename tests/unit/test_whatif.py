@@ -22,9 +22,11 @@ from core.settings import PROJECT_ROOT
 from schemas.events import InterventionEvent, VehicleStatusEvent
 from schemas.whatif import AddedUnit, Scenario
 from streams.whatif.coverage import demand_points
-from streams.whatif.engine import COPY, ScenarioError, demand, fleet_for, run
+from streams.whatif.engine import COPY, ScenarioError, Unit, demand, fleet_for, run
+from streams.whatif.history import Call, Response
 from streams.whatif.kpi import ALL, kpis
 from streams.whatif.moveup import recommend
+from streams.whatif.relocate import MoveUps, run_relocating
 from streams.whatif.study import History, advise, calibrate, compare, coverage_figures, write_events
 from streams.whatif.travel import TravelModel, TravelModels
 from tests.integration import sffd
@@ -292,3 +294,34 @@ def test_move_up_on_the_sf_week_is_the_best_single_move(history: History) -> Non
     assert advice.gain == pytest.approx(best, abs=1e-9)
     moved = [p for v, p in free.items() if v != advice.unit_id] + [history.stations[advice.to_station]]
     assert cov(moved) - before == pytest.approx(advice.gain, abs=1e-9)
+
+
+def test_move_ups_off_give_the_engines_responses(history: History) -> None:
+    """The engine that follows each unit's position, move-ups off (a freed unit goes home), gives the closest-unit
+    run's responses (a queued response listed when it is served, hence compared per call as a set)."""
+    models = TravelModels.fit(history.trips())
+    followed = run_relocating(history.calls, history.units, models, 3, None)
+    plain = run(history.calls, history.units, models, 3)
+
+    def key(calls: list) -> list:  # type: ignore[type-arg]
+        return [(c.call_id, sorted([(r.unit, r.dispatched, r.on_scene, r.available, r.waited_s)
+                                    for r in c.responses], key=str)) for c in calls]
+    assert key(followed.calls) == key(plain) and followed.moved == 0
+
+
+def test_move_ups_send_a_freed_unit_where_coverage_is_short() -> None:
+    """One ambulance based at A; most demand 3 km away at B (station SB). After a call at A: off, it drives back to
+    A (0 km); on, to SB (the only place where it adds coverage), the drive recomputed here."""
+    model = TravelModel(accel=1.0, cruise=15.0, start_s=30.0, sigma=0.3)
+    models = TravelModels({}, {"VSAV": model}, model)
+    a, b = (48.85, 2.30), (48.85, 2.341)
+    unit = Unit("A1", "VSAV", "SA", *a)
+    t0 = 1_700_000_000.0
+    call = Call("c1", t0, *a, "ZA", "rescue_to_person", 1,
+                [Response("A1", "VSAV", t0 + 30, t0 + 90, t0 + 200, None, None, t0 + 1200)])
+    stations = {"SA": a, "SB": b}
+    off = run_relocating([call], {"A1": unit}, models, 0, None)
+    on = run_relocating([call], {"A1": unit}, models, 0, MoveUps([(*a, 1.0), (*b, 9.0)], {"VSAV": 0.3}, stations, 240))
+    assert off.km_back == pytest.approx(0.0) and off.waits_at == {"A1": "home:A1"}
+    assert on.waits_at == {"A1": "SB"} and on.moved == 1
+    assert on.km_back == pytest.approx(haversine_m(*a, *b) / 1000)
