@@ -6,10 +6,8 @@ import argparse
 import logging
 import os
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from core.settings import Settings, load_settings
 
@@ -198,97 +196,14 @@ def _cmd_reference(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
-    from schemas.whatif import Scenario
-    from streams.whatif.engine import ScenarioError, demand, fleet_for, run
-    from streams.whatif.kpi import kpis
-    from streams.whatif.study import (
-        History,
-        advise,
-        calibrate,
-        compare,
-        evaluate_moveups,
-        figure_rows,
-        figures_of,
-        render,
-        render_checks,
-        write_events,
-    )
-    from streams.whatif.travel import TravelModels
-    from vigie.when import instant
+    from streams.whatif.engine import ScenarioError
+    from vigie import whatif
 
     try:
-        history = History.load(Path(a.history))
-        if a.whatif_command == "moveup" and a.evaluate:
-            models = TravelModels.fit(history.trips())
-            figures = evaluate_moveups(history, models, a.seeds, a.type or ["VSAV"], dict(Scenario().targets),
-                                       a.limit_min * 60)
-            print(render(Scenario(name=f"move-ups of {', '.join(a.type or ['VSAV'])}"), figures, a.seeds, models)
-                  .replace("against the history unchanged", "against units going home"))
-            return 0
-        if a.whatif_command == "moveup":
-            if not a.at:
-                print("vigie whatif moveup: --at (advice at a moment) or --evaluate (on vs off over the history)",
-                      file=sys.stderr)
-                return 2
-            at = instant(a.at)
-            models = TravelModels.fit(history.trips())
-            for vtype in a.type or sorted({u.vehicle_type for u in history.units.values()}):
-                advice = advise(history, models, at, vtype, a.limit_min * 60)
-                print(f"{vtype}: " + ("no move raises the expected coverage by 0.1 point" if advice is None else
-                      f"move {advice.unit_id} from {advice.from_station} to {advice.to_station} "
-                      f"({advice.drive_s / 60:.1f} min drive): expected coverage within {a.limit_min:g} min "
-                      f"{100 * advice.coverage_before:.1f} % -> {100 * (advice.coverage_before + advice.gain):.1f} %"))
-            return 0
-        if a.whatif_command == "calibrate":
-            checks, models = calibrate(history, a.seeds, dict(Scenario().targets))
-            print(render_checks(checks, a.seeds, models))
-            return 0
-        if a.whatif_command == "trace":
-            targets = Scenario().targets
-            seen = figures_of(kpis(history.calls, targets, history.start, history.end))
-            traced = figures_of(kpis(run(history.calls, history.units, None, 0, "trace"), targets, history.start,
-                                     history.end))
-            for name, value in seen.items():
-                print(f"  {name:<60} {value:>10.1f} {traced[name]:>10.1f}")
-            same = seen.keys() == traced.keys() and all(
-                traced[k] == v or (v != v and traced[k] != traced[k]) for k, v in seen.items())
-            print(f"{len(history.calls)} calls: the trace run gives the observed figures "
-                  f"{'exactly' if same else 'NOT exactly'}")
-            return 0 if same else 1
-        scenario = Scenario.load(Path(a.scenario)) if a.scenario else Scenario()
-        model = TravelModels.fit(history.trips())
-        figures = compare(history, scenario, a.seeds, model)
-        print(render(scenario, figures, a.seeds, model))
-        if a.store:
-            _store_whatif(s, a, figure_rows(a.store, scenario, a.seeds, figures, time.time()))
-        if a.out:
-            fleet = fleet_for(history.units, history.stations, scenario)
-            calls = run(demand(history.calls, scenario.demand_scale, 0), fleet, model, 0)
-            n = write_events(calls, fleet, history.reference, Path(a.out))
-            print(f"seed 0 of the scenario: {n} events in {a.out}/events.jsonl (vigie replay start --run NAME "
-                  f"--events {a.out}/events.jsonl --reference {a.out}/reference --speed 0)")
+        return int(getattr(whatif, a.whatif_command)(s, a))
     except (ScenarioError, ValueError, OSError) as e:
         print(f"vigie whatif: {e}", file=sys.stderr)
         return 2
-    return 0
-
-
-def _store_whatif(s: Settings, a: argparse.Namespace, rows: list[Any]) -> None:
-    """The figures into the run's ``whatif_figures`` (the « Scénarios » dashboard)."""
-    from sinks.clickhouse import make_client
-    from sinks.whatif import write_figures
-
-    if a.run:
-        from core.settings import run_settings
-
-        s = run_settings(s, a.run)
-    client = make_client(s)
-    try:
-        write_figures(client, s.clickhouse_database, rows)
-    finally:
-        client.disconnect()
-    print(f"{len(rows)} figures stored in {s.clickhouse_database}.whatif_figures, study {a.store!r} "
-          f"(dashboard « Scénarios »)")
 
 
 def _cmd_near(s: Settings, a: argparse.Namespace) -> int:
