@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -57,3 +58,8 @@ def decode_crew_status(raw: bytes | None) -> CrewStatusEvent:
 
 def encode(event: BaseModel) -> bytes:
     return event.model_dump_json(exclude_none=True).encode()
+
+
+def event_line(topic: str, key: str, event: BaseModel) -> str:
+    """One line of an ``events.jsonl`` (``vigie import``, ``vigie whatif run --out``; ``vigie replay`` reads it)."""
+    return f'{{"topic":"{topic}","key":{json.dumps(key)},"event":{encode(event).decode()}}}\n'

@@ -5,7 +5,6 @@ the scenario's run as Vigie events for ``vigie replay start`` (its own run: ever
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from statistics import mean, stdev
 from scipy.stats import t as student
 
 from core.geo import haversine_m
-from schemas.codec import encode
+from schemas.codec import event_line
 from schemas.events import (
     InterventionEvent,
     InterventionNature,
@@ -208,7 +207,7 @@ def render(scenario: Scenario, figures: Sequence[Figure], seeds: int, models: Tr
 def write_events(calls: Sequence[Call], fleet: dict[str, Unit], reference: Reference, out: Path) -> int:
     """The run as Vigie events (``events.jsonl``, event-time order) and its reference (stations and fleet), the
     folder ``vigie replay start --events`` takes. Returns the number of events."""
-    rows: list[tuple[float, int, str, str, str]] = []  # (time, order, event id, topic+key, json)
+    rows: list[tuple[float, int, str, str]] = []  # (time, order, event id, its line)
     stations = {u.station for u in fleet.values()}
     for c in calls:
         loc = Location(lat=c.lat, lon=c.lon, sector=c.sector or "unknown")
@@ -217,7 +216,7 @@ def write_events(calls: Sequence[Call], fleet: dict[str, Unit], reference: Refer
             ev = InterventionEvent(schema_version=1, event_id=f"{c.call_id}:{lifecycle.value}", event_time=_dt(t),
                                    intervention_id=c.call_id, nature=InterventionNature(c.nature),
                                    lifecycle=lifecycle, location=loc, priority=c.priority)
-            rows.append((t, order, ev.event_id, json.dumps(["interventions", c.call_id]), encode(ev).decode()))
+            rows.append((t, order, ev.event_id, event_line("interventions", c.call_id, ev)))
         for i, r in enumerate(c.responses):
             unit = fleet[r.unit]
             steps = [(r.dispatched, VehicleStatus.DISPATCHED), (r.en_route, VehicleStatus.EN_ROUTE),
@@ -230,17 +229,15 @@ def write_events(calls: Sequence[Call], fleet: dict[str, Unit], reference: Refer
                     vehicle_id=unit.unit_id, vehicle_type=unit.vehicle_type, home_station=unit.station,
                     status=status, intervention_id=c.call_id if engaged else None,
                     position=Position(lat=c.lat, lon=c.lon) if status is VehicleStatus.ON_SCENE else None)
-                rows.append((t, 1, ev.event_id, json.dumps(["vehicle-status", unit.station]), encode(ev).decode()))
+                rows.append((t, 1, ev.event_id, event_line("vehicle-status", unit.station, ev)))
     rows.sort()
     out.mkdir(parents=True, exist_ok=True)
     with (out / "events.jsonl").open("w", encoding="utf-8") as f:
-        for _, _, _, where, doc in rows:
-            topic, key = json.loads(where)
-            f.write(f'{{"topic":"{topic}","key":{json.dumps(key)},"event":{doc}}}\n')
+        f.writelines(line for *_, line in rows)
     known = reference.stations
     st = [known[s] if s in known else Station(station_id=s, name=f"Station {s}", area="what-if",
-                                              lat=fleet_station(fleet, s)[0], lon=fleet_station(fleet, s)[1])
-          for s in sorted(stations)]
+                                              lat=at[0], lon=at[1])
+          for s in sorted(stations) for at in [fleet_station(fleet, s)]]
     Reference.build(st, [FleetVehicle(vehicle_id=u.unit_id, vehicle_type=u.vehicle_type, home_station=u.station)
                          for u in sorted(fleet.values(), key=lambda u: u.unit_id)]).write(out / "reference")
     return len(rows)

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from schemas.codec import encode
+from schemas.codec import event_line
 from schemas.events import (
     InterventionEvent,
     InterventionNature,
@@ -451,7 +451,7 @@ class Importer:
         ref.write(out_dir / "reference")
         with (out_dir / "events.jsonl").open("w", encoding="utf-8") as f:
             for topic, key, ev in events:
-                f.write(f'{{"topic":"{topic}","key":{json.dumps(key)},"event":{encode(ev).decode()}}}\n')
+                f.write(event_line(topic, key, ev))
         (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         return report
 
