@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devtools.presence_simulator import PresenceFeed
+from devtools.presence_simulator import Injected, PresenceFeed
 from streams.presence import PresenceRules, PresenceSector, Scorer, Series
 from streams.processor import Record
 from streams.processors.presence import PERIODS_TABLE, STATES, PresenceEngine
@@ -183,25 +183,27 @@ def test_a_delivery_more_than_a_week_behind_the_newest_period_is_late() -> None:
     assert scorer.apply(s, START + WEEK, 100.0, False, START + 3 * WEEK, "y") == "applied"
 
 
+def twelve_weeks(seed: int) -> tuple[dict[str, int], int, int, list[Injected]]:
+    """200 sectors (id -> residents) over 12 weeks from a Monday, and the events injected after the first 4 (a usual
+    needs them): 1 to 3 per sector, 2 to 6 hours long, surges of x1.5 to x3 or (one in five) evacuations (x0.4)."""
+    rng = random.Random(seed)
+    sectors = {f"Z{i:03d}": rng.choice((3_000, 15_000, 40_000, 90_000)) for i in range(200)}
+    start = int(datetime(2026, 2, 2, tzinfo=UTC).timestamp())
+    injected = []
+    for sector in sectors:
+        for _ in range(rng.randint(1, 3)):
+            at = start + 4 * WEEK + rng.randrange(0, 8 * WEEK // H - 8) * H
+            hours = rng.randint(2, 6)
+            factor = rng.uniform(1.5, 3.0) if rng.random() < 0.8 else 0.4
+            injected.append(Injected(sector, at, at + hours * H, factor=factor))
+    return sectors, start, start + 12 * WEEK, injected
+
+
 def test_detection_on_200_sectors_over_12_weeks() -> None:
     """The issue's figures: >= 95 % of injected surges of +50 % or more lasting 2 h or more are unusual within one
     period of their start; at most one false unusual episode per sector per 4 weeks; suppressed periods never flag.
     Local weeks of Paris (a clock change in the middle)."""
-    rng = random.Random(12)
-    sectors = {f"Z{i:03d}": rng.choice((3_000, 15_000, 40_000, 90_000)) for i in range(200)}
-    start = int(datetime(2026, 2, 2, tzinfo=UTC).timestamp())
-    end = start + 12 * WEEK
-    from devtools.presence_simulator import Injected
-
-    injected = []
-    for sector in sectors:
-        for _ in range(rng.randint(1, 3)):  # after the 4 weeks a usual needs
-            at = start + 4 * WEEK + rng.randrange(0, 8 * WEEK // H - 8) * H
-            hours = rng.randint(2, 6)
-            if rng.random() < 0.8:
-                injected.append(Injected(sector, at, at + hours * H, factor=rng.uniform(1.5, 3.0)))
-            else:
-                injected.append(Injected(sector, at, at + hours * H, factor=0.4))  # an evacuation
+    sectors, start, end, injected = twelve_weeks(12)
     feed = PresenceFeed(sectors, injected, seed=3)
     scorer = Scorer(PresenceRules())  # the shipped rules, Paris time
     series = {s: Series("sim", "all", 60) for s in sectors}

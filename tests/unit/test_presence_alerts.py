@@ -26,7 +26,7 @@ from streams.presence_alerts import PresenceAlerts
 from streams.processor import Record
 from streams.processors.alerts import ALERTS, BOOKS, AlertEngine, _dumps, _loads
 from streams.processors.presence import STATES, PresenceEngine
-from tests.unit.test_presence import oracle
+from tests.unit.test_presence import oracle, twelve_weeks
 
 H = 3600
 WEEK = 7 * 86400
@@ -295,17 +295,7 @@ def test_detection_with_the_shipped_rules_on_200_sectors_over_12_weeks() -> None
     surges of +50 % to x3 and evacuations (-60 %) lasting 2 to 6 hours: >= 95 % of surges fire within one period of
     their start (firing at the end of their first hour), every evacuation too; at most one alert episode not on an
     injected event per sector per 4 weeks; no alert ever starts on a suppressed period."""
-    rng = random.Random(21)
-    sectors = {f"Z{i:03d}": rng.choice((3_000, 15_000, 40_000, 90_000)) for i in range(200)}
-    start = int(datetime(2026, 2, 2, tzinfo=UTC).timestamp())
-    end = start + 12 * WEEK
-    injected = []
-    for sector in sectors:
-        for _ in range(rng.randint(1, 3)):
-            at = start + 4 * WEEK + rng.randrange(0, 8 * WEEK // H - 8) * H
-            hours = rng.randint(2, 6)
-            factor = rng.uniform(1.5, 3.0) if rng.random() < 0.8 else 0.4
-            injected.append(Injected(sector, at, at + hours * H, factor=factor))
+    sectors, start, end, injected = twelve_weeks(21)
     s = Settings()
     rules = RuleSet.load(SHIPPED).rule
     scorer = Scorer(PresenceRules(s.presence_weeks, s.presence_min_weeks, s.presence_z, s.presence_ratio_high,
