@@ -173,15 +173,18 @@ def _recovery(w: Settings, work: Path) -> Figure:
                   f"back, ready after {seconds:.1f} s (process start included)")
 
 
-def _start_workers(s: Settings, tag: str, count: int = 1) -> tuple[Settings, list[subprocess.Popen[bytes]]]:
+def _start_workers(s: Settings, tag: str, count: int = 1, metrics_port: int | None = None
+                   ) -> tuple[Settings, list[subprocess.Popen[bytes]]]:
     """``count`` worker processes of one consumer group, writing to a database of their own; their warnings and
-    errors in ``.vigie/bench/worker-<tag>-<i>.log`` (a worker that dies says why)."""
+    errors in ``.vigie/bench/worker-<tag>-<i>.log`` (a worker that dies says why); their metrics on free ports
+    (the first on ``metrics_port`` if given)."""
     w = s.model_copy(update={"clickhouse_database": f"bench_{tag}", "app_id": f"bench-{tag}-{time.time_ns()}"})
     run_migrations(w)
     logs = PROJECT_ROOT / ".vigie" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     procs = [subprocess.Popen([sys.executable, "-m", "vigie.cli", "worker", "--loglevel", "warn"],
-                              env=_env(w, VIGIE_METRICS_PORT=str(free_port())),
+                              env=_env(w, VIGIE_METRICS_PORT=str(metrics_port if metrics_port and i == 0
+                                                                   else free_port())),
                               stdout=(logs / f"worker-{tag}-{i}.log").open("ab"), stderr=subprocess.STDOUT,
                               cwd=PROJECT_ROOT)
              for i in range(count)]
@@ -296,12 +299,12 @@ def _rss_mb(pid: int | str = "self") -> float:
 MONTH_START = datetime(2026, 1, 5, tzinfo=UTC)
 
 
-def _month_events(ref: Reference, days: int) -> Iterator[SimEvent]:
+def _month_events(ref: Reference, days: int, start: datetime = MONTH_START) -> Iterator[SimEvent]:
     """Simulated days with crews taking a new pseudonymous id each time they come on duty, and 5 % of
     interventions never closed: what state must not accumulate."""
     on_duty: set[str] = set()
     watches: Counter[str] = Counter()
-    for ev in Simulator(ref, seed=9, start=MONTH_START).events(days * 86400):
+    for ev in Simulator(ref, seed=9, start=start).events(days * 86400):
         e = ev.event
         if ev.topic == "crew-status":
             if e.status.value != "off_duty" and e.person_id not in on_duty:
@@ -394,6 +397,89 @@ def _worker_month(s: Settings, days: int = 28) -> Figure:
     return Figure("worker-month", total, time.perf_counter() - started,
                   f"worker RSS over {days} simulated days with crews (a new id at each watch) and 5 % of "
                   "interventions never closed: " + ", ".join(samples) + unfinished)
+
+
+def _worker_month_live(s: Settings, days: int = 28, speed: float = 3000.0, every_h: float = 12.0) -> Figure:
+    """A live worker over ``_month_events`` published as they happen on a clock ``speed`` times the wall clock (the
+    worker's own clock sped up alike: its deadlines, sealing and eviction run as live), its RSS and what its state
+    holds (its metrics) sampled every ``every_h`` simulated hours."""
+    origin = time.time() + 30.0  # the worker has joined its group by then
+    m = s.model_copy(update={"topic_partitions": 16, "topic_suffix": f"-live-month-{time.time_ns()}",
+                             "clock_origin": origin, "clock_speed": speed})
+    ensure_topics(m)
+    port = free_port()
+    w, (proc,) = _start_workers(m, "live_month", metrics_port=port)
+    ref = Reference.load(m.reference_dir)
+    published: list[int] = []
+    failed: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            published.append(publish(m, _month_events(ref, days, datetime.fromtimestamp(origin, UTC)), speed=speed,
+                                      sim_origin=origin))
+        except BaseException as e:  # said in the figure
+            failed.append(e)
+
+    publisher = threading.Thread(target=produce, daemon=True)
+    while time.time() < origin:
+        time.sleep(0.1)
+    started = time.perf_counter()
+    publisher.start()
+    samples: list[tuple[float, float, dict[str, float]]] = []  # (simulated day, RSS MB, state items)
+    step_s = every_h * 3600 / speed
+    while publisher.is_alive() and proc.poll() is None:
+        time.sleep(step_s - (time.perf_counter() - started) % step_s)
+        if proc.poll() is None:
+            samples.append(((time.time() - origin) * speed / 86400, _rss_mb(proc.pid), _state_items(port)))
+    publisher.join()
+    db = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
+    tables = ("vehicle_status_events", "crew_status_events", "intervention_events")
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and published and (
+            sum(db.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables) < published[0]):
+        time.sleep(1)
+    stored = sum(db.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables)
+    died = proc.poll()
+    proc.terminate()
+    proc.wait(20)
+    return Figure("worker-month-live", stored, time.perf_counter() - started,
+                  _month_summary(samples, days, speed, published, stored, died, failed))
+
+
+def _state_items(port: int) -> dict[str, float]:
+    """The worker's ``vigie_state_items`` gauges (people, interventions, ...), by kind."""
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        found = re.match(r'vigie_state_items\{.*kind="([^"]+)".*\} ([0-9.e+]+)', line)
+        if found:
+            out[found.group(1)] = out.get(found.group(1), 0.0) + float(found.group(2))
+    return out
+
+
+def _month_summary(samples: list[tuple[float, float, dict[str, float]]], days: int, speed: float,
+                   published: list[int], stored: int, died: int | None, failed: list[BaseException]) -> str:
+    """The live month's figure: RSS and state at each simulated week, the RSS range over the last three."""
+    weekly = []
+    for day in range(7, days + 1, 7):
+        near = min(samples, key=lambda x: abs(x[0] - day), default=None)
+        if near is not None:
+            items = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(near[2].items()))
+            weekly.append(f"d{near[0]:.1f}: RSS {near[1]:,.0f} MB ({items})")
+    later = [rss for day, rss, _ in samples if day >= days / 4]
+    spread = f"; RSS over the last three quarters {min(later):,.0f}-{max(later):,.0f} MB" if later else ""
+    trouble = "".join([f" [publisher failed: {failed[0]!r}]" if failed else "",
+                       f" [the worker exited with {died}, see .vigie/bench/worker-live_month-0.log]"
+                       if died is not None else "",
+                       f" [{stored:,} of {published[0]:,} stored]" if published and stored < published[0] else ""])
+    return (f"{days} simulated days at x{speed:g} (live clock) with crews (a new id at each watch) and 5 % of "
+            f"interventions never closed, {published[0] if published else 0:,} events, {len(samples)} samples: "
+            + "; ".join(weekly) + spread + trouble)
 
 
 def _replay_month(s: Settings, work: Path, speed: float = 600.0, max_lag: int = 5000) -> Figure:
@@ -690,6 +776,28 @@ def run_whatif_bench() -> list[Figure]:
     figures = _whatif(work)
     for f in figures:
         print(f"{f.case:<15} {f.note}")
+    return figures
+
+
+def run_live_month_bench(days: int = 28, speed: float = 3000.0) -> list[Figure]:
+    """The live worker over a simulated month alone (`vigie bench --live-month`): own broker and ClickHouse."""
+    work = PROJECT_ROOT / ".vigie" / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    kafka_port, ch_tcp = free_port(), free_port()
+    broker = start_broker(kafka_port, work)
+    ch_dir = work / f"clickhouse-{time.time_ns()}"
+    ch = start_clickhouse(ch_tcp, free_port(), ch_dir)
+    try:
+        s = Settings(**LOCAL_BROKER, kafka_bootstrap=f"127.0.0.1:{kafka_port}", clickhouse_port=ch_tcp)  # type: ignore[arg-type]
+        print(f"a live worker over {days} simulated days at x{speed:g} ({days * 86400 / speed / 60:.0f} minutes) ...",
+              flush=True)
+        figures = [_worker_month_live(s, days, speed)]
+    finally:
+        broker.stop()
+        ch.stop()
+        shutil.rmtree(ch_dir, ignore_errors=True)
+    for f in figures:
+        print(f"{f.case:<18} {f.events:>9,} {f.seconds:>9.2f}  {f.note}")
     return figures
 
 

@@ -136,8 +136,11 @@ def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_bench(s: Settings, a: argparse.Namespace) -> int:
-    from devtools.bench import run_bench, run_near_bench, run_whatif_bench
+    from devtools.bench import run_bench, run_live_month_bench, run_near_bench, run_whatif_bench
 
+    if a.live_month:
+        run_live_month_bench(days=a.live_month)
+        return 0
     if a.near_only:
         run_near_bench()
         return 0
@@ -572,6 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--worker-month", action="store_true",
                     help="also a live worker over a simulated month with crews: its memory (about 6 minutes here, on "
                     "32 partitions: the local broker's fetches slow down as its partitions grow)")
+    bn.add_argument("--live-month", type=int, nargs="?", const=28, default=0, metavar="DAYS",
+                    help="only a live worker over DAYS simulated days (default 28) with crews and never-closed "
+                    "interventions, published as they happen at x3000 (the worker's clock alike): its RSS and state "
+                    "every 12 simulated hours (about 14 minutes for 28 days; own broker and ClickHouse)")
     bn.add_argument("--replay-month", action="store_true",
                     help="also January 2018 of the SF year replayed at x600 through the broker and a worker, its lag "
                     "watched (75 minutes)")
