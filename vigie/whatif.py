@@ -19,6 +19,7 @@ from streams.whatif.kpi import kpis
 from streams.whatif.study import (
     History,
     advise,
+    cards_for,
     compare,
     evaluate_moveups,
     figure_rows,
@@ -45,7 +46,8 @@ def run(s: Settings, a: argparse.Namespace) -> int:
         _store(s, a, figure_rows(a.store, scenario, a.seeds, figures, time.time()))
     if a.out:
         fleet = fleet_for(history.units, history.stations, scenario)
-        calls = rerun(demand(history.calls, scenario.demand_scale, 0), fleet, models, 0)
+        calls = rerun(demand(history.calls, scenario.demand_scale, 0, scenario.surges), fleet, models, 0,
+                      turnout_change=scenario.turnout_change_s, cards=cards_for(history, scenario, fleet))
         n = write_events(calls, fleet, history.reference, Path(a.out))
         print(f"seed 0 of the scenario: {n} events in {a.out}/events.jsonl (vigie replay start --run NAME "
               f"--events {a.out}/events.jsonl --reference {a.out}/reference --speed 0)")

@@ -30,7 +30,8 @@ from typing import Literal
 import numpy as np
 
 from core.geo import haversine_m, haversine_m_many
-from schemas.whatif import Scenario
+from schemas.whatif import Scenario, Surge
+from streams.whatif.cards import RunCards
 from streams.whatif.history import Call, Response
 from streams.whatif.travel import TravelModels
 
@@ -87,23 +88,35 @@ def fleet_for(units: Mapping[str, Unit], stations: Mapping[str, tuple[float, flo
     return out
 
 
-def demand(calls: Sequence[Call], scale: float, seed: int) -> list[Call]:
+def demand(calls: Sequence[Call], scale: float, seed: int, surges: Sequence[Surge] = ()) -> list[Call]:
     """The calls, each kept or copied so that there are ``scale`` times as many on average (a copy opens up to
-    30 min before or after its original, with the same requests; ids ``<call>.copy<k>``)."""
-    if scale == 1.0:
-        return list(calls)
-    rng = random.Random(f"demand|{seed}")
-    out = []
-    for c in calls:
-        copies = int(scale) + (rng.random() < scale - int(scale))
-        for k in range(copies):
-            if k == 0:
-                out.append(c)
-                continue
-            shift = rng.uniform(-COPY_SHIFT_S, COPY_SHIFT_S)
-            out.append(Call(f"{c.call_id}{COPY}{k}", c.opened + shift, c.lat, c.lon, c.sector, c.nature, c.priority,
-                            [_shifted(r, shift) for r in c.responses]))
+    30 min before or after its original, with the same requests; ids ``<call>.copy<k>``); then each surge's extra
+    calls: ``scale - 1`` times as many as its window holds on average, each a call of the window drawn again (its
+    place, nature and requests) at a uniform time in the window (ids ``<call>.surge<s>.<k>``)."""
+    out = list(calls)
+    if scale != 1.0:
+        rng = random.Random(f"demand|{seed}")
+        out = []
+        for c in calls:
+            copies = int(scale) + (rng.random() < scale - int(scale))
+            for k in range(copies):
+                out.append(c if k == 0 else _moved(c, f"{c.call_id}{COPY}{k}", rng.uniform(-COPY_SHIFT_S,
+                                                                                          COPY_SHIFT_S)))
+    for n, surge in enumerate(surges):
+        rng = random.Random(f"surge|{seed}|{n}")
+        pool = [c for c in calls if surge.holds(c.opened, c.lat, c.lon)]
+        extra = sum(int(surge.scale - 1) + (rng.random() < surge.scale - 1 - int(surge.scale - 1)) for _ in pool)
+        start = surge.start.timestamp()
+        for k in range(extra if pool else 0):
+            c = pool[rng.randrange(len(pool))]
+            out.append(_moved(c, f"{c.call_id}.surge{n}.{k}", start + rng.uniform(0, surge.hours * 3600) - c.opened))
     return sorted(out, key=lambda c: (c.opened, c.call_id))
+
+
+def _moved(c: Call, call_id: str, shift: float) -> Call:
+    """A copy of a call opening ``shift`` seconds later, its requests alike."""
+    return Call(call_id, c.opened + shift, c.lat, c.lon, c.sector, c.nature, c.priority,
+                [_shifted(r, shift) for r in c.responses])
 
 
 def _shifted(r: Response, shift: float) -> Response:
@@ -117,10 +130,14 @@ Rankings = dict[tuple[str, str], list[tuple[float, str]]]
 
 
 def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels | None, seed: int,
-        rule: Rule = "closest", rankings: Rankings | None = None) -> list[Call]:
+        rule: Rule = "closest", rankings: Rankings | None = None, turnout_change: Mapping[str, float] | None = None,
+        cards: RunCards | None = None) -> list[Call]:
     """The calls with the responses the rule gives (new objects; the history is not changed). ``rankings``: the
     units of each type by median travel to each call, kept between runs on the same fleet and models (the seeds of a
-    comparison): a dict the caller keeps for that fleet."""
+    comparison): a dict the caller keeps for that fleet. ``turnout_change``: seconds added to the turnouts of a unit
+    type (the scenario's ``turnout_change_s``; a turnout is at least 0 s). ``cards``: run cards and areas instead of
+    the closest idle unit anywhere (streams/whatif/cards.py)."""
+    changes = turnout_change or {}
     rankings = {} if rankings is None else rankings
     out = [Call(c.call_id, c.opened, c.lat, c.lon, c.sector, c.nature, c.priority, []) for c in calls]
     requests = sorted((r.dispatched, n, i, r) for n, c in enumerate(calls) for i, r in enumerate(c.responses))
@@ -130,6 +147,7 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
         by_type.setdefault(u.vehicle_type, []).append(u)
     places = {vtype: ([u.unit_id for u in us], np.array([u.lat for u in us]), np.array([u.lon for u in us]))
               for vtype, us in by_type.items()}
+    station_of = {u.unit_id: u.station for u in fleet.values()}
     for t, n, i, seen in requests:
         call = out[n]
         if rule == "trace":
@@ -143,13 +161,16 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
         ranked = rankings.get((call.call_id, seen.vehicle_type))
         if ranked is None:
             ids, lats, lons = places[seen.vehicle_type]
-            medians = model.medians_s(haversine_m_many(call.lat, call.lon, lats, lons))
-            ranked = rankings[(call.call_id, seen.vehicle_type)] = sorted(zip(medians.tolist(), ids, strict=True))
+            medians = model.medians_s(haversine_m_many(call.lat, call.lon, lats, lons)).tolist()
+            ranked = rankings[(call.call_id, seen.vehicle_type)] = (
+                sorted(zip(medians, ids, strict=True)) if cards is None
+                else cards.ranked(call, ids, station_of, medians))
         unit, at = _choose(ranked, fleet, free_at, t)
         if at == math.inf:
             continue  # every unit of the type is busy to the end of the history
         rng = random.Random(f"{seed}|{call.call_id}|{i}")
-        resp = _respond(unit, seen, at, model.sample_s(haversine_m(unit.lat, unit.lon, call.lat, call.lon), rng))
+        resp = respond(unit, seen, at, model.sample_s(haversine_m(unit.lat, unit.lon, call.lat, call.lon), rng),
+                       changes.get(unit.vehicle_type, 0.0))
         resp.waited_s = at - t
         free_at[unit.unit_id] = resp.available if resp.available is not None else math.inf
         call.responses.append(resp)
@@ -167,10 +188,10 @@ def _choose(ranked: list[tuple[float, str]], fleet: Mapping[str, Unit], free_at:
     return fleet[uid], free_at[uid]
 
 
-def _respond(unit: Unit, seen: Response, at: float, travel_s: float) -> Response:
-    """The response of ``unit`` dispatched at ``at`` in place of ``seen``: its turnout and its times after arrival
-    kept, the travel drawn."""
-    turnout = seen.turnout_s if seen.turnout_s is not None else 0.0
+def respond(unit: Unit, seen: Response, at: float, travel_s: float, turnout_change_s: float = 0.0) -> Response:
+    """The response of ``unit`` dispatched at ``at`` in place of ``seen``: its turnout (changed by
+    ``turnout_change_s``, at least 0 s) and its times after arrival kept, the travel drawn."""
+    turnout = max(0.0, (seen.turnout_s if seen.turnout_s is not None else 0.0) + turnout_change_s)
     if seen.on_scene is None:  # never arrived: busy as long as the replaced response
         busy = None if seen.available is None else seen.available - seen.dispatched
         return Response(unit.unit_id, unit.vehicle_type, at, None if seen.en_route is None else at + turnout,

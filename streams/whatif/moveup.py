@@ -30,7 +30,7 @@ class MoveUp:
     drive_s: float  # median travel from where the unit waits to the station
 
 
-def _covers(lats: np.ndarray, lons: np.ndarray, points: Sequence[tuple[float, float, float]], model: TravelModel,
+def covers(lats: np.ndarray, lons: np.ndarray, points: Sequence[tuple[float, float, float]], model: TravelModel,
             limit_s: float) -> np.ndarray:
     """places x points: 1 where a unit at the place reaches the point in time."""
     out = np.zeros((len(lats), len(points)), dtype=np.int32)
@@ -51,9 +51,9 @@ def recommend(free: Sequence[tuple[str, str, float, float]], stations: Mapping[s
     if not free or not points or not stations:
         return None
     weights = np.array([w for *_, w in points], dtype=float)
-    unit_cover = _covers(np.array([u[2] for u in free]), np.array([u[3] for u in free]), points, model, limit_s)
+    unit_cover = covers(np.array([u[2] for u in free]), np.array([u[3] for u in free]), points, model, limit_s)
     names = sorted(stations)
-    station_cover = _covers(np.array([stations[s][0] for s in names]), np.array([stations[s][1] for s in names]),
+    station_cover = covers(np.array([stations[s][0] for s in names]), np.array([stations[s][1] for s in names]),
                             points, model, limit_s)
     counts = unit_cover.sum(axis=0)
     before = expected_coverage(counts, weights, q)

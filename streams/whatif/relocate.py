@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.geo import haversine_m, haversine_m_many
-from streams.whatif.engine import Unit, _respond
+from streams.whatif.engine import Unit, respond
 from streams.whatif.history import Call, Response
-from streams.whatif.moveup import _covers
+from streams.whatif.moveup import covers
 from streams.whatif.travel import TravelModels
 
 
@@ -102,7 +102,7 @@ def _serve(out: Relocated, calls: Sequence[Call], fleet: Mapping[str, Unit], mod
     lat, lon = places[waits_at[uid]]
     rng = random.Random(f"{seed}|{call.call_id}|{i}")
     travel = models.get(seen.vehicle_type, call.priority).sample_s(haversine_m(lat, lon, call.lat, call.lon), rng)
-    resp = _respond(fleet[uid], seen, at, travel)
+    resp = respond(fleet[uid], seen, at, travel)
     resp.waited_s = at - asked
     call.responses.append(resp)
     if resp.available is not None:
@@ -120,7 +120,7 @@ def _station_cover(moveups: MoveUps, models: TravelModels, stations: Mapping[str
     lats, lons = np.array([places[s][0] for s in names]), np.array([places[s][1] for s in names])
     out = {}
     for vtype in moveups.busy:
-        c = _covers(lats, lons, moveups.points, models.get(vtype, 1), moveups.limit_s)
+        c = covers(lats, lons, moveups.points, models.get(vtype, 1), moveups.limit_s)
         out[vtype] = {s: c[k] for k, s in enumerate(names)}
     return out
 

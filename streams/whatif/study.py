@@ -29,9 +29,10 @@ from schemas.events import (
 from schemas.reference import FleetVehicle, Reference, Station
 from schemas.whatif import Scenario
 from streams.rows import WhatifFigureRow
-from streams.whatif.bases import units_from
+from streams.whatif.bases import POOL_PREFIX, units_from
+from streams.whatif.cards import RunCards
 from streams.whatif.coverage import coverage, demand_points
-from streams.whatif.engine import Rankings, Unit, demand, fleet_for, run
+from streams.whatif.engine import Rankings, ScenarioError, Unit, demand, fleet_for, run
 from streams.whatif.history import Call, calls_from_events, read_events
 from streams.whatif.kpi import ALL, RunKpis, kpis
 from streams.whatif.moveup import MoveUp, recommend
@@ -116,18 +117,43 @@ def coverage_figures(run_calls: Sequence[Call], fleet: dict[str, Unit], models: 
     return out
 
 
+def cards_for(history: History, scenario: Scenario, fleet: dict[str, Unit]) -> RunCards | None:
+    """The scenario's run cards and areas (streams/whatif/cards.py), None for the closest idle unit anywhere. An
+    added station is in the area of the history's station nearest to it; a card's closed station is skipped."""
+    if scenario.dispatch == "closest" and scenario.crossing_areas:
+        return None
+    known = history.reference.stations
+    places = {**history.stations, **{a.station_id: (a.lat, a.lon) for a in scenario.add_stations}}
+    stations = {sid: places[sid] for sid in sorted({u.station for u in fleet.values()})}
+    areas = {sid: known[sid].area if sid in known else known[min(
+        known, key=lambda k: (haversine_m(*at, known[k].lat, known[k].lon), k))].area for sid, at in stations.items()}
+    pools = {sid for sid in stations if sid in known and known[sid].name.startswith(POOL_PREFIX)}
+    unknown = sorted({s for card in scenario.run_cards.values() for s in card if s not in places})
+    if unknown:
+        raise ScenarioError(f"run_cards: no station {', '.join(map(repr, unknown))} (known: "
+                            f"{', '.join(sorted(places)[:12])}...)")
+    explicit = {sector: [s for s in card if s in stations] for sector, card in scenario.run_cards.items()}
+    return RunCards.derive(history.calls, stations, areas, explicit, scenario.crossing_areas, pools,
+                           ordered=scenario.dispatch == "run_cards")
+
+
 def compare(history: History, scenario: Scenario, seeds: int, model: TravelModels,
             progress: Callable[[int], None] | None = None) -> list[Figure]:
-    """The history unchanged and under ``scenario``, each over ``seeds`` seeds with the same random streams."""
+    """The history unchanged (its calls, its fleet) and under ``scenario`` (its demand, fleet and turnouts), each
+    over ``seeds`` seeds with the same random streams (a call's draws are the same in both: an added call has its
+    own)."""
     changed = fleet_for(history.units, history.stations, scenario)
+    cards = cards_for(history, scenario, changed)
     points = demand_points(history.calls)
     base_runs: list[dict[str, float]] = []
     scen_runs: list[dict[str, float]] = []
     rankings: tuple[Rankings, Rankings] = ({}, {})  # per fleet, kept across the seeds
     for seed in range(seeds):
-        calls = demand(history.calls, scenario.demand_scale, seed)
-        for fleet, runs, ranked in ((history.units, base_runs, rankings[0]), (changed, scen_runs, rankings[1])):
-            result = run(calls, fleet, model, seed, rankings=ranked)
+        calls = demand(history.calls, scenario.demand_scale, seed, scenario.surges)
+        for fleet, runs, ranked, asked, turnout, rule in (
+                (history.units, base_runs, rankings[0], history.calls, None, None),
+                (changed, scen_runs, rankings[1], calls, scenario.turnout_change_s, cards)):
+            result = run(asked, fleet, model, seed, rankings=ranked, turnout_change=turnout, cards=rule)
             runs.append(figures_of(kpis(result, scenario.targets, history.start, history.end))
                         | coverage_figures(result, fleet, model, points, history.start, history.end))
         if progress:

@@ -20,14 +20,14 @@ import pytest
 from core.geo import haversine_m
 from core.settings import PROJECT_ROOT
 from schemas.events import InterventionEvent, VehicleStatusEvent
-from schemas.whatif import AddedUnit, Scenario
+from schemas.whatif import AddedUnit, Scenario, Surge
 from streams.whatif.coverage import demand_points
 from streams.whatif.engine import COPY, ScenarioError, Unit, demand, fleet_for, run
 from streams.whatif.history import Call, Response
 from streams.whatif.kpi import ALL, kpis
 from streams.whatif.moveup import recommend
 from streams.whatif.relocate import MoveUps, run_relocating
-from streams.whatif.study import History, advise, calibrate, compare, coverage_figures, write_events
+from streams.whatif.study import History, advise, calibrate, cards_for, compare, coverage_figures, write_events
 from streams.whatif.travel import TravelModel, TravelModels
 from tests.integration import sffd
 from vigie.cad.importer import Importer
@@ -325,3 +325,120 @@ def test_move_ups_send_a_freed_unit_where_coverage_is_short() -> None:
     assert off.km_back == pytest.approx(0.0) and off.waits_at == {"A1": "home:A1"}
     assert on.waits_at == {"A1": "SB"} and on.moved == 1
     assert on.km_back == pytest.approx(haversine_m(*a, *b) / 1000)
+
+
+def test_the_scenario_files_example_is_a_valid_scenario() -> None:
+    import tomllib
+
+    import schemas.whatif
+
+    doc = (schemas.whatif.__doc__ or "").split("::", 1)[1]
+    scenario = Scenario.model_validate(tomllib.loads("\n".join(line.removeprefix("    ")
+                                                               for line in doc.splitlines())))
+    assert scenario.surges[0].radius_km == 3 and scenario.turnout_change_s == {"VSAV": -30.0}
+
+
+def test_a_surge_adds_calls_drawn_from_its_window_and_place(history: History) -> None:
+    """scale 2.5 on 8 h within 3 km of a place: on average 1.5 extra calls per call of the window there, each a
+    call of the window and place again, at a time inside the window; nothing else changes."""
+    start = datetime(2017, 1, 3, 12, tzinfo=UTC)
+    lat, lon = 37.7749, -122.4194
+    surge = Surge(start=start, hours=8, scale=2.5, lat=lat, lon=lon, radius_km=3)
+    t0, t1 = start.timestamp(), start.timestamp() + 8 * 3600
+    pool = {c.call_id: c for c in history.calls
+            if t0 <= c.opened < t1 and haversine_m(lat, lon, c.lat, c.lon) <= 3000}
+    assert len(pool) > 50
+    counts = []
+    for seed in range(20):
+        out = demand(history.calls, 1.0, seed, (surge,))
+        extra = [c for c in out if ".surge0." in c.call_id]
+        assert [c for c in out if ".surge0." not in c.call_id] == history.calls
+        for c in extra:
+            original = pool[c.call_id.split(".surge0.")[0]]
+            assert t0 <= c.opened < t1 and (c.lat, c.lon, c.nature) == (original.lat, original.lon, original.nature)
+            shift = c.opened - original.opened
+            assert [(r.vehicle_type, r.dispatched) for r in c.responses] == [
+                (r.vehicle_type, r.dispatched + shift) for r in original.responses]
+        counts.append(len(extra))
+    expected = 1.5 * len(pool)  # per seed: a binomial around it (each call: 1 extra, a second with p = 0.5)
+    assert abs(np.mean(counts) - expected) < 3 * math.sqrt(0.25 * len(pool) / 20), (np.mean(counts), expected)
+    assert [c.call_id for c in demand(history.calls, 1.0, 7, (surge,))] == [
+        c.call_id for c in demand(history.calls, 1.0, 7, (surge,))]
+    model = TravelModels.fit(history.trips())
+    figures = {f.name: f for f in compare(history, Scenario(name="surge", surges=(surge,)), 3, model)}
+    busy = figures["mean utilisation of the units (%)"]
+    assert busy.diff - busy.half_width > 0, busy  # the baseline is the history's own calls
+    citywide = Surge(start=start, hours=8, scale=5.0)
+    figures = {f.name: f for f in compare(history, Scenario(name="storm", surges=(citywide,)), 3, model)}
+    waited, p90 = figures["calls that waited for a unit"], figures["call -> first arrival p90 (s), VSAV, priority 1"]
+    assert waited.diff - waited.half_width > 0 and p90.diff - p90.half_width > 0, (waited, p90)
+
+
+def test_a_turnout_change_shifts_each_turnout_of_its_type_and_no_other(history: History) -> None:
+    model = TravelModels.fit(history.trips())
+    base = run(history.calls, history.units, model, 3)
+    faster = run(history.calls, history.units, model, 3, turnout_change={"FPT": -30.0})
+
+    def turnouts(calls: list[Call], vtype: str) -> list[float]:
+        return sorted(r.turnout_s for c in calls for r in c.responses  # type: ignore[misc]
+                      if r.vehicle_type == vtype and r.turnout_s is not None)
+
+    seen = turnouts(history.calls, "FPT")
+    assert turnouts(faster, "FPT") == pytest.approx(sorted(max(0.0, t - 30.0) for t in seen))
+    assert turnouts(base, "FPT") == pytest.approx(seen)
+    assert turnouts(faster, "VSAV") == pytest.approx(turnouts(history.calls, "VSAV"))
+    kb, kf = (kpis(x, TARGETS, history.start, history.end).arrival("FPT", 1) for x in (base, faster))
+    assert kb is not None and kf is not None and kf.p50_s < kb.p50_s and kf.within_pct > kb.within_pct
+    figures = {f.name: f for f in compare(history, Scenario(name="slower", turnout_change_s={"VSAV": 60.0}), 3,
+                                          model)}
+    late = figures["within target (%), VSAV, priority 1"]
+    assert late.scenario < late.baseline and late.diff + late.half_width < 0, late
+
+
+def test_run_cards_and_areas_on_a_hand_made_map() -> None:
+    """Two stations 1.1 km apart on the equator, A1 (area A) and B1 (area B); sector "a"'s calls lie 0.55 km from
+    B1 and 1.67 km from A1, and its card names A1 first. Travel: 60 s + 100 s per km (a fixed model)."""
+    from streams.whatif.cards import RunCards
+
+    model = TravelModel(accel=1e9, cruise=10.0, start_s=60.0, sigma=1e-9)
+    models = TravelModels({}, {}, model)
+    stations = {"A1": (0.0, 0.0), "B1": (0.0, 0.01), "P": (0.0, 0.005)}
+    fleet = {"EA": Unit("EA", "FPT", "A1", 0.0, 0.0), "EB": Unit("EB", "FPT", "B1", 0.0, 0.01),
+             "M1": Unit("M1", "VSAV", "P", 0.0, 0.005)}
+    areas = {"A1": "A", "B1": "B", "P": "CITY"}
+
+    def call(cid: str, t: float, vtype: str = "FPT") -> Call:
+        return Call(cid, t, 0.0, 0.015, "a", "fire", 1, [Response("x", vtype, t + 30, t + 90, t + 400, None, None,
+                                                                   t + 1800)])
+
+    calls = [call("c1", 0.0), call("c2", 100.0), call("c3", 200.0, "VSAV")]
+
+    def served(rule: RunCards | None) -> list[tuple[str, str, float]]:
+        return [(c.call_id, r.unit, r.waited_s) for c in run(calls, fleet, models, 0, cards=rule) for r in c.responses]
+
+    def cards(crossing: bool, ordered: bool = True) -> RunCards:
+        return RunCards.derive(calls, stations, areas, {"a": ["A1"]}, crossing, pools={"P"}, ordered=ordered)
+
+    assert served(None) == [("c1", "EB", 0.0), ("c2", "EA", 0.0), ("c3", "M1", 0.0)]  # the closest idle unit
+    assert served(cards(True)) == [("c1", "EA", 0.0), ("c2", "EB", 0.0), ("c3", "M1", 0.0)]  # the card's order
+    # area A alone: c2 (asking at 130 s) waits for EA: dispatched at 30 s, 60 s turnout, its drive, then the 1,400 s
+    # from arrival to available of the response it replaces
+    free = 30.0 + 60.0 + (60.0 + haversine_m(0.0, 0.0, 0.0, 0.015) / 10.0) + 1400.0
+    assert served(cards(False)) == [("c1", "EA", 0.0), ("c2", "EA", pytest.approx(free - 130.0)), ("c3", "M1", 0.0)]
+    assert served(cards(False, ordered=False))[:1] == [("c1", "EA", 0.0)]  # closest, but within the area
+    derived = RunCards.derive(calls, stations, areas, {}, True, pools={"P"})
+    assert derived.cards["a"] == ["B1", "P", "A1"] and derived.sector_area["a"] == "B"
+
+
+def test_run_cards_without_crossing_areas_slow_the_sf_engines(history: History) -> None:
+    model = TravelModels.fit(history.trips())
+    figures = {f.name: f for f in compare(
+        history, Scenario(name="own area only", dispatch="run_cards", crossing_areas=False), 3, model)}
+    p90 = figures["call -> first arrival p90 (s), FPT, all priorities"]
+    assert p90.diff - p90.half_width > 0, p90
+    print(f"run cards, no crossing: engines' p90 {p90.baseline:.0f} -> {p90.scenario:.0f} s")
+    closed = Scenario(name="x", close_stations=("SF03",), dispatch="run_cards", run_cards={"03": ("SF03", "SF01")})
+    cards = cards_for(history, closed, fleet_for(history.units, history.stations, closed))
+    assert cards is not None and cards.cards["03"][0] == "SF01" and "SF03" not in cards.cards["03"]
+    with pytest.raises(ScenarioError, match="no station 'SF77'"):
+        cards_for(history, Scenario(dispatch="run_cards", run_cards={"03": ("SF77",)}), history.units)
