@@ -8,6 +8,8 @@
     demand_scale = 1.2                    # each call kept or copied (shifted within ±30 min) on average 1.2 times
     dispatch = "run_cards"                # or "closest" (the default): the closest idle unit by median travel
     crossing_areas = false                # only units of the call's area (default true: any)
+    durations = "fitted"                  # turnout and times after arrival drawn from the history, in both runs
+                                          # (default "observed": each response keeps the replaced one's)
     [[add_units]]
     unit_id = "E99"
     vehicle_type = "FPT"
@@ -113,6 +115,7 @@ class Scenario(BaseModel):
     turnout_change_s: dict[VehicleTypeCode, float] = Field(default_factory=dict)
     dispatch: Literal["closest", "run_cards"] = "closest"
     crossing_areas: bool = True
+    durations: Literal["observed", "fitted"] = "observed"
     run_cards: dict[str, tuple[Identifier, ...]] = Field(default_factory=dict)
     targets: dict[int, Duration] = Field(default_factory=lambda: {1: 480.0, 2: 1200.0})
 

@@ -662,6 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "models against what was observed (per unit type x priority, utilisation, held-out travel)")
     wc.add_argument("--history", required=True, help="an import's folder (vigie import --out)")
     wc.add_argument("--seeds", type=int, default=20, help="seeds (default 20)")
+    wc.add_argument("--fitted-durations", action="store_true", help="turnouts and times after arrival drawn from "
+                    "the history (per unit type and hour; per call nature and unit type) instead of each response's "
+                    "own")
     wc.set_defaults(func=_cmd_whatif)
 
     sc = sub.add_parser("schemas", help="export every registered processor's event JSON Schemas, beside each model "

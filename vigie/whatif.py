@@ -13,6 +13,7 @@ from schemas.whatif import Scenario
 from sinks.clickhouse import make_client
 from sinks.whatif import write_figures
 from streams.rows import WhatifFigureRow
+from streams.whatif.durations import Durations
 from streams.whatif.engine import demand, fleet_for
 from streams.whatif.engine import run as rerun
 from streams.whatif.kpi import kpis
@@ -47,7 +48,8 @@ def run(s: Settings, a: argparse.Namespace) -> int:
     if a.out:
         fleet = fleet_for(history.units, history.stations, scenario)
         calls = rerun(demand(history.calls, scenario.demand_scale, 0, scenario.surges), fleet, models, 0,
-                      turnout_change=scenario.turnout_change_s, cards=cards_for(history, scenario, fleet))
+                      turnout_change=scenario.turnout_change_s, cards=cards_for(history, scenario, fleet),
+                      durations=Durations.fit(history.calls) if scenario.durations == "fitted" else None)
         n = write_events(calls, fleet, history.reference, Path(a.out))
         print(f"seed 0 of the scenario: {n} events in {a.out}/events.jsonl (vigie replay start --run NAME "
               f"--events {a.out}/events.jsonl --reference {a.out}/reference --speed 0)")
@@ -72,7 +74,7 @@ def trace(s: Settings, a: argparse.Namespace) -> int:
 
 def calibrate(s: Settings, a: argparse.Namespace) -> int:
     history = History.load(Path(a.history))
-    checks, models = calibration(history, a.seeds, dict(Scenario().targets))
+    checks, models = calibration(history, a.seeds, dict(Scenario().targets), a.fitted_durations)
     print(render_checks(checks, a.seeds, models))
     return 0
 

@@ -32,6 +32,7 @@ import numpy as np
 from core.geo import haversine_m, haversine_m_many
 from schemas.whatif import Scenario, Surge
 from streams.whatif.cards import RunCards
+from streams.whatif.durations import Durations
 from streams.whatif.history import Call, Response
 from streams.whatif.travel import TravelModels
 
@@ -131,12 +132,13 @@ Rankings = dict[tuple[str, str], list[tuple[float, str]]]
 
 def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels | None, seed: int,
         rule: Rule = "closest", rankings: Rankings | None = None, turnout_change: Mapping[str, float] | None = None,
-        cards: RunCards | None = None) -> list[Call]:
+        cards: RunCards | None = None, durations: Durations | None = None) -> list[Call]:
     """The calls with the responses the rule gives (new objects; the history is not changed). ``rankings``: the
     units of each type by median travel to each call, kept between runs on the same fleet and models (the seeds of a
     comparison): a dict the caller keeps for that fleet. ``turnout_change``: seconds added to the turnouts of a unit
     type (the scenario's ``turnout_change_s``; a turnout is at least 0 s). ``cards``: run cards and areas instead of
-    the closest idle unit anywhere (streams/whatif/cards.py)."""
+    the closest idle unit anywhere (streams/whatif/cards.py). ``durations``: turnouts and times after arrival drawn
+    from the history instead of the replaced response's own (streams/whatif/durations.py)."""
     changes = turnout_change or {}
     rankings = {} if rankings is None else rankings
     out = [Call(c.call_id, c.opened, c.lat, c.lon, c.sector, c.nature, c.priority, []) for c in calls]
@@ -169,6 +171,8 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
         if at == math.inf:
             continue  # every unit of the type is busy to the end of the history
         rng = random.Random(f"{seed}|{call.call_id}|{i}")
+        if durations is not None:
+            seen = durations.redraw(seen, call.nature, random.Random(f"{seed}|{call.call_id}|{i}|durations"))
         resp = respond(unit, seen, at, model.sample_s(haversine_m(unit.lat, unit.lon, call.lat, call.lon), rng),
                        changes.get(unit.vehicle_type, 0.0))
         resp.waited_s = at - t

@@ -32,6 +32,7 @@ from streams.rows import WhatifFigureRow
 from streams.whatif.bases import POOL_PREFIX, units_from
 from streams.whatif.cards import RunCards
 from streams.whatif.coverage import coverage, demand_points
+from streams.whatif.durations import Durations
 from streams.whatif.engine import Rankings, ScenarioError, Unit, demand, fleet_for, run
 from streams.whatif.history import Call, calls_from_events, read_events
 from streams.whatif.kpi import ALL, RunKpis, kpis
@@ -144,6 +145,7 @@ def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel
     own)."""
     changed = fleet_for(history.units, history.stations, scenario)
     cards = cards_for(history, scenario, changed)
+    durations = Durations.fit(history.calls) if scenario.durations == "fitted" else None
     points = demand_points(history.calls)
     base_runs: list[dict[str, float]] = []
     scen_runs: list[dict[str, float]] = []
@@ -153,7 +155,8 @@ def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel
         for fleet, runs, ranked, asked, turnout, rule in (
                 (history.units, base_runs, rankings[0], history.calls, None, None),
                 (changed, scen_runs, rankings[1], calls, scenario.turnout_change_s, cards)):
-            result = run(asked, fleet, model, seed, rankings=ranked, turnout_change=turnout, cards=rule)
+            result = run(asked, fleet, model, seed, rankings=ranked, turnout_change=turnout, cards=rule,
+                         durations=durations)
             runs.append(figures_of(kpis(result, scenario.targets, history.start, history.end))
                         | coverage_figures(result, fleet, model, points, history.start, history.end))
         if progress:
@@ -290,17 +293,21 @@ MIN_RESPONSES = 100  # a unit type x priority with fewer observed arrivals is no
 BANDS_M = ((0, 1000), (1000, 2000), (2000, 4000), (4000, math.inf))
 
 
-def calibrate(history: History, seeds: int, targets: dict[int, float]) -> tuple[list[Check], TravelModels]:
+def calibrate(history: History, seeds: int, targets: dict[int, float], fitted_durations: bool = False
+              ) -> tuple[list[Check], TravelModels]:
     """The history unchanged through the closest-unit rule and the fitted models, against what was observed: per
     unit type x priority with ``MIN_RESPONSES`` arrivals, call -> first arrival median (±5 % or ±15 s), p90 (±8 %)
     and share within the target (±2 points), averaged over ``seeds``; each unit's utilisation (±10 % relative, the
     share of units within); and the travel model fitted on half of the calls, its P(T <= 4 min) and P(T <= 8 min)
-    per distance band on the other half (±3 points)."""
-    models = TravelModels.fit(history.trips())
+    per distance band on the other half (±3 points). ``fitted_durations``: turnouts and times after arrival drawn
+    from the history (streams/whatif/durations.py) rather than each response's own."""
+    trips = history.trips()
+    models = TravelModels.fit(trips)
+    durations = Durations.fit(history.calls) if fitted_durations else None
     seen = kpis(history.calls, targets, history.start, history.end)
     ranked: Rankings = {}
-    runs = [kpis(run(history.calls, history.units, models, seed, rankings=ranked), targets, history.start,
-                 history.end) for seed in range(seeds)]
+    runs = [kpis(run(history.calls, history.units, models, seed, rankings=ranked, durations=durations), targets,
+                 history.start, history.end) for seed in range(seeds)]
     checks = []
     for a in seen.arrivals:
         if a.vehicle_type == ALL or a.priority is None or a.responses < MIN_RESPONSES:
@@ -318,11 +325,10 @@ def calibrate(history: History, seeds: int, targets: dict[int, float]) -> tuple[
     close = sum(1 for u in used if abs(mean(k.utilisation.get(u, 0.0) for k in runs) / seen.utilisation[u] - 1) <= 0.1)
     checks.append(Check("units whose utilisation is within 10 % (%)", 100.0, 100.0 * close / max(len(used), 1),
                         close == len(used)))
-    return checks + _travel_holdout(history), models
+    return checks + _travel_holdout(history, trips), models
 
 
-def _travel_holdout(history: History) -> list[Check]:
-    trips = history.trips()
+def _travel_holdout(history: History, trips: Sequence[tuple[str, int, float, float]]) -> list[Check]:
     units = history.units
     calls = [c.call_id for c in history.calls for r in c.responses if r.travel_s is not None and r.unit in units]
     fit_half = [t for t, cid in zip(trips, calls, strict=True) if _half(cid) == 0]

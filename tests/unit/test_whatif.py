@@ -442,3 +442,81 @@ def test_run_cards_without_crossing_areas_slow_the_sf_engines(history: History) 
     assert cards is not None and cards.cards["03"][0] == "SF01" and "SF03" not in cards.cards["03"]
     with pytest.raises(ScenarioError, match="no station 'SF77'"):
         cards_for(history, Scenario(dispatch="run_cards", run_cards={"03": ("SF77",)}), history.units)
+
+
+def test_fitted_durations_resample_turnouts_by_type_and_hour_and_times_after_arrival_together(
+        history: History) -> None:
+    """Fitted durations: the re-run's ambulance turnouts have the history's distribution (quartiles within 5 %), the
+    night's longer turnouts stay longer (hours 0-6 local = 8-14 UTC in San Francisco), a transport keeps its own
+    hospital stay (times after arrival drawn together), and a response's mean busy time stays within 5 %."""
+    from streams.whatif.durations import Durations
+
+    durations = Durations.fit(history.calls)
+    model = TravelModels.fit(history.trips())
+    out = run(history.calls, history.units, model, 2, durations=durations)
+
+    def turnouts(calls: list[Call], night: bool | None = None) -> np.ndarray:
+        return np.array([r.turnout_s for c in calls for r in c.responses if r.vehicle_type == "VSAV"
+                         and r.on_scene is not None and r.turnout_s is not None and r.turnout_s >= 0
+                         and (night is None or (8 <= datetime.fromtimestamp(r.dispatched, UTC).hour < 14) == night)])
+
+    seen, drawn = turnouts(history.calls), turnouts(out)
+    for q in (25, 50, 75):
+        assert np.percentile(drawn, q) == pytest.approx(np.percentile(seen, q), rel=0.05), q
+    assert np.median(turnouts(history.calls, True)) > np.median(turnouts(history.calls, False))
+    assert np.median(turnouts(out, True)) > np.median(turnouts(out, False))
+    stays = {(r.transporting - r.on_scene, r.at_hospital - r.on_scene, r.available - r.on_scene)  # type: ignore[operator]
+             for c in history.calls for r in c.responses
+             if None not in (r.on_scene, r.transporting, r.at_hospital, r.available)}
+    drawn_stays = [(r.transporting - r.on_scene, r.at_hospital - r.on_scene, r.available - r.on_scene)  # type: ignore[operator]
+                   for c in out for r in c.responses if None not in (r.on_scene, r.transporting, r.at_hospital,
+                                                                      r.available)]
+    assert drawn_stays and all(s in stays or min(max(abs(x - y) for x, y in zip(s, t, strict=True))
+                                                 for t in stays) < 1e-6 for s in drawn_stays[:200])
+
+    def busy(calls: list[Call]) -> float:  # mean dispatched -> available of the responses that ended
+        return float(np.mean([r.available - r.dispatched for c in calls for r in c.responses
+                              if r.available is not None and r.on_scene is not None]))
+
+    assert busy(out) == pytest.approx(busy(history.calls), rel=0.05)
+    same = [a.turnout_s == b.turnout_s for x, y in zip(history.calls, out, strict=True)
+            for a, b in zip(x.responses, y.responses, strict=False) if a.on_scene is not None]
+    assert sum(same) < 0.2 * len(same)  # drawn, not each response's own (ties: common values such as 60 s)
+    again = run(history.calls, history.units, model, 2, durations=durations)
+    assert [(r.unit, r.en_route, r.available) for c in again for r in c.responses] == [
+        (r.unit, r.en_route, r.available) for c in out for r in c.responses]
+
+
+def test_durations_draw_from_the_hour_and_the_nature_and_pool_thin_groups() -> None:
+    """Hand-made: ambulance turnouts are 300 s at 03:00 UTC and 60 s at 15:00 (40 each), 20 at 09:00 of 200 s (too
+    few: the type's pool); after arrival, "medical" responses transport (600 s, hospital 1200 s, free 2400 s) and
+    "fire" ones do not (free 900 s), 40 each; 10 "rescue" (too few: the type's pool)."""
+    from streams.whatif.durations import Durations
+
+    def resp(t: float, turnout: float, after: tuple[float | None, float | None, float]) -> Response:
+        arrive = t + turnout + 100.0
+        return Response("m", "VSAV", t, t + turnout, arrive, *(None if x is None else arrive + x for x in after))
+
+    calls = []
+    for k in range(40):
+        calls.append(Call(f"a{k}", 3 * 3600.0 + k, 0, 0, "s", "medical", 1, [resp(3 * 3600.0 + k, 300.0,
+                                                                                    (600.0, 1200.0, 2400.0))]))
+        calls.append(Call(f"b{k}", 15 * 3600.0 + k, 0, 0, "s", "fire", 1, [resp(15 * 3600.0 + k, 60.0,
+                                                                                 (None, None, 900.0))]))
+    for k in range(20):
+        calls.append(Call(f"c{k}", 9 * 3600.0 + k, 0, 0, "s", "rescue" if k < 10 else "fire", 1,
+                          [resp(9 * 3600.0 + k, 200.0, (None, None, 900.0))]))
+    d = Durations.fit(calls)
+    rng = random.Random(1)
+    day = 86400.0 * 3
+    at3 = d.redraw(resp(day + 3 * 3600.0 + 50, 1.0, (None, None, 5.0)), "medical", rng)
+    assert at3.turnout_s == 300.0 and at3.transporting is not None and at3.at_hospital is not None
+    assert (at3.transporting - at3.on_scene, at3.at_hospital - at3.on_scene,  # type: ignore[operator]
+            at3.available - at3.on_scene) == (600.0, 1200.0, 2400.0)  # type: ignore[operator]
+    at15 = d.redraw(resp(day + 15 * 3600.0, 1.0, (None, None, 5.0)), "fire", rng)
+    assert at15.turnout_s == 60.0 and at15.transporting is None and at15.available - at15.on_scene == 900.0  # type: ignore[operator]
+    pooled = {d.redraw(resp(day + 9 * 3600.0 + k, 1.0, (None, None, 5.0)), "rescue", rng).turnout_s
+              for k in range(200)}
+    assert pooled == {300.0, 60.0, 200.0}  # 09:00 has 20: the type's 100 turnouts
+    never = Response("m", "VSAV", day, day + 30.0, None, None, None, day + 300.0)
+    assert d.redraw(never, "fire", rng) is never  # never arrived: kept
