@@ -144,6 +144,14 @@ EXPECTED_VS_OBSERVED = expected_vs_observed_sql("1", "'*'")
 
 # the alerts firing now (their latest transition), the most severe first; area-scoped and station-scoped
 # alerts follow the area selector
+MOVE_UP = f"""
+SELECT vehicle_type AS type,
+       if(unit_id = '', '—', concat(unit_id, ' : ', from_station, ' → ', to_station)) AS mouvement,
+       drive_s / 60 AS trajet_min, 100 * coverage_before AS couverture_pct, 100 * coverage_after AS apres_pct,
+       computed_at AS calcule_a
+FROM {RUN}.moveup_advice FINAL
+ORDER BY vehicle_type"""
+
 FIRING_ALERTS = f"""
 SELECT multiIf(severity = 'critical', 'critique', severity = 'warning', 'alerte', 'info') AS niveau,
        since AS depuis, message, rule AS regle,
@@ -299,12 +307,20 @@ def build() -> dash_b.Dashboard:
         ])
         .no_value("Équipages non suivis").cell_height(common.TableCellHeight.SM))
     d = d.with_panel(
-        table.Panel().title("Interventions en cours").grid_pos(at(0, 14, 12, 9))
+        table.Panel().title("Interventions en cours").grid_pos(at(0, 14, 12, 6))
         .description("Open interventions, oldest first within priority; elapsed on the situation clock "
                      "(newest event time). With an area selected: those with units from it.")
         .with_target(SQL(OPEN_INTERVENTIONS).table())
         .override_by_name("elapsed_s", [dashboard.DynamicConfigValue(id_val="unit", value="dtdurations")])
         .no_value("Aucune intervention en cours").cell_height(common.TableCellHeight.SM))
+    d = d.with_panel(
+        table.Panel().title("Mouvement conseillé (couverture)").grid_pos(at(0, 20, 12, 3))
+        .description("Per unit type, the one move of a free unit to another station that raises most the expected "
+                     "share of demand reached within 8 minutes (DMEXCLP, `vigie moveup`, README « Move-up advice »): "
+                     "coverage now and after the move, the drive. « — »: no move gains 0.1 point. The area "
+                     "selector does not apply (coverage is the whole brigade's).")
+        .with_target(SQL(MOVE_UP).table())
+        .decimals(1).no_value("Pas de calcul (vigie moveup)").cell_height(common.TableCellHeight.SM))
     d = d.with_panel(
         table.Panel().title("Alertes en cours").grid_pos(at(12, 14, 12, 4))
         .description("Alerts firing now (rules: deploy/alerts/rules.toml, README « Alerts »), the silenced ones "

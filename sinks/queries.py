@@ -115,6 +115,48 @@ def unusual_sectors_query(db: str) -> str:
             "ORDER BY abs(ratio - 1) DESC, sector_id")
 
 
+def free_units_query(db: str) -> str:
+    """The vehicles available now (at their station or on the radio): (vehicle, type, home station)."""
+    return (f"SELECT vehicle_id, vehicle_type, home_station FROM {db}.vehicle_state FINAL "
+            "WHERE category = 'available' ORDER BY vehicle_id")
+
+
+def demand_points_query(db: str, days: float) -> str:
+    """Demand for coverage: per sector, the interventions opened in the last ``days`` (of the situation clock) at
+    their mean location: (sector, lat, lon, count)."""
+    since = f"(SELECT max(opened_at) FROM {db}.interventions) - {int(days * 86400)}"
+    return (f"SELECT sector, avg(lat), avg(lon), count() FROM {db}.interventions FINAL "
+            f"WHERE opened_at >= {since} AND NOT (lat = 0 AND lon = 0) GROUP BY sector ORDER BY sector")
+
+
+def trips_query(db: str, days: float) -> str:
+    """Trips for the travel model: engagements of the last ``days`` with a travel time (en route -> on scene) and
+    their intervention's place (ALL, not ANY: the current engine's ANY keeps one row per key of either side):
+    (intervention, vehicle, type, priority, home station, lat, lon, travel s)."""
+    since = f"(SELECT max(started_at) FROM {db}.engagements) - {int(days * 86400)}"
+    return (f"SELECT intervention_id, vehicle_id, vehicle_type, priority, home_station, lat, lon, travel_s FROM "
+            f"(SELECT intervention_id, vehicle_id, vehicle_type, home_station, travel_s FROM {db}.engagements FINAL "
+            f"WHERE started_at >= {since} AND en_route_at > toDateTime(0) AND on_scene_at > toDateTime(0) "
+            f"AND travel_s > 0) AS e ALL INNER JOIN "
+            f"(SELECT intervention_id, priority, lat, lon FROM {db}.interventions FINAL "
+            "WHERE NOT (lat = 0 AND lon = 0)) AS i USING intervention_id ORDER BY intervention_id, vehicle_id")
+
+
+def busy_share_query(db: str) -> str:
+    """Per vehicle type, the share of its vehicles engaged over the last 24 h of 1-minute windows (DMEXCLP's q)."""
+    since = f"(SELECT max(window_start) FROM {db}.station_windows) - 86400"
+    return (f"SELECT vehicle_type, sum(engaged) / sum(available + engaged + out_of_service + unknown) "
+            f"FROM {db}.station_windows FINAL WHERE window_start >= {since} AND window_seconds = 60 "
+            "GROUP BY vehicle_type HAVING sum(available + engaged + out_of_service + unknown) > 0 "
+            "ORDER BY vehicle_type")
+
+
+def moveup_advice_query(db: str) -> str:
+    """The latest move-up advice per unit type: (type, unit, from, to, drive s, coverage before, after, at)."""
+    return (f"SELECT vehicle_type, unit_id, from_station, to_station, drive_s, coverage_before, coverage_after, "
+            f"computed_at FROM {db}.moveup_advice FINAL ORDER BY vehicle_type")
+
+
 def all_queries(db: str) -> dict[str, str]:
     return {
         "board_capacity": capacity_query(db),
@@ -126,6 +168,11 @@ def all_queries(db: str) -> dict[str, str]:
         "board_alerts": firing_alerts_query(db),
         "board_stocks": stocks_below_minimum_query(db),
         "board_presence": unusual_sectors_query(db),
+        "board_moveup": moveup_advice_query(db),
+        "moveup_free_units": free_units_query(db),
+        "moveup_demand": demand_points_query(db, 28),
+        "moveup_trips": trips_query(db, 28),
+        "moveup_busy": busy_share_query(db),
         "alerts_open": open_alerts_query(db),
         "alerts_history": alert_history_query(db, 0, 2**31),
         "alerts_notify": notify_alerts_query(db, 0),

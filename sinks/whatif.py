@@ -1,4 +1,4 @@
-"""What-if figures into ClickHouse (``whatif_figures``)."""
+"""What-if figures (``whatif_figures``) and the live move-up advice (``moveup_advice``) into ClickHouse."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ from collections.abc import Sequence
 
 from clickhouse_driver import Client
 
+from core.tables import TableSpec
 from sinks.clickhouse import to_columns
-from streams.rows import WhatifFigureRow
-from streams.whatif.table import WHATIF_FIGURES
+from streams.rows import MoveUpAdviceRow, WhatifFigureRow
+from streams.whatif.table import MOVEUP_ADVICE, WHATIF_FIGURES
 
 
 def write_figures(client: Client, database: str, rows: Sequence[WhatifFigureRow]) -> None:
-    client.execute(f"INSERT INTO {database}.{WHATIF_FIGURES.name} ({', '.join(WHATIF_FIGURES.columns)}) VALUES",
-                   to_columns(WHATIF_FIGURES, rows), columnar=True)
+    _write(client, database, WHATIF_FIGURES, rows)
+
+
+def write_advice(client: Client, database: str, rows: Sequence[MoveUpAdviceRow]) -> None:
+    _write(client, database, MOVEUP_ADVICE, rows)
+
+
+def _write(client: Client, database: str, spec: TableSpec, rows: Sequence[tuple[object, ...]]) -> None:
+    client.execute(f"INSERT INTO {database}.{spec.name} ({', '.join(spec.columns)}) VALUES", to_columns(spec, rows),
+                   columnar=True)

@@ -17,7 +17,7 @@ from core.tables import TableSpec
 from streams import processors as builtin
 from streams.forecasting.table import FORECASTS
 from streams.processor import Processor
-from streams.whatif.table import WHATIF_FIGURES
+from streams.whatif.table import WHATIF_TABLES
 
 ENTRY_POINT_GROUP = "vigie.processors"
 
@@ -95,12 +95,13 @@ def tables(settings: Settings) -> tuple[TableSpec, ...]:
 
 def readable_tables(settings: Settings) -> tuple[str, ...]:
     """The tables the dashboards' user may read: every registered table but the raw event history (it keeps
-    each original record) and the rows about one person; the forecasts and the what-if figures; and the import
-    figures of a run (``data_quality``: counts per reason, no record), which tell the dashboards what a run does not
-    track; and the processors' views."""
+    each original record) and the rows about one person; the forecasts, the what-if figures and the move-up advice;
+    and the import figures of a run (``data_quality``: counts per reason, no record), which tell the dashboards what
+    a run does not track; and the processors' views."""
     raw = {i.raw_table for p in processors(settings) for i in p.inputs if i.raw_table}
     return (*(t.name for t in tables(settings) if t.name not in raw and not t.personal),
-            *(v for p in processors(settings) for v in p.views), FORECASTS.name, WHATIF_FIGURES.name, "data_quality")
+            *(v for p in processors(settings) for v in p.views), FORECASTS.name, *(t.name for t in WHATIF_TABLES),
+            "data_quality")
 
 
 def input_topics(settings: Settings) -> dict[str, Processor]:

@@ -221,6 +221,25 @@ class WhatifFigureRow(NamedTuple):
     computed_at: DateTime
 
 
+class MoveUpAdviceRow(NamedTuple):
+    """The live move-up advice for one unit type (``vigie moveup``): the one move that raises the expected coverage
+    most now, or none (``unit_id`` empty)."""
+
+    computed_at: DateTime  # the situation clock (the newest vehicle status)
+    vehicle_type: String
+    unit_id: String  # '' : no move gains 0.1 point
+    from_station: String
+    to_station: String
+    drive_s: Float64  # median travel from the unit's station to the new one
+    coverage_before: Float64  # expected share of demand reached within the limit, 0-1
+    coverage_after: Float64
+    free_units: UInt16
+    busy_share: Float64  # the type's share of vehicles engaged over the last 24 h (q)
+    limit_s: Float64
+    trips: UInt32  # trips the travel model was fitted on (0: the default model)
+    version: UInt64  # when computed (wall clock, ms): the latest replaces the type's row, even at one situation time
+
+
 class AlertRow(NamedTuple):
     """One transition of one alert (pending, firing, cancelled, resolved) of one rule on one scope."""
 

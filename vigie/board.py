@@ -15,6 +15,7 @@ from sinks.queries import (
     clock_query,
     firing_alerts_query,
     forecast_query,
+    moveup_advice_query,
     open_interventions_query,
     rate_query,
     staff_query,
@@ -70,7 +71,7 @@ def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]
            clock: str, staffed: list[tuple[Any, ...]] = (), staff: list[tuple[Any, ...]] = (),
            forecast: list[tuple[Any, ...]] = (), availability_tracked: bool = True,
            alerts: list[tuple[Any, ...]] = (), stocks_low: list[tuple[Any, ...]] = (),
-           unusual: list[tuple[Any, ...]] = ()) -> str:
+           unusual: list[tuple[Any, ...]] = (), moveups: list[tuple[Any, ...]] = ()) -> str:
     cells: dict[tuple[str, str], dict[str, int]] = {}
     areas: list[str] = []
     for area, vtype, cat, n in capacity:
@@ -121,8 +122,19 @@ def render(capacity: list[tuple[Any, ...]], open_by_nature: list[tuple[Any, ...]
     n_open = sum(int(n) for _, n in open_by_nature)
     detail = ", ".join(f"{nat} {n}" for nat, n in open_by_nature)
     lines += ["", f"open interventions: {n_open}  ({detail})", forecast_text(list(forecast)),
-              stocks_text(list(stocks_low)), presence_text(list(unusual))]
+              stocks_text(list(stocks_low)), presence_text(list(unusual)), moveup_text(list(moveups))]
     return "\n".join(lines)
+
+
+def moveup_text(rows: list[tuple[Any, ...]]) -> str:
+    """The latest move-up advice per type (``moveup_advice_query``)."""
+    if not rows:
+        return "move-up: none computed (vigie moveup; make run computes it every simulated 10 minutes)"
+    parts = []
+    for vtype, unit, src, dst, drive_s, before, after, _ in rows:
+        parts.append(f"{vtype} {unit} {src} -> {dst} ({drive_s / 60:.0f} min; coverage {100 * before:.0f} -> "
+                     f"{100 * after:.0f} %)" if unit else f"{vtype} none ({100 * before:.0f} %)")
+    return f"move-up ({rows[0][7]:%H:%M}): " + "; ".join(parts)
 
 
 def stocks_text(rows: list[tuple[Any, ...]], shown: int = 4) -> str:
@@ -169,7 +181,8 @@ def run_board(settings: Settings, once: bool = False, interval: float = 1.0) -> 
                           client.execute(forecast_query(db)), availability_tracked=not untracked,
                           alerts=client.execute(firing_alerts_query(db)),
                           stocks_low=client.execute(stocks_below_minimum_query(db)),
-                          unusual=client.execute(unusual_sectors_query(db)))
+                          unusual=client.execute(unusual_sectors_query(db)),
+                          moveups=client.execute(moveup_advice_query(db)))
         except Exception as e:
             text = f"VIGIE — waiting for ClickHouse ({e.__class__.__name__}: {str(e)[:80]})"
             client.disconnect()

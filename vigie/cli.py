@@ -209,6 +209,25 @@ def _cmd_whatif(s: Settings, a: argparse.Namespace) -> int:
         return 2
 
 
+def _cmd_moveup(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.moveup import DEFAULT_TYPES, describe, every, once
+
+    if a.run:
+        from core.settings import run_settings
+
+        s = run_settings(s, a.run)
+    types = a.type or list(DEFAULT_TYPES)
+    if a.every:
+        return every(s, types, a.limit_min * 60, a.days, a.every)
+    rows = once(s, types, a.limit_min * 60, a.days)
+    if not rows:
+        print(f"vigie moveup: no vehicle status in {s.clickhouse_database} yet", file=sys.stderr)
+        return 1
+    for row in rows:
+        print(describe(row))
+    return 0
+
+
 def _cmd_near(s: Settings, a: argparse.Namespace) -> int:
     from sinks.near import Around, NearError
     from vigie.near import near
@@ -762,6 +781,19 @@ def build_parser() -> argparse.ArgumentParser:
                           "operations room's webhook); --write: into deploy/alertmanager/alertmanager.yml")
     ar.add_argument("--write", action="store_true", help="write the shipped file instead of printing")
     ar.set_defaults(func=_cmd_alerts_routing)
+
+    mu = sub.add_parser("moveup", help="live move-up advice (DMEXCLP): per unit type, the free unit to move to "
+                        "another station that raises the expected coverage most now, from ClickHouse, into "
+                        "moveup_advice (the board, « Situation »)")
+    mu.add_argument("--type", action="append", default=None, help="a unit type (repeatable; default VSAV and FPT)")
+    mu.add_argument("--limit-min", type=float, default=8.0, help="coverage: reached within this many minutes "
+                    "(default 8)")
+    mu.add_argument("--days", type=float, default=28.0, help="demand and travel trips: the last DAYS of the live "
+                    "picture (default 28)")
+    mu.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
+                    help="again every SECONDS until stopped (default: once, printed)")
+    mu.add_argument("--run", default=None, help="a replay run's database instead of the live one")
+    mu.set_defaults(func=_cmd_moveup)
 
     fc = sub.add_parser("forecast", help="forecasts of interventions per sector and hour / 3 h / day (README, "
                         "'Forecasts')")

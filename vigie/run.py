@@ -127,6 +127,7 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
                                start_new_session=True)
         started.append(ManagedProcess("simulator", sim, sim_log))
         started.append(_forecaster(python, env, origin, run_dir, logs, speed))
+        started.append(_moveups(python, env, logs, speed))
         started += _notifications(settings, python, env, run_dir, logs)
         write_local_env(local)  # `vigie replay` / `vigie board` from another terminal reach this stack
         print(f"workers: metrics on :{settings.metrics_port}; logs in {logs}", flush=True)
@@ -168,6 +169,19 @@ def _forecaster(python: str, env: dict[str, str], origin: float, run_dir: Path, 
     proc = subprocess.Popen(["sh", "-c", script], env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     return ManagedProcess("forecasts", proc, log_path)
+
+
+#: simulated seconds between two move-up advices in the live picture
+MOVEUP_EVERY_S = 600.0
+
+
+def _moveups(python: str, env: dict[str, str], logs: Path, speed: float) -> ManagedProcess:
+    """In the background: the move-up advice every simulated 10 minutes (the board's « move-up » line, « Situation
+    »'s panel; its log says each advice)."""
+    log_path = logs / "moveup.log"
+    proc = subprocess.Popen([python, "-m", "vigie.cli", "moveup", "--every", f"{max(5.0, MOVEUP_EVERY_S / speed):g}"],
+                            env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return ManagedProcess("moveup", proc, log_path)
 
 
 def _notifications(settings: Settings, python: str, env: dict[str, str], run_dir: Path, logs: Path

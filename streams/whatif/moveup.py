@@ -31,7 +31,7 @@ class MoveUp:
 
 
 def covers(lats: np.ndarray, lons: np.ndarray, points: Sequence[tuple[float, float, float]], model: TravelModel,
-            limit_s: float) -> np.ndarray:
+           limit_s: float) -> np.ndarray:
     """places x points: 1 where a unit at the place reaches the point in time."""
     out = np.zeros((len(lats), len(points)), dtype=np.int32)
     for j, (lat, lon, _) in enumerate(points):
@@ -44,6 +44,18 @@ def expected_coverage(counts: np.ndarray, weights: np.ndarray, q: float) -> floa
     return float((weights * (1.0 - q ** counts)).sum() / weights.sum())
 
 
+def coverage_of(free: Sequence[tuple[str, str, float, float]], points: Sequence[tuple[float, float, float]],
+                model: TravelModel, q: float, limit_s: float = 480.0) -> float:
+    """The expected coverage the free units (unit id, station, lat, lon) give now."""
+    if not points:
+        return 0.0
+    weights = np.array([w for *_, w in points], dtype=float)
+    if not free:
+        return 0.0
+    cover = covers(np.array([u[2] for u in free]), np.array([u[3] for u in free]), points, model, limit_s)
+    return expected_coverage(cover.sum(axis=0), weights, q)
+
+
 def recommend(free: Sequence[tuple[str, str, float, float]], stations: Mapping[str, tuple[float, float]],
               points: Sequence[tuple[float, float, float]], model: TravelModel, q: float, limit_s: float = 480.0,
               min_gain: float = MIN_GAIN) -> MoveUp | None:
@@ -54,7 +66,7 @@ def recommend(free: Sequence[tuple[str, str, float, float]], stations: Mapping[s
     unit_cover = covers(np.array([u[2] for u in free]), np.array([u[3] for u in free]), points, model, limit_s)
     names = sorted(stations)
     station_cover = covers(np.array([stations[s][0] for s in names]), np.array([stations[s][1] for s in names]),
-                            points, model, limit_s)
+                           points, model, limit_s)
     counts = unit_cover.sum(axis=0)
     before = expected_coverage(counts, weights, q)
     best: tuple[float, float, str, str, int] | None = None  # (-gain, drive, unit, station, index)

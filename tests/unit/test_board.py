@@ -58,7 +58,7 @@ def test_stocks_below_their_minimum_are_summed_per_category() -> None:
     assert stocks_text(many) == "stocks below minimum: 45 items — c0 10, c1 9, c2 8, c3 7 and 2 more categories " \
         "(where: vigie near)"
     board = render([("G1", "VSAV", "available", 2)], [], 0.0, "clock", stocks_low=[("foam", 2)])
-    assert board.splitlines()[-2] == "stocks below minimum: 2 items — foam 2 (where: vigie near)"
+    assert board.splitlines()[-3] == "stocks below minimum: 2 items — foam 2 (where: vigie near)"
 
 
 def test_unusual_sectors_largest_departure_first() -> None:
@@ -68,3 +68,15 @@ def test_unusual_sectors_largest_departure_first() -> None:
     at = datetime(2026, 4, 4, 19, 0, tzinfo=UTC)
     assert presence_text([("Z41", at, 64160.0, 22587.5, 2.84), ("Z05", at, 15330.0, 39170.0, 0.39)]) == (
         "population present, unusual: Z41 x2.8 (64,160 vs 22,587 at 19:00), Z05 x0.4 (15,330 vs 39,170 at 19:00)")
+
+
+def test_the_move_up_line_gives_each_types_advice_or_none() -> None:
+    from vigie.board import moveup_text
+
+    assert moveup_text([]).startswith("move-up: none computed")
+    at = datetime(2026, 4, 4, 19, 5)
+    assert moveup_text([("FPT", "", "", "", 0.0, 0.912, 0.912, at),
+                        ("VSAV", "V12", "S03", "S17", 412.0, 0.671, 0.707, at)]) == (
+        "move-up (19:05): FPT none (91 %); VSAV V12 S03 -> S17 (7 min; coverage 67 -> 71 %)")
+    board = render([("G1", "VSAV", "available", 2)], [], 0.0, "clock", moveups=[("FPT", "", "", "", 0.0, 0.5, 0.5, at)])
+    assert board.splitlines()[-1] == "move-up (19:05): FPT none (50 %)"

@@ -137,7 +137,7 @@ def test_kustomize_manifests(overlay: str) -> None:
             if c["image"].startswith("vigie"):
                 cli_accepts(c["args"])
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
-    assert set(deployments) == {"vigie-worker", "vigie-notifier", "vigie-alertmanager"}
+    assert set(deployments) == {"vigie-worker", "vigie-notifier", "vigie-alertmanager", "vigie-moveup"}
     worker = deployments["vigie-worker"]["spec"]["template"]["spec"]["containers"][0]
     port = next(p for p in worker["ports"] if p["name"] == "metrics")["containerPort"]
     assert str(port) == kinds["ConfigMap"]["data"]["VIGIE_METRICS_PORT"]

@@ -13,7 +13,7 @@ from sinks.migrate import bootstrap_statements, load_migrations  # noqa: E402
 from sinks.queries import all_queries  # noqa: E402
 from streams import registry  # noqa: E402
 from streams.rows import SectorWindowRow  # noqa: E402
-from streams.whatif.table import WHATIF_FIGURES  # noqa: E402
+from streams.whatif.table import WHATIF_TABLES  # noqa: E402
 
 DB = "vigie_portability"
 
@@ -58,7 +58,7 @@ def mismatches(chdb, spec: TableSpec) -> list[str]:  # type: ignore[no-untyped-d
 def test_every_registered_table_matches_its_row_class(chdb) -> None:  # type: ignore[no-untyped-def]
     specs = registry.tables(Settings())
     assert {"station_windows", "engagements", "vehicle_status_events", "sector_windows"} <= {s.name for s in specs}
-    for spec in (*specs, WHATIF_FIGURES):  # and the what-if figures (`vigie whatif run --store`)
+    for spec in (*specs, *WHATIF_TABLES):  # and the what-if figures and move-up advice (not a processor's)
         assert mismatches(chdb, spec) == []
 
 

@@ -520,3 +520,29 @@ def test_durations_draw_from_the_hour_and_the_nature_and_pool_thin_groups() -> N
     assert pooled == {300.0, 60.0, 200.0}  # 09:00 has 20: the type's 100 turnouts
     never = Response("m", "VSAV", day, day + 30.0, None, None, None, day + 300.0)
     assert d.redraw(never, "fire", rng) is never  # never arrived: kept
+
+
+def test_live_advice_from_the_tables_rows_on_a_hand_made_map() -> None:
+    """The hand-made map above, as the live tables give it: two free ambulances at SA, 10 calls at each station's
+    place, q = 0.5, 4 min. Without trips, the default model (3 km: 80 + 21 + 200 s > 4 min): move one to SB, 37.5 %
+    -> 50 %; one engine free at SA, the other engaged: none (25 %). With 60 trips of a fast model (3 km in about
+    2 min), every unit reaches both places: none (75 %)."""
+    from streams.whatif.live import DEFAULT_MODEL, advice
+
+    a, b = (48.85, 2.30), (48.85, 2.341)
+    stations = {"SA": a, "SB": b}
+    free = [("A1", "VSAV", "SA"), ("A2", "VSAV", "SA"), ("E1", "FPT", "SA")]
+    demand_rows = [("ZA", *a, 10), ("ZB", *b, 10)]
+    busy = [("FPT", 0.5), ("VSAV", 0.5)]
+    assert DEFAULT_MODEL.median_s(haversine_m(*a, *b)) > 240
+    vsav, fpt = advice(1e9, ["VSAV", "FPT"], 240.0, stations, free, demand_rows, [], busy)
+    assert (vsav.unit_id, vsav.from_station, vsav.to_station, vsav.free_units, vsav.trips) == ("A1", "SA", "SB", 2, 0)
+    assert (vsav.coverage_before, vsav.coverage_after, vsav.busy_share) == pytest.approx((0.375, 0.5, 0.5))
+    assert vsav.drive_s == pytest.approx(DEFAULT_MODEL.median_s(haversine_m(*a, *b)))
+    assert (fpt.unit_id, fpt.free_units) == ("", 1) and fpt.coverage_before == pytest.approx(0.25)
+    fast = TravelModel(accel=2.0, cruise=30.0, start_s=10.0, sigma=0.1)
+    rng = random.Random(5)
+    trips = [(f"i{k}", "A1", "VSAV", 1, "SA", a[0], a[1] + k * 0.0007,
+              fast.sample_s(haversine_m(*a, a[0], a[1] + k * 0.0007), rng)) for k in range(60)]
+    vsav, _ = advice(1e9, ["VSAV", "FPT"], 240.0, stations, free, demand_rows, trips, busy)
+    assert (vsav.unit_id, vsav.trips) == ("", 60) and vsav.coverage_before == pytest.approx(0.75)
