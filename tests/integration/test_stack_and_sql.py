@@ -69,7 +69,12 @@ def test_vigie_stack_starts_the_stack_alone_and_stops_it(tmp_path) -> None:  # t
         assert not {"worker-0.log", "simulator.log", "forecasts.log"} & logs, logs  # the stack alone
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(60)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:  # leave nothing running (its local-stack.env would mislead later runs)
+            os.killpg(proc.pid, signal.SIGKILL)
+            LOCAL_STACK_ENV.unlink(missing_ok=True)
+            raise
     assert "stopped." in (tmp_path / "stack.out").read_text()
     assert not LOCAL_STACK_ENV.exists()
     for pattern in (str(tmp_path), f"127.0.0.1:{ports['VIGIE_LOCAL_KAFKA_PORT']}"):
