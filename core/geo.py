@@ -36,6 +36,14 @@ def haversine_m_many(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray)
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(1.0, a)))
 
 
+def haversine_m_matrix(lats1: np.ndarray, lons1: np.ndarray, lats2: np.ndarray, lons2: np.ndarray) -> np.ndarray:
+    """``haversine_m`` from each of many points (rows) to each of many others (columns)."""
+    p1, p2 = np.radians(lats1)[:, None], np.radians(lats2)[None, :]
+    dlon = np.radians(lons2[None, :] - lons1[:, None])
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(1.0, a)))
+
+
 def _in_ring(lon: float, lat: float, ring: Ring) -> bool:
     """Ray casting towards +lon: does the ray from the point cross the ring an odd number of times?"""
     inside = False

@@ -550,9 +550,9 @@ def _alerts_cost(s: Settings, work: Path, days: float = 7.0) -> list[Figure]:
     return out
 
 
-def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Figure]]:
-    """The batch path over ``days`` of Paris-scale history (a year: ~500,000 interventions), then the panel
-    times on what it wrote. The simulated events are cached (same seed and length, same file)."""
+def _year_events(s: Settings, work: Path, days: float) -> Path:
+    """``days`` of Paris-scale history (a year: ~500,000 interventions) as an event file, cached (same seed and
+    length, same file)."""
     path = work / f"history-{days:g}d-seed2026-localtime.jsonl"  # demand by Paris local time since 2026-12-01
     if not path.exists():
         print(f"simulating {days:g} days of history (cached in {path}) ...", flush=True)
@@ -563,6 +563,35 @@ def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Fi
                     days * 86400):
                 f.write(f'{{"topic":"{ev.topic}","key":"{ev.key}","event":{encode(ev.event).decode()}}}\n')
         tmp.rename(path)
+    return path
+
+
+def _whatif_year(s: Settings, work: Path, days: float = 365.0) -> Figure:
+    """The what-if engine over a simulated Paris year (``_year_events``): one closest-unit re-run, one core (the
+    history read once before, not timed)."""
+    from streams.whatif.engine import run
+    from streams.whatif.study import History
+    from streams.whatif.travel import TravelModels
+
+    path = _year_events(s, work, days)
+    started = time.perf_counter()
+    history = History.from_files(path, s.reference_dir)
+    models = TravelModels.fit(history.trips())
+    loaded = time.perf_counter() - started
+    requests = sum(len(c.responses) for c in history.calls)
+    started = time.perf_counter()
+    run(history.calls, history.units, models, 0)
+    spent = time.perf_counter() - started
+    return Figure("whatif-year", len(history.calls), spent,
+                  f"a simulated Paris year ({len(history.calls):,} interventions, {requests:,} responses, "
+                  f"{len(history.units):,} units) re-run once, closest idle unit: {spent:.1f} s (target < 60 s; "
+                  f"reading the events and fitting the models before: {loaded:.0f} s)")
+
+
+def _history_year(s: Settings, work: Path, days: float) -> tuple[Figure, list[Figure]]:
+    """The batch path over ``days`` of Paris-scale history (a year: ~500,000 interventions), then the panel
+    times on what it wrote. The simulated events are cached (same seed and length, same file)."""
+    path = _year_events(s, work, days)
     db = s.model_copy(update={"clickhouse_database": "bench_year"})
     run_migrations(db)
     print(f"batch path over {days:g} days of history ...", flush=True)
@@ -769,11 +798,11 @@ def _whatif(work: Path, seeds: int = 20) -> list[Figure]:
                    f"the history over {seeds} paired seeds with KPIs and coverage: {spent:.0f} s (target < 180 s)")]
 
 
-def run_whatif_bench() -> list[Figure]:
+def run_whatif_bench(year_days: float = 365.0) -> list[Figure]:
     """The what-if figures alone (`vigie bench --whatif-only`): no broker, no ClickHouse."""
     work = PROJECT_ROOT / ".vigie" / "bench"
     work.mkdir(parents=True, exist_ok=True)
-    figures = _whatif(work)
+    figures = _whatif(work) + ([_whatif_year(Settings(), work, year_days)] if year_days > 0 else [])
     for f in figures:
         print(f"{f.case:<15} {f.note}")
     return figures
@@ -875,8 +904,10 @@ def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None =
             extra.append(_replay_month(s, work))
         print("stocks near a place ...", flush=True)
         extra += _near(s, work)
-        print("what-if on the SF week ...", flush=True)
+        print("what-if on the SF week and a simulated year ...", flush=True)
         extra += _whatif(work)
+        if history_days > 0:
+            extra.append(_whatif_year(s, work, history_days))
         print("forecast backtests ...", flush=True)
         extra.append(_forecast_sf(s, work))
         if history_days > 0:

@@ -145,7 +145,7 @@ def _cmd_bench(s: Settings, a: argparse.Namespace) -> int:
         run_near_bench()
         return 0
     if a.whatif_only:
-        run_whatif_bench()
+        run_whatif_bench(year_days=a.history_days)
         return 0
     run_bench(days=a.days, partitions=a.partitions, history_days=a.history_days, worker_month=a.worker_month,
               replay_month=a.replay_month)
@@ -584,7 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="measure throughput (ceiling, Faust no-op, worker, batch path) on this machine")
     bn.add_argument("--days", type=float, default=3.0, help="simulated days of traffic to push through each case")
     bn.add_argument("--whatif-only", action="store_true", help="only the what-if figures (the SF week: one re-run, "
-                    "5 scenarios x 20 paired seeds; no broker, no ClickHouse)")
+                    "5 scenarios x 20 paired seeds, move-up advice; a simulated year of --history-days re-run once; "
+                    "no broker, no ClickHouse)")
     bn.add_argument("--near-only", action="store_true", help="only the stocks-near-a-place figures (100,000 "
                     "snapshots, the radius query's p50/p95; about a minute)")
     bn.add_argument("--partitions", type=int, default=4, help="partitions of the input topics")

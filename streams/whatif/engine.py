@@ -34,7 +34,8 @@ from schemas.whatif import Scenario, Surge
 from streams.whatif.cards import RunCards
 from streams.whatif.durations import Durations
 from streams.whatif.history import Call, Response
-from streams.whatif.travel import TravelModels
+from streams.whatif.nearest import Ranked, full_ranking, prefixes
+from streams.whatif.travel import TravelModel, TravelModels
 
 Rule = Literal["trace", "closest"]
 COPY_SHIFT_S = 1800.0  # a copied call (demand above 1) opens up to this long before or after its original
@@ -127,7 +128,8 @@ def _shifted(r: Response, shift: float) -> Response:
                     s(r.at_hospital), s(r.available))
 
 
-Rankings = dict[tuple[str, str], list[tuple[float, str]]]
+#: (call, unit type) -> the units by median travel then id: the ranking's exact prefix, and whether it is whole
+Rankings = dict[tuple[str, str], tuple[Ranked, bool]]
 
 
 def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels | None, seed: int,
@@ -150,6 +152,8 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
     places = {vtype: ([u.unit_id for u in us], np.array([u.lat for u in us]), np.array([u.lon for u in us]))
               for vtype, us in by_type.items()}
     station_of = {u.unit_id: u.station for u in fleet.values()}
+    if rule == "closest" and cards is None and models is not None:
+        _rank_ahead(out, requests, places, models, rankings)
     for t, n, i, seen in requests:
         call = out[n]
         if rule == "trace":
@@ -160,14 +164,20 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
         if not units:
             continue  # the scenario has no unit of the type at all: the request goes unserved
         model = models.get(seen.vehicle_type, call.priority)
-        ranked = rankings.get((call.call_id, seen.vehicle_type))
-        if ranked is None:
+        key = (call.call_id, seen.vehicle_type)
+        ranked, whole = rankings.get(key) or ([], False)
+        chosen = _choose(ranked, fleet, free_at, t, whole) if ranked else None
+        if chosen is None:  # not ranked yet, or every unit of the prefix busy: the whole ranking
             ids, lats, lons = places[seen.vehicle_type]
-            medians = model.medians_s(haversine_m_many(call.lat, call.lon, lats, lons)).tolist()
-            ranked = rankings[(call.call_id, seen.vehicle_type)] = (
-                sorted(zip(medians, ids, strict=True)) if cards is None
-                else cards.ranked(call, ids, station_of, medians))
-        unit, at = _choose(ranked, fleet, free_at, t)
+            if cards is None:
+                ranked = full_ranking(call, ids, lats, lons, model)
+            else:
+                medians = model.medians_s(haversine_m_many(call.lat, call.lon, lats, lons)).tolist()
+                ranked = cards.ranked(call, ids, station_of, medians)
+            rankings[key] = (ranked, True)
+            chosen = _choose(ranked, fleet, free_at, t, True)
+        assert chosen is not None
+        unit, at = chosen
         if at == math.inf:
             continue  # every unit of the type is busy to the end of the history
         rng = random.Random(f"{seed}|{call.call_id}|{i}")
@@ -181,13 +191,38 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
     return out
 
 
-def _choose(ranked: list[tuple[float, str]], fleet: Mapping[str, Unit], free_at: dict[str, float], t: float
-            ) -> tuple[Unit, float]:
+def _rank_ahead(calls: Sequence[Call], requests: Sequence[tuple[float, int, int, Response]],
+                places: Mapping[str, tuple[list[str], np.ndarray, np.ndarray]], models: TravelModels,
+                rankings: Rankings) -> None:
+    """The rankings' prefixes of every (call, type) the requests ask and ``rankings`` lacks, many calls at once
+    (streams/whatif/nearest.py)."""
+    wanted: dict[tuple[str, int], dict[str, Call]] = {}  # (type, model) -> calls
+    model_of: dict[tuple[str, int], TravelModel] = {}
+    for _, n, _, seen in requests:
+        call = calls[n]
+        if seen.vehicle_type not in places or (call.call_id, seen.vehicle_type) in rankings:
+            continue
+        model = models.get(seen.vehicle_type, call.priority)
+        group = (seen.vehicle_type, id(model))
+        model_of[group] = model
+        wanted.setdefault(group, {})[call.call_id] = call
+    for group, asked in wanted.items():
+        vtype = group[0]
+        ids, lats, lons = places[vtype]
+        for call, entry in zip(asked.values(), prefixes(list(asked.values()), ids, lats, lons, model_of[group]),
+                               strict=True):
+            rankings[(call.call_id, vtype)] = entry
+
+
+def _choose(ranked: Ranked, fleet: Mapping[str, Unit], free_at: dict[str, float], t: float, whole: bool
+            ) -> tuple[Unit, float] | None:
     """The idle unit nearest in median travel time (``ranked``: the type's units by it, then id); none idle: the first
-    free (then the nearest)."""
+    free (then the nearest) — or None when ``ranked`` is only the ranking's prefix (the whole one is needed)."""
     for _, uid in ranked:
         if free_at[uid] <= t:
             return fleet[uid], t
+    if not whole:
+        return None
     _, _, uid = min((free_at[uid], travel, uid) for travel, uid in ranked)
     return fleet[uid], free_at[uid]
 

@@ -57,10 +57,15 @@ class History:
         """An import's folder: ``events.jsonl`` and ``reference/``."""
         if not (folder / "events.jsonl").exists():
             raise ValueError(f"{folder}: no events.jsonl (the folder `vigie import --out` writes)")
-        calls = calls_from_events(read_events(folder / "events.jsonl"))
+        return cls.from_files(folder / "events.jsonl", folder / "reference")
+
+    @classmethod
+    def from_files(cls, events: Path, reference_dir: Path) -> History:
+        """An event file (``vigie simulate --output``'s, an import's) and the reference of its brigade."""
+        calls = calls_from_events(read_events(events))
         if not calls:
-            raise ValueError(f"{folder}/events.jsonl: no call")
-        reference = Reference.load(folder / "reference")
+            raise ValueError(f"{events}: no call")
+        reference = Reference.load(reference_dir)
         units, stations = units_from(reference, calls)
         end = max((t for c in calls for r in c.responses for t in (r.dispatched, r.available) if t is not None),
                   default=calls[-1].opened)
