@@ -546,3 +546,25 @@ def test_live_advice_from_the_tables_rows_on_a_hand_made_map() -> None:
               fast.sample_s(haversine_m(*a, a[0], a[1] + k * 0.0007), rng)) for k in range(60)]
     vsav, _ = advice(1e9, ["VSAV", "FPT"], 240.0, stations, free, demand_rows, trips, busy)
     assert (vsav.unit_id, vsav.trips) == ("", 60) and vsav.coverage_before == pytest.approx(0.75)
+
+
+def test_ranking_prefixes_are_exact_prefixes_of_the_whole_ranking() -> None:
+    """Many calls at once, units sharing stations (ties broken by id): each prefix is the whole ranking's first
+    units, holds at least 8 of them, and every unit outside it ranks after every unit inside."""
+    from streams.whatif.nearest import TOP_K, full_ranking, prefixes
+
+    rng = random.Random(9)
+    model = TravelModel(accel=0.7, cruise=15.0, start_s=80.0, sigma=0.39)
+    stations = [(48.8 + rng.uniform(0, 0.1), 2.3 + rng.uniform(0, 0.1)) for _ in range(12)]
+    placed = [(f"U{k:03d}", *stations[rng.randrange(len(stations))]) for k in range(60)]
+    ids = [u for u, _, _ in placed]
+    lats, lons = np.array([p[1] for p in placed]), np.array([p[2] for p in placed])
+    calls = [Call(f"c{k}", 0.0, 48.8 + rng.uniform(0, 0.1), 2.3 + rng.uniform(0, 0.1), "s", "fire", 1)
+             for k in range(3000)]
+    calls += [Call("at-a-station", 0.0, *stations[0], "s", "fire", 1)]
+    for call, (prefix, whole) in zip(calls, prefixes(calls, ids, lats, lons, model), strict=True):
+        full = full_ranking(call, ids, lats, lons, model)
+        assert [u for _, u in prefix] == [u for _, u in full[:len(prefix)]]
+        assert len(prefix) >= TOP_K and whole == (len(prefix) == len(ids))
+    few = prefixes(calls[:5], ids[:5], lats[:5], lons[:5], model)
+    assert all(whole and len(prefix) == 5 for prefix, whole in few)
