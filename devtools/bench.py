@@ -456,7 +456,8 @@ def _state_items(port: int) -> dict[str, float]:
         return {}
     out: dict[str, float] = {}
     for line in text.splitlines():
-        found = re.match(r'vigie_state_items\{.*kind="([^"]+)".*\} ([0-9.e+]+)', line)
+        found = (re.match(r'vigie_state_items\{.*kind="([^"]+)".*\} ([0-9.e+]+)', line)
+                 or re.match(r'vigie_state_entries\{table="([^"]+)"\} ([0-9.e+]+)', line))
         if found:
             out[found.group(1)] = out.get(found.group(1), 0.0) + float(found.group(2))
     return out
@@ -473,6 +474,8 @@ def _month_summary(samples: list[tuple[float, float, dict[str, float]]], days: i
             weekly.append(f"d{near[0]:.1f}: RSS {near[1]:,.0f} MB ({items})")
     later = [rss for day, rss, _ in samples if day >= days / 4]
     spread = f"; RSS over the last three quarters {min(later):,.0f}-{max(later):,.0f} MB" if later else ""
+    every = [f"d{day:.0f} {rss:,.0f}" for day, rss, _ in samples[::4]]
+    spread += f"; RSS (MB) every 2 simulated days: {', '.join(every)}" if every else ""
     trouble = "".join([f" [publisher failed: {failed[0]!r}]" if failed else "",
                        f" [the worker exited with {died}, see .vigie/bench/worker-live_month-0.log]"
                        if died is not None else "",
