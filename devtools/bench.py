@@ -47,7 +47,7 @@ from devtools.brigade import generate_brigade
 from devtools.produce import make_producer, publish
 from devtools.simulator import SimEvent, Simulator
 from devtools.stack import LOCAL_BROKER, free_port, start_broker, start_clickhouse
-from schemas.codec import decode_intervention, decode_vehicle_status, encode
+from schemas.codec import decode_intervention, decode_vehicle_status, encode, event_line
 from schemas.reference import Reference
 from sinks.clickhouse import make_client, run_migrations
 from sinks.history import HistorySource, run_history
@@ -535,7 +535,7 @@ def _alerts_cost(s: Settings, work: Path, days: float = 7.0) -> list[Figure]:
         with tmp.open("w") as f:
             for ev in Simulator(ref, seed=31, start=datetime(2026, 1, 5, tzinfo=UTC),
                                 major_incidents_per_day=3).events(days * 86400):
-                f.write(f'{{"topic":"{ev.topic}","key":"{ev.key}","event":{encode(ev.event).decode()}}}\n')
+                f.write(event_line(ev.topic, ev.key, ev.event))
         tmp.rename(path)
     out = []
     for case, rules in (("alerts-off", work / "no-rules.toml"), ("alerts-on", s.alert_rules)):
@@ -564,7 +564,7 @@ def _year_events(s: Settings, work: Path, days: float) -> Path:
         with tmp.open("w") as f:
             for ev in Simulator(ref, seed=2026, start=datetime(2025, 1, 6, tzinfo=UTC), crews=False).events(
                     days * 86400):
-                f.write(f'{{"topic":"{ev.topic}","key":"{ev.key}","event":{encode(ev.event).decode()}}}\n')
+                f.write(event_line(ev.topic, ev.key, ev.event))
         tmp.rename(path)
     return path
 

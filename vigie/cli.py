@@ -100,7 +100,7 @@ def _cmd_simulate(s: Settings, a: argparse.Namespace) -> int:
 
 def _demand_history(s: Settings, a: argparse.Namespace, end: datetime) -> int:
     from devtools.simulator import Simulator
-    from schemas.codec import encode
+    from schemas.codec import event_line
     from schemas.reference import Reference
 
     if not a.output:
@@ -110,7 +110,7 @@ def _demand_history(s: Settings, a: argparse.Namespace, end: datetime) -> int:
     n = 0
     with Path(a.output).open("w") as out:
         for ev in sim.demand(seconds):
-            out.write(f'{{"topic":"{ev.topic}","key":"{ev.key}","event":{encode(ev.event).decode()}}}\n')
+            out.write(event_line(ev.topic, ev.key, ev.event))
             n += 1
     print(f"wrote {n} events ({sim._n_interventions} calls over {a.demand_history:g} weeks to {end.isoformat()}) "
           f"to {a.output}")

@@ -14,7 +14,7 @@ import pytest
 
 from core.settings import PROJECT_ROOT
 from devtools.simulator import Simulator
-from schemas.codec import encode
+from schemas.codec import event_line
 from schemas.reference import Reference
 from tests.integration.conftest import Stack, new_settings, wait_until
 
@@ -44,7 +44,7 @@ def test_pause_resume_stop(stack: Stack, tmp_path: Path) -> None:
     events_file = tmp_path / "events.jsonl"
     with events_file.open("w") as f:
         for ev in Simulator(ref, seed=5, start=datetime(2026, 2, 1, tzinfo=UTC)).events(6 * 3600):
-            f.write(f'{{"topic":"{ev.topic}","key":"{ev.key}","event":{encode(ev.event).decode()}}}\n')
+            f.write(event_line(ev.topic, ev.key, ev.event))
     env = {**os.environ, **s.to_env(), "VIGIE_RUN_DIR": str(tmp_path / "run")}
     vigie = [sys.executable, "-m", "vigie.cli"]
     log = tmp_path / "replay.log"
