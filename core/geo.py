@@ -36,12 +36,18 @@ def haversine_m_many(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray)
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(1.0, a)))
 
 
-def haversine_m_matrix(lats1: np.ndarray, lons1: np.ndarray, lats2: np.ndarray, lons2: np.ndarray) -> np.ndarray:
-    """``haversine_m`` from each of many points (rows) to each of many others (columns)."""
-    p1, p2 = np.radians(lats1)[:, None], np.radians(lats2)[None, :]
-    dlon = np.radians(lons2[None, :] - lons1[:, None])
-    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
+def haversine_m_pairs(lats1: np.ndarray, lons1: np.ndarray, lats2: np.ndarray, lons2: np.ndarray) -> np.ndarray:
+    """``haversine_m`` between the points of two arrays, pair by pair."""
+    p1, p2 = np.radians(lats1), np.radians(lats2)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lons2 - lons1) / 2) ** 2
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(1.0, a)))
+
+
+def unit_vectors(lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+    """Points as unit vectors (n x 3): the dot product of two is the cosine of their central angle, so it orders
+    distances from a point as ``haversine_m`` does (nearer: larger), for many points at once by a matrix product."""
+    p, lam = np.radians(lats), np.radians(lons)
+    return np.stack([np.cos(p) * np.cos(lam), np.cos(p) * np.sin(lam), np.sin(p)], axis=1)
 
 
 def _in_ring(lon: float, lat: float, ring: Ring) -> bool:
