@@ -228,6 +228,18 @@ def _cmd_moveup(s: Settings, a: argparse.Namespace) -> int:
     return 0
 
 
+def _history_arguments(p: argparse.ArgumentParser) -> None:
+    """Where `vigie whatif` reads its history: an import's folder, or a database's raw history."""
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--history", default=None, help="an import's folder (vigie import --out): events.jsonl, "
+                       "reference/")
+    where.add_argument("--history-db", default=None, metavar="DB", help="a ClickHouse database's raw history (the "
+                       "live one, a replay's, a `vigie history` run's), with the reference of --reference (default: "
+                       "VIGIE_REFERENCE_DIR)")
+    p.add_argument("--reference", default=None, help="the brigade's reference folder (stations.csv, fleet.csv) "
+                   "instead of the history folder's or VIGIE_REFERENCE_DIR")
+
+
 def _cmd_near(s: Settings, a: argparse.Namespace) -> int:
     from sinks.near import Around, NearError
     from vigie.near import near
@@ -651,8 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     wisub = wi.add_subparsers(dest="whatif_command", required=True, metavar="WHATIF_COMMAND")
     wr = wisub.add_parser("run", help="the history unchanged and under a scenario, over paired seeds: the figures side "
                           "by side, each difference with its 95 %% interval")
-    wr.add_argument("--history", required=True, help="an import's folder (vigie import --out): events.jsonl, "
-                    "reference/")
+    _history_arguments(wr)
     wr.add_argument("--scenario", default=None, help="the scenario file (TOML, schemas/whatif.py); none: the "
                     "history unchanged against itself")
     wr.add_argument("--seeds", type=int, default=20, help="paired seeds (default 20)")
@@ -664,11 +675,11 @@ def build_parser() -> argparse.ArgumentParser:
     wr.set_defaults(func=_cmd_whatif)
     wt = wisub.add_parser("trace", help="re-run the history with the observed dispatches forced: the figures must be "
                           "the observed ones (exit 1 if not)")
-    wt.add_argument("--history", required=True, help="an import's folder (vigie import --out)")
+    _history_arguments(wt)
     wt.set_defaults(func=_cmd_whatif)
     wm = wisub.add_parser("moveup", help="move-up advice at a moment of the history: which free unit to move to which "
                           "station to raise the expected coverage most (DMEXCLP)")
-    wm.add_argument("--history", required=True, help="an import's folder (vigie import --out)")
+    _history_arguments(wm)
     wm.add_argument("--at", default=None, help="the moment (ISO date/time, UTC unless it has an offset)")
     wm.add_argument("--evaluate", action="store_true", help="instead: re-run the history with move-ups on (freed "
                     "units of --type to the best station) against off (home), over paired seeds")
@@ -680,7 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
     wm.set_defaults(func=_cmd_whatif)
     wc = wisub.add_parser("calibrate", help="the history unchanged through the closest-unit rule and the fitted "
                           "models against what was observed (per unit type x priority, utilisation, held-out travel)")
-    wc.add_argument("--history", required=True, help="an import's folder (vigie import --out)")
+    _history_arguments(wc)
     wc.add_argument("--seeds", type=int, default=20, help="seeds (default 20)")
     wc.add_argument("--fitted-durations", action="store_true", help="turnouts and times after arrival drawn from "
                     "the history (per unit type and hour; per call nature and unit type) instead of each response's "

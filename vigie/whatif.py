@@ -1,17 +1,22 @@
-"""`vigie whatif run | trace | calibrate | moveup` (README "What-if"): each subcommand reads an import's folder,
-computes with ``streams/whatif/`` and prints; ``run --store`` writes the figures to ClickHouse."""
+"""`vigie whatif run | trace | calibrate | moveup` (README "What-if"): each subcommand reads a history (an import's
+folder, or the raw history a ClickHouse database keeps), computes with ``streams/whatif/`` and prints; ``run
+--store`` writes the figures to ClickHouse."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 from core.settings import Settings, run_settings
+from schemas.reference import Reference
 from schemas.whatif import Scenario
 from sinks.clickhouse import make_client
+from sinks.history import records_from_clickhouse
 from sinks.whatif import write_figures
+from streams.registry import logical_topics
 from streams.rows import WhatifFigureRow
 from streams.whatif.durations import Durations
 from streams.whatif.engine import demand, fleet_for
@@ -38,7 +43,7 @@ from vigie.when import instant
 
 def run(s: Settings, a: argparse.Namespace) -> int:
     """The history unchanged and under the scenario, side by side; ``--store``, ``--out``."""
-    history = History.load(Path(a.history))
+    history = load_history(s, a)
     scenario = Scenario.load(Path(a.scenario)) if a.scenario else Scenario()
     models = TravelModels.fit(history.trips())
     figures = compare(history, scenario, a.seeds, models)
@@ -58,7 +63,7 @@ def run(s: Settings, a: argparse.Namespace) -> int:
 
 def trace(s: Settings, a: argparse.Namespace) -> int:
     """The observed dispatches forced: exit 1 unless the figures are the observed ones."""
-    history = History.load(Path(a.history))
+    history = load_history(s, a)
     targets = Scenario().targets
     seen = figures_of(kpis(history.calls, targets, history.start, history.end))
     traced = figures_of(kpis(rerun(history.calls, history.units, None, 0, "trace"), targets, history.start,
@@ -73,7 +78,7 @@ def trace(s: Settings, a: argparse.Namespace) -> int:
 
 
 def calibrate(s: Settings, a: argparse.Namespace) -> int:
-    history = History.load(Path(a.history))
+    history = load_history(s, a)
     checks, models = calibration(history, a.seeds, dict(Scenario().targets), a.fitted_durations)
     print(render_checks(checks, a.seeds, models))
     return 0
@@ -85,7 +90,7 @@ def moveup(s: Settings, a: argparse.Namespace) -> int:
         print("vigie whatif moveup: --at (advice at a moment) or --evaluate (on vs off over the history)",
               file=sys.stderr)
         return 2
-    history = History.load(Path(a.history))
+    history = load_history(s, a)
     models = TravelModels.fit(history.trips())
     if a.evaluate:
         types = a.type or ["VSAV"]
@@ -101,6 +106,19 @@ def moveup(s: Settings, a: argparse.Namespace) -> int:
               f"({advice.drive_s / 60:.1f} min drive): expected coverage within {a.limit_min:g} min "
               f"{100 * advice.coverage_before:.1f} % -> {100 * (advice.coverage_before + advice.gain):.1f} %"))
     return 0
+
+
+def load_history(s: Settings, a: argparse.Namespace) -> History:
+    """``--history FOLDER`` (an import's), or ``--history-db DB``: the raw history a database keeps (the live one,
+    a replay's, a `vigie history` run's), with the reference of ``--reference`` (default: the deployment's)."""
+    if a.history_db:
+        names = {v: k for k, v in logical_topics(s).items()}
+        events = ((names[r.topic], json.loads(r.value)) for r in records_from_clickhouse(s, a.history_db))
+        reference = Reference.load(Path(a.reference) if a.reference else s.reference_dir)
+        return History.from_events(events, reference, f"database {a.history_db}")
+    if a.reference:
+        return History.from_files(Path(a.history) / "events.jsonl", Path(a.reference))
+    return History.load(Path(a.history))
 
 
 def _store(s: Settings, a: argparse.Namespace, rows: list[WhatifFigureRow]) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from statistics import mean, stdev
+from typing import Any
 
 from scipy.stats import t as student
 
@@ -62,10 +63,16 @@ class History:
     @classmethod
     def from_files(cls, events: Path, reference_dir: Path) -> History:
         """An event file (``vigie simulate --output``'s, an import's) and the reference of its brigade."""
-        calls = calls_from_events(read_events(events))
+        return cls.from_events(read_events(events), Reference.load(reference_dir), str(events))
+
+    @classmethod
+    def from_events(cls, events: Iterable[tuple[str, dict[str, Any]]], reference: Reference, source: str
+                    ) -> History:
+        """``(topic, event)`` pairs in any order (a file, or the raw history a database keeps) and the reference of
+        the brigade; ``source`` names them in errors."""
+        calls = calls_from_events(events)
         if not calls:
-            raise ValueError(f"{events}: no call")
-        reference = Reference.load(reference_dir)
+            raise ValueError(f"{source}: no call")
         units, stations = units_from(reference, calls)
         end = max((t for c in calls for r in c.responses for t in (r.dispatched, r.available) if t is not None),
                   default=calls[-1].opened)

@@ -83,3 +83,28 @@ def _toml(text: str) -> dict:  # type: ignore[type-arg]
     import tomllib
 
     return tomllib.loads(text)
+
+
+def test_the_history_read_from_a_databases_raw_history_is_the_imported_one(stack: Stack, tmp_path: Path) -> None:
+    """The SF week stored by the batch path (`vigie history`), then read back by `vigie whatif --history-db`: the
+    same calls and responses as from the import's folder, and the trace run gives the observed figures exactly."""
+    import argparse
+
+    from vigie.whatif import load_history
+
+    Importer(Mapping.load(MAPPING)).run(SF_WEEK, tmp_path / "sf")
+    s = new_settings(stack).model_copy(update={"reference_dir": tmp_path / "sf" / "reference"})
+    env = {**os.environ, **s.to_env()}
+    done = subprocess.run([sys.executable, "-m", "vigie.cli", "history", "--from-file",
+                           str(tmp_path / "sf" / "events.jsonl"), "--processes", "1"], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stored = load_history(s, argparse.Namespace(history=None, history_db=s.clickhouse_database, reference=None))
+    imported = History.load(tmp_path / "sf")
+    assert len(stored.calls) == len(imported.calls) == 3560
+    assert stored.calls == imported.calls and stored.units == imported.units
+    done = subprocess.run([sys.executable, "-m", "vigie.cli", "whatif", "trace", "--history-db", s.clickhouse_database,
+                           "--reference", str(tmp_path / "sf" / "reference")], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=PROJECT_ROOT)
+    assert done.returncode == 0 and "3560 calls: the trace run gives the observed figures exactly" in done.stdout, (
+        done.stdout[-2000:], done.stderr[-2000:])
