@@ -30,6 +30,8 @@
     radius_km = 3
     [turnout_change_s]                    # seconds added to each response's turnout, per unit type (at least 0 s)
     VSAV = -30
+    [staffing]                            # crews on duty: at most this many of the station's units out at once
+    SF01 = 2
     [run_cards]                           # dispatch = "run_cards": a sector's stations in order (the rest after)
     "03" = ["SF03", "SF01", "SF13"]
     [targets]                             # call -> first arrival target per priority (default: 1 -> 8m, 2 -> 20m)
@@ -116,6 +118,7 @@ class Scenario(BaseModel):
     dispatch: Literal["closest", "run_cards"] = "closest"
     crossing_areas: bool = True
     durations: Literal["observed", "fitted"] = "observed"
+    staffing: dict[Identifier, int] = Field(default_factory=dict)
     run_cards: dict[str, tuple[Identifier, ...]] = Field(default_factory=dict)
     targets: dict[int, Duration] = Field(default_factory=lambda: {1: 480.0, 2: 1200.0})
 
@@ -130,6 +133,8 @@ class Scenario(BaseModel):
             raise ValueError('run_cards: given with dispatch = "closest" (set dispatch = "run_cards")')
         if any(len(set(card)) < len(card) or not card for card in self.run_cards.values()):
             raise ValueError("run_cards: a card names a station twice, or none")
+        if any(n < 1 for n in self.staffing.values()):
+            raise ValueError("staffing: at least 1 crew per station (close_stations closes one)")
         if any(not -3600 <= v <= 3600 for v in self.turnout_change_s.values()):
             raise ValueError("turnout_change_s: each change within ±3600 s")
         return self

@@ -134,13 +134,16 @@ Rankings = dict[tuple[str, str], tuple[Ranked, bool]]
 
 def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels | None, seed: int,
         rule: Rule = "closest", rankings: Rankings | None = None, turnout_change: Mapping[str, float] | None = None,
-        cards: RunCards | None = None, durations: Durations | None = None) -> list[Call]:
+        cards: RunCards | None = None, durations: Durations | None = None, staffing: Mapping[str, int] | None = None
+        ) -> list[Call]:
     """The calls with the responses the rule gives (new objects; the history is not changed). ``rankings``: the
     units of each type by median travel to each call, kept between runs on the same fleet and models (the seeds of a
     comparison): a dict the caller keeps for that fleet. ``turnout_change``: seconds added to the turnouts of a unit
     type (the scenario's ``turnout_change_s``; a turnout is at least 0 s). ``cards``: run cards and areas instead of
     the closest idle unit anywhere (streams/whatif/cards.py). ``durations``: turnouts and times after arrival drawn
-    from the history instead of the replaced response's own (streams/whatif/durations.py)."""
+    from the history instead of the replaced response's own (streams/whatif/durations.py). ``staffing``: station ->
+    crews on duty, at most that many of its units engaged at once (a unit free at a station whose crews are all out
+    waits for one back)."""
     changes = turnout_change or {}
     rankings = {} if rankings is None else rankings
     out = [Call(c.call_id, c.opened, c.lat, c.lon, c.sector, c.nature, c.priority, []) for c in calls]
@@ -152,6 +155,7 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
     places = {vtype: ([u.unit_id for u in us], np.array([u.lat for u in us]), np.array([u.lon for u in us]))
               for vtype, us in by_type.items()}
     station_of = {u.unit_id: u.station for u in fleet.values()}
+    crews = _Crews(staffing, fleet, free_at) if staffing else None
     if rule == "closest" and cards is None and models is not None:
         _rank_ahead(out, requests, places, models, rankings)
     for t, n, i, seen in requests:
@@ -166,7 +170,8 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
         model = models.get(seen.vehicle_type, call.priority)
         key = (call.call_id, seen.vehicle_type)
         ranked, whole = rankings.get(key) or ([], False)
-        chosen = _choose(ranked, fleet, free_at, t, whole) if ranked else None
+        chosen = (None if not ranked else _choose(ranked, fleet, free_at, t, whole) if crews is None
+                  else crews.choose(ranked, t, whole))
         if chosen is None:  # not ranked yet, or every unit of the prefix busy: the whole ranking
             ids, lats, lons = places[seen.vehicle_type]
             if cards is None:
@@ -175,7 +180,7 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
                 medians = model.medians_s(haversine_m_many(call.lat, call.lon, lats, lons)).tolist()
                 ranked = cards.ranked(call, ids, station_of, medians)
             rankings[key] = (ranked, True)
-            chosen = _choose(ranked, fleet, free_at, t, True)
+            chosen = _choose(ranked, fleet, free_at, t, True) if crews is None else crews.choose(ranked, t, True)
         assert chosen is not None
         unit, at = chosen
         if at == math.inf:
@@ -212,6 +217,37 @@ def _rank_ahead(calls: Sequence[Call], requests: Sequence[tuple[float, int, int,
         for call, entry in zip(asked.values(), prefixes(list(asked.values()), ids, lats, lons, model_of[group]),
                                strict=True):
             rankings[(call.call_id, vtype)] = entry
+
+
+class _Crews:
+    """Stations' crews on duty: a unit leaves only while its station has fewer units out than crews."""
+
+    def __init__(self, staffing: Mapping[str, int], fleet: Mapping[str, Unit], free_at: dict[str, float]) -> None:
+        self.fleet, self.free_at, self.caps = fleet, free_at, staffing
+        self.units: dict[str, list[str]] = {}
+        for u in fleet.values():
+            self.units.setdefault(u.station, []).append(u.unit_id)
+
+    def crew_back(self, station: str, t: float) -> float:
+        """When the station has a crew to send at ``t`` or later (``t`` if it has one now)."""
+        cap = self.caps.get(station)
+        if cap is None:
+            return t
+        out = sorted(f for f in (self.free_at[u] for u in self.units[station]) if f > t)
+        return t if len(out) < cap else out[len(out) - cap]
+
+    def choose(self, ranked: Ranked, t: float, whole: bool) -> tuple[Unit, float] | None:
+        """``_choose`` with the crews: the idle unit nearest whose station has a crew; none: the first able to
+        leave (free, with a crew back), then the nearest — or None on a ranking's prefix."""
+        for _, uid in ranked:
+            if self.free_at[uid] <= t and self.crew_back(self.fleet[uid].station, t) <= t:
+                return self.fleet[uid], t
+        if not whole:
+            return None
+        _, _, uid = min((max(self.free_at[uid], self.crew_back(self.fleet[uid].station, t)), travel, uid)
+                        for travel, uid in ranked)
+        at = max(self.free_at[uid], self.crew_back(self.fleet[uid].station, t))
+        return self.fleet[uid], at
 
 
 def _choose(ranked: Ranked, fleet: Mapping[str, Unit], free_at: dict[str, float], t: float, whole: bool

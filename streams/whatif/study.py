@@ -150,6 +150,15 @@ def cards_for(history: History, scenario: Scenario, fleet: dict[str, Unit]) -> R
                            ordered=scenario.dispatch == "run_cards")
 
 
+def staffing_for(scenario: Scenario, fleet: dict[str, Unit]) -> dict[str, int]:
+    """The scenario's crews per station, each a station of the scenario's fleet."""
+    stations = {u.station for u in fleet.values()}
+    unknown = sorted(set(scenario.staffing) - stations)
+    if unknown:
+        raise ScenarioError(f"staffing: no unit at {', '.join(map(repr, unknown))} in the scenario's fleet")
+    return dict(scenario.staffing)
+
+
 def compare(history: History, scenario: Scenario, seeds: int, model: TravelModels,
             progress: Callable[[int], None] | None = None) -> list[Figure]:
     """The history unchanged (its calls, its fleet) and under ``scenario`` (its demand, fleet and turnouts), each
@@ -157,6 +166,7 @@ def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel
     own)."""
     changed = fleet_for(history.units, history.stations, scenario)
     cards = cards_for(history, scenario, changed)
+    staffing = staffing_for(scenario, changed)
     durations = Durations.fit(history.calls) if scenario.durations == "fitted" else None
     points = demand_points(history.calls)
     base_runs: list[dict[str, float]] = []
@@ -168,7 +178,7 @@ def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel
                 (history.units, base_runs, rankings[0], history.calls, None, None),
                 (changed, scen_runs, rankings[1], calls, scenario.turnout_change_s, cards)):
             result = run(asked, fleet, model, seed, rankings=ranked, turnout_change=turnout, cards=rule,
-                         durations=durations)
+                         durations=durations, staffing=staffing if fleet is changed else None)
             runs.append(figures_of(kpis(result, scenario.targets, history.start, history.end))
                         | coverage_figures(result, fleet, model, points, history.start, history.end))
         if progress:

@@ -568,3 +568,35 @@ def test_ranking_prefixes_are_exact_prefixes_of_the_whole_ranking() -> None:
         assert len(prefix) >= TOP_K and whole == (len(prefix) == len(ids))
     few = prefixes(calls[:5], ids[:5], lats[:5], lons[:5], model)
     assert all(whole and len(prefix) == 5 for prefix, whole in few)
+
+
+def test_staffing_limits_a_stations_units_out_at_once() -> None:
+    """Station A (two engines, EA1 and EA2) and station B 1.1 km away (one, EB). Two calls at A's door 60 s apart,
+    each busy 1,800 s after arrival. Unlimited: A's two engines go. One crew at A: the second call gets B's engine;
+    one crew at A and B closed: the second call waits for A's crew, back when EA1 is free again."""
+    from streams.whatif.study import staffing_for
+
+    model = TravelModel(accel=1e9, cruise=10.0, start_s=60.0, sigma=1e-9)
+    models = TravelModels({}, {}, model)
+    a, b = (0.0, 0.0), (0.0, 0.01)
+    fleet = {"EA1": Unit("EA1", "FPT", "A", *a), "EA2": Unit("EA2", "FPT", "A", *a), "EB": Unit("EB", "FPT", "B", *b)}
+
+    def call(cid: str, t: float) -> Call:
+        return Call(cid, t, *a, "a", "fire", 1, [Response("x", "FPT", t, t + 60, t + 200, None, None, t + 2000)])
+
+    calls = [call("c1", 0.0), call("c2", 60.0)]
+
+    def served(units: dict[str, Unit], staffing: dict[str, int] | None) -> list[tuple[str, str, float]]:
+        return [(c.call_id, r.unit, r.waited_s) for c in run(calls, units, models, 0, staffing=staffing)
+                for r in c.responses]
+
+    assert served(fleet, None) == [("c1", "EA1", 0.0), ("c2", "EA2", 0.0)]
+    assert served(fleet, {"A": 1}) == [("c1", "EA1", 0.0), ("c2", "EB", 0.0)]
+    assert served(fleet, {"A": 2}) == [("c1", "EA1", 0.0), ("c2", "EA2", 0.0)]
+    # EA1: dispatched 0, 60 s turnout, 60 s drive (0 m), then the 1,800 s after arrival of its response: free at 1,920
+    only_a = {k: u for k, u in fleet.items() if u.station == "A"}
+    assert served(only_a, {"A": 1}) == [("c1", "EA1", 0.0), ("c2", "EA1", pytest.approx(1920.0 - 60.0))]
+    with pytest.raises(ScenarioError, match="staffing: no unit at 'Z9'"):
+        staffing_for(Scenario(staffing={"Z9": 1}), fleet)
+    with pytest.raises(ValueError, match="at least 1 crew"):
+        Scenario(staffing={"A": 0})
