@@ -35,6 +35,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -811,23 +812,32 @@ def run_whatif_bench(year_days: float = 365.0) -> list[Figure]:
     return figures
 
 
-def run_live_month_bench(days: int = 28, speed: float = 3000.0) -> list[Figure]:
-    """The live worker over a simulated month alone (`vigie bench --live-month`): own broker and ClickHouse."""
+@contextmanager
+def _bench_stack(broker: bool = True) -> Iterator[tuple[Settings, Path]]:
+    """A broker (unless ``broker`` is False) and a ClickHouse of the bench's own, stopped and their data removed after;
+    yields settings reaching them and the bench's work folder."""
     work = PROJECT_ROOT / ".vigie" / "bench"
     work.mkdir(parents=True, exist_ok=True)
     kafka_port, ch_tcp = free_port(), free_port()
-    broker = start_broker(kafka_port, work)
+    kafka = start_broker(kafka_port, work) if broker else None
     ch_dir = work / f"clickhouse-{time.time_ns()}"
     ch = start_clickhouse(ch_tcp, free_port(), ch_dir)
     try:
-        s = Settings(**LOCAL_BROKER, kafka_bootstrap=f"127.0.0.1:{kafka_port}", clickhouse_port=ch_tcp)  # type: ignore[arg-type]
+        yield (Settings(**LOCAL_BROKER, kafka_bootstrap=f"127.0.0.1:{kafka_port}", clickhouse_port=ch_tcp)  # type: ignore[arg-type]
+               if broker else Settings(clickhouse_port=ch_tcp)), work
+    finally:
+        if kafka is not None:
+            kafka.stop()
+        ch.stop()
+        shutil.rmtree(ch_dir, ignore_errors=True)  # a year of history is gigabytes
+
+
+def run_live_month_bench(days: int = 28, speed: float = 3000.0) -> list[Figure]:
+    """The live worker over a simulated month alone (`vigie bench --live-month`): own broker and ClickHouse."""
+    with _bench_stack() as (s, _):
         print(f"a live worker over {days} simulated days at x{speed:g} ({days * 86400 / speed / 60:.0f} minutes) ...",
               flush=True)
         figures = [_worker_month_live(s, days, speed)]
-    finally:
-        broker.stop()
-        ch.stop()
-        shutil.rmtree(ch_dir, ignore_errors=True)
     for f in figures:
         print(f"{f.case:<18} {f.events:>9,} {f.seconds:>9.2f}  {f.note}")
     return figures
@@ -835,16 +845,8 @@ def run_live_month_bench(days: int = 28, speed: float = 3000.0) -> list[Figure]:
 
 def run_near_bench() -> list[Figure]:
     """The stocks-near-a-place figures alone (`vigie bench --near-only`): own ClickHouse, no broker."""
-    work = PROJECT_ROOT / ".vigie" / "bench"
-    work.mkdir(parents=True, exist_ok=True)
-    ch_tcp = free_port()
-    ch_dir = work / f"clickhouse-{time.time_ns()}"
-    ch = start_clickhouse(ch_tcp, free_port(), ch_dir)
-    try:
-        figures = _near(Settings(clickhouse_port=ch_tcp), work)
-    finally:
-        ch.stop()
-        shutil.rmtree(ch_dir, ignore_errors=True)
+    with _bench_stack(broker=False) as (s, work):
+        figures = _near(s, work)
     for f in figures:
         print(f"{f.case:<15} {f.events:>9,} {f.seconds:>9.2f} {f.rate:>10,.0f}  {f.note}")
     return figures
@@ -853,79 +855,82 @@ def run_near_bench() -> list[Figure]:
 def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None = None,
               history_days: float = 365.0, worker_month: bool = False, replay_month: bool = False) -> list[Figure]:
     results_dir = results_dir or PROJECT_ROOT / "bench-results"
-    work = PROJECT_ROOT / ".vigie" / "bench"
-    work.mkdir(parents=True, exist_ok=True)
-    kafka_port, ch_tcp = free_port(), free_port()
-    broker = start_broker(kafka_port, work)
-    ch_dir = work / f"clickhouse-{time.time_ns()}"
-    ch = start_clickhouse(ch_tcp, free_port(), ch_dir)
-    try:
-        s = Settings(**LOCAL_BROKER, kafka_bootstrap=f"127.0.0.1:{kafka_port}", clickhouse_port=ch_tcp,  # type: ignore[arg-type]
-                     topic_partitions=partitions,
-                     topic_suffix="-bench")
-        ensure_topics(s)
-        ref = Reference.load(s.reference_dir)
-        sim = Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
-        events_file = work / "events.jsonl"
-        print(f"simulating {days:g} days and publishing them ...", flush=True)
-        with events_file.open("w") as copy:
-            total = publish(s, sim.events(days * 86400), copy_to=copy)
-        figures = [
-            _ceiling(s, total),
-            _faust_reference("devtools.bench_noop", "faust-noop", "Faust agent per topic, counting only", s, total,
-                             work),
-            _faust_reference("devtools.bench_noop", "noop-eager", "the same with the worker's eager delivery "
-                             "(streams/faust_compat.py)", s, total, work, VIGIE_BENCH_EAGER_DELIVERY="1"),
-            _faust_reference("devtools.bench_naive", "naive", "per-event Faust agent, Vigie's state logic, one table "
-                             "write per event, no ClickHouse", s, total, work),
-        ]
-        vigie_1, vigie_1_settings = _vigie(s, total, 1)
-        figures.append(vigie_1)
-        recovery = _recovery(vigie_1_settings, work)
-        # two workers, on twice the partitions (the same events, published again)
-        s2 = s.model_copy(update={"topic_partitions": partitions * 2,
-                         "topic_suffix": "-bench2"})
-        ensure_topics(s2)
-        publish(s2, (ev for ev in Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
-                     .events(days * 86400)))
-        figures += [_vigie(s2, total, 2)[0], _history(s, events_file)]
-        print("the alerts' cost on the batch path ...", flush=True)
-        alerts = _alerts_cost(s, work)
-        figures += alerts[:2]
-        # the worker with batches closing on size or age only (Faust's take), for the same-run comparison; last,
-        # so that the cases before it meet ClickHouse as in earlier versions of the bench
-        size_age = s.model_copy(update={"batch_close_when_drained": False})
-        figures.append(_vigie(size_age, total, 1, "vigie-1-sizeage")[0])
-        print("measuring freshness and memory ...", flush=True)
-        extra = [alerts[2], recovery, _freshness(s, ref), _freshness(size_age, ref, case="fresh-sizeage"),
-                 _memory(s, work), _state_month(s)]
-        if worker_month:
-            print("a live worker over a simulated month (about 6 minutes) ...", flush=True)
-            extra.append(_worker_month(s))
-        if replay_month:
-            print("January 2018 of the SF year replayed at x600 through the broker (75 minutes) ...", flush=True)
-            extra.append(_replay_month(s, work))
-        print("stocks near a place ...", flush=True)
-        extra += _near(s, work)
-        print("what-if on the SF week and a simulated year ...", flush=True)
-        extra += _whatif(work)
-        if history_days > 0:
-            extra.append(_whatif_year(s, work, history_days))
-        print("forecast backtests ...", flush=True)
-        extra.append(_forecast_sf(s, work))
-        if history_days > 0:
-            year, panels = _history_year(s, work, history_days)
-            figures.append(year)
-            extra += panels
-            if history_days >= 9 * 7 + 8 * 7:  # a backtest needs 9 weeks before its 8 weekly origins
-                extra.append(_forecast_backtest(s, "forecast-year", "bench_year", s.timezone, s.holidays))
-        else:
-            print("timing the dashboard panels ...", flush=True)
-            extra += _panels(s, "bench_history", days)
-    finally:
-        broker.stop()
-        ch.stop()
-        shutil.rmtree(ch_dir, ignore_errors=True)  # a year of history is gigabytes
+    with _bench_stack() as (stack, work):
+        figures, extra, total = _all_cases(stack.model_copy(update={"topic_partitions": partitions,
+                                                                    "topic_suffix": "-bench"}),
+                                           work, days, partitions, history_days, worker_month, replay_month)
+    return _report(figures, extra, total, days, partitions, history_days, results_dir)
+
+
+def _all_cases(s: Settings, work: Path, days: float, partitions: int, history_days: float, worker_month: bool,
+               replay_month: bool) -> tuple[list[Figure], list[Figure], int]:
+    """Every case of `make bench` on the bench's stack: the throughput figures and the others, and the events of
+    the throughput cases."""
+    ensure_topics(s)
+    ref = Reference.load(s.reference_dir)
+    sim = Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
+    events_file = work / "events.jsonl"
+    print(f"simulating {days:g} days and publishing them ...", flush=True)
+    with events_file.open("w") as copy:
+        total = publish(s, sim.events(days * 86400), copy_to=copy)
+    figures = [
+        _ceiling(s, total),
+        _faust_reference("devtools.bench_noop", "faust-noop", "Faust agent per topic, counting only", s, total,
+                         work),
+        _faust_reference("devtools.bench_noop", "noop-eager", "the same with the worker's eager delivery "
+                         "(streams/faust_compat.py)", s, total, work, VIGIE_BENCH_EAGER_DELIVERY="1"),
+        _faust_reference("devtools.bench_naive", "naive", "per-event Faust agent, Vigie's state logic, one table "
+                         "write per event, no ClickHouse", s, total, work),
+    ]
+    vigie_1, vigie_1_settings = _vigie(s, total, 1)
+    figures.append(vigie_1)
+    recovery = _recovery(vigie_1_settings, work)
+    # two workers, on twice the partitions (the same events, published again)
+    s2 = s.model_copy(update={"topic_partitions": partitions * 2,
+                     "topic_suffix": "-bench2"})
+    ensure_topics(s2)
+    publish(s2, (ev for ev in Simulator(ref, seed=2026, start=datetime(2026, 1, 5, tzinfo=UTC), crews=False)
+                 .events(days * 86400)))
+    figures += [_vigie(s2, total, 2)[0], _history(s, events_file)]
+    print("the alerts' cost on the batch path ...", flush=True)
+    alerts = _alerts_cost(s, work)
+    figures += alerts[:2]
+    # the worker with batches closing on size or age only (Faust's take), for the same-run comparison; last,
+    # so that the cases before it meet ClickHouse as in earlier versions of the bench
+    size_age = s.model_copy(update={"batch_close_when_drained": False})
+    figures.append(_vigie(size_age, total, 1, "vigie-1-sizeage")[0])
+    print("measuring freshness and memory ...", flush=True)
+    extra = [alerts[2], recovery, _freshness(s, ref), _freshness(size_age, ref, case="fresh-sizeage"),
+             _memory(s, work), _state_month(s)]
+    if worker_month:
+        print("a live worker over a simulated month (about 6 minutes) ...", flush=True)
+        extra.append(_worker_month(s))
+    if replay_month:
+        print("January 2018 of the SF year replayed at x600 through the broker (75 minutes) ...", flush=True)
+        extra.append(_replay_month(s, work))
+    print("stocks near a place ...", flush=True)
+    extra += _near(s, work)
+    print("what-if on the SF week and a simulated year ...", flush=True)
+    extra += _whatif(work)
+    if history_days > 0:
+        extra.append(_whatif_year(s, work, history_days))
+    print("forecast backtests ...", flush=True)
+    extra.append(_forecast_sf(s, work))
+    if history_days > 0:
+        year, panels = _history_year(s, work, history_days)
+        figures.append(year)
+        extra += panels
+        if history_days >= 9 * 7 + 8 * 7:  # a backtest needs 9 weeks before its 8 weekly origins
+            extra.append(_forecast_backtest(s, "forecast-year", "bench_year", s.timezone, s.holidays))
+    else:
+        print("timing the dashboard panels ...", flush=True)
+        extra += _panels(s, "bench_history", days)
+    return figures, extra, total
+
+
+def _report(figures: list[Figure], extra: list[Figure], total: int, days: float, partitions: int,
+            history_days: float, results_dir: Path) -> list[Figure]:
+    """The figures printed as a table, and written as JSON under ``results_dir``."""
     ceiling = next(f.rate for f in figures if f.case == "ceiling")
     noop = next(f.rate for f in figures if f.case == "faust-noop")
     machine = _machine()
