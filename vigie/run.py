@@ -84,7 +84,8 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
         "kafka_bootstrap": f"127.0.0.1:{settings.local_kafka_port}", "clickhouse_host": "127.0.0.1",
         "clickhouse_port": settings.local_clickhouse_tcp_port, "clock_origin": origin, "clock_speed": speed}))
     python = sys.executable
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # stop everything, as on Ctrl-C
+    # SIGINT too: started with `&` from a non-interactive shell, it arrives ignored and Ctrl-C would do nothing
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # stop everything, as on Ctrl-C
         signal.signal(sig, _interrupt)
     try:
         print("starting the broker (Tansu) ...", flush=True)

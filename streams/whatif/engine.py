@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -170,8 +170,8 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
         model = models.get(seen.vehicle_type, call.priority)
         key = (call.call_id, seen.vehicle_type)
         ranked, whole = rankings.get(key) or ([], False)
-        chosen = (None if not ranked else _choose(ranked, fleet, free_at, t, whole) if crews is None
-                  else crews.choose(ranked, t, whole))
+        ready_at = free_at.__getitem__ if crews is None else crews.ready_at(t)
+        chosen = None if not ranked else _choose(ranked, fleet, ready_at, t, whole)
         if chosen is None:  # not ranked yet, or every unit of the prefix busy: the whole ranking
             ids, lats, lons = places[seen.vehicle_type]
             if cards is None:
@@ -180,7 +180,7 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
                 medians = model.medians_s(haversine_m_many(call.lat, call.lon, lats, lons)).tolist()
                 ranked = cards.ranked(call, ids, station_of, medians)
             rankings[key] = (ranked, True)
-            chosen = _choose(ranked, fleet, free_at, t, True) if crews is None else crews.choose(ranked, t, True)
+            chosen = _choose(ranked, fleet, ready_at, t, True)
         assert chosen is not None
         unit, at = chosen
         if at == math.inf:
@@ -236,31 +236,23 @@ class _Crews:
         out = sorted(f for f in (self.free_at[u] for u in self.units[station]) if f > t)
         return t if len(out) < cap else out[len(out) - cap]
 
-    def choose(self, ranked: Ranked, t: float, whole: bool) -> tuple[Unit, float] | None:
-        """``_choose`` with the crews: the idle unit nearest whose station has a crew; none: the first able to
-        leave (free, with a crew back), then the nearest — or None on a ranking's prefix."""
-        for _, uid in ranked:
-            if self.free_at[uid] <= t and self.crew_back(self.fleet[uid].station, t) <= t:
-                return self.fleet[uid], t
-        if not whole:
-            return None
-        _, _, uid = min((max(self.free_at[uid], self.crew_back(self.fleet[uid].station, t)), travel, uid)
-                        for travel, uid in ranked)
-        at = max(self.free_at[uid], self.crew_back(self.fleet[uid].station, t))
-        return self.fleet[uid], at
+    def ready_at(self, t: float) -> Callable[[str], float]:
+        """When each unit can leave for a call at ``t``: free, and its station with a crew on hand."""
+        return lambda uid: max(self.free_at[uid], self.crew_back(self.fleet[uid].station, t))
 
 
-def _choose(ranked: Ranked, fleet: Mapping[str, Unit], free_at: dict[str, float], t: float, whole: bool
+def _choose(ranked: Ranked, fleet: Mapping[str, Unit], ready_at: Callable[[str], float], t: float, whole: bool
             ) -> tuple[Unit, float] | None:
-    """The idle unit nearest in median travel time (``ranked``: the type's units by it, then id); none idle: the first
-    free (then the nearest) — or None when ``ranked`` is only the ranking's prefix (the whole one is needed)."""
+    """The ready unit nearest in median travel time (``ranked``: the type's units by it, then id; ``ready_at``: when
+    a unit can leave — free, and with crews its station's crew on hand); none ready: the first ready (then the
+    nearest) — or None when ``ranked`` is only the ranking's prefix (the whole one is needed)."""
     for _, uid in ranked:
-        if free_at[uid] <= t:
+        if ready_at(uid) <= t:
             return fleet[uid], t
     if not whole:
         return None
-    _, _, uid = min((free_at[uid], travel, uid) for travel, uid in ranked)
-    return fleet[uid], free_at[uid]
+    at, _, uid = min((ready_at(uid), travel, uid) for travel, uid in ranked)
+    return fleet[uid], at
 
 
 def respond(unit: Unit, seen: Response, at: float, travel_s: float, turnout_change_s: float = 0.0) -> Response:

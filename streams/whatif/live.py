@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from core.geo import haversine_m
 from streams.rows import MoveUpAdviceRow
-from streams.whatif.moveup import coverage_of, recommend
+from streams.whatif.moveup import assess
 from streams.whatif.travel import TravelModel, TravelModels
 
 #: the SF Fire week's engines at priority 1 (README "What-if"): the travel model until the live data has trips
@@ -48,8 +48,7 @@ def advice(clock: float, types: Sequence[str], limit_s: float, stations: Mapping
         mine = [(vid, home, *stations[home]) for vid, t, home in sorted(free) if t == vtype and home in stations]
         model = models.get(vtype, 1) if models is not None else DEFAULT_MODEL
         q = shares.get(vtype, 0.0)
-        move = recommend(mine, stations, points, model, q, limit_s)
-        before = move.coverage_before if move else coverage_of(mine, points, model, q, limit_s)
+        before, move = assess(mine, stations, points, model, q, limit_s)
         rows.append(MoveUpAdviceRow(
             clock, vtype, move.unit_id if move else "", move.from_station if move else "",
             move.to_station if move else "", move.drive_s if move else 0.0, before,

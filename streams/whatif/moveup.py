@@ -44,31 +44,28 @@ def expected_coverage(counts: np.ndarray, weights: np.ndarray, q: float) -> floa
     return float((weights * (1.0 - q ** counts)).sum() / weights.sum())
 
 
-def coverage_of(free: Sequence[tuple[str, str, float, float]], points: Sequence[tuple[float, float, float]],
-                model: TravelModel, q: float, limit_s: float = 480.0) -> float:
-    """The expected coverage the free units (unit id, station, lat, lon) give now."""
-    if not points:
-        return 0.0
-    weights = np.array([w for *_, w in points], dtype=float)
-    if not free:
-        return 0.0
-    cover = covers(np.array([u[2] for u in free]), np.array([u[3] for u in free]), points, model, limit_s)
-    return expected_coverage(cover.sum(axis=0), weights, q)
-
-
 def recommend(free: Sequence[tuple[str, str, float, float]], stations: Mapping[str, tuple[float, float]],
               points: Sequence[tuple[float, float, float]], model: TravelModel, q: float, limit_s: float = 480.0,
               min_gain: float = MIN_GAIN) -> MoveUp | None:
     """``free``: the type's free units as (unit id, station it waits at, lat, lon); ``points``: (lat, lon, weight)."""
-    if not free or not points or not stations:
-        return None
+    return assess(free, stations, points, model, q, limit_s, min_gain)[1]
+
+
+def assess(free: Sequence[tuple[str, str, float, float]], stations: Mapping[str, tuple[float, float]],
+           points: Sequence[tuple[float, float, float]], model: TravelModel, q: float, limit_s: float = 480.0,
+           min_gain: float = MIN_GAIN) -> tuple[float, MoveUp | None]:
+    """The expected coverage the free units give now, and the best move (``recommend``'s), if any."""
+    if not free or not points:
+        return 0.0, None
     weights = np.array([w for *_, w in points], dtype=float)
     unit_cover = covers(np.array([u[2] for u in free]), np.array([u[3] for u in free]), points, model, limit_s)
+    counts = unit_cover.sum(axis=0)
+    before = expected_coverage(counts, weights, q)
+    if not stations:
+        return before, None
     names = sorted(stations)
     station_cover = covers(np.array([stations[s][0] for s in names]), np.array([stations[s][1] for s in names]),
                            points, model, limit_s)
-    counts = unit_cover.sum(axis=0)
-    before = expected_coverage(counts, weights, q)
     best: tuple[float, float, str, str, int] | None = None  # (-gain, drive, unit, station, index)
     for i, (uid, at_station, lat, lon) in enumerate(free):
         without = counts - unit_cover[i]
@@ -83,6 +80,6 @@ def recommend(free: Sequence[tuple[str, str, float, float]], stations: Mapping[s
             if best is None or key < best:
                 best = key
     if best is None or -best[0] < min_gain:
-        return None
+        return before, None
     neg_gain, drive, uid, station, i = best
-    return MoveUp(uid, free[i][1], station, -neg_gain, before, drive)
+    return before, MoveUp(uid, free[i][1], station, -neg_gain, before, drive)
