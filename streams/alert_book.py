@@ -150,6 +150,7 @@ class AlertBook:
         self.areas = sorted({st.area for st in reference.stations.values()})
         self.calls: dict[str, tuple[float, str, str, str]] = {}  # waiting for a unit: (opened, area, sector, nature)
         self.dispatched: dict[str, float] = {}  # intervention -> when a unit was first dispatched to it
+        self.dispatched_pruned = -math.inf  # the clock when ``dispatched`` last forgot its old entries
         self.units_seen = False  # whether any unit's status came (see _deadline)
         self.surge_counts: dict[str, dict[tuple[str, float], int]] = {r.name: {} for r in self.surges}
         self.surge_next: dict[str, float] = {}  # rule -> the end of its next window to score
@@ -363,8 +364,11 @@ class AlertBook:
     def _dispatched(self, at: float, t: float, iid: str) -> None:
         if iid not in self.dispatched:
             self.dispatched[iid] = t
-            if len(self.dispatched) > 100_000:  # never closed (a feed's gap): forgotten after the expiry
-                self.dispatched = {k: v for k, v in self.dispatched.items() if v >= self.clock - CALL_EXPIRY_S}
+            # an intervention closed before its units' last statuses (an ambulance still transporting) or never
+            # closed comes back or stays: forgotten after the expiry, looked at once an hour of the clock
+            if at >= self.dispatched_pruned + 3600.0:
+                self.dispatched = {k: v for k, v in self.dispatched.items() if v >= at - CALL_EXPIRY_S}
+                self.dispatched_pruned = at
         self._stop_call(at, t, iid)
 
     def _stop_call(self, at: float, t: float, iid: str) -> None:

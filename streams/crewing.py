@@ -50,7 +50,11 @@ def profile_qualifications(mask: int) -> list[str]:
 class Crewing:
     """The rule bound to one reference (seats per type, crewing order), with a memo of results."""
 
-    def __init__(self, rules: CrewRules, memo_size: int = 200_000) -> None:
+    #: results kept for reuse: ~1 kB each; a station's (vehicles, staff) mixes keep changing over weeks, so a larger
+    #: memo only grows the process (200,000 grew a live worker by ~10 MB a week) for a few % more hits
+    MEMO_SIZE = 8192
+
+    def __init__(self, rules: CrewRules, memo_size: int = MEMO_SIZE) -> None:
         self.priority = rules.priority
         # per type: seats needed per qualification bit position
         self.seats = {t: [rules.requirements[t].get(q, 0) for q in QUALIFICATIONS] for t in rules.priority}

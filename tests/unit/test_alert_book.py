@@ -415,6 +415,26 @@ def test_an_intervention_without_unit_fires_at_its_deadline_and_resolves_when_a_
     assert not book.calls and not book.alerts and ("waiting-5min", "I1") not in book.scopes  # nothing left
 
 
+def test_dispatches_are_remembered_for_the_expiry_only() -> None:
+    """Ten days of interventions whose units report after the closing (an ambulance still transporting) or never
+    closed: what the book remembers of their dispatches stays within the last 72 hours (+ the hour between looks),
+    the 72 hours all kept, for an opening heard late (issue #13: the state stays flat; 1,440 without the bound)."""
+    book = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)
+    book.take("stations/1", 10 * 86400 + 600, [])
+    book.take("interventions/1", None, [])
+    held = []
+    for n in range(10 * 24 * 6):  # an intervention every 10 minutes
+        t, iid = n * 600.0, f"I{n}"
+        book.take("interventions/0", t + 60, [], (), [opened(t, iid)], [(t + 30, iid)])
+        book.take("stations/0", t + 60, [], [unit(t + 5, "V1", "dispatched", iid), unit(t + 40, "V1", "transporting",
+                                                                                       iid)])
+        book.settle()
+        held.append(len(book.dispatched))
+    assert max(held) == (72 + 1) * 6
+    assert all(iid in book.dispatched for iid in (f"I{n}" for n in range(1440 - 72 * 6, 1440)))
+    assert transitions(book) == []  # every call had its unit at once
+
+
 def test_without_any_units_status_no_intervention_is_said_to_wait() -> None:
     """A feed of calls alone (a station-level CAD export, weeks of past demand): no unit ever, no alert."""
     book = AlertBook(UNASSIGNED, REF, SOURCES + CALLS)

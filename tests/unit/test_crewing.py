@@ -98,3 +98,17 @@ def test_shipped_reference_states_the_default_requirements(tmp_path) -> None:  #
     assert ref.crew_rules == RULES
     ref.write(tmp_path)  # `vigie reference` writes them too
     assert Reference.load(tmp_path).crew_rules == RULES
+
+
+def test_the_memo_stays_within_its_bound_and_never_changes_an_answer() -> None:
+    # a live worker meets new (vehicles, staff) mixes for weeks: the memo must not grow with them (issue #13)
+    rng = random.Random(5)
+    memo, once = Crewing(RULES, memo_size=64), Crewing(RULES, memo_size=1)
+    masks = [profile_mask(q) for q in ((CL,), (DRV,), (TL,), (TM,), (CL, DRV), (TL, TM), (CL, DRV, TL, TM))]
+    sizes = []
+    for _ in range(2000):
+        vehicles = {t: rng.randint(0, 2) for t in ("VSAV", "FPT", "EPA")}
+        people = {m: rng.randint(0, 3) for m in rng.sample(masks, 4)}
+        assert memo.staffed(vehicles, people) == once.staffed(vehicles, people)
+        sizes.append(len(memo._memo))
+    assert max(sizes) == 64  # filled up to its bound, never past it
