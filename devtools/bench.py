@@ -440,21 +440,33 @@ def _worker_month_live(s: Settings, days: int = 28, speed: float = 3000.0, every
             sum(db.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables) < published[0]):
         time.sleep(1)
     stored = sum(db.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables)
+    dead = _metric_sum(port, r'vigie_events_invalid_total\{.*\} ([0-9.e+]+)')
     died = proc.poll()
     proc.terminate()
     proc.wait(20)
     return Figure("worker-month-live", stored, time.perf_counter() - started,
-                  _month_summary(samples, days, speed, published, stored, died, failed))
+                  _month_summary(samples, days, speed, published, stored, died, failed)
+                  + f"; dead-lettered {dead:,.0f}")
+
+
+def _metric_sum(port: int, pattern: str) -> float:
+    """The sum of the worker's metric lines matching ``pattern`` (its group: the value)."""
+    return sum(float(found.group(1)) for line in _metrics_text(port).splitlines() if (found := re.match(pattern, line)))
+
+
+def _metrics_text(port: int) -> str:
+    """The worker's metrics page ("" when it does not answer)."""
+    import urllib.request
+
+    try:
+        return str(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
+    except OSError:
+        return ""
 
 
 def _state_items(port: int) -> dict[str, float]:
     """The worker's ``vigie_state_items`` gauges (people, interventions, ...), by kind."""
-    import urllib.request
-
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    except OSError:
-        return {}
+    text = _metrics_text(port)
     out: dict[str, float] = {}
     for line in text.splitlines():
         found = (re.match(r'vigie_state_items\{.*kind="([^"]+)".*\} ([0-9.e+]+)', line)
