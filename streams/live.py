@@ -24,7 +24,7 @@ from mode import CrashingSupervisor
 from core.settings import Settings
 from streams import faust_compat
 from streams.processor import DeadLetter, EngineContext, Message, Processor, Record, Stores
-from streams.runtime import metrics
+from streams.runtime import memory, metrics
 from streams.runtime.checkpoint import Checkpoint, Rejected, RowWriter, rejected_row_letter
 from streams.runtime.faults import NO_FAULTS, Faults
 from streams.runtime.hold import WatermarkHold
@@ -288,5 +288,10 @@ def create_app(settings: Settings, processors: Sequence[Processor], rows_writer:
     agents = [ProcessorAgent(p, settings, app, rows_writer, dead_letters, progress, faults) for p in processors]
     for agent in agents:
         agent.register()
+
+    async def release_memory() -> None:
+        memory.release_free_memory()
+
+    app.timer(interval=memory.RELEASE_EVERY_S)(release_memory)
     topics = [t for a in agents for t in a.topics]
     return LiveApp(app, agents, faust_compat.FaustConsumerView(app, topics))
