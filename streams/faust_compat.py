@@ -164,7 +164,8 @@ def apply_fetch_waits(caught_up_ms: int, behind_ms: int) -> None:
     partitions are caught up, and ``behind_ms`` while one is ``CATCH_UP_RECORDS`` or more behind. Apache Kafka
     answers as soon as data is there, so a longer wait costs a lagging consumer nothing; Tansu fills a fetch
     only until its wait ends, and finding a record in a big partition costs more than a short wait (measured at
-    100,000 one-record batches: 50 ms returns one record per fetch, 5 records/s; 200 ms all of them in 1.7 s)."""
+    100,000 one-record batches: 50 ms returned one record per fetch on 2026-12-01, 57 fetches in 4.7 s on
+    2026-12-03; 200 ms all of them in 1.7 s, then 0.8 s)."""
     from aiokafka.consumer.fetcher import Fetcher
 
     original = getattr(Fetcher._get_actions_per_node, "__wrapped__", Fetcher._get_actions_per_node)

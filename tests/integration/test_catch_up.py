@@ -1,7 +1,9 @@
 """A consumer far behind on the local broker catches up: the worker's fetches wait longer while a partition is
-behind (streams/faust_compat.apply_fetch_waits). On Tansu a fetch is filled only until its wait ends, and in a
-partition of 100,000 one-record batches finding the position costs more than the local stack's 50 ms: without
-the longer wait, each fetch brings one record (the control below shows it on this broker)."""
+behind (streams/faust_compat.apply_fetch_waits). On Tansu a fetch is filled only until its wait ends, and finding a
+position in a big partition costs more as it grows: how much depends on the machine (a partition of 100,000
+one-record batches read with the local stack's 50 ms wait gave one record per fetch on 2026-12-01 and ~1,800 per
+fetch on 2026-12-03, same broker), so what is tested is the rule, not the broker's speed: long waits while behind,
+the short wait once caught up, every record once and in order, in few fetches."""
 
 from __future__ import annotations
 
@@ -47,8 +49,8 @@ def backlog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
-async def consume(boot: str, fetches: int | None) -> tuple[list[int], list[int]]:
-    """Records per fetch and the wait each fetch request asked for; every record (or only ``fetches`` fetches)."""
+async def consume(boot: str) -> tuple[list[int], list[int]]:
+    """Records per fetch and the wait each fetch request asked for, until every record is read."""
     consumer = AIOKafkaConsumer(bootstrap_servers=boot, enable_auto_commit=False, group_id=None,
                                 fetch_max_wait_ms=SHORT_MS)
     await consumer.start()
@@ -59,7 +61,7 @@ async def consume(boot: str, fetches: int | None) -> tuple[list[int], list[int]]
     waits: list[int] = []
     expected = 0
     try:
-        while sum(sizes) < RECORDS and (fetches is None or len(sizes) < fetches) and len(sizes) < 5000:
+        while sum(sizes) < RECORDS and len(sizes) < 5000:
             batch = (await consumer.getmany(tp, timeout_ms=2000, max_records=RECORDS)).get(tp, [])
             for record in batch:  # in order, none lost or repeated
                 assert record.value == b"%08d" % expected
@@ -80,17 +82,10 @@ def restore_fetcher() -> Iterator[None]:
     Fetcher._get_actions_per_node = original  # type: ignore[method-assign]
 
 
-def test_with_the_short_wait_alone_a_lagging_consumer_gets_one_record_per_fetch(backlog: str,
-                                                                              restore_fetcher: None) -> None:
-    sizes, waits = asyncio.run(consume(backlog, fetches=10))
-    assert set(waits) == {SHORT_MS}
-    assert sum(sizes) <= 10, sizes  # the fault this fixes, shown on this broker
-
-
 def test_a_lagging_consumer_catches_up_then_goes_back_to_the_short_wait(backlog: str,
                                                                           restore_fetcher: None) -> None:
     faust_compat.apply_fetch_waits(SHORT_MS, LONG_MS)
-    sizes, waits = asyncio.run(consume(backlog, fetches=None))
+    sizes, waits = asyncio.run(consume(backlog))
     assert sum(sizes) == RECORDS
     assert len(sizes) < 200 and max(sizes) > 1000, (len(sizes), sizes[:20])
     assert waits[0] == LONG_MS and waits[-1] == SHORT_MS
