@@ -4,6 +4,7 @@ task had run it from the start (results, exceptions, cancellation), and Faust's 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -141,3 +142,32 @@ def test_a_batch_closes_when_nothing_more_waits() -> None:
 def test_under_load_a_batch_closes_on_size() -> None:
     batches = _collect_batches(3, [list(range(8))], min_age=0.0)
     assert [v for b in batches for v in b] == list(range(8)) and max(map(len, batches)) <= 3
+
+
+class _Assignment:
+    """aiokafka's assignment as the fetch-wait rule reads it: partitions, each with a high watermark (from the last
+    fetch) and a position."""
+
+    def __init__(self, **parts: tuple[int | None, int | None]) -> None:
+        self.tps = list(parts)
+        self._states = {tp: SimpleNamespace(highwater=hw, position=pos, has_valid_position=pos is not None)
+                        for tp, (hw, pos) in parts.items()}
+
+    def state_value(self, tp: str) -> SimpleNamespace:
+        return self._states[tp]
+
+
+def test_the_long_fetch_wait_goes_to_a_partition_far_behind_or_behind_and_fetched_nothing() -> None:
+    from streams.faust_compat import CATCH_UP_RECORDS, _catching_up, _positions
+
+    assert not _catching_up(_Assignment(a=(500, 500), b=(None, 3), c=(9, None)), {})  # caught up or unknown
+    assert _catching_up(_Assignment(a=(500, 500), b=(CATCH_UP_RECORDS + 10, 10)), {})  # far behind
+    assert not _catching_up(_Assignment(b=(CATCH_UP_RECORDS + 9, 10)), {})  # a little behind: the short wait
+    # a little behind, and the last request asked from where it still is: its fetch brought nothing
+    behind = _Assignment(a=(500, 500), b=(300, 50))
+    asked = _positions(behind)
+    assert asked == {"a": 500, "b": 50}
+    assert _catching_up(behind, asked)
+    assert not _catching_up(behind, {"a": 500, "b": 40})  # it moved since: the short wait again
+    assert not _catching_up(behind, asked, buffered={"b"})  # fetched, not read yet: nothing to say of the broker
+    assert not _catching_up(_Assignment(a=(500, 500)), {"a": 500})  # the same place, caught up
