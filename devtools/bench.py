@@ -489,7 +489,7 @@ def _month_summary(samples: list[tuple[float, float, dict[str, float]]], days: i
     spread = f"; RSS over the last three quarters {min(later):,.0f}-{max(later):,.0f} MB" if later else ""
     every = [f"d{day:.0f} {rss:,.0f}" for day, rss, _ in samples[::4]]
     spread += f"; RSS (MB) every 2 simulated days: {', '.join(every)}" if every else ""
-    # Freed memory is reused, not returned while its pages hold live blocks: RSS follows the state's high water.
+    # Freed memory is reused before the heap grows: RSS is read against the state's high water, not its level now.
     high = [(k, max(samples, key=lambda x, k=k: x[2].get(k, 0.0))) for k in sorted({k for x in samples for k in x[2]})]
     spread += "; state's high water: " + ", ".join(f"{k} {x[2][k]:,.0f} (d{x[0]:.0f})" for k, x in high) if high else ""
     trouble = "".join([f" [publisher failed: {failed[0]!r}]" if failed else "",
