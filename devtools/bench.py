@@ -427,11 +427,12 @@ def _worker_month_live(s: Settings, days: int = 28, speed: float = 3000.0, every
     started = time.perf_counter()
     publisher.start()
     samples: list[tuple[float, float, dict[str, float]]] = []  # (simulated day, RSS MB, state items)
+    batches = [0.0, 0.0]  # events and batches stored so far (the mean batch between samples)
     step_s = every_h * 3600 / speed
     while publisher.is_alive() and proc.poll() is None:
         time.sleep(step_s - (time.perf_counter() - started) % step_s)
         if proc.poll() is None:
-            samples.append(((time.time() - origin) * speed / 86400, _rss_mb(proc.pid), _state_items(port)))
+            samples.append(((time.time() - origin) * speed / 86400, _rss_mb(proc.pid), _state_items(port, batches)))
     publisher.join()
     db = Client("127.0.0.1", port=s.clickhouse_port, database=w.clickhouse_database)
     tables = ("vehicle_status_events", "crew_status_events", "intervention_events")
@@ -449,9 +450,10 @@ def _worker_month_live(s: Settings, days: int = 28, speed: float = 3000.0, every
                   + f"; dead-lettered {dead:,.0f}")
 
 
-def _metric_sum(port: int, pattern: str) -> float:
-    """The sum of the worker's metric lines matching ``pattern`` (its group: the value)."""
-    return sum(float(found.group(1)) for line in _metrics_text(port).splitlines() if (found := re.match(pattern, line)))
+def _metric_sum(port: int, pattern: str, text: str | None = None) -> float:
+    """The sum of the worker's metric lines matching ``pattern`` (its group: the value); ``text``: a page read."""
+    lines = (_metrics_text(port) if text is None else text).splitlines()
+    return sum(float(found.group(1)) for line in lines if (found := re.match(pattern, line)))
 
 
 def _metrics_text(port: int) -> str:
@@ -464,13 +466,23 @@ def _metrics_text(port: int) -> str:
         return ""
 
 
-def _state_items(port: int) -> dict[str, float]:
-    """The worker's ``vigie_state_items`` gauges (people, interventions, ...), by kind."""
+def _state_items(port: int, batches: list[float] | None = None) -> dict[str, float]:
+    """The worker's ``vigie_state_items`` gauges (people, interventions, ...), by kind; how far it is behind
+    (``lag_messages``) and, given the events and batches counted at the last call (updated), its mean batch since
+    (``events_per_batch``: on a sped-up clock a batch spans more simulated time, and timelines hold what came since
+    their station was last sealed)."""
     text = _metrics_text(port)
     out: dict[str, float] = {}
+    if batches is not None:
+        total = [_metric_sum(port, r'vigie_batch_size_events_sum\{.*\} ([0-9.e+]+)', text),
+                 _metric_sum(port, r'vigie_batch_size_events_count\{.*\} ([0-9.e+]+)', text)]
+        if total[1] > batches[1]:
+            out["events_per_batch"] = (total[0] - batches[0]) / (total[1] - batches[1])
+        batches[:] = total
     for line in text.splitlines():
         found = (re.match(r'vigie_state_items\{.*kind="([^"]+)".*\} ([0-9.e+]+)', line)
-                 or re.match(r'vigie_state_entries\{table="([^"]+)"\} ([0-9.e+]+)', line))
+                 or re.match(r'vigie_state_entries\{table="([^"]+)"\} ([0-9.e+]+)', line)
+                 or re.match(r'vigie_consumer_(lag_messages)\{.*\} ([0-9.e+]+)', line))
         if found:
             out[found.group(1)] = out.get(found.group(1), 0.0) + float(found.group(2))
     return out
