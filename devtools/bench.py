@@ -441,7 +441,7 @@ def _worker_month_live(s: Settings, days: int = 28, speed: float = 3000.0, every
             sum(db.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables) < published[0]):
         time.sleep(1)
     stored = sum(db.execute(f"SELECT uniqExact(event_id) FROM {t}")[0][0] for t in tables)
-    dead = _metric_sum(port, r'vigie_events_invalid_total\{.*\} ([0-9.e+]+)')
+    dead = _metric_sum(_metrics_text(port), r'vigie_events_invalid_total\{.*\} ([0-9.e+]+)')
     died = proc.poll()
     proc.terminate()
     proc.wait(20)
@@ -450,10 +450,9 @@ def _worker_month_live(s: Settings, days: int = 28, speed: float = 3000.0, every
                   + f"; dead-lettered {dead:,.0f}")
 
 
-def _metric_sum(port: int, pattern: str, text: str | None = None) -> float:
-    """The sum of the worker's metric lines matching ``pattern`` (its group: the value); ``text``: a page read."""
-    lines = (_metrics_text(port) if text is None else text).splitlines()
-    return sum(float(found.group(1)) for line in lines if (found := re.match(pattern, line)))
+def _metric_sum(text: str, pattern: str) -> float:
+    """The sum of the metric lines of a metrics page (``text``) matching ``pattern`` (its group: the value)."""
+    return sum(float(found.group(1)) for line in text.splitlines() if (found := re.match(pattern, line)))
 
 
 def _metrics_text(port: int) -> str:
@@ -474,8 +473,8 @@ def _state_items(port: int, batches: list[float] | None = None) -> dict[str, flo
     text = _metrics_text(port)
     out: dict[str, float] = {}
     if batches is not None:
-        total = [_metric_sum(port, r'vigie_batch_size_events_sum\{.*\} ([0-9.e+]+)', text),
-                 _metric_sum(port, r'vigie_batch_size_events_count\{.*\} ([0-9.e+]+)', text)]
+        total = [_metric_sum(text, r'vigie_batch_size_events_sum\{.*\} ([0-9.e+]+)'),
+                 _metric_sum(text, r'vigie_batch_size_events_count\{.*\} ([0-9.e+]+)')]
         if total[1] > batches[1]:
             out["events_per_batch"] = (total[0] - batches[0]) / (total[1] - batches[1])
         batches[:] = total
