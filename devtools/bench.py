@@ -500,9 +500,10 @@ def _month_summary(samples: list[tuple[float, float, dict[str, float]]], days: i
     spread = f"; RSS over the last three quarters {min(later):,.0f}-{max(later):,.0f} MB" if later else ""
     every = [f"d{day:.0f} {rss:,.0f}" for day, rss, _ in samples[::4]]
     spread += f"; RSS (MB) every 2 simulated days: {', '.join(every)}" if every else ""
-    # Freed memory is reused before the heap grows: RSS is read against the state's high water, not its level now.
+    # Freed memory is reused before the heap grows: RSS is read against each gauge's high water, not its level now.
     high = [(k, max(samples, key=lambda x, k=k: x[2].get(k, 0.0))) for k in sorted({k for x in samples for k in x[2]})]
-    spread += "; state's high water: " + ", ".join(f"{k} {x[2][k]:,.0f} (d{x[0]:.0f})" for k, x in high) if high else ""
+    peaks = ", ".join(f"{k} {x[2][k]:,.0f} (d{x[0]:.0f})" for k, x in high)
+    spread += f"; high water (state, lag, batch): {peaks}" if high else ""
     trouble = "".join([f" [publisher failed: {failed[0]!r}]" if failed else "",
                        f" [the worker exited with {died}, see .vigie/bench/worker-live_month-0.log]"
                        if died is not None else "",
