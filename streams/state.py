@@ -203,7 +203,7 @@ class PersonState:
 
 def _kept(timeline: list[tuple[Any, ...]], horizon: float | None) -> list[tuple[Any, ...]]:
     """The entries an event can still be placed after (from the last one older than ``horizon``): what is
-    saved; the rest is dropped from memory at the entity's next event."""
+    saved; the rest is dropped from memory at the entity's next event, or by :meth:`StationState.trim_timelines`."""
     start = 0
     if horizon is not None:
         while start + 1 < len(timeline) and timeline[start + 1][0] < horizon:
@@ -481,6 +481,19 @@ class StationState:
                 self.windows.staff[p.mask][STAFF_INDEX[CrewStatus.OFF_DUTY.value]] -= 1
             self.evicted_until = max(self.evicted_until, p.event_time)
         return len(gone)
+
+    def trim_timelines(self) -> int:
+        """Drop from memory the timeline entries older than the sealed time that no event can use any more (what
+        the saved state leaves out already): an entity trims its own at its next event, this catches the quiet
+        ones, which would otherwise keep a burst of events for days. Changes no row. Returns the entries kept."""
+        sealed = self.windows.sealed_time
+        kept = 0
+        for entity in (*self.vehicles.values(), *self.staff.values()):
+            timeline = entity.timeline
+            if sealed is not None and len(timeline) > 1 and timeline[1][0] < sealed:
+                trim(timeline, sealed, TIMELINE_CAP)
+            kept += len(timeline)
+        return kept
 
     def seal(self, watermark: float, out: StationOutput, crewing: Crewing, max_fill_windows: int = 44_640) -> None:
         if out.unit_steps is not None:

@@ -154,7 +154,7 @@ class StationEngine:
     def tick(self, stores: Stores, behind: Collection[tuple[str, int]] | None, assigned: Collection[int]
              ) -> BatchResult | None:
         """Windows held back by an input that has since caught up close once it is idle, without a record; and
-        at most every ``eviction_interval_s``, people long off duty leave the state."""
+        at most every ``eviction_interval_s``, the state is tidied (:meth:`tidy`)."""
         self.recall_newest(stores[STATIONS], assigned)
         self.clock.follow_clock(behind, assigned)
         due = self.partitions_to_reseal(behind, assigned)
@@ -167,16 +167,18 @@ class StationEngine:
         now = time.monotonic()
         if now - self.last_eviction >= self.eviction_interval_s:
             self.last_eviction = now
-            evicted = self.evict_off_duty(stores[STATIONS])
+            evicted = self.tidy(stores[STATIONS])
             if evicted:
                 result = result or BatchResult()
                 for key, partition in evicted.items():
                     result.mark(STATIONS, key, partition)
         return result
 
-    def evict_off_duty(self, store: MutableMapping[str, StationState]) -> dict[str, int]:
+    def tidy(self, store: MutableMapping[str, StationState]) -> dict[str, int]:
         """People off duty for longer than the retention before their partition's newest event leave their
-        station's state; returns the stations changed (key -> partition, for the changelog)."""
+        station's state, and timelines drop the entries no event can use any more; counts what the state holds
+        (``state_items``). Returns the stations changed (key -> partition, for the changelog: trimmed timelines
+        change nothing saved)."""
         changed = {}
         people = timeline = 0
         for key, state in store.items():
@@ -184,8 +186,7 @@ class StationEngine:
             if newest is not None and state.staff and state.evict_off_duty(newest - self.staff_retention_s):
                 changed[key] = state.partition
             people += len(state.staff)
-            timeline += sum(len(v.timeline) for v in state.vehicles.values())
-            timeline += sum(len(p.timeline) for p in state.staff.values())
+            timeline += state.trim_timelines()
         self.state_items = {"people": people, "timeline_entries": timeline}
         return changed
 

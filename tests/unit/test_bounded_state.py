@@ -75,6 +75,34 @@ def test_interventions_never_closed_leave_after_the_idle_time() -> None:
     assert evicted == {"I1": 0, "I2": 0} and sorted(store) == ["I3", "I4"]
 
 
+def test_a_quiet_vehicle_s_timeline_is_trimmed_at_the_tidy_and_no_row_changes() -> None:
+    """A burst of one vehicle inside one batch, then hours of another's events sealing the station further: the
+    quiet vehicle's entries older than the sealed time leave memory at the tidy (not only at its next event)."""
+    burst = [vev("V1", status, T0 + 60 * i, "I1" if i else None)
+             for i, status in enumerate(["available_at_station", "dispatched", "en_route", "on_scene",
+                                         "returning", "available_at_station"])]
+    later = [vev("V2", "out_of_service" if i % 2 else "available_at_station", T0 + HOUR * (1 + i)) for i in range(6)]
+
+    def run(tidy_every_s: float) -> tuple[dict[str, Any], StationState, dict[str, object]]:
+        engine = StationEngine(REF, 60, 30, eviction_interval_s=tidy_every_s)
+        store: dict[str, StationState] = {}
+        results = [engine.process(_records(burst), {"stations": store}),
+                   engine.process(_records(later), {"stations": store})]
+        saved = store["S1"].to_dict()
+        tick = engine.tick({"stations": store}, None, {0})
+        results += [tick] if tick is not None else []
+        assert store["S1"].to_dict() == saved  # what the changelog holds is the same
+        return kept(results), store["S1"], saved
+
+    untidied_rows, untidied, _ = run(10 * 24 * HOUR)
+    tidied_rows, tidied, _ = run(0)
+    assert len(untidied.vehicles["V1"].timeline) == 7  # the initial entry and the burst, held since
+    assert [e[0] for e in tidied.vehicles["V1"].timeline] == [T0 + 300]  # the state at the sealed time
+    assert tidied_rows == untidied_rows
+    out = StationOutput()  # a late event of V1 is beyond the lateness either way
+    assert tidied.apply(vev("V1", "out_of_service", T0 + 200), T0 + 200, out) is Outcome.STALE
+
+
 def test_per_entity_lists_are_capped() -> None:
     st = StationState.new("S1", REF, 60)
     out = StationOutput()
