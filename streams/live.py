@@ -289,8 +289,6 @@ def create_app(settings: Settings, processors: Sequence[Processor], rows_writer:
     for agent in agents:
         agent.register()
 
-    memory.fix_mmap_threshold()
-
     async def release_memory() -> None:
         memory.release_free_memory()
 
