@@ -13,7 +13,8 @@ from core.settings import Settings
 
 
 class LagWatch(threading.Thread):
-    """The largest number of records on ``topics`` not yet committed by ``settings.app_id``'s group."""
+    """The largest number of records on ``topics`` not yet committed by ``settings.app_id``'s group, each sample a
+    lower bound of the lag at one instant (never above it, so a sample over a bound is the bound broken)."""
 
     def __init__(self, settings: Settings, topics: Iterable[str], interval_s: float = 0.1) -> None:
         super().__init__(daemon=True)
@@ -32,9 +33,11 @@ class LagWatch(threading.Thread):
             while not self.done.wait(self.interval_s):
                 consumer = consumer or Consumer({**s.confluent_config(), "group.id": s.app_id,
                                                  "enable.auto.commit": False})  # reads commits, never joins
-                try:
-                    committed = consumer.committed(self.partitions, timeout=5)
+                try:  # the ends first, then the commits: commits only move forward, so the sample is never
+                    # more than the lag at the last end read (commits first would count, as lag, events the
+                    # group committed while the ends were read — 2 events over the bound, once, in CI)
                     ends = [consumer.get_watermark_offsets(tp, timeout=5)[1] for tp in self.partitions]
+                    committed = consumer.committed(self.partitions, timeout=5)
                 except KafkaException as e:  # topics not created yet: fresh metadata next time
                     self.error = str(e)
                     consumer.close()

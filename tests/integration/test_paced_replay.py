@@ -49,7 +49,8 @@ def test_a_month_paced_through_kafka_keeps_the_lag_bounded_and_gives_the_batch_p
     assert published == 33_309 and bound == MAX_LAG
     assert waits > 0  # the bound was reached: the publisher waited for the worker
     assert watch.samples > 20, watch.error
-    assert 0 < watch.most <= MAX_LAG and most <= MAX_LAG
+    # seen from outside near the bound (the workers really were behind), never over it
+    assert MAX_LAG // 2 < watch.most <= MAX_LAG and most <= MAX_LAG, (watch.most, most)
 
     batch = replay(env, "jan_batch", "--events", events, *MONTH, "--speed", "0")
     assert "33,309 events processed by the batch path" in batch
