@@ -153,7 +153,8 @@ class Alert:
                    float(clock))  # type: ignore[arg-type]
 
 
-WEEK_S = 7 * 86400
+DAY_S = 86400
+WEEK_S = 7 * DAY_S
 
 
 @dataclass(slots=True)
@@ -162,43 +163,70 @@ class SurgeBaseline:
     the last ``weeks`` weeks is the usual (a week the area was not yet watched does not count; a watched window
     without any opening counts 0). The score is the count's distance above their mean in standard deviations,
     the deviation floored at the Poisson one (sqrt of the mean, at least 1): a quiet slot's one extra call is no
-    surge. Fewer than ``min_weeks`` weeks of history, or a count below ``min_count``: no score (-inf)."""
+    surge. Fewer than ``min_weeks`` weeks of history, or a count below ``min_count``: no score (-inf).
+
+    The counts are kept by day (``weeks`` weeks and a day at most) and stored so too: a window changes its day's
+    record, not the whole history (issue #13: rewriting weeks of counts at every window made each batch of a live
+    month slower and the heap larger as the history grew)."""
 
     window_s: int = 600
     weeks: int = 8
     min_weeks: int = 3
     first_window: float = math.inf  # the first window watched
-    counts: dict[int, int] = field(default_factory=dict)  # window start -> interventions opened
+    days: dict[int, dict[int, int]] = field(default_factory=dict)  # day (window start // DAY_S) -> start -> count
+    changed: set[int] = field(default_factory=set)  # days changed (or dropped) since :meth:`take_changed`
+    kept_from: int = 0  # the oldest day kept (older days were dropped)
 
     def add(self, window_start: float, count: int) -> None:
         """A sealed window's count (again for the same window: replaced, so a re-delivery counts once)."""
         w = int(window_start)
         self.first_window = min(self.first_window, w)
+        day = w // DAY_S
         if count:
-            self.counts[w] = count
-        else:
-            self.counts.pop(w, None)
-        if len(self.counts) > 4 * self.weeks * WEEK_S // self.window_s:  # trim now and then, not every call
-            horizon = w - self.weeks * WEEK_S
-            self.counts = {k: v for k, v in self.counts.items() if k >= horizon}
+            self.days.setdefault(day, {})[w] = count
+        elif w in self.days.get(day, ()):
+            del self.days[day][w]
+            if not self.days[day]:
+                del self.days[day]
+        self.changed.add(day)
+        oldest = (w - self.weeks * WEEK_S) // DAY_S  # the day of the oldest window :meth:`usual` can still ask for
+        if oldest > self.kept_from:  # once a day
+            self.kept_from = oldest
+            for gone in [d for d in self.days if d < oldest]:
+                del self.days[gone]
+                self.changed.add(gone)
 
     def usual(self, window_start: float) -> list[int]:
         """The counts of the same window in the previous weeks watched (most recent first)."""
         w = int(window_start)
         past = (w - k * WEEK_S for k in range(1, self.weeks + 1))
-        return [self.counts.get(p, 0) for p in past if p >= self.first_window]
+        return [self.days.get(p // DAY_S, {}).get(p, 0) for p in past if p >= self.first_window]
+
+    def take_changed(self) -> tuple[list[int], list[int]]:
+        """The days changed since the last call: (those held, those now empty or dropped)."""
+        changed, self.changed = sorted(self.changed), set()
+        return [d for d in changed if d in self.days], [d for d in changed if d not in self.days]
+
+    def day_counts(self, day: int) -> list[list[int]]:
+        """One day's record: [window start, count] pairs."""
+        return [[w, c] for w, c in sorted(self.days.get(day, {}).items())]
 
     def to_dict(self) -> dict[str, object]:
+        """The baseline's own record: its parameters and the days held (each day a record of its own)."""
         first = None if self.first_window == math.inf else self.first_window
-        return {"w": self.window_s, "k": self.weeks, "m": self.min_weeks, "f": first,
-                "c": [[w, c] for w, c in sorted(self.counts.items())]}
+        return {"w": self.window_s, "k": self.weeks, "m": self.min_weeks, "f": first, "d": sorted(self.days)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, object]) -> SurgeBaseline:
+    def from_dict(cls, d: dict[str, object], days: dict[int, list[list[int]]] | None = None) -> SurgeBaseline:
+        """Back from :meth:`to_dict` and the days' records it names (a record of before the days were stored
+        apart holds every count under "c")."""
         first = d.get("f")
-        return cls(int(d["w"]), int(d["k"]), int(d["m"]),  # type: ignore[call-overload]
-                   math.inf if first is None else float(first),  # type: ignore[arg-type]
-                   {int(w): int(c) for w, c in d["c"]})  # type: ignore[attr-defined]
+        base = cls(int(d["w"]), int(d["k"]), int(d["m"]),  # type: ignore[call-overload]
+                   math.inf if first is None else float(first))  # type: ignore[arg-type]
+        pairs = [p for chunk in (days or {}).values() for p in chunk] + list(d.get("c", ()))  # type: ignore[call-overload]
+        for w, c in pairs:
+            base.days.setdefault(int(w) // DAY_S, {})[int(w)] = int(c)
+        return base
 
     def score(self, window_start: float, count: int, min_count: int) -> float:
         history = self.usual(window_start)
@@ -207,3 +235,14 @@ class SurgeBaseline:
         mean = sum(history) / len(history)
         sd = math.sqrt(sum((c - mean) ** 2 for c in history) / (len(history) - 1)) if len(history) > 1 else 0.0
         return (count - mean) / max(sd, math.sqrt(max(mean, 1.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineDay:
+    """One day of a baseline as the state store holds it: read from the baseline when its record is written."""
+
+    baseline: SurgeBaseline
+    day: int
+
+    def to_dict(self) -> list[list[int]]:
+        return self.baseline.day_counts(self.day)

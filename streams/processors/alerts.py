@@ -4,8 +4,8 @@ alert rules (``VIGIE_ALERT_RULES``) evaluated across every station and intervent
 one ``alerts`` row per transition; the presence series' sealed periods (``presence-steps``, by the presence
 processor) -> the rules on population present (``streams/presence_alerts.py``), on each series' own clock;
 operators' actions (topic ``alert-actions``: acknowledge, silence, unsilence) ->
-``alert_actions``. The book is one state entry (each surge baseline one more): every message comes to one
-partition (key ``all``)."""
+``alert_actions``. The book is one state entry (each surge baseline one more, and one per day of counts it holds):
+every message comes to one partition (key ``all``)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from schemas.codec import InvalidEvent
 from schemas.reference import Reference
 from schemas.signals import AlertNotice, InterventionSteps, PresenceSteps, StationSteps
 from streams.alert_book import AlertBook, Transition
-from streams.alerting import SurgeBaseline
+from streams.alerting import BaselineDay, SurgeBaseline
 from streams.partitioning import partition_for
 from streams.presence_alerts import PresenceAlerts
 from streams.processor import (
@@ -52,13 +52,14 @@ ALERT_ACTIONS = table("alert_actions", AlertActionRow)
 ALERTS_TOPIC = "alerts"  # every transition, for consumers outside Vigie (schemas/signals.py AlertNotice)
 BOOKS = "alert-book"  # the state table: BOOK_KEY -> the book (its to_dict() once recovered); surge baselines
 BOOK_KEY = "book"
-BASELINE_KEY = "surge/{rule}/{area}"  # a surge rule's usual counts in one area (changed every window, not the book)
+BASELINE_KEY = "surge/{rule}/{area}"  # a surge rule's usual counts in one area: the days held (not in the book)
+BASELINE_DAY_KEY = BASELINE_KEY + "/{day}"  # one day of them (changed every window)
 PRESENCE_KEY = "presence"  # the alerts on presence (streams/presence_alerts.py)
 CHUNK_KEY = "waiting/{seq}"  # a chunk of the steps waiting for the book's clock (AlertBook.waiting_chunks)
 CALL_MEASURES = frozenset({Measure.UNASSIGNED_MINUTES, Measure.SURGE})  # the measures on interventions
 
 
-def _dumps(book: AlertBook | SurgeBaseline | PresenceAlerts | dict[str, object] | list[Any]) -> bytes:
+def _dumps(book: AlertBook | SurgeBaseline | BaselineDay | PresenceAlerts | dict[str, object] | list[Any]) -> bytes:
     return json.dumps(book if isinstance(book, dict | list) else book.to_dict(), separators=(",", ":")).encode()
 
 
@@ -137,15 +138,25 @@ class AlertEngine:
                 log.error("alert book: %d chunk(s) of its waiting steps missing from its state; their steps are "
                           "lost", self.book.lost_chunks)
             for (rule, area) in self.book.baselines:
-                saved = store.get(BASELINE_KEY.format(rule=rule, area=area))
-                if isinstance(saved, dict):
-                    self.book.baselines[(rule, area)] = SurgeBaseline.from_dict(saved)
+                self._recover_baseline(store, rule, area)
         store[BOOK_KEY] = self.book
         held = store.get(PRESENCE_KEY)
         if isinstance(held, dict):
             self.presence = PresenceAlerts(self.rules, self._area_of_sector)
             self.presence.restore(held)
         store[PRESENCE_KEY] = self.presence
+
+    def _recover_baseline(self, store: MutableMapping[str, Any], rule: str, area: str) -> None:
+        """A surge baseline and the days its record names; the store then holds views of the baseline's days (not
+        a second copy of the counts)."""
+        saved = store.get(BASELINE_KEY.format(rule=rule, area=area))
+        if not isinstance(saved, dict):
+            return
+        keys = {int(day): BASELINE_DAY_KEY.format(rule=rule, area=area, day=day) for day in saved.get("d", ())}
+        days = {day: chunk for day, key in keys.items() if isinstance(chunk := store.get(key), list)}
+        base = self.book.baselines[(rule, area)] = SurgeBaseline.from_dict(saved, days)
+        for day in days:
+            store[keys[day]] = BaselineDay(base, day)
 
     def process(self, records: Sequence[Record], stores: Stores,
                 behind: Collection[tuple[str, int]] | None = None) -> BatchResult:
@@ -282,11 +293,8 @@ class AlertEngine:
             result.mark(BOOKS, BOOK_KEY, self.partition)
         self._store_chunks(chunks, result, applied=True)
         if self.partition >= 0 and self.book.dirty:
-            store = self.store
             for rule, area in sorted(self.book.dirty):
-                key = BASELINE_KEY.format(rule=rule, area=area)
-                store[key] = self.book.baselines[(rule, area)]
-                result.mark(BOOKS, key, self.partition)
+                self._store_baseline(rule, area, result)
             self.book.dirty.clear()
         if self.partition >= 0 and self.presence.changed:
             result.mark(BOOKS, PRESENCE_KEY, self.partition)
@@ -298,6 +306,22 @@ class AlertEngine:
             result.newest_event_time = self.book.clock
         return result
 
+
+    def _store_baseline(self, rule: str, area: str, result: BatchResult) -> None:
+        """A baseline's changed days, then its record naming the days held, then the tombstones of the days it no
+        longer names (the changelog's order: any prefix restores consistently, as for the chunks)."""
+        base, key = self.book.baselines[(rule, area)], BASELINE_KEY.format(rule=rule, area=area)
+        held, gone = base.take_changed()
+        for day in held:
+            day_key = BASELINE_DAY_KEY.format(rule=rule, area=area, day=day)
+            self.store[day_key] = BaselineDay(base, day)
+            result.mark(BOOKS, day_key, self.partition)
+        self.store[key] = base
+        result.mark(BOOKS, key, self.partition)
+        for day in gone:
+            day_key = BASELINE_DAY_KEY.format(rule=rule, area=area, day=day)
+            self.store.pop(day_key, None)
+            result.mark(BOOKS, day_key, self.partition)
 
     def _store_chunks(self, chunks: dict[int, Any], result: BatchResult, applied: bool) -> None:
         """The waiting steps' new chunks, or the tombstones of those applied (``applied``): keys of their own, see

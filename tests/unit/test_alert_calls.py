@@ -65,9 +65,11 @@ def records() -> list[tuple[float, str, Record]]:
     return out
 
 
-def chain(batches: list[list[Record]], rules: Path, restart: bool = False) -> list[tuple[Any, ...]]:
+def chain(batches: list[list[Record]], rules: Path, restart: bool = False,
+          saved: dict[str, dict[str, Any]] | None = None) -> list[tuple[Any, ...]]:
     """Each batch through the interventions' and stations' engines, their messages through the alerts engine (as
-    the live worker); ``restart``: every state through its changelog codec after every batch, on new engines."""
+    the live worker); ``restart``: every state through its changelog codec after every batch, on new engines;
+    ``saved``: filled with the states as their changelogs hold them after the last batch."""
     codecs = {st.name: st for p in (STATIONS, INTERVENTIONS, ALERTS) for st in p.states}
     stores: dict[str, dict[str, Any]] = {name: {} for name in codecs}
     rows: list[Any] = []
@@ -88,6 +90,9 @@ def chain(batches: list[list[Record]], rules: Path, restart: bool = False) -> li
                 for key, value in list(table.items()):
                     table[key] = codecs[name].loads(codecs[name].dumps(value))
             calls, stations, alerts = engines()
+    if saved is not None:
+        saved.update({name: {k: codecs[name].loads(codecs[name].dumps(v)) for k, v in table.items()}
+                      for name, table in stores.items()})
     rows += alerts.finish(stores).rows[ALERTS.tables[0]]
     return alert_rows(rows)
 
@@ -145,3 +150,57 @@ def test_every_change_of_status_is_published_even_past_the_timeline_cap() -> Non
     sealed = T0 + 60 * (n - 1) - LATENESS
     assert published == [(ev.event_time.timestamp(), "S1", "V1", ev.status.value) for ev in evs
                          if ev.event_time.timestamp() < sealed]
+
+
+SURGE = """
+[[rule]]
+name = "surge"
+measure = "surge"
+scope = "area"
+window = "10m"
+min_count = 3
+fire_at = 3
+clear_at = 2
+severity = "warning"
+message = "{area}: {value} sigma"
+"""
+
+
+def test_a_surge_baseline_is_stored_a_day_per_record_and_restarts_give_the_same_alerts(tmp_path: Path) -> None:
+    """Ten weeks of one call a day in area A at 10:00, then five in that window: the surge fires against the same
+    window of the previous eight weeks, whether every state goes through its changelog codec after each day or
+    not; the baseline's records are one per day held (a window rewrites its day, not the weeks), and the days
+    older than its eight weeks are gone from the store (tombstoned), not only from the baseline."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(SURGE)
+    days = 70
+    batches = []
+    for d in range(days + 1):
+        n = 5 if d == days else 1  # the last day's 10:00 window: five calls
+        calls = [(T0 + d * 86400 + 30 * i, f"D{d}-{i}") for i in range(n)]
+        evs = [iev(iid, "opened", t, event_id=f"o-{iid}") for t, iid in calls]
+        evs += [iev(iid, "closed", t + 60, event_id=f"c-{iid}") for t, iid in calls]
+        batch = [Record("interventions", partition_for(e.intervention_id.encode(), 4), 0,
+                        e.intervention_id.encode(), e.model_dump_json().encode()) for e in evs]
+        for v, station in HOME.items():  # the stations' clocks: every source of the book moves on
+            u = vev(v, "available_at_station" if d % 2 else "available_on_radio", T0 + d * 86400 + 7200, None,
+                    event_id=f"u{d}-{v}", station=station)
+            batch.append(Record("vehicle-status", partition_for(station.encode(), 4), 0, station.encode(),
+                                u.model_dump_json().encode()))
+        batches.append(batch)
+    stores: dict[str, dict[str, Any]] = {}
+    kept = chain(batches, rules, restart=False)
+    assert chain(batches, rules, restart=True, saved=stores) == kept
+    end = T0 + days * 86400 + 600
+    # usual: one call in that window each of the eight previous weeks: (5 - 1) / max(sd 0, sqrt(1)) = 4 sigma
+    assert [r for r in kept if r[3] == end] == [("surge", "A", "A", end, "firing", 4.0, "A: 4 sigma"),
+                                                ("surge", "A", "A", end, "pending", 4.0, "A: 4 sigma")]
+    book = stores[ALERTS.states[0].name]
+    baseline = book["surge/surge/A"]
+    held = [int(k.rsplit("/", 1)[1]) for k in book if k.startswith("surge/surge/A/")]
+    assert sorted(held) == baseline["d"]  # every day named is stored, and no other
+    held.sort()
+    assert held == list(range(held[-1] - 8 * 7, held[-1] + 1)), (held, int(T0) // 86400 + days)
+    records_held = [book[f"surge/surge/A/{day}"] for day in held]
+    assert all(0 < len(r) <= 144 and all(w // 86400 == day for w, _ in r)
+               for r, day in zip(records_held, held, strict=True))

@@ -158,6 +158,15 @@ def test_surge_score_against_the_same_slot_of_previous_weeks() -> None:
     assert young.usual(slot + 2 * WEEK_S) == [5, 5] and young.score(slot + 2 * WEEK_S, 30, 5) == float("-inf")
 
 
+def test_a_surge_baseline_stored_whole_before_it_was_stored_by_day_comes_back() -> None:
+    from streams.alerting import WEEK_S, SurgeBaseline
+
+    old = {"w": 600, "k": 3, "m": 2, "f": 0, "c": [[0, 2], [WEEK_S, 3]]}  # a record written before by-day records
+    b = SurgeBaseline.from_dict(old)
+    assert b.usual(2 * WEEK_S) == [3, 2] and b.to_dict() == {"w": 600, "k": 3, "m": 2, "f": 0, "d": [0, 7]}
+    assert SurgeBaseline.from_dict(b.to_dict(), {d: b.day_counts(d) for d in (0, 7)}).usual(2 * WEEK_S) == [3, 2]
+
+
 def test_surge_baseline_counts_a_re_delivered_window_once_and_zero_for_a_quiet_watched_slot() -> None:
     from streams.alerting import WEEK_S, SurgeBaseline
 
