@@ -465,7 +465,7 @@ def test_an_intervention_waiting_across_a_restart_fires_once() -> None:
     assert [(t[1], t[2], t[3], t[4]) for t in transitions(again)] == [("I1", 700, "resolved", 11.5)]
 
 
-SURGE = rules('''
+SURGE_TOML = """
 [[rule]]
 name = "surge"
 measure = "surge"
@@ -476,7 +476,8 @@ fire_at = 3
 clear_at = 2
 severity = "warning"
 message = "{area}: {value} sigma"
-''')
+"""
+SURGE = rules(SURGE_TOML)
 WEEK = 7 * 86400
 BASE = 600 * 3000  # a window's start
 

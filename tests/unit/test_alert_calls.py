@@ -25,7 +25,7 @@ from streams.processors.interventions import InterventionEngine
 from streams.processors.stations import PROCESSOR as STATIONS
 from streams.processors.stations import StationEngine
 from tests.helpers import NO_VSAV_IN_AREA, T0, iev, vev
-from tests.unit.test_alert_book import WAITING_5MIN
+from tests.unit.test_alert_book import SURGE_TOML, WAITING_5MIN
 from tests.unit.test_alert_chain import HOME, LATENESS, REF, Rows, alert_rows
 from tests.unit.test_disorder import deliver
 
@@ -152,19 +152,6 @@ def test_every_change_of_status_is_published_even_past_the_timeline_cap() -> Non
                          if ev.event_time.timestamp() < sealed]
 
 
-SURGE = """
-[[rule]]
-name = "surge"
-measure = "surge"
-scope = "area"
-window = "10m"
-min_count = 3
-fire_at = 3
-clear_at = 2
-severity = "warning"
-message = "{area}: {value} sigma"
-"""
-
 
 def test_a_surge_baseline_is_stored_a_day_per_record_and_restarts_give_the_same_alerts(tmp_path: Path) -> None:
     """Ten weeks of one call a day in area A at 10:00, then five in that window: the surge fires against the same
@@ -172,7 +159,7 @@ def test_a_surge_baseline_is_stored_a_day_per_record_and_restarts_give_the_same_
     not; the baseline's records are one per day held (a window rewrites its day, not the weeks), and the days
     older than its eight weeks are gone from the store (tombstoned), not only from the baseline."""
     rules = tmp_path / "rules.toml"
-    rules.write_text(SURGE)
+    rules.write_text(SURGE_TOML)
     days = 70
     batches = []
     for d in range(days + 1):
