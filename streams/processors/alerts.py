@@ -306,35 +306,31 @@ class AlertEngine:
             result.newest_event_time = self.book.clock
         return result
 
-
     def _store_baseline(self, rule: str, area: str, result: BatchResult) -> None:
         """A baseline's changed days, then its record naming the days held, then the tombstones of the days it no
         longer names (the changelog's order: any prefix restores consistently, as for the chunks)."""
         base, key = self.book.baselines[(rule, area)], BASELINE_KEY.format(rule=rule, area=area)
         held, gone = base.take_changed()
         for day in held:
-            day_key = BASELINE_DAY_KEY.format(rule=rule, area=area, day=day)
-            self.store[day_key] = BaselineDay(base, day)
-            result.mark(BOOKS, day_key, self.partition)
-        self.store[key] = base
-        result.mark(BOOKS, key, self.partition)
+            self._put(BASELINE_DAY_KEY.format(rule=rule, area=area, day=day), BaselineDay(base, day), result)
+        self._put(key, base, result)
         for day in gone:
-            day_key = BASELINE_DAY_KEY.format(rule=rule, area=area, day=day)
-            self.store.pop(day_key, None)
-            result.mark(BOOKS, day_key, self.partition)
+            self._put(BASELINE_DAY_KEY.format(rule=rule, area=area, day=day), None, result)
+
+    def _put(self, key: str, value: object, result: BatchResult) -> None:
+        """A state entry set (None: deleted, a tombstone) and marked for the changelog."""
+        if value is None:
+            self.store.pop(key, None)
+        else:
+            self.store[key] = value
+        result.mark(BOOKS, key, self.partition)
 
     def _store_chunks(self, chunks: dict[int, Any], result: BatchResult, applied: bool) -> None:
         """The waiting steps' new chunks, or the tombstones of those applied (``applied``): keys of their own, see
         :meth:`AlertBook.waiting_chunks`."""
         for seq, chunk in chunks.items():
-            if (chunk is None) != applied:
-                continue
-            key = CHUNK_KEY.format(seq=seq)
-            if chunk is None:
-                self.store.pop(key, None)
-            else:
-                self.store[key] = chunk
-            result.mark(BOOKS, key, self.partition)
+            if (chunk is None) == applied:
+                self._put(CHUNK_KEY.format(seq=seq), chunk, result)
 
 
 def _row(tr: Transition) -> AlertRow:

@@ -152,7 +152,6 @@ def test_every_change_of_status_is_published_even_past_the_timeline_cap() -> Non
                          if ev.event_time.timestamp() < sealed]
 
 
-
 def test_a_surge_baseline_is_stored_a_day_per_record_and_restarts_give_the_same_alerts(tmp_path: Path) -> None:
     """Ten weeks of one call a day in area A at 10:00, then five in that window: the surge fires against the same
     window of the previous eight weeks, whether every state goes through its changelog codec after each day or
