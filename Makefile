@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	  { command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ]; } || missing="$$missing prometheus"; \
 	  { command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null; } \
 	    || missing="$$missing prometheus-alertmanager"; \
+	  ls /usr/lib/*-linux-gnu/libjemalloc.so.2 >/dev/null 2>&1 || missing="$$missing libjemalloc2"; \
 	  if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) \
 	    >/dev/null; fi
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## install what is missing (venv, Python packages, clickhouse-server, prometheus, alertmanager)
+install: $(STAMP) ## install what is missing (venv, Python packages, clickhouse-server, prometheus, alertmanager, jemalloc)
 
 run: $(STAMP) ## live pipeline: broker + ClickHouse + worker + simulator x60 + forecasts + board (Ctrl-C stops all)
 	$(VENV)/bin/vigie run

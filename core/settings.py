@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     # No batch stored and no write attempted for this long while messages wait on the worker's
     # partitions: the worker logs its task stacks and restarts itself (0 disables).
     worker_stall_timeout_s: float = Field(default=60.0, ge=0)
+    # The worker's memory allocator (vigie/allocator.py): "jemalloc" when libjemalloc.so.2 is installed (the
+    # worker re-executes itself on it), else the system's. glibc's heaps fragment as a worker runs for weeks.
+    worker_allocator: Literal["jemalloc", "system"] = "jemalloc"
     metrics_port: int = 9464
     # --- Forecasts (`vigie forecast`) ---------------------------------------------------------
     # the brigade's local time: forecasts' hours of the week, 3-hour blocks and days are read in it

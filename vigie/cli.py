@@ -13,6 +13,9 @@ from core.settings import Settings, load_settings
 
 
 def _cmd_worker(s: Settings, a: argparse.Namespace) -> int:
+    from vigie.allocator import reexec_worker
+
+    reexec_worker(s.worker_allocator)  # before the heavy imports: once on jemalloc, this returns
     from vigie.worker import run_worker
 
     return run_worker(s, loglevel=a.loglevel)
@@ -539,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("worker", help="run a stream worker: every registered processor (Faust agents -> ClickHouse), "
-                       "metrics on VIGIE_METRICS_PORT")
+                       "metrics on VIGIE_METRICS_PORT; on jemalloc when installed (VIGIE_WORKER_ALLOCATOR)")
     w.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     w.set_defaults(func=_cmd_worker)
 

@@ -9,7 +9,10 @@ processor (streams/registry.py), storing their rows in ClickHouse.
 
 from __future__ import annotations
 
-from prometheus_client import start_http_server
+import logging
+import os
+
+from prometheus_client import Info, start_http_server
 
 from core.settings import Settings
 from sinks.clickhouse import ClickHouseSink, PrometheusSinkMetrics
@@ -18,6 +21,9 @@ from streams.live import BoundedWorker, create_app
 from streams.runtime.faults import Faults
 from streams.runtime.watchdog import Liveness, StallWatchdog
 from streams.topics import ensure_topics
+from vigie.allocator import on_jemalloc
+
+log = logging.getLogger("vigie.worker")
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> int:
@@ -30,6 +36,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
         return sinks[-1]
 
     live = create_app(settings, registry.processors(settings), sink, faults)
+    allocator = "jemalloc" if on_jemalloc(os.environ) else "system"
+    Info("vigie_worker", "how the worker runs").info({"allocator": allocator})
+    log.info("memory allocator: %s", allocator)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0")
     worker = BoundedWorker(live.app, loglevel=loglevel, quiet=True)

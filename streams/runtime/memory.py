@@ -3,7 +3,8 @@
 glibc keeps what Python and the Kafka and ClickHouse clients free in its heaps for reuse: a long-running worker's
 resident size then follows the heaps' high-water mark and their fragmentation, not what it holds (measured over a
 live month, issue #13: the state and Python's blocks flat, glibc's free space growing from 12 to 37 MB).
-``malloc_trim(0)`` returns the free pages of every heap; a worker calls it once a minute (a few ms)."""
+``malloc_trim(0)`` returns the free pages of every heap; a worker calls it once a minute (a few ms). A worker on
+jemalloc (the default, vigie/allocator.py) leaves glibc's heaps nearly empty: jemalloc returns its pages itself."""
 
 from __future__ import annotations
 

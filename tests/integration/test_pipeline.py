@@ -5,6 +5,7 @@ restart mid-stream; then bad input."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 import tomllib
@@ -38,6 +39,7 @@ from tests.integration.conftest import (
     wait_until,
 )
 from tests.integration.expected import alert_transitions
+from vigie.allocator import find_jemalloc
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 1, 9, 6, 0, tzinfo=UTC)
@@ -189,6 +191,7 @@ class LiveRun:
     stop_seconds: float
     metrics: dict[str, float]
     health: dict[str, tuple[dict[str, float], dict[str, float]]]  # panel -> (settled, while busy)
+    mapped: str  # the libraries the running worker had mapped (/proc/<pid>/maps)
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +209,7 @@ def live_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
                         speed=PACE)
                 time.sleep(2.5)
         wait_for_all_events(settings, events)
+        mapped = Path(f"/proc/{worker.pid}/maps").read_text()
         busy_until = time.time()
         assert_exact(settings, ref, events)  # also waits for every window to be sealed
         assert_alerts_exact(settings, ref, events)
@@ -215,7 +219,7 @@ def live_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
                   for q in generate.panel_queries(generate.load(pipeline_health.UID))}
     finally:
         prometheus.stop()
-    return LiveRun(settings, ref, events, events_file, stop_worker(worker), metrics, health)
+    return LiveRun(settings, ref, events, events_file, stop_worker(worker), metrics, health, mapped)
 
 
 def prom_query(port: int, expr: str, at: float) -> dict[str, float]:
@@ -243,6 +247,16 @@ def test_end_to_end_matches_independent_computation(live_run: LiveRun) -> None:
     assert any(k.startswith("vigie_consumer_lag_messages") for k in metrics)
     assert any(k.startswith("vigie_freshness_seconds") for k in metrics)
     assert live_run.stop_seconds < 10.0  # SIGTERM: bounded, graceful stop
+
+
+def test_the_worker_runs_on_jemalloc(live_run: LiveRun) -> None:
+    """`make install` installs libjemalloc2, and the worker re-executes itself on it (vigie/allocator.py): the
+    running process has it mapped, and its metrics say so."""
+    library = find_jemalloc()
+    assert library is not None, "libjemalloc.so.2 is not installed: run `make install`"
+    assert os.path.realpath(library) in {line.split()[-1] for line in live_run.mapped.splitlines()
+                                         if len(line.split()) == 6}
+    assert live_run.metrics['vigie_worker_info{allocator="jemalloc"}'] == 1.0
 
 
 def test_pipeline_health_panels_on_a_real_prometheus(live_run: LiveRun) -> None:
