@@ -15,8 +15,9 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import sys
 from collections.abc import Mapping
+
+from streams.runtime.watchdog import restart_process
 
 log = logging.getLogger("vigie.allocator")
 
@@ -65,6 +66,4 @@ def reexec_worker(choice: str) -> None:
     """Re-execute this process on jemalloc when ``choice`` says so and it is not already (never returns then)."""
     env = worker_env(choice, os.environ, find_jemalloc())
     if env is not None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+        restart_process(env)

@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -97,11 +97,14 @@ def task_stacks(loop: asyncio.AbstractEventLoop | None) -> str:
     return out.getvalue()
 
 
-def restart_process() -> None:
+def restart_process(env: Mapping[str, str] | None = None) -> None:
     """Replace this process by a fresh run of the same command line (``-m vigie.cli`` or the ``vigie``
-    script alike): same pid, so a supervisor sees no exit."""
+    script alike): same pid, so a supervisor sees no exit. ``env``: the new run's environment (default: this
+    one's)."""
     logging.shutdown()
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], os.environ if env is None else env)
 
 
 #: Each agent's sign of life and the partitions it is assigned (read from the watchdog's thread)

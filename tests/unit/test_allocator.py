@@ -36,14 +36,18 @@ def _run(tmp_path: Path, choice: str, **env: str) -> list[str]:
     return out.stdout.splitlines()
 
 
-@pytest.mark.skipif(find_jemalloc() is None, reason="libjemalloc.so.2 not installed (make install installs it)")
+needs_jemalloc = pytest.mark.skipif(find_jemalloc() is None,
+                                    reason="libjemalloc.so.2 not installed (make install installs it)")
+
+
+@needs_jemalloc
 def test_the_worker_re_executes_itself_once_on_jemalloc(tmp_path: Path) -> None:
     lines = _run(tmp_path, "jemalloc")
     assert lines[:2] == ["start", "start"]  # once before the re-exec, once after: no loop
     assert lines[2] == f"{find_jemalloc()} malloc {JEMALLOC_CONF} True ['--an-arg']"
 
 
-@pytest.mark.skipif(find_jemalloc() is None, reason="libjemalloc.so.2 not installed (make install installs it)")
+@needs_jemalloc
 def test_the_system_allocator_when_chosen(tmp_path: Path) -> None:
     assert _run(tmp_path, "system") == ["start", "   False ['--an-arg']"]
 
