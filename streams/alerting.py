@@ -143,14 +143,23 @@ class Alert:
         self.changes.append(change)
 
     def to_list(self) -> list[object]:
-        """The state for a changelog (pending changes are emitted in the same batch, never kept)."""
-        return [self.phase.value, self.on, self.since, self.worst, self.clock]
+        """The state for a changelog (pending changes are emitted in the same batch, never kept); the unset
+        times and value (NaN, -inf) as null: JSON has no such numbers."""
+        return [self.phase.value, self.on, _finite(self.since), _finite(self.worst), _finite(self.clock)]
 
     @classmethod
     def from_list(cls, threshold: Threshold, data: list[object]) -> Alert:
         phase, on, since, worst, clock = data
-        return cls(threshold, Phase(str(phase)), bool(on), float(since), float(worst),  # type: ignore[arg-type]
-                   float(clock))  # type: ignore[arg-type]
+        return cls(threshold, Phase(str(phase)), bool(on), _number(since, math.nan), _number(worst, math.nan),
+                   _number(clock, -math.inf))
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _number(x: object, unset: float) -> float:
+    return unset if x is None else float(x)  # type: ignore[arg-type]
 
 
 DAY_S = 86400

@@ -9,7 +9,6 @@ every message comes to one partition (key ``all``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -42,6 +41,8 @@ from streams.processor import (
     StateTable,
     Stores,
     TimeBound,
+    state_from_json,
+    state_json,
 )
 from streams.rows import AlertActionRow, AlertRow
 
@@ -60,11 +61,11 @@ CALL_MEASURES = frozenset({Measure.UNASSIGNED_MINUTES, Measure.SURGE})  # the me
 
 
 def _dumps(book: AlertBook | SurgeBaseline | BaselineDay | PresenceAlerts | dict[str, object] | list[Any]) -> bytes:
-    return json.dumps(book if isinstance(book, dict | list) else book.to_dict(), separators=(",", ":")).encode()
+    return state_json(book if isinstance(book, dict | list) else book.to_dict())
 
 
 def _loads(raw: bytes) -> dict[str, object]:
-    return json.loads(raw)  # type: ignore[no-any-return]  # the engine restores its book from it
+    return state_from_json(raw)  # type: ignore[no-any-return]  # the engine restores its book from it
 
 
 class UnknownRule(ValueError):

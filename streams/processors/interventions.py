@@ -26,6 +26,8 @@ from streams.processor import (
     Stores,
     TimeBound,
     json_state,
+    state_from_json,
+    state_json,
 )
 from streams.rows import InterventionEventRow, InterventionRow, SectorWindowRow
 from streams.sealing import SealedClock
@@ -262,11 +264,11 @@ class _InterventionCodec:
 
     @staticmethod
     def dumps(obj: InterventionState) -> bytes:
-        return json.dumps([obj.intervention_id, *obj.to_list()], separators=(",", ":")).encode()
+        return state_json([obj.intervention_id, *obj.to_list()])
 
     @staticmethod
     def loads(raw: bytes) -> InterventionState:
-        data = json.loads(raw)
+        data = state_from_json(raw)
         return InterventionState.from_list(data[0], data[1:])
 
 
