@@ -25,6 +25,7 @@ from streams import registry
 from streams.partitioning import partition_for
 from streams.processor import BatchResult, Engine, EngineContext, Message, Processor, Record, Stores
 from streams.runtime.checkpoint import RowWriter
+from streams.runtime.memory import engines_gc
 
 _EVENT_FIELD = b',"event":'
 # the head of a line as Vigie writes it (plain topic and key, no escapes); anything else is parsed as JSON
@@ -127,7 +128,12 @@ class BatchRunner:
 
     async def run(self, records: Iterable[Record], chunk_events: int = 20_000) -> HistoryStats:
         """Chunks are processed while the previous chunk's rows are being written (one write in flight, in
-        order): ClickHouse works on one chunk while Python works on the next."""
+        order): ClickHouse works on one chunk while Python works on the next. The collector runs at the engines'
+        pace meanwhile (``streams/runtime/memory.py``)."""
+        with engines_gc():
+            return await self._run(records, chunk_events)
+
+    async def _run(self, records: Iterable[Record], chunk_events: int) -> HistoryStats:
         started = time.perf_counter()
         by_topic = self.by_topic
         pending = 0

@@ -19,6 +19,7 @@ from sinks.clickhouse import ClickHouseSink, PrometheusSinkMetrics
 from streams import registry
 from streams.live import BoundedWorker, create_app
 from streams.runtime.faults import Faults
+from streams.runtime.memory import GC_THRESHOLDS, tune_gc
 from streams.runtime.watchdog import Liveness, StallWatchdog
 from streams.topics import ensure_topics
 from vigie.allocator import on_jemalloc
@@ -37,8 +38,10 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
 
     live = create_app(settings, registry.processors(settings), sink, faults)
     allocator = "jemalloc" if on_jemalloc(os.environ) else "system"
-    Info("vigie_worker", "how the worker runs").info({"allocator": allocator})
-    log.info("memory allocator: %s", allocator)
+    gc_thresholds = ",".join(map(str, GC_THRESHOLDS))
+    tune_gc()
+    Info("vigie_worker", "how the worker runs").info({"allocator": allocator, "gc_thresholds": gc_thresholds})
+    log.info("memory allocator: %s; collector thresholds %s", allocator, gc_thresholds)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0")
     worker = BoundedWorker(live.app, loglevel=loglevel, quiet=True)

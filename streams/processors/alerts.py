@@ -41,8 +41,8 @@ from streams.processor import (
     StateTable,
     Stores,
     TimeBound,
+    compact_json,
     state_from_json,
-    state_json,
 )
 from streams.rows import AlertActionRow, AlertRow
 
@@ -61,7 +61,7 @@ CALL_MEASURES = frozenset({Measure.UNASSIGNED_MINUTES, Measure.SURGE})  # the me
 
 
 def _dumps(book: AlertBook | SurgeBaseline | BaselineDay | PresenceAlerts | dict[str, object] | list[Any]) -> bytes:
-    return state_json(book if isinstance(book, dict | list) else book.to_dict())
+    return compact_json(book if isinstance(book, dict | list) else book.to_dict())
 
 
 def _loads(raw: bytes) -> dict[str, object]:

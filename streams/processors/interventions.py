@@ -3,7 +3,6 @@ partition, the interventions opened per sector and 1-minute window. Pure rules i
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Collection, MutableMapping, Sequence
@@ -25,9 +24,9 @@ from streams.processor import (
     StateTable,
     Stores,
     TimeBound,
+    compact_json,
     json_state,
     state_from_json,
-    state_json,
 )
 from streams.rows import InterventionEventRow, InterventionRow, SectorWindowRow
 from streams.sealing import SealedClock
@@ -256,7 +255,7 @@ class InterventionEngine:
 
 def _steps_message(parts: list[dict[str, Any]]) -> Message:
     """One message for the partitions sealed further (``schemas/signals.py`` ``InterventionSteps``)."""
-    return Message(INTERVENTION_STEPS, STEPS_KEY, json.dumps({"parts": parts}, separators=(",", ":")).encode())
+    return Message(INTERVENTION_STEPS, STEPS_KEY, compact_json({"parts": parts}))
 
 
 class _InterventionCodec:
@@ -264,7 +263,7 @@ class _InterventionCodec:
 
     @staticmethod
     def dumps(obj: InterventionState) -> bytes:
-        return state_json([obj.intervention_id, *obj.to_list()])
+        return compact_json([obj.intervention_id, *obj.to_list()])
 
     @staticmethod
     def loads(raw: bytes) -> InterventionState:

@@ -5,7 +5,6 @@ and 1-minute window rows. The pure rules live in ``streams/state.py``, ``streams
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Collection, Iterable, Mapping, MutableMapping, Sequence
@@ -29,6 +28,7 @@ from streams.processor import (
     Stores,
     TimeBound,
     check_key,
+    compact_json,
     json_state,
 )
 from streams.rows import (
@@ -243,7 +243,7 @@ class StationEngine:
             if units:
                 part["units"] = sorted(units)
             doc.append(part)
-        return Message(STATION_STEPS, STEPS_KEY, json.dumps({"parts": doc}, separators=(",", ":")).encode())
+        return Message(STATION_STEPS, STEPS_KEY, compact_json({"parts": doc}))
 
     def _decode(self, rec: Record, crew: bool) -> tuple[Any, str]:
         """The record's event and its station; raises ``InvalidEvent``/``UnknownReference`` with the reason."""

@@ -26,6 +26,7 @@ from schemas.reference import Reference
 from sinks.clickhouse import run_migrations
 from sinks.history import HistorySource, run_history
 from streams import registry
+from streams.runtime.memory import GC_THRESHOLDS
 from tests.integration import expected
 from tests.integration.conftest import (
     Stack,
@@ -256,7 +257,8 @@ def test_the_worker_runs_on_jemalloc(live_run: LiveRun) -> None:
     assert library is not None, "libjemalloc.so.2 is not installed: run `make install`"
     assert os.path.realpath(library) in {line.split()[-1] for line in live_run.mapped.splitlines()
                                          if len(line.split()) == 6}
-    assert live_run.metrics['vigie_worker_info{allocator="jemalloc"}'] == 1.0
+    gc_thresholds = ",".join(map(str, GC_THRESHOLDS))  # the engines' collector pace (streams/runtime/memory.py)
+    assert live_run.metrics[f'vigie_worker_info{{allocator="jemalloc",gc_thresholds="{gc_thresholds}"}}'] == 1.0
 
 
 def test_pipeline_health_panels_on_a_real_prometheus(live_run: LiveRun) -> None:

@@ -219,3 +219,36 @@ def test_a_row_field_without_a_clickhouse_type_is_refused() -> None:
 
     with pytest.raises(TypeError, match="annotate it with its ClickHouse type"):
         table("x", Untyped)
+
+
+def test_the_batch_path_runs_its_engines_at_the_engines_collector_pace() -> None:
+    """While ``BatchRunner.run`` runs, the collector's thresholds are the engines' (``GC_THRESHOLDS``); after it,
+    the caller's again (the tests and tools that call it keep their own)."""
+    import gc
+
+    from core.settings import Settings
+    from streams.batch import BatchRunner
+    from streams.processors.interventions import PROCESSOR as INTERVENTIONS
+    from streams.runtime.memory import GC_THRESHOLDS
+    from tests.helpers import T0, iev
+
+    class NoRows:
+        async def write(self, batch: Mapping[TableSpec, Sequence[Sequence[Any]]]) -> Sequence[Rejected]:
+            return []
+
+    runner = BatchRunner(Settings(topic_partitions=1), (INTERVENTIONS,), NoRows(), keep_outputs=True)
+    seen: list[tuple[int, int, int]] = []
+    engine = runner.runs[0].engine
+    process = engine.process
+
+    def watched(*args: Any, **kwargs: Any) -> BatchResult:
+        seen.append(gc.get_threshold())
+        return process(*args, **kwargs)
+
+    engine.process = watched  # type: ignore[method-assign]
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    topic = Settings(topic_partitions=1).topic("interventions")
+    stats = asyncio.run(runner.run([Record(topic, 0, 0, b"I1", iev("I1", "opened", T0).model_dump_json().encode())]))
+    assert stats.events == 1 and seen == [GC_THRESHOLDS]
+    assert gc.get_threshold() == before

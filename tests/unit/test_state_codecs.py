@@ -1,4 +1,4 @@
-"""The state's changelog codecs: what ``state_json`` writes reads back as the standard library would have written
+"""The state's changelog codecs: what ``compact_json`` writes reads back as the standard library would have written
 it, and every registered processor's state survives its codec (what a restarted worker recovers)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from streams import processor as processor_module
 from streams import registry
 from streams.batch import BatchRunner
 from streams.partitioning import partition_for
-from streams.processor import Record, state_json
+from streams.processor import Record, compact_json
 from streams.processors import alerts as alerts_module
 from streams.processors import interventions as interventions_module
 from streams.runtime.checkpoint import Rejected
@@ -40,7 +40,7 @@ documents = st.recursive(
 @given(documents)
 @settings(max_examples=300, deadline=None)
 def test_state_json_reads_back_as_the_standard_library_writes(doc: Any) -> None:
-    assert json.loads(state_json(doc)) == json.loads(json.dumps(doc, separators=(",", ":")))
+    assert json.loads(compact_json(doc)) == json.loads(json.dumps(doc, separators=(",", ":")))
 
 
 def _non_finite(value: Any) -> bool:
@@ -61,15 +61,15 @@ class _NoRows:
 def test_every_processors_state_survives_its_changelog_codec(monkeypatch: pytest.MonkeyPatch) -> None:
     """A simulated day with crews, major incidents and every registered processor's own simulator, through the
     batch path; then each state entry written and read back as recovery does: written again, the same bytes, and
-    no document handed to ``state_json`` holds a non-finite number (which it would turn into null)."""
+    no document handed to ``compact_json`` holds a non-finite number (which it would turn into null)."""
     handed: list[Any] = []
 
     def watched(doc: Any) -> bytes:
         handed.append(doc)
-        return state_json(doc)
+        return compact_json(doc)
 
     for module in (processor_module, interventions_module, alerts_module):
-        monkeypatch.setattr(module, "state_json", watched)
+        monkeypatch.setattr(module, "compact_json", watched)
     s = Settings(topic_partitions=4)
     ref = Reference.load(s.reference_dir)
     sim = Simulator(ref, seed=31, start=datetime(2026, 3, 2, tzinfo=UTC), major_incidents_per_day=3)
@@ -93,7 +93,7 @@ def test_every_processors_state_survives_its_changelog_codec(monkeypatch: pytest
 
 
 def test_a_changelog_value_written_by_the_standard_encoder_still_reads_back() -> None:
-    """Before ``state_json``, the alert book's unset times went out as NaN and -Infinity (not JSON; orjson
+    """Before ``compact_json``, the alert book's unset times went out as NaN and -Infinity (not JSON; orjson
     refuses them): a worker recovering such a changelog reads them back as they were."""
     from streams.alerting import Alert, Phase
     from streams.processor import state_from_json
@@ -103,6 +103,6 @@ def test_a_changelog_value_written_by_the_standard_encoder_still_reads_back() ->
     data = state_from_json(old)
     assert math.isnan(data[2]) and math.isnan(data[3]) and data[4] == -math.inf
     fresh = Alert.from_list(None, data)  # type: ignore[arg-type]  # the threshold plays no part here
-    assert state_json(fresh.to_list()) == b'["inactive",false,null,null,null]'
-    back = Alert.from_list(None, state_from_json(state_json(fresh.to_list())))  # type: ignore[arg-type]
+    assert compact_json(fresh.to_list()) == b'["inactive",false,null,null,null]'
+    back = Alert.from_list(None, state_from_json(compact_json(fresh.to_list())))  # type: ignore[arg-type]
     assert math.isnan(back.since) and math.isnan(back.worst) and back.clock == -math.inf
