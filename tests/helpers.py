@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from core.tables import TableSpec
 from schemas.events import CrewStatusEvent, InterventionEvent, VehicleStatusEvent
 from schemas.reference import FleetVehicle, Reference, Station
 
@@ -72,3 +73,10 @@ keep_firing_for = "2m"
 severity = "critical"
 message = "No VSAV available in {area}"
 '''
+
+
+class NoRows:
+    """A row writer that stores nothing (the engines' work alone, on the batch path)."""
+
+    async def write(self, batch: Mapping[TableSpec, Sequence[Sequence[Any]]]) -> Sequence[Any]:
+        return []

@@ -230,11 +230,7 @@ def test_the_batch_path_runs_its_engines_at_the_engines_collector_pace() -> None
     from streams.batch import BatchRunner
     from streams.processors.interventions import PROCESSOR as INTERVENTIONS
     from streams.runtime.memory import GC_THRESHOLDS
-    from tests.helpers import T0, iev
-
-    class NoRows:
-        async def write(self, batch: Mapping[TableSpec, Sequence[Sequence[Any]]]) -> Sequence[Rejected]:
-            return []
+    from tests.helpers import T0, NoRows, iev
 
     runner = BatchRunner(Settings(topic_partitions=1), (INTERVENTIONS,), NoRows(), keep_outputs=True)
     seen: list[tuple[int, int, int]] = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.settings import Settings
-from core.tables import TableSpec
 from devtools.simulator import Simulator, with_processors
 from schemas.codec import encode
 from schemas.reference import Reference
@@ -26,7 +24,7 @@ from streams.partitioning import partition_for
 from streams.processor import Record, compact_json
 from streams.processors import alerts as alerts_module
 from streams.processors import interventions as interventions_module
-from streams.runtime.checkpoint import Rejected
+from tests.helpers import NoRows
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | finite | st.text(max_size=8)
@@ -39,7 +37,7 @@ documents = st.recursive(
 
 @given(documents)
 @settings(max_examples=300, deadline=None)
-def test_state_json_reads_back_as_the_standard_library_writes(doc: Any) -> None:
+def test_compact_json_reads_back_as_the_standard_library_writes(doc: Any) -> None:
     assert json.loads(compact_json(doc)) == json.loads(json.dumps(doc, separators=(",", ":")))
 
 
@@ -51,11 +49,6 @@ def _non_finite(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_non_finite(v) for v in value)
     return False
-
-
-class _NoRows:
-    async def write(self, batch: Mapping[TableSpec, Sequence[Sequence[Any]]]) -> Sequence[Rejected]:
-        return []
 
 
 def test_every_processors_state_survives_its_changelog_codec(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +70,7 @@ def test_every_processors_state_survives_its_changelog_codec(monkeypatch: pytest
     records = [Record(topics[e.topic], partition_for(e.key.encode(), s.topic_partitions), i, e.key.encode(),
                       encode(e.event)) for i, e in enumerate(with_processors(sim, 86400, s, seed=31))
                if e.topic in topics]
-    runner = BatchRunner(s, registry.processors(s), _NoRows(), ref)
+    runner = BatchRunner(s, registry.processors(s), NoRows(), ref)
     asyncio.run(runner.run(records, chunk_events=5000))
     checked: dict[str, int] = {}
     for run in runner.runs:
