@@ -191,6 +191,15 @@ class RuleSet(BaseModel):
             seen.add(r.name)
         return self
 
+    @staticmethod
+    def version(path: Path) -> tuple[float, int] | None:
+        """What tells a rules file changed (its modification time and size); None: no file."""
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_mtime, st.st_size
+
     @classmethod
     def load(cls, path: Path) -> RuleSet:
         """Reads and checks a rules file; ``RuleFileError`` says which rule and field is wrong, and why."""

@@ -36,17 +36,22 @@ from dataclasses import dataclass, field, replace
 from schemas.alert_rules import PRESENCE_MEASURES, Measure, Rule, Scope
 from schemas.reference import Reference
 from streams.alerting import Alert, Change, Direction, Phase, SurgeBaseline, Threshold
-from streams.windows import STAFF_STEP, VEHICLE_STEP, Step
+from streams.windows import STAFF_STEP, VEHICLE_STEP, Step, Watched
 
 # in the waiting heap beside the stations' steps (kinds 0 and 1): a unit's change of status (time, station,
 # UNIT_STEP, vehicle, status, intervention), an intervention opened (time, area, OPENED_STEP, intervention, sector,
 # nature) or closed (time, "", CLOSED_STEP, intervention, "", ""); the steps of one instant apply in kind order
 UNIT_STEP, OPENED_STEP, CLOSED_STEP = 2, 3, 4
+#: the measures on the stations' values (``Step``): the others are timers, counts of openings or presence
+VALUE_MEASURES = frozenset({Measure.AVAILABLE, Measure.AVAILABLE_SHARE, Measure.STAFF_ON_DUTY})
 CHUNK_STEPS = 4000  # waiting steps per changelog record (~200 kB)
 GRID_DEG = 0.05  # the cells of area_of's station grid, in degrees (about 5 km)
 ENGAGED = frozenset({"dispatched", "en_route", "on_scene", "transporting", "at_hospital"})
 #: an intervention waiting for a unit this long (no unit, never closed: a feed's gap) is forgotten, its alerts end
 CALL_EXPIRY_S = 72 * 3600.0
+#: how often (of the clock) the dispatches older than the expiry are forgotten: the whole dict is read each time
+#: (hourly, that was a tenth of the book's work over a week)
+DISPATCHED_LOOK_S = 6 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,25 @@ class Transition:
 
 def _kind(step: tuple[object, ...]) -> object:
     return step[2]
+
+
+def _value_key(rule: Rule) -> tuple[int, str]:
+    """The steps a rule on the stations' values reads: their kind and subject (a vehicle type, a qualification)."""
+    if rule.measure is Measure.STAFF_ON_DUTY:
+        return STAFF_STEP, rule.qualification.value if rule.qualification else ""
+    return VEHICLE_STEP, rule.vehicle_type or ""
+
+
+def watched_values(rules: Sequence[Rule]) -> Watched:
+    """What the stations publish for these rules (the values read by some rule, the units' statuses when a timer
+    reads them); a rule added later reads each station from its next change, as on a book built afresh."""
+    types, qualifications = set(), set()
+    for rule in rules:
+        if rule.measure in VALUE_MEASURES:
+            kind, subject = _value_key(rule)
+            (qualifications if kind == STAFF_STEP else types).add(subject)
+    units = any(r.measure in (Measure.STATUS_MINUTES, Measure.UNASSIGNED_MINUTES) for r in rules)
+    return Watched(frozenset(types), frozenset(qualifications), units)
 
 
 def threshold_of(rule: Rule) -> Threshold:
@@ -157,7 +181,11 @@ class AlertBook:
         self.baselines = {(r.name, a): SurgeBaseline(int(r.window)) for r in self.surges for a in self.areas}
         self.dirty: set[tuple[str, str]] = set()  # baselines changed since the caller stored them
         self.sources: dict[str, float] = dict.fromkeys(sources, -math.inf)  # source -> its last ``until``
-        self.waiting: list[Step] = []  # a heap: steps after the clock
+        self.waiting: list[Step] = []  # steps after the clock, in time order unless ``unsorted``
+        self.unsorted = False
+        # the steps of values no rule watches (most of them), after the clock: not applied, kept for the rules of
+        # a reload (a new book takes them again, see :meth:`_wait`) and for the changelog's chunks
+        self.unwatched: list[Step] = []
         self.fresh: list[Step] = []  # steps taken since the last waiting_chunks()
         self.keep_fresh = True  # False: nobody stores the waiting steps (the batch path)
         self.chunks: dict[int, float] = {}  # the waiting steps' chunks stored: number -> newest step time
@@ -186,9 +214,7 @@ class AlertBook:
                 continue  # a scope per intervention, once it waited too long (_deadline)
             if rule.measure in PRESENCE_MEASURES:
                 continue  # not on the stations' clock: streams/presence_alerts.py
-            staff = rule.measure is Measure.STAFF_ON_DUTY
-            subject = rule.qualification.value if staff and rule.qualification else rule.vehicle_type or ""
-            kind = STAFF_STEP if staff else VEHICLE_STEP
+            kind, subject = _value_key(rule)
             groups = ([(area, "", sids) for area, sids in by_area.items()] if rule.scope is Scope.AREA else
                       [(reference.stations[sid].area, sid, [sid]) for sid in sorted(reference.stations)])
             for area, station, sids in groups:
@@ -227,16 +253,30 @@ class AlertBook:
             new += [(t, self.area_of(lat, lon), OPENED_STEP, iid, sector, str(nature))  # type: ignore[misc]
                     for t, iid, sector, nature, lat, lon in opened if t >= last]
             new += [(t, "", CLOSED_STEP, iid, "", "") for t, iid in closed if t >= last]  # type: ignore[misc]
-        for step in new:
-            heapq.heappush(self.waiting, step)
+        self._wait(new)
         if self.keep_fresh:
             self.fresh += new
         self.sources[source] = max(last, until)
 
+    def _wait(self, steps: Iterable[Step]) -> None:
+        """Steps to apply once the clock passes them: in the heap, or aside for those of a value no rule watches
+        (they change nothing: leaving them out of the heap saves most of its work)."""
+        waiting, unwatched, watchers = self.waiting, self.unwatched, self.watchers
+        for step in steps:
+            kind = step[2]
+            if kind <= STAFF_STEP and (step[1], kind, step[3]) not in watchers:  # type: ignore[operator]
+                unwatched.append(step)
+            else:
+                waiting.append(step)
+                self.unsorted = True
+
+    def pending(self) -> int:
+        """How many steps wait for the clock."""
+        return len(self.waiting) + len(self.unwatched)
+
     def take_fresh(self, steps: Sequence[Step]) -> None:
         """Steps another book (of rules since replaced) took and had not stored yet."""
-        for step in steps:
-            heapq.heappush(self.waiting, step)
+        self._wait(steps)
         self.fresh += steps
 
     def waiting_chunks(self) -> dict[int, list[list[object]] | None]:
@@ -291,59 +331,85 @@ class AlertBook:
         if now < self.clock:
             return
         waiting, deadlines, inf = self.waiting, self.deadlines, math.inf
+        if self.unsorted:  # runs of steps in time order, one per message: sorting merges them
+            waiting.sort()
+            self.unsorted = False
+        i, n = 0, len(waiting)
+        window_end = self._window_end()
         while True:
-            t = waiting[0][0] if waiting else inf
-            due = deadlines[0][0] if deadlines else inf
-            window_end = min(self.surge_next.values()) if self.surge_next else inf
+            t = waiting[i][0] if i < n else inf
             horizon = t if t < now else now
+            due = deadlines[0][0] if deadlines else inf
             if due < horizon or window_end < horizon:
                 if due <= window_end:
                     self._deadline(*heapq.heappop(deadlines))
                 else:
                     self._close_windows(window_end, horizon)
+                    window_end = self._window_end()
                 continue
             if t >= now:
                 break
-            changed: dict[int, _Scope] = {}
-            at = t if t > self.clock else self.clock
-            group = [heapq.heappop(waiting)]
-            while waiting and waiting[0][0] == t:
-                group.append(heapq.heappop(waiting))
-            if len(group) > 1:
-                group.sort(key=_kind)
-            for _, station, kind, subject, count, available_staff in group:
-                if kind > STAFF_STEP:
-                    self._call_or_unit(kind, at, t, station, subject, count, available_staff)  # type: ignore[arg-type]
-                    continue
-                for scope in self.watchers.get((station, kind, subject), ()):
-                    n = available_staff if scope.rule.staffed else count
-                    if n < 0:
-                        continue  # crews not tracked at this station: a staffed rule does not count it
-                    scope.set(station, n)
-                    changed[id(scope)] = scope
-            if at > t:
-                self.late += 1
+            j = i + 1
+            while j < n and waiting[j][0] == t:
+                j += 1
+            if self._apply(t, waiting[i:j] if j > i + 1 else (waiting[i],)):  # type: ignore[arg-type]
+                window_end = self._window_end()  # an opening may have started a surge rule's windows
+            i = j
+        del waiting[:i]
+        self.clock = now
+        if self.unwatched:
+            self.unwatched = [step for step in self.unwatched if step[0] >= now]  # type: ignore[operator]
+        for alert in self.alerts.values():
+            alert.advance(now)
+
+    def _window_end(self) -> float:
+        """The end of the next surge window to score (inf: none)."""
+        return min(self.surge_next.values()) if self.surge_next else math.inf
+
+    def _apply(self, t: float, group: Sequence[Step]) -> bool:
+        """The steps of one instant (in kind order: values, then units, openings and closings), at the clock when
+        late; whether an intervention opened."""
+        at = t if t > self.clock else self.clock
+        if at > t:
+            self.late += 1
+        if len(group) > 1:
+            group = sorted(group, key=_kind)
+        changed: dict[int, _Scope] | None = None
+        opened = False
+        for _, where, kind, subject, a, b in group:
+            if kind == UNIT_STEP:  # a unit (``subject``) of station ``where`` to status ``a`` for intervention ``b``
+                self.units_seen = True
+                if b and a in ENGAGED:
+                    self._dispatched(at, t, b)  # type: ignore[arg-type]
+                if self.timed:
+                    self._unit(at, t, where, subject, a, b)  # type: ignore[arg-type]
+                continue
+            if kind == OPENED_STEP:  # intervention ``subject`` in area ``where``, sector ``a``, nature ``b``
+                self._opened(at, t, where, subject, a, b)  # type: ignore[arg-type]
+                opened = True
+                continue
+            if kind == CLOSED_STEP:
+                self.dispatched.pop(subject, None)  # closed: no unit will come any more
+                self._stop_call(at, t, subject)
+                continue
+            scopes = self.watchers.get((where, kind, subject))
+            if not scopes:
+                continue
+            changed = changed if changed is not None else {}
+            for scope in scopes:
+                n = b if scope.rule.staffed else a
+                if n < 0:  # type: ignore[operator]
+                    continue  # crews not tracked at this station: a staffed rule does not count it
+                scope.set(where, n)  # type: ignore[arg-type]
+                changed[id(scope)] = scope
+        if changed:
             for scope in changed.values():
                 value = scope.value()
                 if value is not None:
                     self._alert(scope).observe(at, value)
-            self.clock = max(self.clock, at)
-        self.clock = now
-        for alert in self.alerts.values():
-            alert.advance(now)
-
-    def _call_or_unit(self, kind: int, at: float, t: float, where: str, subject: str, a: str, b: str) -> None:
-        if kind == UNIT_STEP:
-            self.units_seen = True
-            if b and a in ENGAGED:
-                self._dispatched(at, t, b)
-            if self.timed:
-                self._unit(at, t, where, subject, a, b)
-        elif kind == OPENED_STEP:
-            self._opened(at, t, where, subject, a, b)
-        else:
-            self.dispatched.pop(subject, None)  # closed: no unit will come any more
-            self._stop_call(at, t, subject)
+        if at > self.clock:
+            self.clock = at
+        return opened
 
     def _opened(self, at: float, t: float, area: str, iid: str, sector: str, nature: str) -> None:
         """An intervention opened: counted for the surges (late: in the window of the clock), and waiting for a
@@ -365,8 +431,8 @@ class AlertBook:
         if iid not in self.dispatched:
             self.dispatched[iid] = t
             # an intervention closed before its units' last statuses (an ambulance still transporting) or never
-            # closed comes back or stays: forgotten after the expiry, looked at once an hour of the clock
-            if at >= self.dispatched_pruned + 3600.0:
+            # closed comes back or stays: forgotten after the expiry (looked at every DISPATCHED_LOOK_S)
+            if at >= self.dispatched_pruned + DISPATCHED_LOOK_S:
                 self.dispatched = {k: v for k, v in self.dispatched.items() if v >= at - CALL_EXPIRY_S}
                 self.dispatched_pruned = at
         self._stop_call(at, t, iid)
@@ -554,9 +620,8 @@ class AlertBook:
                 self.lost_chunks += 1
                 continue
             self.chunks[int(seq)], self.chunk_data[int(seq)] = float(newest), data
-            self.waiting += [tuple(s) for s in data if float(s[0]) >= self.clock]  # type: ignore[misc, arg-type]
-        self.waiting += [tuple(s) for s in doc.get("w", [])]  # type: ignore[attr-defined, misc]  # an older state
-        heapq.heapify(self.waiting)
+            self._wait([tuple(s) for s in data if float(s[0]) >= self.clock])  # type: ignore[misc, arg-type]
+        self._wait([tuple(s) for s in doc.get("w", [])])  # type: ignore[attr-defined, misc]  # an older state
         for name, key, values in doc["v"]:  # type: ignore[attr-defined]
             scope = self.scopes.get((name, key))
             if scope is not None:

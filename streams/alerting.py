@@ -100,8 +100,11 @@ class Alert:
         """The value from ``t`` on (``t`` at or after every earlier observation and clock)."""
         if t < self.clock:
             raise StaleObservation(f"observation at {t:g} is older than the alert's clock {self.clock:g}")
-        self.advance(t)
         th = self.threshold
+        if self.phase is Phase.INACTIVE and not self.on and not th.turns_on(value):
+            self.clock = t  # nothing going on, nothing starting (most observations): no deadline to pass
+            return
+        self.advance(t)
         if not self.on and th.turns_on(value):
             self.on, self.since = True, t
             if self.phase is Phase.INACTIVE:

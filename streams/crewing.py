@@ -33,6 +33,8 @@ from schemas.reference import CrewRules
 
 QUALIFICATIONS: tuple[Qualification, ...] = tuple(Qualification)
 QUAL_BIT = {q: 1 << i for i, q in enumerate(QUALIFICATIONS)}
+QUAL_VALUES: tuple[str, ...] = tuple(q.value for q in QUALIFICATIONS)  # an enum's .value costs ~0.5 µs a read
+_VALUE_BITS = tuple(zip(QUAL_VALUES, (QUAL_BIT[q] for q in QUALIFICATIONS), strict=True))
 _SUBSETS = range(1, 1 << len(QUALIFICATIONS))
 
 
@@ -44,7 +46,7 @@ def profile_mask(qualifications: tuple[Qualification, ...] | list[Qualification]
 
 
 def profile_qualifications(mask: int) -> list[str]:
-    return [q.value for q in QUALIFICATIONS if mask & QUAL_BIT[q]]
+    return [value for value, bit in _VALUE_BITS if mask & bit]
 
 
 class Crewing:

@@ -14,10 +14,11 @@ Rules (pure, no Kafka):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from operator import itemgetter
 from typing import Any
 
 from core.tables import NO_TIME
@@ -40,7 +41,16 @@ from streams.rows import (
     StationStaffRow,
     VehicleStateRow,
 )
-from streams.windows import AVAILABLE, CAT_INDEX, STAFF_INDEX, StationWindows, Step, UnitStep, WindowBlock
+from streams.windows import (
+    AVAILABLE,
+    CAT_INDEX,
+    STAFF_INDEX,
+    StationWindows,
+    Step,
+    UnitStep,
+    Watched,
+    WindowBlock,
+)
 
 _MILESTONE = {
     VehicleStatus.DISPATCHED: 0,
@@ -60,6 +70,7 @@ UNKNOWN_INDEX = CAT_INDEX["unknown"]
 #: Timeline entries kept per vehicle or person at most (besides the lateness horizon): bounded state under a
 #: burst. An event older than the oldest entry kept is stale (counted), never applied out of its order.
 TIMELINE_CAP = 64
+_time = itemgetter(0)  # a timeline entry's time
 
 
 @dataclass(slots=True)
@@ -241,6 +252,7 @@ class StationOutput:
     late_changes: int = 0
     steps: list[Step] | None = None  # the sealed steps of the stations' values, when someone reads them
     unit_steps: list[UnitStep] | None = None  # and of their units' statuses
+    watched: Watched | None = None  # the values whose steps are given (None: all)
 
 
 @dataclass(slots=True)
@@ -501,7 +513,7 @@ class StationState:
         elif self.unit_backlog:  # nobody reads them
             self.unit_backlog = [u for u in self.unit_backlog if u[0] >= watermark]
         self.windows.seal(watermark, self.station_id, self.area, max_fill_windows, out.window_rows, crewing,
-                          out.staff_window_rows, out.steps)
+                          out.staff_window_rows, out.steps, out.watched)
 
     def _keep_changes_dropped(self, v: VehicleState, sealed: float | None) -> None:
         """Before the cap trims a timeline: the changes of status it drops, or makes its first entry (which
@@ -530,12 +542,16 @@ class StationState:
             timeline = v.timeline
             if timeline[-1][0] < lo:
                 continue  # nothing new: the common case
-            for before, e in pairwise(timeline):  # the first entry: the state at the horizon
+            # from the first entry not older than ``lo`` (never the first: the state at the horizon)
+            for i in range(max(1, bisect_left(timeline, lo, key=_time)), len(timeline)):
+                e = timeline[i]
                 t = e[0]
+                if t >= until:
+                    break
                 # a change of status (the state after it is in that status since then), or of the intervention
                 # it serves (a unit sent from one to another)
-                if lo <= t < until and e[STATE_AT] is not None and (
-                        e[STATE_AT + 1] == t or e[STATE_AT + 4] != before[STATE_AT + 4]):
+                if e[STATE_AT] is not None and (
+                        e[STATE_AT + 1] == t or e[STATE_AT + 4] != timeline[i - 1][STATE_AT + 4]):
                     steps.append((t, self.station_id, v.vehicle_id, e[STATE_AT], e[STATE_AT + 4] or e[3] or ""))
 
     def to_dict(self) -> dict[str, object]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from streams.crewing import QUAL_BIT, QUALIFICATIONS, Crewing
+from streams.crewing import QUAL_BIT, QUAL_VALUES, QUALIFICATIONS, Crewing
 from streams.rows import StaffWindowRow, StationWindowRow
 from streams.windowing import clamp_late, window_of
 
@@ -38,6 +38,17 @@ VEHICLE_STEP, STAFF_STEP = 0, 1
 #: One unit's change of status, as sealed: (time, station, vehicle, status, intervention or "") — the input of
 #: the alerts on how long a unit stays in a status (``streams/state.py`` ``StationState.unit_steps``).
 UnitStep = tuple[float, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """What the alert rules read of the stations (``streams/alert_book.py`` ``watched_values``): the steps of
+    these vehicle types and qualifications, and the units' changes of status when ``units``. The others are not
+    published (most of them: the shipped rules read two types and one qualification of a dozen)."""
+
+    types: frozenset[str] = frozenset()
+    qualifications: frozenset[str] = frozenset()
+    units: bool = False
 
 
 class WindowBlock:
@@ -214,9 +225,11 @@ class StationWindows:
         return crewing.staffed(self.available_by_type(), self.staff_available())
 
     def seal(self, until: float, station_id: str, area: str, max_fill_windows: int, out: WindowBlock,
-             crewing: Crewing, staff_out: WindowBlock | None = None, steps: list[Step] | None = None) -> None:
+             crewing: Crewing, staff_out: WindowBlock | None = None, steps: list[Step] | None = None,
+             watched: Watched | None = None) -> None:
         """Fold the changes older than ``until`` and emit every window that ends at or before it. ``steps``:
-        where the values each folded change leads to go, in time order (see ``Step``; the alerts' input)."""
+        where the values each folded change leads to go, in time order (see ``Step``; the alerts' input), those
+        ``watched`` only (None: every value)."""
         if self.sealed_time is not None and until <= self.sealed_time:
             return
         ready = sorted(c for c in self.pending if c[0] < until)
@@ -272,27 +285,32 @@ class StationWindows:
             if staffed is not None:
                 self._update_crew_minimums(staffed, by_qual, opening)  # type: ignore[arg-type]
             if steps is not None:
-                self._steps(t, station_id, touched, staffed, by_qual if staff_changed else None, steps)
+                self._steps(t, station_id, touched, staffed, by_qual if staff_changed else None, steps, watched)
         self._close_windows_before(until, station_id, area, max_fill_windows, out, crewing, staff_out)
         self._integrate(until)
 
     def _steps(self, t: float, station_id: str, touched: set[str], staffed: dict[str, int] | None,
-               by_qual: list[list[int]] | None, steps: list[Step]) -> None:
+               by_qual: list[list[int]] | None, steps: list[Step], watched: Watched | None) -> None:
         """The values after one step: the types it touched, or every type where crews are tracked (a vehicle
-        or a person freed or taken changes what any type can crew), and the people on duty per qualification."""
+        or a person freed or taken changes what any type can crew), and the people on duty per qualification —
+        of those ``watched`` (None: all)."""
         given = self.given
         types = self.types if staffed is not None else touched
+        if watched is not None:
+            types = [vtype for vtype in types if vtype in watched.types]  # type: ignore[assignment]
         for vtype in sorted(types):
             values = (self.types[vtype].counts[AVAILABLE], -1 if staffed is None else staffed.get(vtype, 0))
             if given.get((VEHICLE_STEP, vtype)) != values:
                 given[(VEHICLE_STEP, vtype)] = values
                 steps.append((t, station_id, VEHICLE_STEP, vtype, *values))
-        if by_qual is not None:  # people changed
-            for q, (avail, assigned, unavail) in zip(QUALIFICATIONS, by_qual, strict=True):
+        if by_qual is not None and (watched is None or watched.qualifications):  # people changed
+            for q, (avail, assigned, unavail) in zip(QUAL_VALUES, by_qual, strict=True):
+                if watched is not None and q not in watched.qualifications:
+                    continue
                 values = (avail + assigned + unavail, avail)
-                if given.get((STAFF_STEP, q.value)) != values:
-                    given[(STAFF_STEP, q.value)] = values
-                    steps.append((t, station_id, STAFF_STEP, q.value, *values))
+                if given.get((STAFF_STEP, q)) != values:
+                    given[(STAFF_STEP, q)] = values
+                    steps.append((t, station_id, STAFF_STEP, q, *values))
 
     def _open_minimums(self, crewing: Crewing) -> None:
         """At a window's opening the minimums start from the values held then."""
@@ -348,8 +366,8 @@ class StationWindows:
                  round(tc.engaged_seconds / 60.0, 6), n, tc.min_staffed if tracked else 0, tracked))
             tc.min_available, tc.engaged_seconds, tc.min_staffed = c[AVAILABLE], 0.0, n
         by_qual = self.staff_by_qualification() if tracked else []
-        for qi, (q, (avail, assigned, unavail)) in enumerate(zip(QUALIFICATIONS, by_qual, strict=False)):
-            staff_out.add((start, w, station_id, area, q.value, avail + assigned + unavail, assigned, avail,
+        for qi, (q, (avail, assigned, unavail)) in enumerate(zip(QUAL_VALUES, by_qual, strict=False)):
+            staff_out.add((start, w, station_id, area, q, avail + assigned + unavail, assigned, avail,
                            unavail, self.min_staff_available[qi]))
             self.min_staff_available[qi] = avail
         self.window_start = end
@@ -363,8 +381,8 @@ class StationWindows:
             n = staffed.get(vtype, 0)  # {} when crews are not tracked
             add_run(emitted, (end, w, station_id, area, vtype, c[0], c[1], c[2], c[3], c[AVAILABLE],
                               round(c[ENGAGED] * w / 60.0, 6), n, n, tracked))
-        for q, (avail, assigned, unavail) in zip(QUALIFICATIONS, by_qual, strict=False):
-            staff_out.add_run(emitted, (end, w, station_id, area, q.value, avail + assigned + unavail, assigned,
+        for q, (avail, assigned, unavail) in zip(QUAL_VALUES, by_qual, strict=False):
+            staff_out.add_run(emitted, (end, w, station_id, area, q, avail + assigned + unavail, assigned,
                                         avail, unavail, avail))
         if emitted < quiet:
             self._skip_silence_to(t, crewing)  # a long silence (idle station, replay gap): no row for it

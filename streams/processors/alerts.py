@@ -89,7 +89,7 @@ class AlertEngine:
         self.live = live
         self.time_bound = time_bound or TimeBound()
         self.idle_s = idle_s
-        self.rules_version = self._version()
+        self.rules_version = RuleSet.version(self.rules_path)
         self.rules = load_rules(rules_path)
         # every stations partition holding a station publishes (streams/processors/stations.py); every
         # interventions partition too when a rule is on interventions (streams/processors/interventions.py)
@@ -119,13 +119,6 @@ class AlertEngine:
             self._sector_areas = {sid: self.book.area_of(lat, lon)
                                   for sid, (lat, lon) in self.reference.sectors.centroids().items()}
         return self._sector_areas.get(sector, "")
-
-    def _version(self) -> tuple[float, int] | None:
-        try:
-            st = self.rules_path.stat()
-        except OSError:
-            return None
-        return st.st_mtime, st.st_size
 
     def _recover(self, store: MutableMapping[str, Any]) -> None:
         """The book from the changelog, once (the store then holds this engine's book and baselines)."""
@@ -237,9 +230,9 @@ class AlertEngine:
             return None
         self._recover(stores[BOOKS])
         self._reload(stores[BOOKS])
-        waiting = len(self.book.waiting)
+        waiting = self.book.pending()
         self.book.advance(self.live_clock(time.monotonic()))
-        return self._result(BatchResult(), changed=len(self.book.waiting) != waiting)
+        return self._result(BatchResult(), changed=self.book.pending() != waiting)
 
     def live_clock(self, now: float) -> float:
         """Where the clock may go without a message: where it is, unless every source has been heard from by this
@@ -256,7 +249,7 @@ class AlertEngine:
         return max(heard) if heard else book.clock
 
     def _reload(self, store: MutableMapping[str, Any]) -> None:
-        version = self._version()
+        version = RuleSet.version(self.rules_path)
         if version == self.rules_version:
             return
         self.rules_version = version

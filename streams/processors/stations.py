@@ -5,16 +5,20 @@ and 1-minute window rows. The pure rules live in ``streams/state.py``, ``streams
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Collection, Iterable, Mapping, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
 from core.tables import NO_TIME, table
+from schemas.alert_rules import RuleFileError, RuleSet
 from schemas.codec import InvalidEvent, decode_crew_status, decode_vehicle_status
 from schemas.events import CrewStatusEvent, VehicleStatusEvent
 from schemas.reference import Reference, UnknownReference
+from streams.alert_book import watched_values
 from streams.crewing import Crewing
 from streams.processor import (
     BatchResult,
@@ -44,7 +48,7 @@ from streams.rows import (
 )
 from streams.sealing import SealedClock
 from streams.state import StationOutput, StationState
-from streams.windows import StationWindows, Step, UnitStep
+from streams.windows import StationWindows, Step, UnitStep, Watched
 
 VEHICLE_EVENTS = table("vehicle_status_events", VehicleEventRow)
 CREW_EVENTS = table("crew_status_events", CrewEventRow, personal=True)
@@ -60,6 +64,8 @@ STATIONS = "stations"  # the state table: station id -> StationState
 STATION_STEPS = "station-steps"
 STEPS_KEY = b"all"  # one partition of readers sees every station (an area spans partitions)
 
+log = logging.getLogger("vigie.stations")
+
 
 QUIET_FILL_S = 31 * 86400.0
 
@@ -72,12 +78,13 @@ class StationEngine:
                  max_fill_windows: int | None = None, crew_topic: str = "crew-status",
                  time_bound: TimeBound | None = None,
                  staff_retention_s: float = 86400.0, eviction_interval_s: float = 60.0,
-                 hold_max_s: float = 21600.0, publish_steps: bool = False) -> None:
+                 hold_max_s: float = 21600.0, publish_steps: bool = False, rules_path: Path | None = None) -> None:
         """``crew_topic``: the deployment's name of the crew-status topic (records of any other topic are
         vehicle-status records); ``time_bound``: the latest plausible event time (live: the worker's clock);
         ``hold_max_s``: how far behind its newest event a topic behind may hold a partition's watermark;
-        ``publish_steps``: publish the sealed steps of every station's values (``station-steps``, see
-        :meth:`_steps_message`)."""
+        ``publish_steps``: publish the sealed steps of the stations' values (``station-steps``, see
+        :meth:`_steps_message`): of those the alert rules in ``rules_path`` read (:meth:`_refresh_watched`;
+        no file: every value)."""
         self.reference = reference
         self.crewing = Crewing(reference.crew_rules)
         self.window_seconds = window_seconds
@@ -97,6 +104,9 @@ class StationEngine:
         self.newest_tp: dict[tuple[str, int], float] = {}  # (topic, partition) -> newest event time seen
         self.last_mark: dict[int, float] = {}  # partition -> watermark of its last seal
         self.publish_steps = publish_steps
+        self.rules_path = rules_path
+        self.rules_version: tuple[float, int] | None = None
+        self.watched: Watched | None = None  # what the rules read (None: every value)
 
     def watermark(self, partition: int, behind: Collection[tuple[str, int]] | None) -> float | None:
         """Event time up to which a partition's stations may close windows (before the lateness).
@@ -197,7 +207,9 @@ class StationEngine:
         re-seals when a hold on the watermark is released without new records). ``behind``: see
         :meth:`watermark` (the live worker passes it)."""
         store: MutableMapping[str, StationState] = stores[STATIONS]
-        out = StationOutput()
+        if self.publish_steps:
+            self._refresh_watched(store)
+        out = StationOutput(watched=self.watched)
         result = BatchResult()
         touched: dict[str, int] = {}  # station -> partition: a changelog record each
         partitions: set[int] = set(seal_partitions)
@@ -226,6 +238,24 @@ class StationEngine:
                  if self.clock.worth_a_part(p, until, bool(st or units), held)]
         result.messages = [self._steps_message(parts, held)] if parts else []
         return result
+
+    def _refresh_watched(self, store: Mapping[str, StationState]) -> None:
+        """The values the alert rules read, again when their file changed (live: a reload, as the alerts do). A
+        value watched anew is given from each station's next change (what was given is forgotten: an unchanged
+        value is given again, which the alerts take as no change); an unreadable file keeps the last set."""
+        version = RuleSet.version(self.rules_path) if self.rules_path is not None else None
+        if version is None or version == self.rules_version:
+            return
+        self.rules_version = version
+        try:
+            watched = watched_values(RuleSet.load(self.rules_path).rule)
+        except RuleFileError as e:
+            log.error("alert rules not read again, the stations publish what the previous ones read: %s", e)
+            return
+        if watched != self.watched:
+            self.watched = watched
+            for state in store.values():
+                state.windows.given.clear()
 
     def _steps_message(self, parts: list[tuple[int, float | None, list[Step], list[UnitStep]]],
                        held: Collection[int] = ()) -> Message:
@@ -339,7 +369,8 @@ class StationEngine:
                 before = windows_now(state.windows)
                 published = steps.get(state.partition)
                 out.steps = published[1] if published is not None else None
-                out.unit_steps = published[2] if published is not None else None
+                out.unit_steps = (published[2] if published is not None and (self.watched is None or self.watched.units)
+                                  else None)
                 state.seal(mark - self.allowed_lateness, out, self.crewing, self.max_fill_windows)
                 if windows_now(state.windows) != before:
                     touched[key] = state.partition  # its windows changed: a changelog record
@@ -353,7 +384,8 @@ def _engine(ctx: EngineContext) -> StationEngine:
                          crew_topic=ctx.topic("crew-status"), time_bound=ctx.time_bound,
                          staff_retention_s=s.staff_off_duty_retention_hours * 3600,
                          eviction_interval_s=s.intervention_eviction_interval_s, hold_max_s=s.hold_max_s,
-                         publish_steps=s.alert_rules.exists())  # no rules file: alerts off, nothing to publish
+                         # no rules file: alerts off, nothing to publish
+                         publish_steps=s.alert_rules.exists(), rules_path=s.alert_rules)
 
 
 def _reseal_every(settings: Settings) -> float:

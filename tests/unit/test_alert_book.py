@@ -11,9 +11,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.settings import Settings
 from schemas.alert_rules import Rule, RuleSet
 from schemas.reference import FleetVehicle, Reference, Station
-from streams.alert_book import AlertBook
+from streams.alert_book import CALL_EXPIRY_S, DISPATCHED_LOOK_S, AlertBook, watched_values
+from streams.windows import Watched
 from tests.helpers import NO_VSAV_IN_AREA
 
 EXAMPLES = int(os.environ.get("VIGIE_PROPERTY_EXAMPLES", "200"))
@@ -430,7 +432,7 @@ def test_dispatches_are_remembered_for_the_expiry_only() -> None:
                                                                                        iid)])
         book.settle()
         held.append(len(book.dispatched))
-    assert max(held) == (72 + 1) * 6
+    assert max(held) == (CALL_EXPIRY_S + DISPATCHED_LOOK_S) // 600
     assert all(iid in book.dispatched for iid in (f"I{n}" for n in range(1440 - 72 * 6, 1440)))
     assert transitions(book) == []  # every call had its unit at once
 
@@ -505,3 +507,10 @@ def test_a_surge_fires_at_the_end_of_its_window_against_the_same_window_of_the_p
     book.settle()
     assert transitions(book) == []
     assert book.baselines[("surge", "A")].usual(BASE + 5 * WEEK) == [4, 5, 1, 1, 1]
+
+
+def test_the_stations_publish_what_the_shipped_rules_read() -> None:
+    """Two vehicle types, one qualification, and the units' statuses (the timers on units and interventions)."""
+    shipped = RuleSet.load(Settings().alert_rules).rule
+    assert watched_values(shipped) == Watched(frozenset({"VSAV", "FPT"}), frozenset({"crew_leader"}), True)
+    assert watched_values(rules(NO_VSAV_IN_AREA)) == Watched(frozenset({"VSAV"}), frozenset(), False)

@@ -386,3 +386,70 @@ def test_steps_waiting_for_a_source_behind_are_stored_in_chunks_not_in_the_book(
     once = run(restart=False)
     assert len(once) > 100  # area A's VSAV (S1's and S2's) at 0 every 300 s: an episode each time
     assert run(restart=True) == once
+
+
+NO_FPT_IN_AREA = NO_VSAV_IN_AREA.replace("VSAV", "FPT").replace("no-vsav", "no-fpt")
+MIXED = Reference.build(  # one station with a VSAV and an FPT, one with a VSAV
+    [Station(station_id="S1", name="One", area="A", lat=48.85, lon=2.35),
+     Station(station_id="S2", name="Two", area="A", lat=48.86, lon=2.36)],
+    [FleetVehicle(vehicle_id="V1", vehicle_type="VSAV", home_station="S1"),
+     FleetVehicle(vehicle_id="F1", vehicle_type="FPT", home_station="S1"),
+     FleetVehicle(vehicle_id="V2", vehicle_type="VSAV", home_station="S2")])
+
+
+def _published(result: Any) -> list[tuple[str, str, int]]:
+    """The (station, vehicle type, vehicles available) of the value steps a stations batch published."""
+    return sorted((step[1], step[3], step[4]) for m in result.messages for part in json.loads(m.value)["parts"]
+                  for step in part["steps"])
+
+
+def _status(i: int, vid: str, status: str, dt: float, iid: str | None = None) -> Record:
+    station = "S2" if vid == "V2" else "S1"
+    ev = vev(vid, status, T0 + dt, iid, event_id=f"m{i:03d}", vtype="FPT" if vid == "F1" else "VSAV", station=station)
+    return Record("vehicle-status", partition_for(station.encode(), 4), i, station.encode(),
+                  ev.model_dump_json().encode())
+
+
+def test_the_stations_publish_the_values_the_rules_read_and_a_rule_added_reads_from_the_next_change(
+        tmp_path: Path) -> None:
+    """Rules on VSAVs only: no step of the FPT is published (nor any unit's status: no timer reads them). A rule
+    on FPTs added to the file: the FPT's values are published from its next change on."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(NO_VSAV_IN_AREA)
+    engine = StationEngine(MIXED, 60, LATENESS, publish_steps=True, rules_path=rules)
+    stores: dict[str, Any] = {"stations": {}}
+    first = engine.process([_status(0, "V1", "available_at_station", 0), _status(1, "F1", "available_at_station", 0),
+                            _status(2, "V1", "dispatched", 100, "I1"), _status(3, "F1", "dispatched", 110, "I1"),
+                            _status(4, "V1", "en_route", 200, "I1")], stores)
+    assert _published(first) == [("S1", "VSAV", 0), ("S1", "VSAV", 1)]  # sealed up to 170: V1 in, then out
+    assert all("units" not in part for m in first.messages for part in json.loads(m.value)["parts"])
+    rules.write_text(NO_VSAV_IN_AREA + NO_FPT_IN_AREA)
+    os.utime(rules, (time.time() + 5, time.time() + 5))  # a new modification time, whatever the clock's grain
+    second = engine.process([_status(5, "F1", "available_on_radio", 300), _status(6, "V1", "on_scene", 400, "I1")],
+                            stores)
+    # sealed up to 370: the FPT's return at 300 (its value given anew), nothing of the VSAV's unchanged value
+    assert _published(second) == [("S1", "FPT", 1)]
+
+
+def test_a_step_no_rule_read_is_read_by_a_rule_added_before_the_clock_passed_it(tmp_path: Path) -> None:
+    """The alerts' book keeps the steps no rule reads aside until the clock passes them: a rule added by a reload
+    meanwhile reads them (the stations publish a value watched anew before the alerts reload, or after)."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(NO_VSAV_IN_AREA)
+    engine = AlertEngine(rules, MIXED, live=True, idle_s=1e9, partitions=4)
+    stores: dict[str, Any] = {BOOKS: {}}
+    s1, s2 = (f"stations/{partition_for(s.encode(), 4)}" for s in ("S1", "S2"))
+
+    def message(offset: int, parts: list[dict[str, Any]]) -> Record:
+        return Record("station-steps", 0, offset, b"all", json.dumps({"parts": parts}).encode())
+
+    engine.process([message(0, [{"source": s1, "until": T0 + 300, "steps": [[T0 + 200, "S1", 0, "FPT", 0, -1]]},
+                                {"source": s2, "until": T0 + 100, "steps": []}])], stores)
+    assert engine.book.clock == T0 + 100 and len(engine.book.unwatched) == 1  # the FPT's step, aside
+    rules.write_text(NO_VSAV_IN_AREA + NO_FPT_IN_AREA)
+    os.utime(rules, (time.time() + 5, time.time() + 5))
+    engine.tick(stores, None, {0})
+    later = engine.process([message(1, [{"source": s2, "until": T0 + 400, "steps": []}])], stores)
+    assert sorted((r.rule, r.scope_key, r.at, r.transition) for r in later.rows[ALERTS.tables[0]]) == [
+        ("no-fpt-in-area", "A/FPT", T0 + 200, "firing"), ("no-fpt-in-area", "A/FPT", T0 + 200, "pending")]
+    assert engine.book.unwatched == []  # passed by the clock: gone
