@@ -169,6 +169,7 @@ class AlertBook:
         self.wants_units = bool(self.timed or self.unassigned)
         self.station_points = [(st.lat, st.lon, st.area) for _, st in sorted(reference.stations.items())]
         self.grid: dict[tuple[int, int], list[tuple[float, float, str]]] = {}  # cell -> its stations (area_of)
+        self.near: dict[tuple[int, int], list[tuple[float, float, str]]] = {}  # cell -> its and its 8 neighbours'
         for point in self.station_points:
             self.grid.setdefault((int(point[0] // GRID_DEG), int(point[1] // GRID_DEG)), []).append(point)
         self.areas = sorted({st.area for st in reference.stations.values()})
@@ -303,8 +304,12 @@ class AlertBook:
         of the place's grid cell and the eight around it first: the nearest of them is the nearest of all when it
         is closer than one cell (any station further out is at least that far); else every station."""
         k = math.cos(math.radians(lat))
-        row, col = int(lat // GRID_DEG), int(lon // GRID_DEG)
-        near = [st for dr in (-1, 0, 1) for dc in (-1, 0, 1) for st in self.grid.get((row + dr, col + dc), ())]
+        cell = (int(lat // GRID_DEG), int(lon // GRID_DEG))
+        near = self.near.get(cell)
+        if near is None:
+            row, col = cell
+            near = self.near[cell] = [st for dr in (-1, 0, 1) for dc in (-1, 0, 1)
+                                      for st in self.grid.get((row + dr, col + dc), ())]
         if near:
             best = min(near, key=lambda st: (st[0] - lat) ** 2 + ((st[1] - lon) * k) ** 2)
             if (best[0] - lat) ** 2 + ((best[1] - lon) * k) ** 2 <= (GRID_DEG * min(k, 1.0)) ** 2:

@@ -294,10 +294,12 @@ class StationWindows:
         """The values after one step: the types it touched, or every type where crews are tracked (a vehicle
         or a person freed or taken changes what any type can crew), and the people on duty per qualification —
         of those ``watched`` (None: all)."""
+        if watched is not None and staffed is None and by_qual is None and watched.types.isdisjoint(touched):
+            return  # nothing read changed (the common case: a type no rule reads, at a station without crews)
         given = self.given
-        types = self.types if staffed is not None else touched
-        if watched is not None:
-            types = [vtype for vtype in types if vtype in watched.types]  # type: ignore[assignment]
+        pool = self.types if staffed is not None else touched
+        # the few types read, of those in the pool (not the pool's dozen, filtered)
+        types = pool if watched is None else [vtype for vtype in watched.types if vtype in pool]
         for vtype in sorted(types):
             values = (self.types[vtype].counts[AVAILABLE], -1 if staffed is None else staffed.get(vtype, 0))
             if given.get((VEHICLE_STEP, vtype)) != values:
