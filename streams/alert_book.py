@@ -38,7 +38,7 @@ from schemas.reference import Reference
 from streams.alerting import Alert, Change, Direction, Phase, SurgeBaseline, Threshold
 from streams.windows import STAFF_STEP, VEHICLE_STEP, Step, Watched
 
-# in the waiting heap beside the stations' steps (kinds 0 and 1): a unit's change of status (time, station,
+# among the waiting steps, beside the stations' (kinds 0 and 1): a unit's change of status (time, station,
 # UNIT_STEP, vehicle, status, intervention), an intervention opened (time, area, OPENED_STEP, intervention, sector,
 # nature) or closed (time, "", CLOSED_STEP, intervention, "", ""); the steps of one instant apply in kind order
 UNIT_STEP, OPENED_STEP, CLOSED_STEP = 2, 3, 4
@@ -260,8 +260,8 @@ class AlertBook:
         self.sources[source] = max(last, until)
 
     def _wait(self, steps: Iterable[Step]) -> None:
-        """Steps to apply once the clock passes them: in the heap, or aside for those of a value no rule watches
-        (they change nothing: leaving them out of the heap saves most of its work)."""
+        """Steps to apply once the clock passes them (sorted at the next :meth:`advance`), or aside for those of a
+        value no rule watches: they change nothing, and most steps are such."""
         waiting, unwatched, watchers = self.waiting, self.unwatched, self.watchers
         for step in steps:
             kind = step[2]
