@@ -39,7 +39,7 @@ from streams.whatif.history import Call, calls_from_events, read_events
 from streams.whatif.kpi import ALL, RunKpis, kpis
 from streams.whatif.moveup import MoveUp, recommend
 from streams.whatif.relocate import MoveUps, late_share, run_relocating
-from streams.whatif.travel import TravelModel, TravelModels
+from streams.whatif.travel import MIN_TRAVEL_S, TravelModel, TravelModels
 
 COVERAGE_TYPES = ("FPT", "VSAV")  # the engines and the ambulances
 
@@ -354,7 +354,8 @@ def _travel_holdout(history: History, trips: Sequence[tuple[str, int, float, flo
     units = history.units
     calls = [c.call_id for c in history.calls for r in c.responses if r.travel_s is not None and r.unit in units]
     fit_half = [t for t, cid in zip(trips, calls, strict=True) if _half(cid) == 0]
-    test_half = [t for t, cid in zip(trips, calls, strict=True) if _half(cid) == 1]
+    # the trips the fit keeps: a travel under MIN_TRAVEL_S is a clock artefact, not a trip
+    test_half = [t for t, cid in zip(trips, calls, strict=True) if _half(cid) == 1 and t[3] >= MIN_TRAVEL_S]
     models = TravelModels.fit(fit_half)
     out = []
     for lo, hi in BANDS_M:

@@ -201,10 +201,40 @@ def test_the_travel_model_fit_recovers_a_known_model() -> None:
     assert fitted.prob_within(2000, truth.median_s(2000)) == pytest.approx(0.5, abs=0.05)
 
 
+def test_the_travel_model_draws_the_trips_own_spread_at_each_distance() -> None:
+    """A quarter of the trips start away from the unit's base (60-300 s whatever the distance), the rest drive from
+    it (the Kolesar median, lognormal 0.2): P(T <= 4 min) is then 0.25 x 180/240 + 0.75 x P(lognormal part <= 4 min)
+    at each distance — 0.19 far away (the lognormal part never), 0.94 near. The fitted model gives and draws it; a
+    lognormal around the median would not (its far P is under 0.05)."""
+    truth = TravelModel(accel=0.7, cruise=15.0, start_s=45.0, sigma=0.2)
+    rng = random.Random(5)
+
+    def trip(d: float) -> float:
+        return rng.uniform(60.0, 300.0) if rng.random() < 0.25 else truth.sample_s(d, rng)
+    fitted = TravelModel.fit([(d, trip(d)) for d in (rng.uniform(100, 12_000) for _ in range(6000))])
+    assert len(fitted.band_log_ratios) == 20 and all(len(b) == 300 for b in fitted.band_log_ratios)
+    draws = random.Random(6)
+    for d in (500.0, 6000.0, 10_000.0):
+        expected = 0.25 * 180 / 240 + 0.75 * truth.prob_within(d, 240.0)
+        assert fitted.prob_within(d, 240.0) == pytest.approx(expected, abs=0.05), d
+        assert sum(fitted.sample_s(d, draws) <= 240.0 for _ in range(4000)) / 4000 == pytest.approx(expected, abs=0.05)
+    assert TravelModel(fitted.accel, fitted.cruise, fitted.start_s, fitted.sigma).prob_within(6000.0, 240.0) < 0.05
+
+
+def test_the_travel_models_bands_keep_trips_at_one_distance_together() -> None:
+    """100 trips at 1 km and 45 at 2 km: two bands, split where the distance changes (a 30-trip band would cut
+    the 1 km trips in the middle); 145 at one distance: one band."""
+    fitted = TravelModel.fit([(1000.0, 100.0 + k) for k in range(100)] + [(2000.0, 150.0 + k) for k in range(45)])
+    assert fitted.band_edges_m == (2000.0,) and [len(b) for b in fitted.band_log_ratios] == [100, 45]
+    same = TravelModel.fit([(1000.0, 100.0 + k) for k in range(145)])
+    assert same.band_edges_m == () and len(same.band_log_ratios[0]) == 145
+
+
 def test_calibration_checks_the_engines_within_the_issues_tolerances(history: History) -> None:
     """`vigie whatif calibrate` on the SF week (2 seeds here): the observed side of each check is the history's own
-    figure; the engines' and trucks' arrivals (priority 1 and 2) and the medics' medians are within tolerance
-    (the issue's: ±5 % or ±15 s, ±8 %, ±2 points). What is not yet: README "What-if"."""
+    figure; every median, the p90 of the engines, trucks and medics, and the share within target of the engines at
+    priority 2, the trucks and the medics at priority 2 are within tolerance (the issue's: ±5 % or ±15 s, ±8 %, ±2
+    points); the held-out travel near the base too (±3 points). What is not yet: README "What-if"."""
     checks, _ = calibrate(history, 2, TARGETS)
     by = {c.what: c for c in checks}
     seen = kpis(history.calls, TARGETS, history.start, history.end)
@@ -213,12 +243,16 @@ def test_calibration_checks_the_engines_within_the_issues_tolerances(history: Hi
         assert a is not None
         c = by[f"{vtype} priority {prio} ({a.responses}): call -> first arrival p50 (s)"]
         assert c.observed == a.p50_s and c.ok, c
-    for vtype, prio in (("FPT", 1), ("FPT", 2), ("EPA", 1)):
+    for vtype, prio in (("FPT", 1), ("FPT", 2), ("EPA", 1), ("VSAV", 1), ("VSAV", 2)):
         a = seen.arrival(vtype, prio)
         assert a is not None
         assert by[f"{vtype} priority {prio} ({a.responses}): p90 (s)"].ok
+    for vtype, prio in (("FPT", 2), ("EPA", 1), ("VSAV", 2)):
+        a = seen.arrival(vtype, prio)
+        assert a is not None
         assert by[f"{vtype} priority {prio} ({a.responses}): within target (%)"].ok
-    assert sum(1 for c in checks if c.what.startswith("held-out travel")) == 8
+    held_out = [c for c in checks if c.what.startswith("held-out travel")]
+    assert len(held_out) == 8 and all(c.ok for c in held_out if " 0-1 km " in c.what)
 
 
 def test_adding_an_ambulance_does_not_lower_coverage_and_raises_it_where_short(history: History) -> None:
