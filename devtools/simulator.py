@@ -295,6 +295,8 @@ class Simulator:
             elif a.kind == "breakdown":
                 self._push(a.time + self.rng.expovariate(self.oos_per_s * n_vehicles), "breakdown")
                 yield from self._breakdown(a.time)
+            elif a.kind == "close":  # an intervention no vehicle could be sent to
+                yield from self._close(a.time, a.data["info"])
             else:
                 yield from self._vehicle_step(a)
 

@@ -166,3 +166,24 @@ def test_delays_a_few_non_urgent_calls_wait_and_a_few_ambulances_at_hospital() -
     plain = list(Simulator(REF, seed=6, start=START, delays=False).events(86400))
     waits, stays = _waits_and_stays(plain)
     assert not waits and max(stays) <= 35
+
+
+def test_an_intervention_no_vehicle_can_answer_is_closed_ten_minutes_after_its_dispatch_time() -> None:
+    """Staff for under a third of the seats: some calls find no crewed vehicle at all. Each such intervention is closed
+    (600 s after the dispatch time it would have had, itself 30-90 s after opening, or a deferred one's 6-15 min
+    more), and the simulator goes on (it used to stop on a KeyError)."""
+    sim = Simulator(REF, seed=3, start=START, staffing_ratio=0.3)
+    events = list(sim.events(2 * 86400))
+    opened: dict[str, float] = {}
+    closed: dict[str, float] = {}
+    dispatched: set[str] = set()
+    for e in events:
+        ev = e.event
+        if e.topic == "interventions":
+            (opened if ev.lifecycle.value == "opened" else closed)[ev.intervention_id] = ev.event_time.timestamp()
+        elif e.topic == "vehicle-status" and ev.status.value == "dispatched":
+            dispatched.add(ev.intervention_id)
+    end = START.timestamp() + 2 * 86400
+    unanswered = [i for i in opened if i not in dispatched and opened[i] < end - 3600]  # closed within the run
+    assert sim.shortfalls > 0 and unanswered
+    assert all(i in closed and 630 <= closed[i] - opened[i] <= 690 + 15 * 60 for i in unanswered)
