@@ -10,6 +10,8 @@
     crossing_areas = false                # only units of the call's area (default true: any)
     durations = "fitted"                  # turnout and times after arrival drawn from the history, in both runs
                                           # (default "observed": each response keeps the replaced one's)
+    # crews = "history"                   # instead of [staffing]: the staff on duty of the history's crew records,
+                                          # in both runs: a unit leaves when its station's staff can crew it
     [[add_units]]
     unit_id = "E99"
     vehicle_type = "FPT"
@@ -119,6 +121,7 @@ class Scenario(BaseModel):
     crossing_areas: bool = True
     durations: Literal["observed", "fitted"] = "observed"
     staffing: dict[Identifier, int] = Field(default_factory=dict)
+    crews: Literal["none", "history"] = "none"
     run_cards: dict[str, tuple[Identifier, ...]] = Field(default_factory=dict)
     targets: dict[int, Duration] = Field(default_factory=lambda: {1: 480.0, 2: 1200.0})
 
@@ -135,6 +138,8 @@ class Scenario(BaseModel):
             raise ValueError("run_cards: a card names a station twice, or none")
         if any(n < 1 for n in self.staffing.values()):
             raise ValueError("staffing: at least 1 crew per station (close_stations closes one)")
+        if self.staffing and self.crews == "history":
+            raise ValueError('staffing: given with crews = "history" (one or the other)')
         if any(not -3600 <= v <= 3600 for v in self.turnout_change_s.values()):
             raise ValueError("turnout_change_s: each change within ±3600 s")
         return self

@@ -92,6 +92,16 @@ class Crewing:
                 out[vtype] = out.get(vtype, 0) + 1
         return out
 
+    def crewable(self, vehicles: Mapping[str, int], staff: Mapping[int, int]) -> bool:
+        """Whether ``staff`` (people per profile mask) can crew all of ``vehicles`` (count per type) at once; a type
+        without crew requirements needs no one."""
+        demand = [0] * len(QUALIFICATIONS)
+        for vtype, n in vehicles.items():
+            for i, seats in enumerate(self.seats.get(vtype, ())):
+                demand[i] += n * seats
+        supply = [sum(n for mask, n in staff.items() if mask & subset) for subset in range(1 << len(QUALIFICATIONS))]
+        return self._feasible(demand, supply)
+
     @staticmethod
     def _feasible(demand: list[int], supply: list[int]) -> bool:
         for subset in _SUBSETS:

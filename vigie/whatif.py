@@ -32,6 +32,7 @@ from streams.whatif.study import (
     figures_of,
     render,
     render_checks,
+    roster_for,
     staffing_for,
     write_events,
 )
@@ -55,7 +56,7 @@ def run(s: Settings, a: argparse.Namespace) -> int:
         fleet = fleet_for(history.units, history.stations, scenario)
         calls = rerun(demand(history.calls, scenario.demand_scale, 0, scenario.surges), fleet, models, 0,
                       turnout_change=scenario.turnout_change_s, cards=cards_for(history, scenario, fleet),
-                      staffing=staffing_for(scenario, fleet),
+                      staffing=staffing_for(scenario, fleet), roster=roster_for(history, scenario),
                       durations=Durations.fit(history.calls) if scenario.durations == "fitted" else None)
         n = write_events(calls, fleet, history.reference, Path(a.out))
         print(f"seed 0 of the scenario: {n} events in {a.out}/events.jsonl (vigie replay start --run NAME "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -35,6 +36,7 @@ from streams.whatif.cards import RunCards
 from streams.whatif.durations import Durations
 from streams.whatif.history import Call, Response
 from streams.whatif.nearest import Ranked, full_ranking, prefixes
+from streams.whatif.roster import Roster
 from streams.whatif.travel import TravelModel, TravelModels
 
 Rule = Literal["trace", "closest"]
@@ -134,8 +136,8 @@ Rankings = dict[tuple[str, str], tuple[Ranked, bool]]
 
 def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels | None, seed: int,
         rule: Rule = "closest", rankings: Rankings | None = None, turnout_change: Mapping[str, float] | None = None,
-        cards: RunCards | None = None, durations: Durations | None = None, staffing: Mapping[str, int] | None = None
-        ) -> list[Call]:
+        cards: RunCards | None = None, durations: Durations | None = None, staffing: Mapping[str, int] | None = None,
+        roster: Roster | None = None) -> list[Call]:
     """The calls with the responses the rule gives (new objects; the history is not changed). ``rankings``: the
     units of each type by median travel to each call, kept between runs on the same fleet and models (the seeds of a
     comparison): a dict the caller keeps for that fleet. ``turnout_change``: seconds added to the turnouts of a unit
@@ -143,7 +145,8 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
     the closest idle unit anywhere (streams/whatif/cards.py). ``durations``: turnouts and times after arrival drawn
     from the history instead of the replaced response's own (streams/whatif/durations.py). ``staffing``: station ->
     crews on duty, at most that many of its units engaged at once (a unit free at a station whose crews are all out
-    waits for one back)."""
+    waits for one back). ``roster``: instead, the staff on duty the history's crew records give: a unit leaves when
+    its station's staff then can crew it with the station's units already out (streams/whatif/roster.py)."""
     changes = turnout_change or {}
     rankings = {} if rankings is None else rankings
     out = [Call(c.call_id, c.opened, c.lat, c.lon, c.sector, c.nature, c.priority, []) for c in calls]
@@ -155,7 +158,11 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
     places = {vtype: ([u.unit_id for u in us], np.array([u.lat for u in us]), np.array([u.lon for u in us]))
               for vtype, us in by_type.items()}
     station_of = {u.unit_id: u.station for u in fleet.values()}
-    crews = _Crews(staffing, fleet, free_at) if staffing else None
+    crews: _Crews | _RosterCrews | None = None
+    if staffing:
+        crews = _Crews(staffing, fleet, free_at)
+    elif roster is not None:
+        crews = _RosterCrews(roster, fleet, free_at)
     if rule == "closest" and cards is None and models is not None:
         _rank_ahead(out, requests, places, models, rankings)
     for t, n, i, seen in requests:
@@ -239,6 +246,36 @@ class _Crews:
     def ready_at(self, t: float) -> Callable[[str], float]:
         """When each unit can leave for a call at ``t``: free, and its station with a crew on hand."""
         return lambda uid: max(self.free_at[uid], self.crew_back(self.fleet[uid].station, t))
+
+
+class _RosterCrews:
+    """The history's crews: a unit leaves when its station's staff on duty can crew it together with the station's
+    units out then (each holds its crew until free again)."""
+
+    def __init__(self, roster: Roster, fleet: Mapping[str, Unit], free_at: dict[str, float]) -> None:
+        self.roster, self.fleet, self.free_at = roster, fleet, free_at
+        self.units: dict[str, list[str]] = {}
+        for u in fleet.values():
+            self.units.setdefault(u.station, []).append(u.unit_id)
+
+    def crewed_from(self, uid: str, t: float) -> float:
+        """The first instant from ``t`` on when the station of ``uid`` can crew it (inf: never again)."""
+        unit = self.fleet[uid]
+        if self.roster.staff_at(unit.station, t) is None:
+            return t  # a station the records do not know: not limited
+        others = [u for u in self.units[unit.station] if u != uid]
+        while t < math.inf:
+            out = Counter(self.fleet[u].vehicle_type for u in others if self.free_at[u] > t)
+            out[unit.vehicle_type] += 1
+            if self.roster.crewing.crewable(out, self.roster.staff_at(unit.station, t) or {}):
+                return t
+            back = min((f for u in others if (f := self.free_at[u]) > t), default=math.inf)
+            t = min(back, self.roster.next_change(unit.station, t))
+        return t
+
+    def ready_at(self, t: float) -> Callable[[str], float]:
+        """When each unit can leave for a call at ``t``: free, and crewed by its station's staff then."""
+        return lambda uid: self.crewed_from(uid, max(self.free_at[uid], t))
 
 
 def _choose(ranked: Ranked, fleet: Mapping[str, Unit], ready_at: Callable[[str], float], t: float, whole: bool

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -29,6 +29,7 @@ from schemas.events import (
 )
 from schemas.reference import FleetVehicle, Reference, Station
 from schemas.whatif import Scenario
+from streams.crewing import Crewing
 from streams.rows import WhatifFigureRow
 from streams.whatif.bases import POOL_PREFIX, units_from
 from streams.whatif.cards import RunCards
@@ -39,6 +40,7 @@ from streams.whatif.history import Call, calls_from_events, read_events
 from streams.whatif.kpi import ALL, RunKpis, kpis
 from streams.whatif.moveup import MoveUp, recommend
 from streams.whatif.relocate import MoveUps, late_share, run_relocating
+from streams.whatif.roster import Roster
 from streams.whatif.travel import MIN_TRAVEL_S, TravelModel, TravelModels
 
 COVERAGE_TYPES = ("FPT", "VSAV")  # the engines and the ambulances
@@ -52,6 +54,7 @@ class History:
     reference: Reference
     start: float
     end: float
+    roster: Roster | None = None  # the staff on duty, when the history has crew records
 
     @classmethod
     def load(cls, folder: Path) -> History:
@@ -70,13 +73,22 @@ class History:
                     ) -> History:
         """``(topic, event)`` pairs in any order (a file, or the raw history a database keeps) and the reference of
         the brigade; ``source`` names them in errors."""
-        calls = calls_from_events(events)
+        crew_records: list[dict[str, Any]] = []
+
+        def others() -> Iterator[tuple[str, dict[str, Any]]]:
+            for topic, ev in events:
+                if topic == "crew-status":
+                    crew_records.append(ev)
+                else:
+                    yield topic, ev
+        calls = calls_from_events(others())
         if not calls:
             raise ValueError(f"{source}: no call")
         units, stations = units_from(reference, calls)
         end = max((t for c in calls for r in c.responses for t in (r.dispatched, r.available) if t is not None),
                   default=calls[-1].opened)
-        return cls(calls, units, stations, reference, calls[0].opened, end)
+        roster = Roster.from_events(crew_records, Crewing(reference.crew_rules))
+        return cls(calls, units, stations, reference, calls[0].opened, end, roster)
 
     @cached_property
     def utilisation(self) -> dict[str, float]:
@@ -159,6 +171,15 @@ def staffing_for(scenario: Scenario, fleet: dict[str, Unit]) -> dict[str, int]:
     return dict(scenario.staffing)
 
 
+def roster_for(history: History, scenario: Scenario) -> Roster | None:
+    """The history's crews when the scenario asks for them (``crews = "history"``)."""
+    if scenario.crews != "history":
+        return None
+    if history.roster is None:
+        raise ScenarioError('crews = "history": the history has no crew records (crew-status)')
+    return history.roster
+
+
 def compare(history: History, scenario: Scenario, seeds: int, model: TravelModels,
             progress: Callable[[int], None] | None = None) -> list[Figure]:
     """The history unchanged (its calls, its fleet) and under ``scenario`` (its demand, fleet and turnouts), each
@@ -167,6 +188,7 @@ def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel
     changed = fleet_for(history.units, history.stations, scenario)
     cards = cards_for(history, scenario, changed)
     staffing = staffing_for(scenario, changed)
+    roster = roster_for(history, scenario)
     durations = Durations.fit(history.calls) if scenario.durations == "fitted" else None
     points = demand_points(history.calls)
     base_runs: list[dict[str, float]] = []
@@ -178,7 +200,7 @@ def compare(history: History, scenario: Scenario, seeds: int, model: TravelModel
                 (history.units, base_runs, rankings[0], history.calls, None, None),
                 (changed, scen_runs, rankings[1], calls, scenario.turnout_change_s, cards)):
             result = run(asked, fleet, model, seed, rankings=ranked, turnout_change=turnout, cards=rule,
-                         durations=durations, staffing=staffing if fleet is changed else None)
+                         durations=durations, staffing=staffing if fleet is changed else None, roster=roster)
             runs.append(figures_of(kpis(result, scenario.targets, history.start, history.end))
                         | coverage_figures(result, fleet, model, points, history.start, history.end))
         if progress:

@@ -108,3 +108,38 @@ def test_the_history_read_from_a_databases_raw_history_is_the_imported_one(stack
                           text=True, timeout=300, cwd=PROJECT_ROOT)
     assert done.returncode == 0 and "3560 calls: the trace run gives the observed figures exactly" in done.stdout, (
         done.stdout[-2000:], done.stderr[-2000:])
+
+
+def test_crews_read_from_a_databases_raw_history_are_the_files_and_a_scenario_runs_on_them(
+        stack: Stack, tmp_path: Path) -> None:
+    """Six simulated hours with crews, stored by the batch path, then read back by `vigie whatif --history-db`: the
+    same staff on duty as from the event file; `vigie whatif run --scenario` with `crews = "history"` runs on it."""
+    import argparse
+    import json
+
+    from devtools.simulator import Simulator
+    from schemas.reference import Reference
+    from vigie.whatif import load_history
+
+    s = new_settings(stack)
+    ref = Reference.load(s.reference_dir)
+    events = tmp_path / "events.jsonl"
+    with events.open("w") as f:
+        for e in Simulator(ref, seed=4, start=datetime(2026, 1, 9, 6, tzinfo=UTC), staffing_ratio=0.5).events(6 * 3600):
+            f.write(json.dumps({"topic": e.topic, "key": e.key, "event": e.event.model_dump(mode="json")}) + "\n")
+    env = {**os.environ, **s.to_env()}
+    done = subprocess.run([sys.executable, "-m", "vigie.cli", "history", "--from-file", str(events), "--processes",
+                           "1"], env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stored = load_history(s, argparse.Namespace(history=None, history_db=s.clickhouse_database, reference=None))
+    from_file = History.from_files(events, s.reference_dir)
+    assert stored.roster is not None and from_file.roster is not None
+    assert stored.roster.times == from_file.roster.times and stored.roster.staff == from_file.roster.staff
+    assert sum(len(t) for t in stored.roster.times.values()) > len(stored.roster.times)  # staff changed in the day
+    scenario = tmp_path / "crews.toml"
+    scenario.write_text('name = "crews on duty"\ncrews = "history"\nremove_units = ["VSAV-S01-1"]\n')
+    done = subprocess.run([sys.executable, "-m", "vigie.cli", "whatif", "run", "--history-db", s.clickhouse_database,
+                           "--scenario", str(scenario), "--seeds", "2"], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=PROJECT_ROOT)
+    assert done.returncode == 0 and "what-if 'crews on duty'" in done.stdout, (done.stdout[-2000:],
+                                                                             done.stderr[-2000:])
