@@ -22,6 +22,17 @@ _BIT_OF = {q.value: bit for q, bit in QUAL_BIT.items()}
 
 #: staff on duty and able to crew, as (profile mask, people) pairs
 Staff = tuple[tuple[int, int], ...]
+#: a crew-status event as the roster needs it: (time, event id, person, station, profile mask if able to crew else 0)
+CrewRecord = tuple[float, str, str, str, int]
+
+
+def record_of(ev: dict[str, Any]) -> CrewRecord:
+    mask = 0
+    if ev["status"] in CREWING_STATUSES:
+        for q in ev["qualifications"]:
+            mask |= _BIT_OF[q]
+    return (datetime.fromisoformat(ev["event_time"]).timestamp(), ev["event_id"], ev["person_id"], ev["station_id"],
+            mask)
 
 
 class Roster:
@@ -36,27 +47,28 @@ class Roster:
     def from_events(cls, events: Iterable[dict[str, Any]], crewing: Crewing) -> Roster | None:
         """``crew-status`` events in any order (the newest per person wins, by time then event id); None without
         any."""
-        records = sorted((datetime.fromisoformat(ev["event_time"]).timestamp(), ev["event_id"], ev) for ev in events)
-        if not records:
+        return cls.from_records(map(record_of, events), crewing)
+
+    @classmethod
+    def from_records(cls, records: Iterable[CrewRecord], crewing: Crewing) -> Roster | None:
+        """As :meth:`from_events`, from the events' :func:`record_of` (what a long history keeps in memory)."""
+        ordered = sorted(records)
+        if not ordered:
             return None
         where: dict[str, tuple[str, int]] = {}  # person -> (station, profile mask if able to crew, else 0)
         counts: dict[str, Counter[int]] = {}
         changes: dict[str, list[tuple[float, Staff]]] = {}
-        for t, _, ev in records:
-            mask = 0
-            if ev["status"] in CREWING_STATUSES:
-                for q in ev["qualifications"]:
-                    mask |= _BIT_OF[q]
-            before = where.get(ev["person_id"])
-            where[ev["person_id"]] = (ev["station_id"], mask)
-            touched = {ev["station_id"]} | ({before[0]} if before else set())
+        for t, _, person, station, mask in ordered:
+            before = where.get(person)
+            where[person] = (station, mask)
+            touched = {station} | ({before[0]} if before else set())
             if before and before[1]:
                 counts[before[0]][before[1]] -= 1
             if mask:
-                counts.setdefault(ev["station_id"], Counter())[mask] += 1
-            for station in touched:
-                staff = tuple(sorted((m, n) for m, n in counts.get(station, Counter()).items() if n > 0))
-                log = changes.setdefault(station, [])
+                counts.setdefault(station, Counter())[mask] += 1
+            for st in touched:
+                staff = tuple(sorted((m, n) for m, n in counts.get(st, Counter()).items() if n > 0))
+                log = changes.setdefault(st, [])
                 if log and log[-1][0] == t:
                     log.pop()  # several records at one instant: the state after the last
                 if not log or log[-1][1] != staff:

@@ -40,7 +40,7 @@ from streams.whatif.history import Call, calls_from_events, read_events
 from streams.whatif.kpi import ALL, RunKpis, kpis
 from streams.whatif.moveup import MoveUp, recommend
 from streams.whatif.relocate import MoveUps, late_share, run_relocating
-from streams.whatif.roster import Roster
+from streams.whatif.roster import CrewRecord, Roster, record_of
 from streams.whatif.travel import MIN_TRAVEL_S, TravelModel, TravelModels
 
 COVERAGE_TYPES = ("FPT", "VSAV")  # the engines and the ambulances
@@ -73,12 +73,12 @@ class History:
                     ) -> History:
         """``(topic, event)`` pairs in any order (a file, or the raw history a database keeps) and the reference of
         the brigade; ``source`` names them in errors."""
-        crew_records: list[dict[str, Any]] = []
+        crew_records: list[CrewRecord] = []
 
         def others() -> Iterator[tuple[str, dict[str, Any]]]:
             for topic, ev in events:
                 if topic == "crew-status":
-                    crew_records.append(ev)
+                    crew_records.append(record_of(ev))
                 else:
                     yield topic, ev
         calls = calls_from_events(others())
@@ -87,7 +87,7 @@ class History:
         units, stations = units_from(reference, calls)
         end = max((t for c in calls for r in c.responses for t in (r.dispatched, r.available) if t is not None),
                   default=calls[-1].opened)
-        roster = Roster.from_events(crew_records, Crewing(reference.crew_rules))
+        roster = Roster.from_records(crew_records, Crewing(reference.crew_rules))
         return cls(calls, units, stations, reference, calls[0].opened, end, roster)
 
     @cached_property
