@@ -30,7 +30,7 @@ def record_of(ev: dict[str, Any]) -> CrewRecord:
     mask = 0
     if ev["status"] in CREWING_STATUSES:
         for q in ev["qualifications"]:
-            mask |= _BIT_OF[q]
+            mask |= _BIT_OF.get(q, 0)  # a qualification the rule does not know fills no seat
     return (datetime.fromisoformat(ev["event_time"]).timestamp(), ev["event_id"], ev["person_id"], ev["station_id"],
             mask)
 
