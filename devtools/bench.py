@@ -23,6 +23,7 @@ Prints a table (with ratios to the ceiling and to the Faust no-op) and writes it
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import random
@@ -851,11 +852,45 @@ def _whatif(work: Path, seeds: int = 20) -> list[Figure]:
                    f"the history over {seeds} paired seeds with KPIs and coverage: {spent:.0f} s (target < 180 s)")]
 
 
+def _whatif_crews(s: Settings, days: float = 7.0, ratio: float = 0.5) -> Figure:
+    """A simulated week with staff for ``ratio`` of the seats, re-run by the closest idle unit without and with the
+    history's crews (``crews = "history"``; best of 3 each), one core: the cost of the crews, and how far the
+    ambulances' priority-1 median moves."""
+    from streams.whatif.engine import run
+    from streams.whatif.kpi import kpis
+    from streams.whatif.study import History
+    from streams.whatif.travel import TravelModels
+
+    ref = Reference.load(s.reference_dir)
+    events = ((e.topic, e.event.model_dump(mode="json")) for e in Simulator(
+        ref, seed=3, start=datetime(2026, 1, 5, 6, tzinfo=UTC), staffing_ratio=ratio).events(days * 86400))
+    history = History.from_events(events, ref, "simulated")
+    models = TravelModels.fit(history.trips())
+    spent, medians = {}, {}
+    for case, roster in (("without", None), ("with", history.roster)):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            calls = run(history.calls, history.units, models, 0, roster=roster)
+            times.append(time.perf_counter() - started)
+        spent[case] = min(times)
+        vsav = kpis(calls, {1: 480.0}, history.start, history.end).arrival("VSAV", 1)
+        medians[case] = vsav.p50_s if vsav else math.nan
+    seen = kpis(history.calls, {1: 480.0}, history.start, history.end).arrival("VSAV", 1)
+    responses = sum(len(c.responses) for c in history.calls)
+    return Figure("whatif-crews", responses, spent["with"],
+                  f"{days:g} simulated days, staff for {100 * ratio:.0f} % of the seats ({responses:,} responses) "
+                  f"re-run without / with the history's crews: {spent['without']:.2f} / {spent['with']:.2f} s; "
+                  f"ambulances' priority-1 median {medians['without']:.0f} / {medians['with']:.0f} s "
+                  f"(the simulator's own dispatch {seen.p50_s if seen else math.nan:.0f} s)")
+
+
 def run_whatif_bench(year_days: float = 365.0) -> list[Figure]:
     """The what-if figures alone (`vigie bench --whatif-only`): no broker, no ClickHouse."""
     work = PROJECT_ROOT / ".vigie" / "bench"
     work.mkdir(parents=True, exist_ok=True)
-    figures = _whatif(work) + ([_whatif_year(Settings(), work, year_days)] if year_days > 0 else [])
+    figures = _whatif(work) + [_whatif_crews(Settings())] + (
+        [_whatif_year(Settings(), work, year_days)] if year_days > 0 else [])
     for f in figures:
         print(f"{f.case:<15} {f.note}")
     return figures
@@ -961,6 +996,7 @@ def _all_cases(s: Settings, work: Path, days: float, partitions: int, history_da
     extra += _near(s, work)
     print("what-if on the SF week and a simulated year ...", flush=True)
     extra += _whatif(work)
+    extra.append(_whatif_crews(s))
     if history_days > 0:
         extra.append(_whatif_year(s, work, history_days))
     print("forecast backtests ...", flush=True)

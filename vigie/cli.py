@@ -599,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="measure throughput (ceiling, Faust no-op, worker, batch path) on this machine")
     bn.add_argument("--days", type=float, default=3.0, help="simulated days of traffic to push through each case")
     bn.add_argument("--whatif-only", action="store_true", help="only the what-if figures (the SF week: one re-run, "
-                    "5 scenarios x 20 paired seeds, move-up advice; a simulated year of --history-days re-run once; "
+                    "5 scenarios x 20 paired seeds, move-up advice; a simulated week re-run without and with its "
+                    "crews; a simulated year of --history-days re-run once; "
                     "no broker, no ClickHouse)")
     bn.add_argument("--near-only", action="store_true", help="only the stocks-near-a-place figures (100,000 "
                     "snapshots, the radius query's p50/p95; about a minute)")
