@@ -36,7 +36,7 @@ from streams.whatif.cards import RunCards
 from streams.whatif.durations import Durations
 from streams.whatif.history import Call, Response
 from streams.whatif.nearest import Ranked, full_ranking, prefixes
-from streams.whatif.roster import Roster
+from streams.whatif.roster import NO_STAFF, Roster
 from streams.whatif.travel import TravelModel, TravelModels
 
 Rule = Literal["trace", "closest"]
@@ -254,23 +254,32 @@ class _RosterCrews:
 
     def __init__(self, roster: Roster, fleet: Mapping[str, Unit], free_at: dict[str, float]) -> None:
         self.roster, self.fleet, self.free_at = roster, fleet, free_at
-        self.units: dict[str, list[str]] = {}
+        at: dict[str, list[Unit]] = {}
         for u in fleet.values():
-            self.units.setdefault(u.station, []).append(u.unit_id)
+            at.setdefault(u.station, []).append(u)
+        # each unit's station mates, (id, type)
+        self.mates = {u.unit_id: [(m.unit_id, m.vehicle_type) for m in at[u.station] if m is not u]
+                      for u in fleet.values()}
+        self.memo: dict[tuple[int, tuple[str, ...]], bool] = {}  # (staff snapshot, types out) -> crewable
 
     def crewed_from(self, uid: str, t: float) -> float:
         """The first instant from ``t`` on when the station of ``uid`` can crew it (inf: never again)."""
         unit = self.fleet[uid]
-        if self.roster.staff_at(unit.station, t) is None:
+        staff = self.roster.staff_at(unit.station, t)
+        if staff is None:
             return t  # a station the records do not know: not limited
-        others = [u for u in self.units[unit.station] if u != uid]
+        mates, free_at = self.mates[uid], self.free_at
         while t < math.inf:
-            out = Counter(self.fleet[u].vehicle_type for u in others if self.free_at[u] > t)
-            out[unit.vehicle_type] += 1
-            if self.roster.crewing.crewable(out, self.roster.staff_at(unit.station, t) or {}):
+            out = tuple(sorted([vtype for u, vtype in mates if free_at[u] > t] + [unit.vehicle_type]))
+            key = (id(staff), out)  # the roster's snapshots live as long as it does
+            ok = self.memo.get(key)
+            if ok is None:
+                ok = self.memo[key] = self.roster.crewing.crewable(Counter(out), staff)
+            if ok:
                 return t
-            back = min((f for u in others if (f := self.free_at[u]) > t), default=math.inf)
+            back = min((f for u, _ in mates if (f := free_at[u]) > t), default=math.inf)
             t = min(back, self.roster.next_change(unit.station, t))
+            staff = self.roster.staff_at(unit.station, t) or NO_STAFF
         return t
 
     def ready_at(self, t: float) -> Callable[[str], float]:

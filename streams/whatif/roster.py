@@ -22,6 +22,7 @@ _BIT_OF = {q.value: bit for q, bit in QUAL_BIT.items()}
 
 #: staff on duty and able to crew, as (profile mask, people) pairs
 Staff = tuple[tuple[int, int], ...]
+NO_STAFF: Mapping[int, int] = {}  # before a station's first record (one object: snapshots are told apart by id)
 #: a crew-status event as the roster needs it: (time, event id, person, station, profile mask if able to crew else 0)
 CrewRecord = tuple[float, str, str, str, int]
 
@@ -82,7 +83,7 @@ class Roster:
         if times is None:
             return None
         i = bisect.bisect_right(times, t) - 1
-        return self.staff[station][i] if i >= 0 else {}
+        return self.staff[station][i] if i >= 0 else NO_STAFF
 
     def next_change(self, station: str, t: float) -> float:
         """The station's first change after ``t`` (inf: none)."""
