@@ -55,7 +55,7 @@ def kpis(calls: Iterable[Call], targets: Mapping[int, float], start: float, end:
     within: dict[tuple[str, int], int] = defaultdict(int)
     turnout: dict[str, list[float]] = defaultdict(list)
     travel: dict[str, list[float]] = defaultdict(list)
-    busy: dict[str, float] = defaultdict(float)
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)  # unit -> its responses' busy spans
     waited, wait_s = 0, 0.0
     default_target = max(targets.values()) if targets else math.inf
     for call in calls:
@@ -69,8 +69,7 @@ def kpis(calls: Iterable[Call], targets: Mapping[int, float], start: float, end:
                     turnout[key].append(r.turnout_s)
                 if r.travel_s is not None:
                     travel[key].append(r.travel_s)
-            stop = min(end, r.available if r.available is not None else end)
-            busy[r.unit] += max(0.0, stop - max(start, r.dispatched))
+            spans[r.unit].append((max(start, r.dispatched), min(end, r.available if r.available is not None else end)))
         target = targets.get(call.priority, default_target)
         for vtype, s in first.items():
             arrivals[(vtype, call.priority)].append(s)
@@ -87,4 +86,15 @@ def kpis(calls: Iterable[Call], targets: Mapping[int, float], start: float, end:
                                    100.0 * ok / len(xs), quantile(turnout.get(vtype, []), 0.5),
                                    quantile(travel.get(vtype, []), 0.5)))
     horizon = max(end - start, 1.0)
-    return RunKpis(tuple(rows), {u: b / horizon for u, b in sorted(busy.items())}, waited, wait_s)
+    return RunKpis(tuple(rows), {u: _covered(xs) / horizon for u, xs in sorted(spans.items())}, waited, wait_s)
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """The time the spans cover, each instant once: a history's unit sent again before it reported free (SF: 32
+    responses of the week never do) is not busy twice over."""
+    total, reach = 0.0, -math.inf
+    for a, b in sorted(spans):
+        if b > reach and b > a:
+            total += b - max(a, reach)
+            reach = b
+    return total

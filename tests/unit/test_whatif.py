@@ -634,3 +634,17 @@ def test_staffing_limits_a_stations_units_out_at_once() -> None:
         staffing_for(Scenario(staffing={"Z9": 1}), fleet)
     with pytest.raises(ValueError, match="at least 1 crew"):
         Scenario(staffing={"A": 0})
+
+
+def test_a_units_utilisation_counts_each_instant_once() -> None:
+    """Horizon [0, 1000). U never reports free after its first call (busy to the end) yet is sent again at 100: busy
+    1000 s, not 1300. V: 100-200 and 150-300 overlap (200 s), a response ending before it began and one after the
+    horizon count nothing."""
+    def resp(unit: str, sent: float, free: float | None) -> Response:
+        return Response(unit, "VSAV", sent, None, None, None, None, free)
+
+    calls = [Call("c1", 0.0, 0.0, 0.0, "a", "rescue", 1, [resp("U", 0.0, None), resp("V", 100.0, 200.0)]),
+             Call("c2", 100.0, 0.0, 0.0, "a", "rescue", 1, [resp("U", 100.0, 400.0), resp("V", 150.0, 300.0)]),
+             Call("c3", 500.0, 0.0, 0.0, "a", "rescue", 1, [resp("V", 500.0, 400.0)]),
+             Call("c4", 1200.0, 0.0, 0.0, "a", "rescue", 1, [resp("V", 1200.0, 1300.0)])]
+    assert kpis(calls, TARGETS, 0.0, 1000.0).utilisation == {"U": 1.0, "V": 0.2}
