@@ -220,3 +220,21 @@ class RuleSet(BaseModel):
                     where = f"rule {loc[1] + 1} ({name})" + (f", {'.'.join(map(str, loc[2:]))}" if loc[2:] else "")
                 problems.append(f"{where}: {err['msg']}")
             raise RuleFileError(f"{path}: " + "; ".join(problems)) from None
+
+
+class RuleFileWatcher:
+    """A rules file read again when it changes (its modification time and size), for each reader of it (the alerts,
+    the stations, which publish what the rules read)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.version: tuple[float, int] | None = None  # nothing read yet: a file there is a change
+
+    def changed(self) -> tuple[Rule, ...] | None:
+        """The file's rules when it changed since the last call (none: the file is gone, alerts off); None: no
+        change. ``RuleFileError``: changed but unreadable (said once: the next call waits for another change)."""
+        version = RuleSet.version(self.path)
+        if version == self.version:
+            return None
+        self.version = version
+        return RuleSet.load(self.path).rule if version is not None else ()

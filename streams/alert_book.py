@@ -44,6 +44,7 @@ from streams.windows import STAFF_STEP, VEHICLE_STEP, Step, Watched
 UNIT_STEP, OPENED_STEP, CLOSED_STEP = 2, 3, 4
 #: the measures on the stations' values (``Step``): the others are timers, counts of openings or presence
 VALUE_MEASURES = frozenset({Measure.AVAILABLE, Measure.AVAILABLE_SHARE, Measure.STAFF_ON_DUTY})
+UNIT_MEASURES = frozenset({Measure.STATUS_MINUTES, Measure.UNASSIGNED_MINUTES})  # the timers: they read units
 CHUNK_STEPS = 4000  # waiting steps per changelog record (~200 kB)
 GRID_DEG = 0.05  # the cells of area_of's station grid, in degrees (about 5 km)
 ENGAGED = frozenset({"dispatched", "en_route", "on_scene", "transporting", "at_hospital"})
@@ -86,8 +87,12 @@ def watched_values(rules: Sequence[Rule]) -> Watched:
         if rule.measure in VALUE_MEASURES:
             kind, subject = _value_key(rule)
             (qualifications if kind == STAFF_STEP else types).add(subject)
-    units = any(r.measure in (Measure.STATUS_MINUTES, Measure.UNASSIGNED_MINUTES) for r in rules)
-    return Watched(frozenset(types), frozenset(qualifications), units)
+    return Watched(frozenset(types), frozenset(qualifications), reads_units(rules))
+
+
+def reads_units(rules: Sequence[Rule]) -> bool:
+    """Whether a rule reads the units' statuses (a timer)."""
+    return any(r.measure in UNIT_MEASURES for r in rules)
 
 
 def threshold_of(rule: Rule) -> Threshold:
@@ -166,7 +171,7 @@ class AlertBook:
         self.by_name = {r.name: r for r in self.rules}
         self.unassigned = [r for r in self.rules if r.measure is Measure.UNASSIGNED_MINUTES]
         self.surges = [r for r in self.rules if r.measure is Measure.SURGE]
-        self.wants_units = bool(self.timed or self.unassigned)
+        self.wants_units = reads_units(self.rules)
         self.station_points = [(st.lat, st.lon, st.area) for _, st in sorted(reference.stations.items())]
         self.grid: dict[tuple[int, int], list[tuple[float, float, str]]] = {}  # cell -> its stations (area_of)
         self.near: dict[tuple[int, int], list[tuple[float, float, str]]] = {}  # cell -> its and its 8 neighbours'

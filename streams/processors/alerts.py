@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from core.settings import Settings
 from core.tables import table
 from schemas.alert_actions import ActionKind, AlertAction
-from schemas.alert_rules import Measure, Rule, RuleFileError, RuleSet
+from schemas.alert_rules import Measure, RuleFileError, RuleFileWatcher
 from schemas.codec import InvalidEvent
 from schemas.reference import Reference
 from schemas.signals import AlertNotice, InterventionSteps, PresenceSteps, StationSteps
@@ -72,11 +72,6 @@ class UnknownRule(ValueError):
     pass
 
 
-def load_rules(path: Path) -> tuple[Rule, ...]:
-    """The rules of a file; none when there is no file (alerts off)."""
-    return RuleSet.load(path).rule if path.exists() else ()
-
-
 class AlertEngine:
     """Station messages -> the alert book -> alert rows (see :meth:`live_clock` for the clock without messages)."""
 
@@ -89,8 +84,8 @@ class AlertEngine:
         self.live = live
         self.time_bound = time_bound or TimeBound()
         self.idle_s = idle_s
-        self.rules_version = RuleSet.version(self.rules_path)
-        self.rules = load_rules(rules_path)
+        self.rules_file = RuleFileWatcher(rules_path)
+        self.rules = self.rules_file.changed() or ()  # the first read: no file, no rules (alerts off)
         # every stations partition holding a station publishes (streams/processors/stations.py); every
         # interventions partition too when a rule is on interventions (streams/processors/interventions.py)
         self.sources = sorted({f"stations/{partition_for(sid.encode(), partitions)}" for sid in reference.stations})
@@ -249,14 +244,12 @@ class AlertEngine:
         return max(heard) if heard else book.clock
 
     def _reload(self, store: MutableMapping[str, Any]) -> None:
-        version = RuleSet.version(self.rules_path)
-        if version == self.rules_version:
-            return
-        self.rules_version = version
         try:
-            rules = load_rules(self.rules_path)
+            rules = self.rules_file.changed()
         except RuleFileError as e:
             log.error("alert rules not reloaded, the previous ones stay: %s", e)
+            return
+        if rules is None:
             return
         log.info("alert rules reloaded from %s: %d rules", self.rules_path, len(rules))
         self.rules = rules

@@ -14,7 +14,7 @@ from typing import Any
 
 from core.settings import Settings
 from core.tables import NO_TIME, table
-from schemas.alert_rules import RuleFileError, RuleSet
+from schemas.alert_rules import RuleFileError, RuleFileWatcher
 from schemas.codec import InvalidEvent, decode_crew_status, decode_vehicle_status
 from schemas.events import CrewStatusEvent, VehicleStatusEvent
 from schemas.reference import Reference, UnknownReference
@@ -104,8 +104,7 @@ class StationEngine:
         self.newest_tp: dict[tuple[str, int], float] = {}  # (topic, partition) -> newest event time seen
         self.last_mark: dict[int, float] = {}  # partition -> watermark of its last seal
         self.publish_steps = publish_steps
-        self.rules_path = rules_path
-        self.rules_version: tuple[float, int] | None = None
+        self.rules_file = RuleFileWatcher(rules_path) if rules_path is not None else None
         self.watched: Watched | None = None  # what the rules read (None: every value)
 
     def watermark(self, partition: int, behind: Collection[tuple[str, int]] | None) -> float | None:
@@ -243,15 +242,16 @@ class StationEngine:
         """The values the alert rules read, again when their file changed (live: a reload, as the alerts do). A
         value watched anew is given from each station's next change (what was given is forgotten: an unchanged
         value is given again, which the alerts take as no change); an unreadable file keeps the last set."""
-        version = RuleSet.version(self.rules_path) if self.rules_path is not None else None
-        if version is None or version == self.rules_version:
+        if self.rules_file is None:
             return
-        self.rules_version = version
         try:
-            watched = watched_values(RuleSet.load(self.rules_path).rule)
+            rules = self.rules_file.changed()
         except RuleFileError as e:
             log.error("alert rules not read again, the stations publish what the previous ones read: %s", e)
             return
+        if rules is None:
+            return
+        watched = watched_values(rules)
         if watched != self.watched:
             self.watched = watched
             for state in store.values():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import PROJECT_ROOT
-from schemas.alert_rules import Measure, Rule, RuleFileError, RuleSet, Scope, parse_duration
+from schemas.alert_rules import Measure, Rule, RuleFileError, RuleFileWatcher, RuleSet, Scope, parse_duration
 
 SHIPPED = PROJECT_ROOT / "deploy" / "alerts" / "rules.toml"
 
@@ -75,6 +75,27 @@ def test_the_file_error_names_the_rule_and_field(tmp_path: Path) -> None:
     f.write_text("[[rule]\n")
     with pytest.raises(RuleFileError, match=r"rules\.toml"):
         RuleSet.load(f)
+
+
+def test_the_watcher_gives_the_rules_again_only_when_the_file_changes(tmp_path: Path) -> None:
+    """No file: nothing to give. A file: its rules, then nothing until it changes. An unreadable change: said once,
+    then nothing until the next change. The file removed: no rules (alerts off)."""
+    f = tmp_path / "rules.toml"
+    watcher = RuleFileWatcher(f)
+    assert watcher.changed() is None
+    one = '[[rule]]\nname = "a"\nmeasure = "surge"\nscope = "area"\nfire_at = 3\nmessage = "s"\n'
+    f.write_text(one)
+    assert [r.name for r in watcher.changed() or ()] == ["a"]
+    assert watcher.changed() is None
+    f.write_text(one + "[[rule]\n")
+    with pytest.raises(RuleFileError):
+        watcher.changed()
+    assert watcher.changed() is None
+    f.write_text(one + one.replace('"a"', '"bb"'))
+    assert [r.name for r in watcher.changed() or ()] == ["a", "bb"]
+    f.unlink()
+    assert watcher.changed() == ()
+    assert watcher.changed() is None
 
 
 def test_vigie_alerts_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
