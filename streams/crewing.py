@@ -78,8 +78,7 @@ class Crewing:
         return result
 
     def _compute(self, available: Mapping[str, int], staff: Mapping[int, int]) -> dict[str, int]:
-        # people able to fill at least one seat of each set of qualifications
-        supply = [sum(n for mask, n in staff.items() if mask & subset) for subset in range(1 << len(QUALIFICATIONS))]
+        supply = self._supply(staff)
         demand = [0] * len(QUALIFICATIONS)
         out = {t: 0 for t in available}
         for vtype in self.priority:
@@ -99,8 +98,12 @@ class Crewing:
         for vtype, n in vehicles.items():
             for i, seats in enumerate(self.seats.get(vtype, ())):
                 demand[i] += n * seats
-        supply = [sum(n for mask, n in staff.items() if mask & subset) for subset in range(1 << len(QUALIFICATIONS))]
-        return self._feasible(demand, supply)
+        return self._feasible(demand, self._supply(staff))
+
+    @staticmethod
+    def _supply(staff: Mapping[int, int]) -> list[int]:
+        """People able to fill at least one seat of each set of qualifications (a bit mask of them)."""
+        return [sum(n for mask, n in staff.items() if mask & subset) for subset in range(1 << len(QUALIFICATIONS))]
 
     @staticmethod
     def _feasible(demand: list[int], supply: list[int]) -> bool:

@@ -79,7 +79,6 @@ class AlertEngine:
                  time_bound: TimeBound | None = None, idle_s: float = 5.0,
                  partitions: int = 4, actions_topic: str = "alert-actions",
                  steps_topic: str = "intervention-steps", presence_topic: str = "presence-steps") -> None:
-        self.rules_path = rules_path
         self.reference = reference
         self.live = live
         self.time_bound = time_bound or TimeBound()
@@ -251,7 +250,7 @@ class AlertEngine:
             return
         if rules is None:
             return
-        log.info("alert rules reloaded from %s: %d rules", self.rules_path, len(rules))
+        log.info("alert rules reloaded from %s: %d rules", self.rules_file.path, len(rules))
         self.rules = rules
         self.ended += self.book.retire(rules)  # alerts of a rule removed or changed end now
         self.ended += self.presence.retire(rules)
