@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from schemas.alert_rules import PRESENCE_MEASURES, Measure, Rule, Scope
 from schemas.reference import Reference
 from streams.alerting import Alert, Change, Direction, Phase, SurgeBaseline, Threshold
-from streams.windows import STAFF_STEP, VEHICLE_STEP, Step, Watched
+from streams.windows import ENGAGED_STATUSES, STAFF_STEP, VEHICLE_STEP, Step, Watched
 
 # among the waiting steps, beside the stations' (kinds 0 and 1): a unit's change of status (time, station,
 # UNIT_STEP, vehicle, status, intervention), an intervention opened (time, area, OPENED_STEP, intervention, sector,
@@ -47,7 +47,6 @@ VALUE_MEASURES = frozenset({Measure.AVAILABLE, Measure.AVAILABLE_SHARE, Measure.
 UNIT_MEASURES = frozenset({Measure.STATUS_MINUTES, Measure.UNASSIGNED_MINUTES})  # the timers: they read units
 CHUNK_STEPS = 4000  # waiting steps per changelog record (~200 kB)
 GRID_DEG = 0.05  # the cells of area_of's station grid, in degrees (about 5 km)
-ENGAGED = frozenset({"dispatched", "en_route", "on_scene", "transporting", "at_hospital"})
 #: an intervention waiting for a unit this long (no unit, never closed: a feed's gap) is forgotten, its alerts end
 CALL_EXPIRY_S = 72 * 3600.0
 #: how often (of the clock) the dispatches older than the expiry are forgotten: the whole dict is read each time
@@ -82,12 +81,17 @@ def _value_key(rule: Rule) -> tuple[int, str]:
 def watched_values(rules: Sequence[Rule]) -> Watched:
     """What the stations publish for these rules (the values read by some rule, the units' statuses when a timer
     reads them); a rule added later reads each station from its next change, as on a book built afresh."""
-    types, qualifications = set(), set()
+    types, qualifications, staffed = set(), set(), set()
     for rule in rules:
         if rule.measure in VALUE_MEASURES:
             kind, subject = _value_key(rule)
             (qualifications if kind == STAFF_STEP else types).add(subject)
-    return Watched(frozenset(types), frozenset(qualifications), reads_units(rules))
+            if rule.staffed:
+                staffed.add(subject)
+    statuses = frozenset(r.status.value for r in rules if r.measure is Measure.STATUS_MINUTES and r.status)
+    dispatches = any(r.measure is Measure.UNASSIGNED_MINUTES for r in rules)
+    return Watched(frozenset(types), frozenset(qualifications), reads_units(rules), frozenset(staffed), statuses,
+                   dispatches)
 
 
 def reads_units(rules: Sequence[Rule]) -> bool:
@@ -389,7 +393,7 @@ class AlertBook:
         for _, where, kind, subject, a, b in group:
             if kind == UNIT_STEP:  # a unit (``subject``) of station ``where`` to status ``a`` for intervention ``b``
                 self.units_seen = True
-                if b and a in ENGAGED:
+                if b and a in ENGAGED_STATUSES and b not in self.dispatched:  # its first (a call waits before it)
                     self._dispatched(at, t, b)  # type: ignore[arg-type]
                 if self.timed:
                     self._unit(at, t, where, subject, a, b)  # type: ignore[arg-type]

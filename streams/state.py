@@ -273,6 +273,9 @@ class StationState:
     # units' changes of status not sealed yet whose timeline entries the cap dropped (a vehicle's burst between
     # two seals: on the batch path, a chunk's worth): final already (nothing can be placed before them)
     unit_backlog: list[UnitStep] = field(default_factory=list)
+    # whether a change of its units' status was given yet: the first is given whether a timer reads it or not (the
+    # alerts tell a feed with units from one of calls alone by any unit's status)
+    units_told: bool = False
 
     @classmethod
     def new(cls, station_id: str, reference: Reference, window_seconds: int) -> StationState:
@@ -322,7 +325,7 @@ class StationState:
             self._rederive(v, at, (t, eid, event.status._value_, iid, lat, lon), out, version)
         if len(timeline) > 2:
             if len(timeline) > TIMELINE_CAP:
-                self._keep_changes_dropped(v, sealed)
+                self._keep_changes_dropped(v, sealed, out.watched)
             trim(timeline, sealed, TIMELINE_CAP)
         out.vehicle_rows.append(v.row(self.station_id, self.area, version))
         out.outcomes["applied"] += 1
@@ -509,32 +512,37 @@ class StationState:
 
     def seal(self, watermark: float, out: StationOutput, crewing: Crewing, max_fill_windows: int = 44_640) -> None:
         if out.unit_steps is not None:
-            self.unit_steps(watermark, out.unit_steps)
+            self.unit_steps(watermark, out.unit_steps, out.watched)
         elif self.unit_backlog:  # nobody reads them
             self.unit_backlog = [u for u in self.unit_backlog if u[0] >= watermark]
         self.windows.seal(watermark, self.station_id, self.area, max_fill_windows, out.window_rows, crewing,
                           out.staff_window_rows, out.steps, out.watched)
 
-    def _keep_changes_dropped(self, v: VehicleState, sealed: float | None) -> None:
+    def _keep_changes_dropped(self, v: VehicleState, sealed: float | None, watched: Watched | None) -> None:
         """Before the cap trims a timeline: the changes of status it drops, or makes its first entry (which
-        :meth:`unit_steps` takes as the state at the horizon), that are not sealed yet, kept for the next seal."""
+        :meth:`unit_steps` takes as the state at the horizon), that are not sealed yet, kept for the next seal
+        (those ``watched`` reads; None: all)."""
         timeline = v.timeline
         lo = NO_TIME if sealed is None else sealed
         for i in range(1, len(timeline) - TIMELINE_CAP + 1):
             e, before = timeline[i], timeline[i - 1]
             if e[0] >= lo and e[STATE_AT] is not None and (
                     e[STATE_AT + 1] == e[0] or e[STATE_AT + 4] != before[STATE_AT + 4]):
-                self.unit_backlog.append((e[0], self.station_id, v.vehicle_id, e[STATE_AT],
-                                          e[STATE_AT + 4] or e[3] or ""))
+                serves = e[STATE_AT + 4] or e[3] or ""
+                if watched is None or not self.units_told or watched.reads_unit(
+                        before[STATE_AT], before[STATE_AT + 4] or before[3] or "", e[STATE_AT], serves):
+                    self.unit_backlog.append((e[0], self.station_id, v.vehicle_id, e[STATE_AT], serves))
 
-    def unit_steps(self, until: float, steps: list[UnitStep]) -> None:
+    def unit_steps(self, until: float, steps: list[UnitStep], watched: Watched | None = None) -> None:
         """The units' changes of status that sealing up to ``until`` makes final (from the windows' sealed time:
-        an older event is stale from then on), each with the intervention it serves. Read from the timelines,
-        re-derived in event time, so they do not depend on the order the records came in."""
+        an older event is stale from then on), each with the intervention it serves, those ``watched`` reads
+        (None: all; before the station's first, all of the seal's). Read from the timelines, re-derived in event
+        time, so they do not depend on the order the records came in."""
         sealed = self.windows.sealed_time
         lo = NO_TIME if sealed is None else sealed
         if until <= lo:
             return
+        given = len(steps)
         if self.unit_backlog:
             steps += [u for u in self.unit_backlog if u[0] < until]
             self.unit_backlog = [u for u in self.unit_backlog if u[0] >= until]
@@ -550,9 +558,13 @@ class StationState:
                     break
                 # a change of status (the state after it is in that status since then), or of the intervention
                 # it serves (a unit sent from one to another)
-                if e[STATE_AT] is not None and (
-                        e[STATE_AT + 1] == t or e[STATE_AT + 4] != timeline[i - 1][STATE_AT + 4]):
-                    steps.append((t, self.station_id, v.vehicle_id, e[STATE_AT], e[STATE_AT + 4] or e[3] or ""))
+                before = timeline[i - 1]
+                if e[STATE_AT] is not None and (e[STATE_AT + 1] == t or e[STATE_AT + 4] != before[STATE_AT + 4]):
+                    serves = e[STATE_AT + 4] or e[3] or ""
+                    if watched is None or not self.units_told or watched.reads_unit(
+                            before[STATE_AT], before[STATE_AT + 4] or before[3] or "", e[STATE_AT], serves):
+                        steps.append((t, self.station_id, v.vehicle_id, e[STATE_AT], serves))
+        self.units_told = self.units_told or len(steps) > given
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -566,6 +578,7 @@ class StationState:
             "n": self.newest_event_time,
             "ev": self.evicted_until,
             **({"ub": [list(u) for u in self.unit_backlog]} if self.unit_backlog else {}),
+            **({"ut": 1} if self.units_told else {}),
         }
 
     @classmethod
@@ -580,4 +593,5 @@ class StationState:
             float(d.get("n", NO_TIME)),
             float(d.get("ev", NO_TIME)),
             [(float(t), str(s), str(v), str(st), str(i)) for t, s, v, st, i in d.get("ub", [])],
+            bool(d.get("ut", 0)),
         )

@@ -510,7 +510,9 @@ def test_a_surge_fires_at_the_end_of_its_window_against_the_same_window_of_the_p
 
 
 def test_the_stations_publish_what_the_shipped_rules_read() -> None:
-    """Two vehicle types, one qualification, and the units' statuses (the timers on units and interventions)."""
+    """Two vehicle types (the ambulances' staffed count too), one qualification, and the units' statuses: into
+    and out of those the timers on units read, and their dispatches (the timer on interventions)."""
     shipped = RuleSet.load(Settings().alert_rules).rule
-    assert watched_values(shipped) == Watched(frozenset({"VSAV", "FPT"}), frozenset({"crew_leader"}), True)
+    assert watched_values(shipped) == Watched(frozenset({"VSAV", "FPT"}), frozenset({"crew_leader"}), True,
+                                              frozenset({"VSAV"}), frozenset({"on_scene", "at_hospital"}), True)
     assert watched_values(rules(NO_VSAV_IN_AREA)) == Watched(frozenset({"VSAV"}), frozenset(), False)

@@ -453,3 +453,64 @@ def test_a_step_no_rule_read_is_read_by_a_rule_added_before_the_clock_passed_it(
     assert sorted((r.rule, r.scope_key, r.at, r.transition) for r in later.rows[ALERTS.tables[0]]) == [
         ("no-fpt-in-area", "A/FPT", T0 + 200, "firing"), ("no-fpt-in-area", "A/FPT", T0 + 200, "pending")]
     assert engine.book.unwatched == []  # passed by the clock: gone
+
+
+def test_the_changes_no_rule_reads_are_not_published_and_change_no_alert(monkeypatch: Any) -> None:
+    """The stations publish only the changes a rule reads: of a value read (not a crew leader's availability when
+    only those on duty are read), of a unit into or out of a timed status, a unit's dispatch. Two simulated days
+    with crews and major incidents, the shipped rules, on the batch path: the same alert rows as when every value
+    of every type and qualification and every unit's change is published, with far fewer steps sent. Its first
+    call waits 11 minutes, before any unit is sent anywhere: its alert holds on each station giving its first
+    change whatever it is (the alerts tell a feed with units from one of calls alone by any unit's status)."""
+    from datetime import UTC, datetime
+
+    from devtools.simulator import Simulator
+    from schemas.codec import encode
+    from streams import alert_book, registry
+    from streams.processors import stations as stations_module
+    from streams.processors.interventions import PROCESSOR as INTERVENTIONS
+
+    s = Settings(topic_partitions=4)
+    ref = Reference.load(s.reference_dir)
+    topics = registry.logical_topics(s)
+    sim = Simulator(ref, seed=31, start=datetime(2026, 1, 5, tzinfo=UTC), major_incidents_per_day=3)
+    records = [Record(topics[e.topic], partition_for(e.key.encode(), 4), i, e.key.encode(), encode(e.event))
+               for i, e in enumerate(sim.events(2 * 86400)) if e.topic in topics]
+    sent: list[int] = []
+    series: list[dict[tuple[str, str, str], list[tuple[float, int]]]] = []  # per rule, scope and station
+    take, apply, set_value = alert_book.AlertBook.take, alert_book.AlertBook._apply, alert_book._Scope.set
+    now = [0.0]
+
+    def counted(book: Any, source: str, until: Any, steps: Any, units: Any = (), *rest: Any) -> None:
+        sent[-1] += len(steps) + len(units)
+        take(book, source, until, steps, units, *rest)
+
+    def applied(book: Any, t: float, group: Any) -> bool:
+        now[0] = t
+        return apply(book, t, group)
+
+    def values_read(scope: Any, station: str, n: int) -> None:
+        """Each value a scope reads of a station, when it changed."""
+        held = series[-1].setdefault((scope.rule.name, scope.key, station), [])
+        if not held or held[-1][1] != n:
+            held.append((now[0], n))
+        set_value(scope, station, n)
+
+    monkeypatch.setattr(alert_book.AlertBook, "take", counted)
+    monkeypatch.setattr(alert_book.AlertBook, "_apply", applied)
+    monkeypatch.setattr(alert_book._Scope, "set", values_read)
+
+    def run() -> list[Any]:
+        sent.append(0)
+        series.append({})
+        writer = Rows()
+        asyncio.run(BatchRunner(s, (STATIONS, INTERVENTIONS, ALERTS), writer, ref).run(records, chunk_events=3000))
+        return alert_rows(writer.rows)
+
+    published = run()
+    monkeypatch.setattr(stations_module, "watched_values", lambda rules: None)  # every value, every change
+    assert run() == published
+    assert series[0] == series[1]  # the values the rules read, each change at its time
+    assert sent[0] < 0.4 * sent[1], sent
+    rules = {row[0] for row in published}  # both timers fired (and resolved: a unit left its timed status)
+    assert {"at-hospital-over-45min", "intervention-without-unit", "staffed-vsav-below-30pct"} <= rules, rules
