@@ -226,14 +226,20 @@ def _rank_ahead(calls: Sequence[Call], requests: Sequence[tuple[float, int, int,
             rankings[(call.call_id, vtype)] = entry
 
 
+def _by_station(fleet: Mapping[str, Unit]) -> dict[str, list[Unit]]:
+    """The fleet's units per station."""
+    at: dict[str, list[Unit]] = {}
+    for u in fleet.values():
+        at.setdefault(u.station, []).append(u)
+    return at
+
+
 class _Crews:
     """Stations' crews on duty: a unit leaves only while its station has fewer units out than crews."""
 
     def __init__(self, staffing: Mapping[str, int], fleet: Mapping[str, Unit], free_at: dict[str, float]) -> None:
         self.fleet, self.free_at, self.caps = fleet, free_at, staffing
-        self.units: dict[str, list[str]] = {}
-        for u in fleet.values():
-            self.units.setdefault(u.station, []).append(u.unit_id)
+        self.units = {station: [u.unit_id for u in units] for station, units in _by_station(fleet).items()}
 
     def crew_back(self, station: str, t: float) -> float:
         """When the station has a crew to send at ``t`` or later (``t`` if it has one now)."""
@@ -254,9 +260,7 @@ class _RosterCrews:
 
     def __init__(self, roster: Roster, fleet: Mapping[str, Unit], free_at: dict[str, float]) -> None:
         self.roster, self.fleet, self.free_at = roster, fleet, free_at
-        at: dict[str, list[Unit]] = {}
-        for u in fleet.values():
-            at.setdefault(u.station, []).append(u)
+        at = _by_station(fleet)
         # each unit's station mates, (id, type)
         self.mates = {u.unit_id: [(m.unit_id, m.vehicle_type) for m in at[u.station] if m is not u]
                       for u in fleet.values()}
