@@ -936,6 +936,15 @@ def run_near_bench() -> list[Figure]:
     return figures
 
 
+def run_alerts_bench() -> list[Figure]:
+    """The alerts' cost alone (`vigie bench --alerts-only`): own ClickHouse, no broker."""
+    with _bench_stack(broker=False) as (s, work):
+        figures = _alerts_cost(s, work)
+    for f in figures:
+        print(f"{f.case:<15} {f.note}")
+    return figures
+
+
 def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None = None,
               history_days: float = 365.0, worker_month: bool = False, replay_month: bool = False) -> list[Figure]:
     results_dir = results_dir or PROJECT_ROOT / "bench-results"

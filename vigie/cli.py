@@ -139,13 +139,16 @@ def _cmd_history(s: Settings, a: argparse.Namespace) -> int:
 
 
 def _cmd_bench(s: Settings, a: argparse.Namespace) -> int:
-    from devtools.bench import run_bench, run_live_month_bench, run_near_bench, run_whatif_bench
+    from devtools.bench import run_alerts_bench, run_bench, run_live_month_bench, run_near_bench, run_whatif_bench
 
     if a.live_month:
         run_live_month_bench(days=a.live_month)
         return 0
     if a.near_only:
         run_near_bench()
+        return 0
+    if a.alerts_only:
+        run_alerts_bench()
         return 0
     if a.whatif_only:
         run_whatif_bench(year_days=a.history_days)
@@ -604,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "no broker, no ClickHouse)")
     bn.add_argument("--near-only", action="store_true", help="only the stocks-near-a-place figures (100,000 "
                     "snapshots, the radius query's p50/p95; about a minute)")
+    bn.add_argument("--alerts-only", action="store_true", help="only the alerts' cost (the batch path over a "
+                    "simulated week with and without the shipped rules, 5 runs each taking turns; about 90 s)")
     bn.add_argument("--partitions", type=int, default=4, help="partitions of the input topics")
     bn.add_argument("--history-days", type=float, default=365.0,
                     help="simulated days of history for the batch path and the panel timings (0: skip; the event "
