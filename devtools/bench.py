@@ -35,7 +35,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -927,22 +927,24 @@ def run_live_month_bench(days: int = 28, speed: float = 3000.0) -> list[Figure]:
     return figures
 
 
-def run_near_bench() -> list[Figure]:
-    """The stocks-near-a-place figures alone (`vigie bench --near-only`): own ClickHouse, no broker."""
+def _alone(cases: Callable[[Settings, Path], list[Figure]], rates: bool) -> list[Figure]:
+    """Some cases alone, on a ClickHouse of their own (no broker), printed (with their rates when ``rates``)."""
     with _bench_stack(broker=False) as (s, work):
-        figures = _near(s, work)
+        figures = cases(s, work)
     for f in figures:
-        print(f"{f.case:<15} {f.events:>9,} {f.seconds:>9.2f} {f.rate:>10,.0f}  {f.note}")
+        print(f"{f.case:<15} {f.events:>9,} {f.seconds:>9.2f} {f.rate:>10,.0f}  {f.note}" if rates
+              else f"{f.case:<15} {f.note}")  # the notes give the medians compared
     return figures
+
+
+def run_near_bench() -> list[Figure]:
+    """The stocks-near-a-place figures alone (`vigie bench --near-only`)."""
+    return _alone(_near, rates=True)
 
 
 def run_alerts_bench() -> list[Figure]:
-    """The alerts' cost alone (`vigie bench --alerts-only`): own ClickHouse, no broker."""
-    with _bench_stack(broker=False) as (s, work):
-        figures = _alerts_cost(s, work)
-    for f in figures:
-        print(f"{f.case:<15} {f.note}")
-    return figures
+    """The alerts' cost alone (`vigie bench --alerts-only`)."""
+    return _alone(_alerts_cost, rates=False)
 
 
 def run_bench(days: float = 3.0, partitions: int = 4, results_dir: Path | None = None,
