@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from core.settings import Settings
 from core.tables import TableSpec
 from sinks.errors import is_data_error
 from sinks.migrate import migrate
+from sinks.queries import past_openings_query
 from streams import registry
 from streams.runtime import metrics
 from streams.runtime.checkpoint import Rejected
@@ -54,6 +56,32 @@ def make_client(settings: Settings, database: str | None = None, timeout_s: floa
         if settings.clickhouse_ca_certs:
             kwargs["ca_certs"] = settings.clickhouse_ca_certs
     return Client(**kwargs)
+
+
+class StoredOpenings:
+    """The interventions opened as the deployment's ClickHouse holds them, for a live engine
+    (``streams/processor.py`` ``StoredHistory``): a fresh alerts book's surge usual. A reading that fails is said
+    and gives none (the usual then starts from the book's first window, as without a stored history)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def openings(self, since: float, until: float) -> list[tuple[float, float, float]]:
+        sql = past_openings_query(self.settings.clickhouse_database, int(since), math.ceil(until))
+        try:
+            client = make_client(self.settings)
+            try:
+                rows = client.execute(sql)
+            finally:
+                client.disconnect()
+        except Exception as e:  # any failure: the usual starts without the stored history
+            log.warning("the interventions stored before %s not read (%s): surge rules start without them",
+                        time.strftime("%Y-%m-%d %H:%M", time.gmtime(until)), e)
+            return []
+        day = "%Y-%m-%d %H:%M"
+        log.info("%d interventions stored from %s to %s read for the surge rules' usual", len(rows),
+                 time.strftime(day, time.gmtime(since)), time.strftime(day, time.gmtime(until)))
+        return [(float(t), float(lat), float(lon)) for t, lat, lon in rows]
 
 
 def plugin_migrations(settings: Settings) -> list[tuple[str, Path]]:

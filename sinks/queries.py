@@ -151,6 +151,13 @@ def busy_share_query(db: str) -> str:
             "ORDER BY vehicle_type")
 
 
+def past_openings_query(db: str, since: int, until: int) -> str:
+    """The interventions opened in [since, until) (epoch seconds) at a known place: (opened at, lat, lon) — what a
+    fresh live alerts book reads for its surge rules' usual (``streams/alert_book.py`` ``AlertBook.past``)."""
+    return (f"SELECT toUInt32(opened_at), lat, lon FROM {db}.interventions FINAL WHERE opened_at >= "
+            f"toDateTime({since}) AND opened_at < toDateTime({until}) AND NOT (lat = 0 AND lon = 0)")
+
+
 def moveup_advice_query(db: str) -> str:
     """The latest move-up advice per unit type: (type, unit, from, to, drive s, coverage before, after, at)."""
     return (f"SELECT vehicle_type, unit_id, from_station, to_station, drive_s, coverage_before, coverage_after, "
@@ -173,6 +180,7 @@ def all_queries(db: str) -> dict[str, str]:
         "moveup_demand": demand_points_query(db, 28),
         "moveup_trips": trips_query(db, 28),
         "moveup_busy": busy_share_query(db),
+        "alerts_past_openings": past_openings_query(db, 0, 2**31),
         "alerts_open": open_alerts_query(db),
         "alerts_history": alert_history_query(db, 0, 2**31),
         "alerts_notify": notify_alerts_query(db, 0),

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from schemas.alert_rules import PRESENCE_MEASURES, Measure, Rule, Scope
 from schemas.reference import Reference
-from streams.alerting import Alert, Change, Direction, Phase, SurgeBaseline, Threshold
+from streams.alerting import WEEK_S, Alert, Change, Direction, Phase, SurgeBaseline, Threshold
 from streams.windows import ENGAGED_STATUSES, STAFF_STEP, VEHICLE_STEP, Step, Watched
 
 # among the waiting steps, beside the stations' (kinds 0 and 1): a unit's change of status (time, station,
@@ -65,6 +65,12 @@ class Transition:
     subject: str  # the vehicle type or the qualification
     change: Change
     message: str
+
+
+#: The openings stored before a time, for a fresh book's surge baselines: ``(since, until)`` -> (opened at, lat, lon)
+#: of each intervention opened in [since, until) (live: read from the deployment's ClickHouse, see
+#: ``AlertBook.past``).
+PastOpenings = Callable[[float, float], Sequence[tuple[float, float, float]]]
 
 
 def _kind(step: tuple[object, ...]) -> object:
@@ -190,6 +196,9 @@ class AlertBook:
         self.surge_next: dict[str, float] = {}  # rule -> the end of its next window to score
         self.baselines = {(r.name, a): SurgeBaseline(int(r.window)) for r in self.surges for a in self.areas}
         self.dirty: set[tuple[str, str]] = set()  # baselines changed since the caller stored them
+        # the openings stored before the first window a surge rule watches (None: none; the batch path's history
+        # is its own input): the usual counts from the first window on, not three weeks later
+        self.past: PastOpenings | None = None
         self.sources: dict[str, float] = dict.fromkeys(sources, -math.inf)  # source -> its last ``until``
         self.waiting: list[Step] = []  # steps after the clock, in time order unless ``unsorted``
         self.unsorted = False
@@ -463,13 +472,31 @@ class AlertBook:
                 alert.observe(at, 0.0)
 
     def _watch(self, rule: Rule, at: float) -> None:
-        """A surge rule's first window: the usual counts only weeks watched from here."""
+        """A surge rule's first window: the usual counts only weeks watched from here, or from the first window of
+        the openings stored before it (:meth:`_seed`)."""
         w = at - at % rule.window
         self.surge_next[rule.name] = w + rule.window
+        first = min(w, self._seed(rule, w))
         for area in self.areas:
             base = self.baselines[(rule.name, area)]
-            base.first_window = min(base.first_window, w)
+            base.first_window = min(base.first_window, first)
             self.dirty.add((rule.name, area))
+
+    def _seed(self, rule: Rule, w: float) -> float:
+        """The counts per area and window of the openings stored in the weeks before ``w`` (``past``), into the
+        rule's baselines; the first window they hold (inf: none). Weeks before it are not counted as quiet ones:
+        a history imported from a date on starts there."""
+        if self.past is None or not self.areas:
+            return math.inf
+        since = w - self.baselines[(rule.name, self.areas[0])].weeks * WEEK_S
+        counts: dict[tuple[str, float], int] = {}
+        for t, lat, lon in self.past(since, w):
+            if since <= t < w:
+                key = (self.area_of(lat, lon), t - t % rule.window)
+                counts[key] = counts.get(key, 0) + 1
+        for (area, window), n in sorted(counts.items()):
+            self.baselines[(rule.name, area)].add(window, n)
+        return min((window for _, window in counts), default=math.inf)
 
     def _close_windows(self, end: float, horizon: float) -> None:
         """Score the windows ending at ``end`` (every area with openings in it, or whose alert is on), then go to

@@ -23,7 +23,7 @@ from mode import CrashingSupervisor
 
 from core.settings import Settings
 from streams import faust_compat
-from streams.processor import DeadLetter, EngineContext, Message, Processor, Record, Stores
+from streams.processor import DeadLetter, EngineContext, Message, Processor, Record, StoredHistory, Stores
 from streams.runtime import memory, metrics
 from streams.runtime.checkpoint import Checkpoint, Rejected, RowWriter, rejected_row_letter
 from streams.runtime.faults import NO_FAULTS, Faults
@@ -108,13 +108,14 @@ class ProcessorAgent:
     """One processor, live: its engine and stores, and the parts that run around each batch."""
 
     def __init__(self, proc: Processor, settings: Settings, app: faust.App, rows_writer: RowWriterFactory,
-                 dead_letter_topic: Any, progress: Progress, faults: Faults = NO_FAULTS) -> None:
+                 dead_letter_topic: Any, progress: Progress, faults: Faults = NO_FAULTS,
+                 stored: StoredHistory | None = None) -> None:
         self.proc = proc
         self.settings = settings
         self.app = app
         self.topics = proc.topics(settings)
         self.inputs = {settings.topic(i.topic): i for i in proc.inputs}
-        self.engine = proc.engine(EngineContext(settings, live=True))
+        self.engine = proc.engine(EngineContext(settings, live=True, stored=stored))
         self.tables = {st.name: faust_compat.state_table(app, st.name, settings.topic_partitions, st.dumps, st.loads,
                                                          settings.topic_config())
                        for st in proc.states}
@@ -275,9 +276,10 @@ class LiveApp:
 
 
 def create_app(settings: Settings, processors: Sequence[Processor], rows_writer: RowWriterFactory,
-               faults: Faults = NO_FAULTS) -> LiveApp:
+               faults: Faults = NO_FAULTS, stored: StoredHistory | None = None) -> LiveApp:
     """``rows_writer(liveness)``: a writer per agent (a ClickHouse connection must not run two inserts at once),
-    told the agent's liveness (a stored write is progress, a retrying one a blocked sink)."""
+    told the agent's liveness (a stored write is progress, a retrying one a blocked sink). ``stored``: the
+    history stored before, for the engines that read it (``EngineContext.stored``)."""
     faust_compat.check_version()
     faust_compat.apply_fetch_waits(settings.kafka_fetch_max_wait_ms, settings.kafka_catch_up_fetch_wait_ms)
     faust_compat.install_eager_delivery(settings.kafka_eager_delivery)
@@ -285,7 +287,8 @@ def create_app(settings: Settings, processors: Sequence[Processor], rows_writer:
     app = faust_app(settings)
     dead_letters = app.topic(settings.dead_letter_topic, schema=RAW, partitions=1)
     progress = Progress()
-    agents = [ProcessorAgent(p, settings, app, rows_writer, dead_letters, progress, faults) for p in processors]
+    agents = [ProcessorAgent(p, settings, app, rows_writer, dead_letters, progress, faults, stored)
+              for p in processors]
     for agent in agents:
         agent.register()
 

@@ -230,14 +230,25 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
+class StoredHistory(Protocol):
+    """What a live engine may read of the history stored before it started (the deployment's database: an imported
+    CAD history, ``make run``'s past weeks) — what its own state, fresh, does not hold."""
+
+    def openings(self, since: float, until: float) -> Sequence[tuple[float, float, float]]:
+        """(opened at, lat, lon) of each intervention opened in [since, until), as stored."""
+        ...
+
+
 @dataclass
 class EngineContext:
     """What an engine factory gets. ``live``: the Kafka runtime (offsets grow per partition and records can be
-    re-delivered after a crash); False on the batch path (one pass over a history)."""
+    re-delivered after a crash); False on the batch path (one pass over a history). ``stored``: live, the history
+    stored before (None: none to read)."""
 
     settings: Settings
     live: bool
     reference_override: Reference | None = None
+    stored: StoredHistory | None = None
 
     @cached_property
     def reference(self) -> Reference:

@@ -112,6 +112,7 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
                   f"`vigie sql` from another terminal reach it. Ctrl-C stops it.", flush=True)
             while True:
                 time.sleep(3600)
+        _store_past_demand(python, env, origin, run_dir, logs)
         for i in range(workers):
             log_path = logs / f"worker-{i}.log"
             proc = subprocess.Popen(
@@ -127,7 +128,7 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
                                env=env, stdout=sim_log.open("ab"), stderr=subprocess.STDOUT,
                                start_new_session=True)
         started.append(ManagedProcess("simulator", sim, sim_log))
-        started.append(_forecaster(python, env, origin, run_dir, logs, speed))
+        started.append(_forecaster(python, env, logs, speed))
         started.append(_moveups(python, env, logs, speed))
         started += _notifications(settings, python, env, run_dir, logs)
         write_local_env(local)  # `vigie replay` / `vigie board` from another terminal reach this stack
@@ -152,20 +153,31 @@ def run_local(settings: Settings, speed: float = 60.0, workers: int = 1, live: b
 #: major incidents per simulated day in the live picture: an area's capacity runs low now and then (alerts)
 MAJOR_INCIDENTS_PER_DAY = 3
 
-#: weeks of simulated calls before the live start, so that forecasts have a past (they need two weeks)
+#: weeks of simulated calls before the live start, so that forecasts have a past (they need two weeks) and the
+#: surge alerts a usual (three weeks at least)
 DEMAND_HISTORY_WEEKS = 8
 
 
-def _forecaster(python: str, env: dict[str, str], origin: float, run_dir: Path, logs: Path,
-                speed: float) -> ManagedProcess:
-    """In the background: weeks of simulated calls before the live start, stored by the batch path, then a
-    forecast every simulated hour (the dashboards' « Prévisions »; its log says what it did)."""
+def _store_past_demand(python: str, env: dict[str, str], origin: float, run_dir: Path, logs: Path) -> None:
+    """Weeks of simulated calls before the live start, stored by the batch path before the live feed starts: the
+    workers read them at their first call for the surge rules' usual (``sinks/clickhouse.py`` ``StoredOpenings``),
+    the forecasts for their past. About 10 s here; its log: ``forecasts.log``."""
+    print(f"storing {DEMAND_HISTORY_WEEKS} weeks of simulated past calls (the forecasts' and the surge alerts' "
+          f"usual) ...", flush=True)
     history = run_dir / "demand-history.jsonl"
     start = datetime.fromtimestamp(origin, UTC).isoformat()
+    with (logs / "forecasts.log").open("ab") as log:
+        for cmd in (["simulate", "--demand-history", str(DEMAND_HISTORY_WEEKS), "--start", start, "--output",
+                     str(history)], ["history", "--from-file", str(history)]):
+            subprocess.run([python, "-m", "vigie.cli", *cmd], env=env, stdout=log, stderr=subprocess.STDOUT,
+                           check=True)
+
+
+def _forecaster(python: str, env: dict[str, str], logs: Path, speed: float) -> ManagedProcess:
+    """In the background: a forecast every simulated hour (the dashboards' « Prévisions »; its log says what it
+    did), from the past calls stored before the start (:func:`_store_past_demand`) and the live ones."""
     cli = f"{shlex.quote(python)} -m vigie.cli"
-    script = (f"{cli} simulate --demand-history {DEMAND_HISTORY_WEEKS} --start {start} --output {history} && "
-              f"{cli} history --from-file {history} && "
-              f"exec {cli} forecast predict --every {max(10.0, 3600 / speed):g}")
+    script = f"exec {cli} forecast predict --every {max(10.0, 3600 / speed):g}"
     log_path = logs / "forecasts.log"
     proc = subprocess.Popen(["sh", "-c", script], env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)

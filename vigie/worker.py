@@ -15,7 +15,7 @@ import os
 from prometheus_client import Info, start_http_server
 
 from core.settings import Settings
-from sinks.clickhouse import ClickHouseSink, PrometheusSinkMetrics
+from sinks.clickhouse import ClickHouseSink, PrometheusSinkMetrics, StoredOpenings
 from streams import registry
 from streams.live import BoundedWorker, create_app
 from streams.runtime.faults import Faults
@@ -36,7 +36,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
         sinks.append(ClickHouseSink(settings, PrometheusSinkMetrics(liveness), faults=faults))
         return sinks[-1]
 
-    live = create_app(settings, registry.processors(settings), sink, faults)
+    live = create_app(settings, registry.processors(settings), sink, faults, StoredOpenings(settings))
     allocator = "jemalloc" if on_jemalloc(os.environ) else "system"
     gc_thresholds = ",".join(map(str, GC_THRESHOLDS))
     tune_gc()

@@ -26,7 +26,7 @@ from schemas.alert_rules import Measure, RuleFileError, RuleFileWatcher
 from schemas.codec import InvalidEvent
 from schemas.reference import Reference
 from schemas.signals import AlertNotice, InterventionSteps, PresenceSteps, StationSteps
-from streams.alert_book import AlertBook, Transition
+from streams.alert_book import AlertBook, PastOpenings, Transition
 from streams.alerting import BaselineDay, SurgeBaseline
 from streams.partitioning import partition_for
 from streams.presence_alerts import PresenceAlerts
@@ -78,8 +78,11 @@ class AlertEngine:
     def __init__(self, rules_path: Path, reference: Reference, live: bool = False,
                  time_bound: TimeBound | None = None, idle_s: float = 5.0,
                  partitions: int = 4, actions_topic: str = "alert-actions",
-                 steps_topic: str = "intervention-steps", presence_topic: str = "presence-steps") -> None:
+                 steps_topic: str = "intervention-steps", presence_topic: str = "presence-steps",
+                 past: PastOpenings | None = None) -> None:
+        """``past``: live, the openings stored before (the surge rules' usual from their first window on)."""
         self.reference = reference
+        self.past = past
         self.live = live
         self.time_bound = time_bound or TimeBound()
         self.idle_s = idle_s
@@ -105,6 +108,7 @@ class AlertEngine:
     def _new_book(self) -> AlertBook:
         book = AlertBook(self.rules, self.reference, self.sources)
         book.keep_fresh = self.live  # its waiting steps go to the changelog (live only: see _result)
+        book.past = self.past
         return book
 
     def _area_of_sector(self, sector: str) -> str:
@@ -334,7 +338,7 @@ def _engine(ctx: EngineContext) -> AlertEngine:
     s = ctx.settings
     return AlertEngine(s.alert_rules, ctx.reference, ctx.live, ctx.time_bound, s.alert_source_idle_s,
                        s.topic_partitions, ctx.topic("alert-actions"), ctx.topic("intervention-steps"),
-                       ctx.topic("presence-steps"))
+                       ctx.topic("presence-steps"), ctx.stored.openings if ctx.live and ctx.stored else None)
 
 
 def _tick_every(settings: Settings) -> float:

@@ -363,6 +363,53 @@ def test_on_live_data_a_deadline_passes_on_the_workers_clock(stack: Stack, tmp_p
         stop_worker(worker)
 
 
+ONE_MINUTE_SURGE = '''
+[[rule]]
+name = "minute-surge"
+measure = "surge"
+scope = "area"
+window = "1m"
+min_count = 3
+fire_at = 3
+clear_at = 2
+severity = "warning"
+message = "{area}: {value} sigma"
+'''
+
+
+def test_a_fresh_worker_takes_the_surge_usual_from_the_history_stored_before(stack: Stack, tmp_path: Path) -> None:
+    """A history stored before by the batch path (`vigie history`: an imported CAD export, `make run`'s past weeks):
+    one call a week in each minute of the next quarter of an hour, three weeks running. A worker starting fresh
+    reads it at its first call: five calls in one minute now score 4 sigma against it (usual 1, 1, 1) and fire —
+    without it, the usual would take three weeks of the worker's own."""
+    from schemas.codec import event_line
+    from sinks.history import HistorySource, run_history
+
+    s = stack_settings(stack, tmp_path, ONE_MINUTE_SURGE, allowed_lateness_seconds=5)
+    now = time.time()
+    start = now - now % 60
+    history = [call(start + j * 60 - k * WEEK + 10, f"H{k}-{j}", "opened") for k in (1, 2, 3) for j in range(15)]
+    path = tmp_path / "history.jsonl"
+    path.write_text("".join(event_line(e.topic, e.key, e.event) for e in history))
+    stats = run_history(s, HistorySource(file=path))
+    assert stats.events == 45
+    worker = start_worker(stack, s, "alerts-surge-seeded")
+    try:
+        publish(s, [status(time.time(), v, "available_at_station") for v in HOME])
+        wait_until(lambda: ch_client(s).execute("SELECT count() FROM vehicle_state FINAL")[0][0] == len(HOME), 60,
+                   "the worker's first batch")
+        if time.time() % 60 > 45:  # five calls within one minute
+            time.sleep(61 - time.time() % 60)
+        at = time.time()
+        publish(s, [call(time.time(), f"S{i}", "opened") for i in range(5)])
+        end = int(at - at % 60 + 60) - int(T0)
+        wait_until(lambda: ("minute-surge", "A", end, "firing") in stored(s), 120, "the surge firing")
+        assert [r for r in stored(s) if r[3] == "firing"] == [("minute-surge", "A", end, "firing")]
+        assert "45 interventions stored from" in (stack.tmp / "alerts-surge-seeded.log").read_text()
+    finally:
+        stop_worker(worker)
+
+
 def board(s: Settings) -> dict[str, tuple[str, str, int, str]]:
     """The board's firing alerts: rule -> (scope, acknowledged by, silenced, silenced by)."""
     rows = ch_client(s).execute(firing_alerts_query(s.clickhouse_database))

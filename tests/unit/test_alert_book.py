@@ -509,6 +509,40 @@ def test_a_surge_fires_at_the_end_of_its_window_against_the_same_window_of_the_p
     assert book.baselines[("surge", "A")].usual(BASE + 5 * WEEK) == [4, 5, 1, 1, 1]
 
 
+def test_a_fresh_book_takes_the_usual_from_the_openings_stored_before_its_first_window() -> None:
+    """Live, a deployment's imported history (or make run's past weeks) is in ClickHouse, not in the book: at its
+    first window, the book reads the openings stored over the weeks before it. The case above, with the three
+    weeks stored: the same surge from the first window watched; without them, no usual yet."""
+    stored = [(BASE + k * WEEK + 10.0, 48.8, 2.3) for k in range(3)]  # area A (S1's place)
+    stored += [(BASE + 2 * WEEK + 7200.0, 48.9, 2.3), (BASE - 9 * WEEK, 48.8, 2.3)]  # area B; 9 weeks before
+    asked: list[tuple[float, float]] = []
+
+    def past(since: float, until: float) -> list[tuple[float, float, float]]:
+        asked.append((since, until))
+        return [o for o in stored if since <= o[0] < until]
+
+    surge = [opened(BASE + 3 * WEEK + 20 * i, f"S{i}") for i in range(5)]
+    end = BASE + 3 * WEEK + 600
+    for seeded in (True, False):
+        book = AlertBook(SURGE, REF, SOURCES + CALLS)
+        book.past = past if seeded else None
+        for source in ("stations/0", "stations/1", "interventions/1"):
+            book.take(source, None, [])
+        book.take("interventions/0", BASE + 3 * WEEK + 1300, [], (), surge)
+        book.settle()
+        if seeded:
+            assert asked == [(BASE + 3 * WEEK - 8 * WEEK, BASE + 3 * WEEK)]  # once, the 8 weeks before
+            assert transitions(book) == [("surge", "A", end, "pending", 4, "A: 4 sigma"),
+                                         ("surge", "A", end, "firing", 4, "A: 4 sigma"),
+                                         ("surge", "A", end + 600, "resolved", 4, "A: 4 sigma")]
+            # the weeks before the first stored opening are not quiet weeks; area B's opening counted in B
+            assert book.baselines[("surge", "A")].usual(BASE + 4 * WEEK) == [5, 1, 1, 1]
+            assert book.baselines[("surge", "B")].usual(BASE + 3 * WEEK + 7200) == [1, 0, 0]
+            assert ("surge", "A") in book.dirty and ("surge", "B") in book.dirty  # stored with the book
+        else:
+            assert transitions(book) == []  # one week watched: no usual yet
+
+
 def test_the_stations_publish_what_the_shipped_rules_read() -> None:
     """Two vehicle types (the ambulances' staffed count too), one qualification, and the units' statuses: into
     and out of those the timers on units read, and their dispatches (the timer on interventions)."""
