@@ -161,7 +161,8 @@ DEMAND_HISTORY_WEEKS = 8
 def _store_past_demand(python: str, env: dict[str, str], origin: float, run_dir: Path, logs: Path) -> None:
     """Weeks of simulated calls before the live start, stored by the batch path before the live feed starts: the
     workers read them at their first call for the surge rules' usual (``sinks/clickhouse.py`` ``StoredOpenings``),
-    the forecasts for their past. About 10 s here; its log: ``forecasts.log``."""
+    the forecasts for their past. 6 s here (2.2 s simulating 148,000 events, 3.8 s storing them); its log:
+    ``forecasts.log``."""
     print(f"storing {DEMAND_HISTORY_WEEKS} weeks of simulated past calls (the forecasts' and the surge alerts' "
           f"usual) ...", flush=True)
     history = run_dir / "demand-history.jsonl"
