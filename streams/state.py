@@ -525,13 +525,21 @@ class StationState:
         timeline = v.timeline
         lo = NO_TIME if sealed is None else sealed
         for i in range(1, len(timeline) - TIMELINE_CAP + 1):
-            e, before = timeline[i], timeline[i - 1]
-            if e[0] >= lo and e[STATE_AT] is not None and (
-                    e[STATE_AT + 1] == e[0] or e[STATE_AT + 4] != before[STATE_AT + 4]):
-                serves = e[STATE_AT + 4] or e[3] or ""
-                if watched is None or not self.units_told or watched.reads_unit(
-                        before[STATE_AT], before[STATE_AT + 4] or before[3] or "", e[STATE_AT], serves):
-                    self.unit_backlog.append((e[0], self.station_id, v.vehicle_id, e[STATE_AT], serves))
+            e = timeline[i]
+            if e[0] >= lo and (serves := self._unit_change(e, timeline[i - 1], watched)) is not None:
+                self.unit_backlog.append((e[0], self.station_id, v.vehicle_id, e[STATE_AT], serves))
+
+    def _unit_change(self, e: tuple[Any, ...], before: tuple[Any, ...], watched: Watched | None) -> str | None:
+        """The intervention a unit serves after timeline entry ``e`` ("" none) when ``e`` is a change to give: of
+        its status (the state after it is in that status since then) or of the intervention it serves (a unit sent
+        from one to another), one ``watched`` reads (None: all; before the station's first, all); else None."""
+        if e[STATE_AT] is None or (e[STATE_AT + 1] != e[0] and e[STATE_AT + 4] == before[STATE_AT + 4]):
+            return None
+        serves: str = e[STATE_AT + 4] or e[3] or ""
+        if watched is None or not self.units_told or watched.reads_unit(
+                before[STATE_AT], before[STATE_AT + 4] or before[3] or "", e[STATE_AT], serves):
+            return serves
+        return None
 
     def unit_steps(self, until: float, steps: list[UnitStep], watched: Watched | None = None) -> None:
         """The units' changes of status that sealing up to ``until`` makes final (from the windows' sealed time:
@@ -556,14 +564,8 @@ class StationState:
                 t = e[0]
                 if t >= until:
                     break
-                # a change of status (the state after it is in that status since then), or of the intervention
-                # it serves (a unit sent from one to another)
-                before = timeline[i - 1]
-                if e[STATE_AT] is not None and (e[STATE_AT + 1] == t or e[STATE_AT + 4] != before[STATE_AT + 4]):
-                    serves = e[STATE_AT + 4] or e[3] or ""
-                    if watched is None or not self.units_told or watched.reads_unit(
-                            before[STATE_AT], before[STATE_AT + 4] or before[3] or "", e[STATE_AT], serves):
-                        steps.append((t, self.station_id, v.vehicle_id, e[STATE_AT], serves))
+                if (serves := self._unit_change(e, timeline[i - 1], watched)) is not None:
+                    steps.append((t, self.station_id, v.vehicle_id, e[STATE_AT], serves))
         self.units_told = self.units_told or len(steps) > given
 
     def to_dict(self) -> dict[str, object]:
