@@ -96,8 +96,7 @@ def watched_values(rules: Sequence[Rule]) -> Watched:
                 staffed.add(subject)
     statuses = frozenset(r.status.value for r in rules if r.measure is Measure.STATUS_MINUTES and r.status)
     dispatches = any(r.measure is Measure.UNASSIGNED_MINUTES for r in rules)
-    return Watched(frozenset(types), frozenset(qualifications), reads_units(rules), frozenset(staffed), statuses,
-                   dispatches)
+    return Watched(frozenset(types), frozenset(qualifications), frozenset(staffed), statuses, dispatches)
 
 
 def reads_units(rules: Sequence[Rule]) -> bool:
@@ -402,7 +401,7 @@ class AlertBook:
         for _, where, kind, subject, a, b in group:
             if kind == UNIT_STEP:  # a unit (``subject``) of station ``where`` to status ``a`` for intervention ``b``
                 self.units_seen = True
-                if b and a in ENGAGED_STATUSES and b not in self.dispatched:  # its first (a call waits before it)
+                if b and a in ENGAGED_STATUSES:
                     self._dispatched(at, t, b)  # type: ignore[arg-type]
                 if self.timed:
                     self._unit(at, t, where, subject, a, b)  # type: ignore[arg-type]
@@ -451,13 +450,15 @@ class AlertBook:
         heapq.heappush(self.deadlines, (t + CALL_EXPIRY_S, "", iid, t))
 
     def _dispatched(self, at: float, t: float, iid: str) -> None:
-        if iid not in self.dispatched:
-            self.dispatched[iid] = t
-            # an intervention closed before its units' last statuses (an ambulance still transporting) or never
-            # closed comes back or stays: forgotten after the expiry (looked at every DISPATCHED_LOOK_S)
-            if at >= self.dispatched_pruned + DISPATCHED_LOOK_S:
-                self.dispatched = {k: v for k, v in self.dispatched.items() if v >= at - CALL_EXPIRY_S}
-                self.dispatched_pruned = at
+        """A unit sent to ``iid``: its first ends the intervention's wait (no call waits once one came)."""
+        if iid in self.dispatched:
+            return
+        self.dispatched[iid] = t
+        # an intervention closed before its units' last statuses (an ambulance still transporting) or never
+        # closed comes back or stays: forgotten after the expiry (looked at every DISPATCHED_LOOK_S)
+        if at >= self.dispatched_pruned + DISPATCHED_LOOK_S:
+            self.dispatched = {k: v for k, v in self.dispatched.items() if v >= at - CALL_EXPIRY_S}
+            self.dispatched_pruned = at
         self._stop_call(at, t, iid)
 
     def _stop_call(self, at: float, t: float, iid: str) -> None:

@@ -60,10 +60,14 @@ class Watched:
 
     types: frozenset[str] = frozenset()
     qualifications: frozenset[str] = frozenset()
-    units: bool = False
     staffed: frozenset[str] = frozenset()  # the types whose staffed count a rule reads (else their available only)
     statuses: frozenset[str] = frozenset()  # the statuses some unit's timer reads
     dispatches: bool = False  # whether a timer reads the units' dispatches (an intervention waiting for one)
+
+    @property
+    def units(self) -> bool:
+        """Whether a timer reads the units' changes at all."""
+        return bool(self.statuses) or self.dispatches
 
     def reads_unit(self, before: str | None, before_for: str, status: str, serves: str) -> bool:
         """Whether a unit's change from ``before`` (serving ``before_for``) to ``status`` (serving ``serves``,

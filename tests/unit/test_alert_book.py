@@ -547,6 +547,8 @@ def test_the_stations_publish_what_the_shipped_rules_read() -> None:
     """Two vehicle types (the ambulances' staffed count too), one qualification, and the units' statuses: into
     and out of those the timers on units read, and their dispatches (the timer on interventions)."""
     shipped = RuleSet.load(Settings().alert_rules).rule
-    assert watched_values(shipped) == Watched(frozenset({"VSAV", "FPT"}), frozenset({"crew_leader"}), True,
+    assert watched_values(shipped) == Watched(frozenset({"VSAV", "FPT"}), frozenset({"crew_leader"}),
                                               frozenset({"VSAV"}), frozenset({"on_scene", "at_hospital"}), True)
-    assert watched_values(rules(NO_VSAV_IN_AREA)) == Watched(frozenset({"VSAV"}), frozenset(), False)
+    assert watched_values(shipped).units
+    assert watched_values(rules(NO_VSAV_IN_AREA)) == Watched(frozenset({"VSAV"}), frozenset())
+    assert not watched_values(rules(NO_VSAV_IN_AREA)).units
