@@ -68,6 +68,7 @@ class StoredOpenings:
 
     def openings(self, since: float, until: float) -> list[tuple[float, float, float]]:
         sql = past_openings_query(self.settings.clickhouse_database, int(since), math.ceil(until))
+        span = [time.strftime("%Y-%m-%d %H:%M", time.gmtime(x)) for x in (since, until)]
         try:
             client = make_client(self.settings)
             try:
@@ -75,12 +76,9 @@ class StoredOpenings:
             finally:
                 client.disconnect()
         except Exception as e:  # any failure: the usual starts without the stored history
-            log.warning("the interventions stored before %s not read (%s): surge rules start without them",
-                        time.strftime("%Y-%m-%d %H:%M", time.gmtime(until)), e)
+            log.warning("the interventions stored before %s not read (%s): surge rules start without them", span[1], e)
             return []
-        day = "%Y-%m-%d %H:%M"
-        log.info("%d interventions stored from %s to %s read for the surge rules' usual", len(rows),
-                 time.strftime(day, time.gmtime(since)), time.strftime(day, time.gmtime(until)))
+        log.info("%d interventions stored from %s to %s read for the surge rules' usual", len(rows), *span)
         return [(float(t), float(lat), float(lon)) for t, lat, lon in rows]
 
 

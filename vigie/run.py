@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -177,11 +176,10 @@ def _store_past_demand(python: str, env: dict[str, str], origin: float, run_dir:
 def _forecaster(python: str, env: dict[str, str], logs: Path, speed: float) -> ManagedProcess:
     """In the background: a forecast every simulated hour (the dashboards' « Prévisions »; its log says what it
     did), from the past calls stored before the start (:func:`_store_past_demand`) and the live ones."""
-    cli = f"{shlex.quote(python)} -m vigie.cli"
-    script = f"exec {cli} forecast predict --every {max(10.0, 3600 / speed):g}"
     log_path = logs / "forecasts.log"
-    proc = subprocess.Popen(["sh", "-c", script], env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    every = f"{max(10.0, 3600 / speed):g}"
+    proc = subprocess.Popen([python, "-m", "vigie.cli", "forecast", "predict", "--every", every], env=env,
+                            stdout=log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     return ManagedProcess("forecasts", proc, log_path)
 
 
