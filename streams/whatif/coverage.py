@@ -2,9 +2,9 @@
 
 Demand is the history's calls, grouped by first-due area (``sector``) at their mean location and weighted by their
 number. Every ``step_s`` (5 min) of the run, a unit is free unless one of its responses is going on (from dispatch to
-available again); an area is covered k times when at least k free units of the type reach its point within
-``limit_s`` by the median of the travel model (the type's, priority 1: an emergency). Coverage ≥ k is the demand
-share of the areas covered k times, averaged over the samples."""
+available again) or it is off duty (a pool's unit outside its spans on duty); an area is covered k times when at least k
+free units of the type reach its point within ``limit_s`` by the median of the travel model (the type's, priority 1: an
+emergency). Coverage ≥ k is the demand share of the areas covered k times, averaged over the samples."""
 
 from __future__ import annotations
 
@@ -43,6 +43,11 @@ def coverage(run_calls: Sequence[Call], fleet: Mapping[str, Unit], models: Trave
     samples = np.arange(start, end, step_s)
     free = np.ones((len(samples), len(units)), dtype=np.int32)
     index = {u.unit_id: i for i, u in enumerate(units)}
+    for i, u in enumerate(units):
+        if u.on_duty:  # off duty outside its spans (streams/whatif/bases.py)
+            free[:, i] = 0
+            for a, b in u.on_duty:
+                free[(samples >= a) & (samples < b), i] = 1
     for c in run_calls:
         for r in c.responses:
             i = index.get(r.unit)

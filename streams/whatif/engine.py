@@ -13,7 +13,8 @@ A dispatched unit keeps the replaced response's turnout and its times from arriv
 transport, hospital), so paired runs differ only by what the scenario changes; its travel is drawn from the travel
 model for the distance from its base, with a random stream per (seed, call, request) — common random numbers: the
 same draw in every scenario. A response that never arrived (cancelled) keeps its duration from dispatch to
-available. A free unit is at its base (a unit available on the radio is taken as back at its station).
+available. A free unit is at its base (a unit available on the radio is taken as back at its station). A unit with
+spans on duty (a pool's, which works shifts) leaves only within one; a request it cannot serve goes to another.
 
 Requests are served in (time, call, order) order; a unit's state changes only by its own assignments, so serving
 them one after the other is the event loop.
@@ -21,6 +22,7 @@ them one after the other is the event loop.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections import Counter
@@ -51,6 +53,9 @@ class Unit:
     station: str
     lat: float
     lon: float
+    # the spans it was on duty, sorted and disjoint (streams/whatif/bases.py: a pool's unit works shifts); empty:
+    # always on duty
+    on_duty: tuple[tuple[float, float], ...] = ()
 
 
 class ScenarioError(ValueError):
@@ -158,6 +163,7 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
     places = {vtype: ([u.unit_id for u in us], np.array([u.lat for u in us]), np.array([u.lon for u in us]))
               for vtype, us in by_type.items()}
     station_of = {u.unit_id: u.station for u in fleet.values()}
+    shifts = any(u.on_duty for u in fleet.values())
     crews: _Crews | _RosterCrews | None = None
     if staffing:
         crews = _Crews(staffing, fleet, free_at)
@@ -178,6 +184,8 @@ def run(calls: Iterable[Call], fleet: Mapping[str, Unit], models: TravelModels |
         key = (call.call_id, seen.vehicle_type)
         ranked, whole = rankings.get(key) or ([], False)
         ready_at = free_at.__getitem__ if crews is None else crews.ready_at(t)
+        if shifts:
+            ready_at = _on_duty(ready_at, fleet, t)
         chosen = None if not ranked else _choose(ranked, fleet, ready_at, t, whole)
         if chosen is None:  # not ranked yet, or every unit of the prefix busy: the whole ranking
             ids, lats, lons = places[seen.vehicle_type]
@@ -289,6 +297,22 @@ class _RosterCrews:
     def ready_at(self, t: float) -> Callable[[str], float]:
         """When each unit can leave for a call at ``t``: free, and crewed by its station's staff then."""
         return lambda uid: self.crewed_from(uid, max(self.free_at[uid], t))
+
+
+def on_duty_from(spans: Sequence[tuple[float, float]], t: float) -> float:
+    """The first instant from ``t`` on within one of ``spans`` (a unit's ``on_duty``; empty: always): ``t`` if on
+    duty then, else the next span's start (inf: none)."""
+    if not spans:
+        return t
+    i = bisect.bisect_right(spans, t, key=lambda span: span[0]) - 1
+    if i >= 0 and t < spans[i][1]:
+        return t
+    return spans[i + 1][0] if i + 1 < len(spans) else math.inf
+
+
+def _on_duty(ready_at: Callable[[str], float], fleet: Mapping[str, Unit], t: float) -> Callable[[str], float]:
+    """When each unit can leave for a call at ``t``: ``ready_at``'s instant, or ``t`` if earlier, and on duty."""
+    return lambda uid: on_duty_from(fleet[uid].on_duty, max(ready_at(uid), t))
 
 
 def _choose(ranked: Ranked, fleet: Mapping[str, Unit], ready_at: Callable[[str], float], t: float, whole: bool

@@ -1,12 +1,13 @@
 """Move-ups in the what-if engine: the closest-unit rule with each unit's position followed in time, so that a unit
-freed by a call can go back to its home station (move-ups off) or to the station that raises the expected coverage
-most given the units free then (move-ups on: DMEXCLP, Jagtenberg et al. 2015 — the freed unit's base chosen by its
-marginal coverage, the shortest drive among equal gains).
+freed by a call can go back to its home station (move-ups off) or to the station that raises the expected coverage most
+given the units free then (move-ups on: DMEXCLP, Jagtenberg et al. 2015 — the freed unit's base chosen by its marginal
+coverage, the shortest drive among equal gains).
 
-Events in time order: a unit becoming free (before a request of the same instant), then requests. A request takes the
-idle unit of its type with the shortest median travel from where it waits; none idle: it queues, and the next unit
-of the type to be free serves it (the first queued first) from where that unit then waits. The drives back (from the
-call to the station chosen) are summed in km. With move-ups off, the responses are those of ``engine.run``."""
+Events in time order: a unit's span on duty starting or ending (a pool's unit: streams/whatif/bases.py), a unit becoming
+free, then requests at the same instant (a unit off duty when free rests until its next span). A request takes the idle
+unit of its type with the shortest median travel from where it waits; none idle: it queues, and the next unit of the
+type to be free serves it (the first queued first) from where that unit then waits. The drives back (from the call to
+the station chosen) are summed in km. With move-ups off, the responses are those of ``engine.run``."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from streams.whatif.engine import Unit, respond
 from streams.whatif.history import Call, Response
 from streams.whatif.moveup import covers
 from streams.whatif.travel import TravelModels
+
+SHIFT, FREE, REQUEST = 0, 1, 2  # the kinds of event, in the order they happen at one instant
 
 
 @dataclass(frozen=True)
@@ -54,34 +57,63 @@ def run_relocating(calls: Sequence[Call], fleet: Mapping[str, Unit], models: Tra
     waits_at = {u.unit_id: _home(u.unit_id) for u in fleet.values()}
     places = {**(moveups.stations if moveups else {}), **{_home(u.unit_id): (u.lat, u.lon) for u in fleet.values()}}
     idle: dict[str, set[str]] = {}
-    for u in fleet.values():
-        idle.setdefault(u.vehicle_type, set()).add(u.unit_id)
-    queued: dict[str, deque[tuple[float, int, int, Response]]] = {}
-    events: list[tuple[float, int, int, int, str]] = [(r.dispatched, 1, n, i, "")
+    off: set[str] = set()  # off duty (streams/whatif/bases.py), free or not
+    resting: set[str] = set()  # free but off duty
+    events: list[tuple[float, int, int, int, str]] = [(r.dispatched, REQUEST, n, i, "")
                                                       for n, c in enumerate(calls) for i, r in enumerate(c.responses)]
+    for u in fleet.values():
+        idle.setdefault(u.vehicle_type, set())
+        if u.on_duty:
+            off.add(u.unit_id)
+            resting.add(u.unit_id)
+            events += [e for a, b in u.on_duty for e in ((a, SHIFT, 1, 0, u.unit_id), (b, SHIFT, 0, 0, u.unit_id))]
+        else:
+            idle[u.vehicle_type].add(u.unit_id)
+    queued: dict[str, deque[tuple[float, int, int, Response]]] = {}
     heapq.heapify(events)
     cover = _station_cover(moveups, models, moveups.stations, places) if moveups else {}
+
+    def ready(uid: str, t: float) -> None:
+        """``uid`` free and on duty at ``t``: it serves the first request queued for its type, or waits idle."""
+        waiting = queued.get(fleet[uid].vehicle_type)
+        if waiting:
+            asked, wn, wi, seen = waiting.popleft()
+            _serve(out, calls, fleet, models, seed, places, waits_at, events, uid, wn, wi, seen, t, asked)
+        else:
+            idle[fleet[uid].vehicle_type].add(uid)
+
     while events:
         t, kind, n, i, uid = heapq.heappop(events)
-        if kind == 0:  # ``uid`` is free at ``t``, at the scene of call n
+        if kind == SHIFT:  # n = 1: ``uid``'s span on duty starts; 0: it ends
+            if n:
+                off.discard(uid)
+                if uid in resting:
+                    resting.discard(uid)
+                    ready(uid, t)
+            else:
+                off.add(uid)
+                if uid in idle[fleet[uid].vehicle_type]:
+                    idle[fleet[uid].vehicle_type].discard(uid)
+                    resting.add(uid)
+            continue
+        if kind == FREE:  # ``uid`` is free at ``t``, at the scene of call n
             call = out.calls[n]
             station = _where_back(uid, fleet, waits_at, idle, call, moveups, cover, places)
             out.km_back += haversine_m(call.lat, call.lon, *places[station]) / 1000.0
             out.moved += station != _home(uid)
             waits_at[uid] = station
-            waiting = queued.get(fleet[uid].vehicle_type)
-            if waiting:
-                asked, wn, wi, seen = waiting.popleft()
-                _serve(out, calls, fleet, models, seed, places, waits_at, events, uid, wn, wi, seen, t, asked)
+            if uid in off:
+                resting.add(uid)
             else:
-                idle[fleet[uid].vehicle_type].add(uid)
+                ready(uid, t)
             continue
         seen = calls[n].responses[i]
         free = idle.get(seen.vehicle_type)
+        if free is None:
+            continue  # no unit of the type at all: unserved
         if not free:
-            if seen.vehicle_type in idle:
-                queued.setdefault(seen.vehicle_type, deque()).append((t, n, i, seen))
-            continue  # else: no unit of the type at all, unserved
+            queued.setdefault(seen.vehicle_type, deque()).append((t, n, i, seen))
+            continue
         model = models.get(seen.vehicle_type, calls[n].priority)
         ids = sorted(free)
         lats = np.array([places[waits_at[u]][0] for u in ids])
@@ -106,7 +138,7 @@ def _serve(out: Relocated, calls: Sequence[Call], fleet: Mapping[str, Unit], mod
     resp.waited_s = at - asked
     call.responses.append(resp)
     if resp.available is not None:
-        heapq.heappush(events, (resp.available, 0, n, i, uid))
+        heapq.heappush(events, (resp.available, FREE, n, i, uid))
 
 
 def _home(unit_id: str) -> str:

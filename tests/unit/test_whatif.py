@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import t as student_t
 
 from core.geo import haversine_m
 from core.settings import PROJECT_ROOT
@@ -28,7 +29,7 @@ from streams.whatif.kpi import ALL, kpis
 from streams.whatif.moveup import recommend
 from streams.whatif.relocate import MoveUps, run_relocating
 from streams.whatif.study import History, advise, calibrate, cards_for, compare, coverage_figures, write_events
-from streams.whatif.travel import TravelModel, TravelModels
+from streams.whatif.travel import MIN_TRAVEL_S, TravelModel, TravelModels
 from tests.integration import sffd
 from vigie.cad.importer import Importer
 from vigie.cad.mapping import Mapping
@@ -234,7 +235,8 @@ def test_calibration_checks_the_engines_within_the_issues_tolerances(history: Hi
     """`vigie whatif calibrate` on the SF week (2 seeds here): the observed side of each check is the history's own
     figure; every median, the p90 of the engines, trucks and medics, and the share within target of the engines at
     priority 2, the trucks and the medics at priority 2 are within tolerance (the issue's: ±5 % or ±15 s, ±8 %, ±2
-    points); the held-out travel near the base too (±3 points). What is not yet: README "What-if"."""
+    points); the travel model on trips held out from its fit (10-fold cross-validation), every band (±3 points),
+    and every trip the fit keeps is held out once."""
     checks, _ = calibrate(history, 2, TARGETS)
     by = {c.what: c for c in checks}
     seen = kpis(history.calls, TARGETS, history.start, history.end)
@@ -252,29 +254,44 @@ def test_calibration_checks_the_engines_within_the_issues_tolerances(history: Hi
         assert a is not None
         assert by[f"{vtype} priority {prio} ({a.responses}): within target (%)"].ok
     held_out = [c for c in checks if c.what.startswith("held-out travel")]
-    assert len(held_out) == 8 and all(c.ok for c in held_out if " 0-1 km " in c.what)
+    assert len(held_out) == 8 and all(c.ok for c in held_out), held_out
+    kept = sum(1 for *_, t in history.trips() if t >= MIN_TRAVEL_S)
+    assert sum(int(c.what.split("(")[1].split(")")[0]) for c in held_out if "4 min" in c.what) == kept
 
 
-def test_adding_an_ambulance_does_not_lower_coverage_and_raises_it_where_short(history: History) -> None:
-    """A medic added at one of four stations, two paired seeds: the ambulances' coverage (≥ 1 and ≥ 2 within 8 min,
-    time-averaged) never falls by more than 0.01 point (the closest-unit rule reshuffles which units are free), and
-    at the stations where it was short (SF37, SF44: the city's edge) it rises on every seed."""
+def test_adding_an_ambulance_does_not_lower_coverage_and_raises_it_on_average(history: History) -> None:
+    """A medic added at one of four stations, ten paired seeds: the ambulances' coverage (≥ 1 and ≥ 2 within 8 min,
+    time-averaged) falls significantly at none (the mean difference's 95 % interval reaches 0 or above), and over the
+    four stations it rises (the pooled interval above 0). Not seed by seed: with SF's medics on shifts (about 30 of
+    75 on duty at once) a unit added reshuffles which units are free enough to move one seed by ±2 points."""
     model = TravelModels.fit(history.trips())
     points = demand_points(history.calls)
+    seeds = range(10)
     ranked: dict = {}  # type: ignore[type-arg]
     before = [coverage_figures(run(history.calls, history.units, model, seed, rankings=ranked), history.units, model,
-                               points, history.start, history.end) for seed in range(2)]
+                               points, history.start, history.end) for seed in seeds]
+    keys = ("coverage >= 1 VSAV within 8 min (% of demand)", "coverage >= 2 VSAV within 8 min (% of demand)")
+    pooled: dict[str, list[float]] = {k: [] for k in keys}
     for station in ("SF01", "SF13", "SF37", "SF44"):
         added = fleet_for(history.units, history.stations, Scenario(add_units=(
             AddedUnit(unit_id="M99", vehicle_type="VSAV", station=station),)))
         ranked_added: dict = {}  # type: ignore[type-arg]
-        for seed in range(2):
-            after = coverage_figures(run(history.calls, added, model, seed, rankings=ranked_added), added, model,
-                                     points, history.start, history.end)
-            for k in ("coverage >= 1 VSAV within 8 min (% of demand)", "coverage >= 2 VSAV within 8 min (% of demand)"):
-                assert after[k] - before[seed][k] >= -0.01, (station, seed, k)
-                if station in ("SF37", "SF44"):
-                    assert after[k] > before[seed][k] + 0.02, (station, seed, k)
+        after = [coverage_figures(run(history.calls, added, model, seed, rankings=ranked_added), added, model,
+                                  points, history.start, history.end) for seed in seeds]
+        for k in keys:
+            diffs = [a[k] - b[k] for a, b in zip(after, before, strict=True)]
+            pooled[k] += diffs
+            assert _upper_95(diffs) >= 0.0, (station, k, diffs)
+    for k in keys:
+        assert _upper_95([-d for d in pooled[k]]) < 0.0, (k, pooled[k])  # the pooled mean's interval above 0
+
+
+def _upper_95(xs: list[float]) -> float:
+    """The upper end of the mean's 95 % interval (Student's t)."""
+    n = len(xs)
+    m = sum(xs) / n
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
+    return m + float(student_t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
 def test_move_up_on_a_hand_made_map_gives_the_stated_move() -> None:
@@ -297,7 +314,8 @@ def test_move_up_on_a_hand_made_map_gives_the_stated_move() -> None:
 
 def test_move_up_on_the_sf_week_is_the_best_single_move(history: History) -> None:
     """At noon on 3 January 2017, for the ambulances within 5 min: the advised move's gain is the best of every
-    (free unit, station) move, each recomputed here with plain loops."""
+    (free unit, station) move, each recomputed here with plain loops; a unit busy or off duty then (outside its
+    spans on duty) is not free."""
     models = TravelModels.fit(history.trips())
     at = datetime(2017, 1, 3, 20, tzinfo=UTC).timestamp()
     advice = advise(history, models, at, "VSAV", 300)
@@ -307,7 +325,9 @@ def test_move_up_on_the_sf_week_is_the_best_single_move(history: History) -> Non
     busy = {r.unit for c in history.calls for r in c.responses
             if r.dispatched <= at < (r.available if r.available is not None else math.inf)}
     free = {u.unit_id: (u.lat, u.lon) for u in history.units.values() if u.vehicle_type == "VSAV"
-            and u.unit_id not in busy}
+            and u.unit_id not in busy and any(a <= at < b for a, b in u.on_duty)}
+    on_duty = [u for u in history.units.values() if u.vehicle_type == "VSAV" and any(a <= at < b for a, b in u.on_duty)]
+    assert free and 20 <= len(on_duty) <= 45  # SF's medics on shifts: 75 in the week, about 30 at once
     engaged = [u for u in history.units.values() if u.vehicle_type == "VSAV"]
     seen = kpis(history.calls, {}, history.start, history.end).utilisation
     q = sum(seen.get(u.unit_id, 0.0) for u in engaged) / len(engaged)
@@ -648,3 +668,41 @@ def test_a_units_utilisation_counts_each_instant_once() -> None:
              Call("c3", 500.0, 0.0, 0.0, "a", "rescue", 1, [resp("V", 500.0, 400.0)]),
              Call("c4", 1200.0, 0.0, 0.0, "a", "rescue", 1, [resp("V", 1200.0, 1300.0)])]
     assert kpis(calls, TARGETS, 0.0, 1000.0).utilisation == {"U": 1.0, "V": 0.2}
+
+
+def test_a_pool_units_spans_on_duty_join_pauses_under_8_hours_and_widen_by_its_median_pause() -> None:
+    """Responses (any order) at 0-600, 1,200-1,800 and 3,000-3,600 s, then 9 h later one of 600 s: pauses of 600
+    and 1,200 s join the first three (median pause 900 s); the 9 h pause parts them. A response free at once still
+    holds its dispatch (1 s); spans that the widening makes meet are one."""
+    from streams.whatif.bases import shifts
+
+    later = 3600.0 + 9 * 3600.0
+    assert shifts([(later, later + 600.0), (1200.0, 1800.0), (0.0, 600.0), (3000.0, 3600.0)]) == (
+        (-900.0, 4500.0), (later - 900.0, later + 1500.0))
+    assert shifts([(50.0, 50.0)]) == ((50.0, 51.0),)
+    # a unit seldom sent: one pause of 5 h, so 5 h of widening, and the 8.5 h pause after it is covered
+    five, far = 5 * 3600.0, 5 * 3600.0 + 100.0 + 8.5 * 3600.0
+    assert shifts([(0.0, 100.0), (five + 100.0, five + 200.0), (far + 200.0, far + 300.0)]) == (
+        (-five, far + 300.0 + five),)
+
+
+def test_a_unit_off_duty_is_not_sent_and_a_call_waits_for_a_span_to_start() -> None:
+    """Two ambulances on the equator: NEAR at the calls, on duty from 1,000 to 2,000 s only; FAR 1 km away, always.
+    Calls at 500, 1,500 and 2,500 s: FAR, NEAR, FAR. Without FAR, the call at 500 s waits 500 s for NEAR's span and
+    the one at 2,500 s is not served (NEAR never on duty again). The engine that follows positions agrees."""
+    model = TravelModel(accel=1e9, cruise=10.0, start_s=60.0, sigma=1e-9)
+    models = TravelModels({}, {}, model)
+    near = Unit("NEAR", "VSAV", "P", 0.0, 0.0, ((1000.0, 2000.0),))
+    far = Unit("FAR", "VSAV", "P", 0.0, 0.009)
+    calls = [Call(f"c{t:g}", t, 0.0, 0.0, "a", "rescue_to_person", 1,
+                  [Response("x", "VSAV", t, t + 30, t + 100, None, None, t + 200)]) for t in (500.0, 1500.0, 2500.0)]
+
+    def served(fleet: dict[str, Unit]) -> list[tuple[str, str, float]]:
+        plain = [(c.call_id, r.unit, r.waited_s) for c in run(calls, fleet, models, 0) for r in c.responses]
+        followed = [(c.call_id, r.unit, r.waited_s) for c in run_relocating(calls, fleet, models, 0, None).calls
+                    for r in c.responses]
+        assert plain == followed
+        return plain
+
+    assert served({"NEAR": near, "FAR": far}) == [("c500", "FAR", 0.0), ("c1500", "NEAR", 0.0), ("c2500", "FAR", 0.0)]
+    assert served({"NEAR": near}) == [("c500", "NEAR", 500.0), ("c1500", "NEAR", 0.0)]
