@@ -2,11 +2,12 @@
 stations file, or what the import estimated — the mean location of the calls in the station's first-due area); a
 unit of a pool (the import's ``Pool`` stations: units tied to no station, such as SF's medics) at the median
 location of the calls it answered in the history (its usual posting, as far as the data tells), and on duty only
-when the history shows it working: a pool's units work shifts (SF's medics: 10-hour shifts, so gaps between two
-responses of one unit are under 6.5 h or over 10 h, the week's gaps counted), and an engine that re-ran the week
-with all 75 of SF's medics on duty at once would send them sooner than SF could. A unit's spans on duty are its
-responses (dispatched to available again) joined across gaps shorter than ``SHIFT_GAP_S``; a station's units are
-always on duty (their crews are, or the crew records say otherwise: streams/whatif/roster.py)."""
+when the history shows it working: a pool's units work shifts (SF's medics: 10-hour shifts; of the week's 3,069
+pauses between two responses of one medic, 4 last 6.5 to 10 h), and an engine that re-ran the week with all 75 of
+SF's medics on duty at once sent them sooner than SF could. A unit's spans on duty are its responses (dispatched to
+available again) joined across pauses shorter than ``SHIFT_GAP_S``, widened by its median pause; for a unit seldom
+sent (a chief, a fireboat) they are the hours it was seen working, shorter than its duty. A station's units are
+always on duty (as its crews are, or as the crew records say: streams/whatif/roster.py)."""
 
 from __future__ import annotations
 
