@@ -154,6 +154,9 @@ class Reference:
         directory.mkdir(parents=True, exist_ok=True)
         _write_csv(directory / "stations.csv", [s.model_dump() for s in self.stations.values()])
         _write_csv(directory / "fleet.csv", [v.model_dump() for v in self.fleet.values()])
+        extra = {k: v for k, v in self.vehicle_types.items() if DEFAULT_VEHICLE_TYPES.get(k) != v}
+        if extra:
+            _write_csv(directory / "vehicle_types.csv", [{"code": k, "label": v} for k, v in sorted(extra.items())])
         rules = self.crew_rules
         _write_csv(directory / "crew_requirements.csv", [
             {"vehicle_type": t, "priority": i + 1, **{q.value: rules.requirements[t].get(q, 0) for q in Qualification}}

@@ -41,7 +41,7 @@ from streams.whatif.kpi import ALL, RunKpis, kpis
 from streams.whatif.moveup import MoveUp, recommend
 from streams.whatif.relocate import MoveUps, late_share, run_relocating
 from streams.whatif.roster import CrewRecord, Roster, record_of
-from streams.whatif.travel import MIN_TRAVEL_S, TravelModel, TravelModels
+from streams.whatif.travel import TravelModel, TravelModels
 
 COVERAGE_TYPES = ("FPT", "VSAV")  # the engines and the ambulances
 
@@ -312,7 +312,8 @@ def write_events(calls: Sequence[Call], fleet: dict[str, Unit], reference: Refer
                                               lat=at[0], lon=at[1])
           for s in sorted(stations) for at in [fleet_station(fleet, s)]]
     Reference.build(st, [FleetVehicle(vehicle_id=u.unit_id, vehicle_type=u.vehicle_type, home_station=u.station)
-                         for u in sorted(fleet.values(), key=lambda u: u.unit_id)]).write(out / "reference")
+                         for u in sorted(fleet.values(), key=lambda u: u.unit_id)],
+                    reference.vehicle_types, reference.crew_rules).write(out / "reference")
     return len(rows)
 
 
@@ -384,8 +385,7 @@ def _travel_holdout(history: History, trips: Sequence[tuple[str, int, float, flo
     predicted: list[tuple[TravelModels, tuple[str, int, float, float]]] = []
     for k in range(HOLDOUT_FOLDS):
         models = TravelModels.fit([t for t, f in zip(trips, folds, strict=True) if f != k])
-        # the trips the fit keeps: a travel under MIN_TRAVEL_S is a clock artefact, not a trip
-        predicted += [(models, t) for t, f in zip(trips, folds, strict=True) if f == k and t[3] >= MIN_TRAVEL_S]
+        predicted += [(models, t) for t, f in zip(trips, folds, strict=True) if f == k]
     out = []
     for lo, hi in BANDS_M:
         band = [(m, t) for m, t in predicted if lo <= t[2] < hi]

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 LA = ZoneInfo("America/Los_Angeles")
 TYPES = {"ENGINE": "FPT", "TRUCK": "EPA", "MEDIC": "VSAV", "PRIVATE": "VSAV", "RESCUE SQUAD": "VSR",
-         "RESCUE CAPTAIN": "VL", "CHIEF": "VL", "SUPPORT": "VL", "INVESTIGATION": "VL", "AIRPORT": "CCF"}
+         "RESCUE CAPTAIN": "VLSSSM", "CHIEF": "VL", "SUPPORT": "VTU", "INVESTIGATION": "VLRCCI", "AIRPORT": "CCF"}
 ORDER = [("Dispatch DtTm", "dispatched"), ("Response DtTm", "en_route"), ("On Scene DtTm", "on_scene"),
          ("Transport DtTm", "transporting"), ("Hospital DtTm", "at_hospital"), ("Available DtTm", "available")]
 

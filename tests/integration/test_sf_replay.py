@@ -123,7 +123,7 @@ def test_the_replay_is_selectable_on_the_wall_screen_and_the_board(replayed) -> 
     run = {"run": Variable("run", s.clickhouse_database), "area": Variable("area", [ALL])}
     ch = Client("127.0.0.1", port=s.clickhouse_port)
     got = dict(ch.execute(expand(sql, run, tr)))
-    assert set(got) == {"CCF", "EPA", "FPT", "VL", "VSAV", "VSR"}
+    assert set(got) == {"CCF", "EPA", "FPT", "VL", "VLRCCI", "VLSSSM", "VSAV", "VSR", "VTU"}
     runs = [r for (r,) in ch.execute(expand(generate.variable_queries(dash)["run"], run, tr))]
     assert s.clickhouse_database in runs
     board = subprocess.run([sys.executable, "-m", "vigie.cli", "board", "--once", "--run", "sfweek"],

@@ -182,3 +182,25 @@ def test_a_mapping_extends_another_and_names_sectors_apart_from_station_areas(tm
     loop.write_text('extends = "loop.toml"\n')
     with pytest.raises(ValueError, match="extends itself"):
         Mapping.load(loop)
+
+
+def test_types_beyond_the_catalogue_are_declared_kept_apart_and_written_with_the_reference(tmp_path: Path) -> None:
+    """SF's support units and chiefs (one catalogue type, VL, before): a support unit is a VTU in its events and its
+    reference, which lists the mapping's extra types in vehicle_types.csv and loads them back; a mapping naming a
+    type it does not declare is refused, naming it."""
+    report, events, ref = run(tmp_path, [
+        row("1", "FB3", utype="SUPPORT", received="01/05/2017 10:00:00 AM", dispatch="01/05/2017 10:01:00 AM",
+            available="01/05/2017 10:30:00 AM"),
+        row("2", "B02", utype="CHIEF", received="01/05/2017 11:00:00 AM", dispatch="01/05/2017 11:01:00 AM",
+            available="01/05/2017 11:30:00 AM")])
+    assert report["rejected"] == {}
+    types = {e["event"]["vehicle_id"]: e["event"]["vehicle_type"] for e in events if e["topic"] == "vehicle-status"}
+    assert types == {"FB3": "VTU", "B02": "VL"}
+    assert ref.fleet["FB3"].vehicle_type == "VTU" and ref.vehicle_types["VTU"] == MAPPING.vehicle_types["VTU"]
+    with (tmp_path / "out" / "reference" / "vehicle_types.csv").open() as f:
+        assert {r["code"] for r in csv.DictReader(f)} == {"VLSSSM", "VTU", "VLRCCI"}
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'extends = "{PROJECT_ROOT / "deploy" / "cad-mappings" / "sffd.toml"}"\n'
+                   '[unit_types]\nSUPPORT = "VTUX"\n')
+    with pytest.raises(ValueError, match="unit_types names VTUX: neither in Vigie's catalogue"):
+        Mapping.load(bad)

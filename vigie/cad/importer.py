@@ -347,7 +347,7 @@ class Importer:
             if unknown:
                 raise ImportProblem(f"the stations file lacks {len(unknown)} station(s) the units belong to: "
                                     f"{', '.join(unknown[:10])}")
-            return Reference.build(stations_given, fleet)
+            return Reference.build(stations_given, fleet, self.mapping.vehicle_types)
         by_sector: dict[str, list[Response]] = defaultdict(list)
         for r in responses:
             by_sector[self.mapping.stations.from_sector.format(sector=r.station_area)].append(r)
@@ -364,7 +364,7 @@ class Importer:
             else:
                 area, lat, lon, name = self.mapping.stations.pool_area, all_lat, all_lon, f"Pool {sid}"
             stations.append(Station(station_id=sid, name=name, area=area, lat=round(lat, 5), lon=round(lon, 5)))
-        return Reference.build(stations, fleet)
+        return Reference.build(stations, fleet, self.mapping.vehicle_types)
 
     def _derived_fleet(self, responses: list[Response]) -> list[FleetVehicle]:
         types: dict[str, Counter[str]] = defaultdict(Counter)

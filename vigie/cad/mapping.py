@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from schemas.events import InterventionNature, VehicleStatus
+from schemas.events import InterventionNature, VehicleStatus, VehicleTypeCode
+from schemas.reference import DEFAULT_VEHICLE_TYPES
 from vigie.cad.fields import Field_, columns_of, value
 
 
@@ -121,6 +122,10 @@ class Mapping(_Strict):
     statuses: dict[str, VehicleStatus]  # CAD column -> status, in lifecycle order
     optional_statuses: OptionalStatuses = Field(default_factory=OptionalStatuses)
     unit_types: dict[str, str]
+    # vehicle types beyond Vigie's catalogue (code -> label) that unit_types may name: an export that tells apart
+    # units the catalogue would merge (SF's chiefs, rescue captains and support units); the import's reference
+    # lists them in vehicle_types.csv
+    vehicle_types: dict[VehicleTypeCode, str] = Field(default_factory=dict)
     nature: ValueMap
     priority: ValueMap
     home_station: list[HomeStationRule]
@@ -136,6 +141,15 @@ class Mapping(_Strict):
     def _zone_exists(cls, v: str) -> str:
         ZoneInfo(v)
         return v
+
+    @model_validator(mode="after")
+    def _types_known(self) -> Mapping:
+        known = {**DEFAULT_VEHICLE_TYPES, **self.vehicle_types}
+        unknown = sorted({t for t in self.unit_types.values() if t not in known})
+        if unknown:
+            raise ValueError(f"unit_types names {', '.join(unknown)}: neither in Vigie's catalogue "
+                             f"({', '.join(DEFAULT_VEHICLE_TYPES)}) nor in the mapping's vehicle_types")
+        return self
 
     @field_validator("nature")
     @classmethod
