@@ -95,6 +95,17 @@ class History:
         """Each unit's share of the history engaged."""
         return dict(kpis(self.calls, {}, self.start, self.end).utilisation)
 
+    def busy_share(self, vehicle_type: str) -> float:
+        """The share of its units' time on duty that the type spent engaged (move-ups' busy probability): a pool's
+        unit counts its spans on duty only — SF's medics, 29 of 75 on duty on average, were engaged 70 % of it, 27 %
+        of the whole week."""
+        units = [u for u in self.units.values() if u.vehicle_type == vehicle_type]
+        span = self.end - self.start
+        busy = sum(self.utilisation.get(u.unit_id, 0.0) * span for u in units)
+        duty = sum(sum(max(0.0, min(b, self.end) - max(a, self.start)) for a, b in u.on_duty) if u.on_duty else span
+                   for u in units)
+        return min(busy / duty, 1.0) if duty > 0 else 0.0
+
     @cached_property
     def demand(self) -> list[tuple[float, float, float]]:
         """The demand points of coverage (streams/whatif/coverage.py)."""
@@ -226,9 +237,7 @@ def evaluate_moveups(history: History, models: TravelModels, seeds: int, types: 
     """Move-ups off (a freed unit goes home) against on (for ``types``: to the station of the highest marginal
     coverage), the history unchanged, over paired seeds (streams/whatif/relocate.py): late arrivals, km driven
     back, drives to another station than home."""
-    busy = {v: mean(history.utilisation.get(u.unit_id, 0.0) for u in history.units.values() if u.vehicle_type == v)
-            for v in types}
-    moveups = MoveUps(history.demand, busy, history.stations, limit_s)
+    moveups = MoveUps(history.demand, {v: history.busy_share(v) for v in types}, history.stations, limit_s)
     runs: tuple[list[dict[str, float]], list[dict[str, float]]] = ([], [])
     for seed in range(seeds):
         for policy, into in ((None, runs[0]), (moveups, runs[1])):
@@ -249,13 +258,13 @@ def describe(models: TravelModels) -> list[str]:
 def advise(history: History, models: TravelModels, at: float, vehicle_type: str, limit_s: float = 480.0
            ) -> MoveUp | None:
     """The move-up advice for one unit type at ``at`` of the history: the units engaged or off duty then are not
-    free, the others wait at their base; the busy probability is the type's mean utilisation over the history."""
+    free, the others wait at their base; the busy probability is the type's share of its time on duty engaged."""
     busy = {r.unit for c in history.calls for r in c.responses
             if r.dispatched <= at < (r.available if r.available is not None else math.inf)}
     units = [u for u in history.units.values() if u.vehicle_type == vehicle_type]
     if not units:
         raise ValueError(f"no unit of type {vehicle_type!r} in the history")
-    q = mean(history.utilisation.get(u.unit_id, 0.0) for u in units)
+    q = history.busy_share(vehicle_type)
     free = [(u.unit_id, u.station, u.lat, u.lon) for u in sorted(units, key=lambda u: u.unit_id)
             if u.unit_id not in busy and on_duty_from(u.on_duty, at) == at]
     return recommend(free, history.stations, history.demand, models.get(vehicle_type, 1), q, limit_s)

@@ -311,7 +311,7 @@ def test_move_up_on_a_hand_made_map_gives_the_stated_move() -> None:
 def test_move_up_on_the_sf_week_is_the_best_single_move(history: History) -> None:
     """At noon on 3 January 2017, for the ambulances within 5 min: the advised move's gain is the best of every
     (free unit, station) move, each recomputed here with plain loops; a unit busy or off duty then (outside its
-    spans on duty) is not free."""
+    spans on duty) is not free, and the busy probability is the medics' share of their time on duty engaged."""
     models = TravelModels.fit(history.trips())
     at = datetime(2017, 1, 3, 20, tzinfo=UTC).timestamp()
     advice = advise(history, models, at, "VSAV", 300)
@@ -326,7 +326,12 @@ def test_move_up_on_the_sf_week_is_the_best_single_move(history: History) -> Non
     assert free and 20 <= len(on_duty) <= 45  # SF's medics on shifts: 75 in the week, about 30 at once
     engaged = [u for u in history.units.values() if u.vehicle_type == "VSAV"]
     seen = kpis(history.calls, {}, history.start, history.end).utilisation
-    q = sum(seen.get(u.unit_id, 0.0) for u in engaged) / len(engaged)
+    span = history.end - history.start
+    on_duty = 0.0  # the medics' time on duty in the week, over their spans
+    for u in engaged:
+        on_duty += sum(min(b, history.end) - max(a, history.start) for a, b in u.on_duty if b > history.start)
+    q = sum(seen.get(u.unit_id, 0.0) * span for u in engaged) / on_duty  # engaged, of the time on duty
+    assert 0.6 < q < 0.8  # of the whole week: 0.27
 
     reach: dict[tuple[float, float], list[bool]] = {}  # a place -> the points it reaches within 5 min
 
