@@ -83,11 +83,13 @@ class TravelModel:
         route" — but they are in the records the response times are counted from, as often in a re-run (SF week:
         287 of 6,148 trips; 16 of the rescue captains' 108 at emergencies, whose median first arrival a re-run
         without them put 47 s late)."""
-        kept = [(d, t) for d, t in trips if t >= MIN_TRAVEL_S]
-        if len(kept) < 20:
-            raise ValueError(f"{len(kept)} trips with a travel time: too few to fit a travel model (20 at least)")
-        d = np.array([x for x, _ in kept])
-        logs = np.log(np.array([t for _, t in kept]))
+        every_d = np.array([x for x, _ in trips], dtype=float)
+        every_t = np.array([t for _, t in trips], dtype=float)
+        kept = every_t >= MIN_TRAVEL_S
+        if kept.sum() < 20:
+            raise ValueError(f"{kept.sum()} trips with a travel time: too few to fit a travel model (20 at least)")
+        d = every_d[kept]
+        logs = np.log(every_t[kept])
         best: tuple[float, TravelModel] | None = None
         for accel in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 4.0):
             for cruise in (5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0, 25.0, 30.0):
@@ -100,10 +102,9 @@ class TravelModel:
                         best = (sad, cls(accel, cruise, start, 1.0))
         assert best is not None
         m = best[1]
-        resid = logs - np.log(m.medians_s(d))
-        every_d = np.array([x for x, _ in trips])
-        every_t = np.maximum(np.array([t for _, t in trips]), 1.0)
-        edges, ratios = _bands(every_d, np.log(every_t) - np.log(m.medians_s(every_d)))
+        log_ratios = np.log(np.maximum(every_t, 1.0)) - np.log(m.medians_s(every_d))
+        resid = log_ratios[kept]
+        edges, ratios = _bands(every_d, log_ratios)
         return cls(m.accel, m.cruise, m.start_s, float(1.4826 * np.median(np.abs(resid - np.median(resid)))),
                    edges, ratios)
 
