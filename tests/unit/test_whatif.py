@@ -322,15 +322,16 @@ def test_move_up_on_the_sf_week_is_the_best_single_move(history: History) -> Non
             if r.dispatched <= at < (r.available if r.available is not None else math.inf)}
     free = {u.unit_id: (u.lat, u.lon) for u in history.units.values() if u.vehicle_type == "VSAV"
             and u.unit_id not in busy and any(a <= at < b for a, b in u.on_duty)}
-    on_duty = [u for u in history.units.values() if u.vehicle_type == "VSAV" and any(a <= at < b for a, b in u.on_duty)]
-    assert free and 20 <= len(on_duty) <= 45  # SF's medics on shifts: 75 in the week, about 30 at once
+    on_duty_then = [u for u in history.units.values()
+                    if u.vehicle_type == "VSAV" and any(a <= at < b for a, b in u.on_duty)]
+    assert free and 20 <= len(on_duty_then) <= 45  # SF's medics on shifts: 75 in the week, about 30 at once
     engaged = [u for u in history.units.values() if u.vehicle_type == "VSAV"]
     seen = kpis(history.calls, {}, history.start, history.end).utilisation
     span = history.end - history.start
-    on_duty = 0.0  # the medics' time on duty in the week, over their spans
+    duty_s = 0.0  # the medics' time on duty in the week, over their spans
     for u in engaged:
-        on_duty += sum(min(b, history.end) - max(a, history.start) for a, b in u.on_duty if b > history.start)
-    q = sum(seen.get(u.unit_id, 0.0) * span for u in engaged) / on_duty  # engaged, of the time on duty
+        duty_s += sum(min(b, history.end) - max(a, history.start) for a, b in u.on_duty if b > history.start)
+    q = sum(seen.get(u.unit_id, 0.0) * span for u in engaged) / duty_s  # engaged, of the time on duty
     assert 0.6 < q < 0.8  # of the whole week: 0.27
 
     reach: dict[tuple[float, float], list[bool]] = {}  # a place -> the points it reaches within 5 min
