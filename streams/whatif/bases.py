@@ -2,7 +2,7 @@
 stations file, or what the import estimated — the mean location of the calls in the station's first-due area); a
 unit of a pool (the import's ``Pool`` stations: units tied to no station, such as SF's medics) at the median
 location of the calls it answered in the history (its usual posting, as far as the data tells), and on duty only
-when the history shows it working: a pool's units work shifts (SF's medics: 10-hour shifts; of the week's 3,069
+when the history shows it working: a pool's units work shifts (SF's medics: 10-hour shifts; of the week's 3,054
 pauses between two responses of one medic, 4 last 6.5 to 10 h), and an engine that re-ran the week with all 75 of
 SF's medics on duty at once sent them sooner than SF could. A unit's spans on duty are its responses (dispatched to
 available again) joined across pauses shorter than ``SHIFT_GAP_S``, widened by its median pause; for a unit seldom

@@ -1,9 +1,11 @@
 """The calls of a history and each unit's response to them, from Vigie's own events (an import's ``events.jsonl``,
 or the raw history): what the what-if engine re-runs, and what its trace mode must give back.
 
-A response runs from a unit's ``dispatched`` naming a call to its next available status (or its next dispatch: the
-importer already ends a response there). A status missing from a response (a unit cancelled before arriving has no
-on-scene time, one that did not transport no hospital time) is ``None``."""
+A response runs from a unit's ``dispatched`` naming a call to its next available status or its next dispatch,
+whichever comes first: a CAD export leaves a response without its available time when the unit was sent on to the
+next call first (SF's week: 32 responses, each unit dispatched again 12 s to 68 min later), and a unit sent on was
+free by then — not engaged to the end of the history. A status missing from a response (a unit cancelled before
+arriving has no on-scene time, one that did not transport no hospital time) is ``None``."""
 
 from __future__ import annotations
 
@@ -84,9 +86,12 @@ def calls_from_events(events: Iterable[tuple[str, dict[str, Any]]]) -> list[Call
     statuses.sort()
     current: dict[str, Response] = {}  # unit -> its response going on
     for t, _, unit, vtype, status, call_id in statuses:
-        if status == "dispatched" and call_id in calls:
-            current[unit] = Response(unit, vtype, t)
-            calls[call_id].responses.append(current[unit])
+        if status == "dispatched":
+            if unit in current:  # sent on before its previous response made it available: that one ends here
+                current.pop(unit).available = t
+            if call_id in calls:
+                current[unit] = Response(unit, vtype, t)
+                calls[call_id].responses.append(current[unit])
         elif unit not in current:
             continue
         elif status in FREE or status == "out_of_service":

@@ -97,7 +97,7 @@ class History:
 
     def busy_share(self, vehicle_type: str) -> float:
         """The share of its units' time on duty that the type spent engaged (move-ups' busy probability): a pool's
-        unit counts its spans on duty only — SF's medics, 29 of 75 on duty on average, were engaged 70 % of it, 27 %
+        unit counts its spans on duty only — SF's medics, 26 of 75 on duty on average, were engaged 64 % of it, 22 %
         of the whole week."""
         units = [u for u in self.units.values() if u.vehicle_type == vehicle_type]
         span = self.end - self.start

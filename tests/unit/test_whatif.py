@@ -24,7 +24,7 @@ from schemas.events import InterventionEvent, VehicleStatusEvent
 from schemas.whatif import AddedUnit, Scenario, Surge
 from streams.whatif.coverage import demand_points
 from streams.whatif.engine import COPY, ScenarioError, Unit, demand, fleet_for, run
-from streams.whatif.history import Call, Response
+from streams.whatif.history import Call, Response, calls_from_events
 from streams.whatif.kpi import ALL, kpis
 from streams.whatif.moveup import recommend
 from streams.whatif.relocate import MoveUps, run_relocating
@@ -257,9 +257,10 @@ def test_calibration_checks_every_type_and_the_travel_within_the_issues_toleranc
 
 def test_adding_an_ambulance_does_not_lower_coverage_and_raises_it_on_average(history: History) -> None:
     """A medic added at one of four stations, ten paired seeds: the ambulances' coverage (≥ 1 and ≥ 2 within 8 min,
-    time-averaged) falls significantly at none (the mean difference's 95 % interval reaches 0 or above), and over the
-    four stations it rises (the pooled interval above 0). Not seed by seed: with SF's medics on shifts (about 30 of
-    75 on duty at once) a unit added reshuffles which units are free enough to move one seed by ±2 points."""
+    time-averaged) falls on no seed at any of them, and over the four stations it rises (the pooled mean's 95 %
+    interval above 0). (Seed by seed since 2026-12-05: before, the 32 responses SF's export leaves without their
+    available time kept whichever unit took one busy to the end of the week, and an added unit reshuffling who took
+    them moved one seed by ±2 points either way.)"""
     model = TravelModels.fit(history.trips())
     points = demand_points(history.calls)
     seeds = range(10)
@@ -277,7 +278,7 @@ def test_adding_an_ambulance_does_not_lower_coverage_and_raises_it_on_average(hi
         for k in keys:
             diffs = [a[k] - b[k] for a, b in zip(after, before, strict=True)]
             pooled[k] += diffs
-            assert _upper_95(diffs) >= 0.0, (station, k, diffs)
+            assert min(diffs) >= 0.0, (station, k, diffs)
     for k in keys:
         assert _upper_95([-d for d in pooled[k]]) < 0.0, (k, pooled[k])  # the pooled mean's interval above 0
 
@@ -708,3 +709,35 @@ def test_a_unit_off_duty_is_not_sent_and_a_call_waits_for_a_span_to_start() -> N
 
     assert served({"NEAR": near, "FAR": far}) == [("c500", "FAR", 0.0), ("c1500", "NEAR", 0.0), ("c2500", "FAR", 0.0)]
     assert served({"NEAR": near}) == [("c500", "NEAR", 500.0), ("c1500", "NEAR", 0.0)]
+
+
+def test_a_response_without_its_available_time_ends_at_the_units_next_dispatch() -> None:
+    """A CAD export leaves a response open when the unit was sent on first (SF's week: 32 of them); the unit was
+    free by its next dispatch, not engaged to the end of the history. A dispatch to a call the history lacks ends
+    it too; the last response of a unit never made available stays open."""
+    def at(minute: int) -> str:
+        return datetime.fromtimestamp(1_483_228_800 + 60 * minute, UTC).isoformat()
+
+    def opened(cid: str, minute: int) -> tuple[str, dict[str, object]]:
+        return "interventions", {"lifecycle": "opened", "intervention_id": cid, "event_time": at(minute),
+                                 "location": {"lat": 37.77, "lon": -122.42, "sector": "S1"}, "nature": "fire",
+                                 "priority": 1}
+
+    def status(unit: str, cid: str, what: str, minute: int) -> tuple[str, dict[str, object]]:
+        return "vehicle-status", {"event_id": f"{unit}.{cid}.{what}", "event_time": at(minute), "vehicle_id": unit,
+                                  "vehicle_type": "FPT", "status": what, "intervention_id": cid}
+
+    events = [opened("A", 0), opened("B", 30), opened("C", 90),
+              status("E1", "A", "dispatched", 1), status("E1", "A", "en_route", 2), status("E1", "A", "on_scene", 6),
+              status("E1", "B", "dispatched", 31), status("E1", "B", "on_scene", 37),
+              status("E1", "Z", "dispatched", 60),  # a call outside the history
+              status("E2", "C", "dispatched", 91), status("E2", "C", "available_on_radio", 120),
+              status("E1", "C", "dispatched", 92)]
+    random.Random(7).shuffle(events)  # any order
+    calls = {c.call_id: c for c in calls_from_events(events)}
+    t0 = 1_483_228_800
+    a, b = calls["A"].responses[0], calls["B"].responses[0]
+    assert (a.dispatched, a.on_scene, a.available) == (t0 + 60, t0 + 360, t0 + 31 * 60)
+    assert (b.dispatched, b.on_scene, b.available) == (t0 + 31 * 60, t0 + 37 * 60, t0 + 60 * 60)
+    by_unit = {r.unit: r for r in calls["C"].responses}
+    assert by_unit["E2"].available == t0 + 120 * 60 and by_unit["E1"].available is None
