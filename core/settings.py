@@ -148,8 +148,9 @@ class Settings(BaseSettings):
     # A batch also closes as soon as nothing more waits in the stream's queue (light load: what the fetches
     # brought; heavy load: the queue never runs dry and size closes it). False: size or age only (Faust's take).
     batch_close_when_drained: bool = True
-    # ... but not before it is this old: each batch is an insert per table, and hundreds of small inserts a second
-    # keep ClickHouse merging (measured: two workers -20 %, and the batch path after them -30 %, without a bound)
+    # ... but not within this long of the previous batch's close: each batch is an insert per table, and hundreds of
+    # small inserts a second keep ClickHouse merging (measured: two workers -20 %, and the batch path after them
+    # -30 %, without a bound)
     batch_min_seconds: float = Field(default=0.05, ge=0)
     sink_retry_initial_s: float = 0.2
     sink_retry_max_s: float = 5.0

@@ -21,6 +21,7 @@ function here relies on private attributes of ``faust-streaming`` ``FAUST_VERSIO
 from __future__ import annotations
 
 import asyncio
+import math
 import types
 from collections.abc import AsyncIterator, Callable, Container, Generator, Iterable, Mapping, Sequence
 from importlib.metadata import version
@@ -265,11 +266,14 @@ async def send_acked(app: Any, records: Sequence[tuple[str, bytes, bytes]]) -> N
 def take_drained(stream: Any, max_: int, within: float, drained: bool = True, min_age: float = 0.0
                  ) -> AsyncIterator[Sequence[EventT]]:
     """Batches of events, as ``Stream.take_events(max_, within)`` (which closes a batch only on size or age).
-    With ``drained``, a batch also closes when nothing more waits in the stream's queue, once it is ``min_age``
-    seconds old: under light load a batch is what the fetches brought (freshness) and batches come at most every
-    ``min_age`` (each is a ClickHouse insert per table: small inserts by the hundred per second make ClickHouse
-    merge all the time); under heavy load the queue does not run dry and batches close on size; ``within`` stays
-    the cap. Registered like Faust's own buffering generators."""
+    With ``drained``, a batch also closes when nothing more waits in the stream's queue, once ``min_age`` seconds
+    have passed since the previous batch closed: under light load a batch is what the fetches brought (freshness)
+    and batches come at most every ``min_age`` (each is a ClickHouse insert per table: small inserts by the hundred
+    per second make ClickHouse merge all the time); under heavy load the queue does not run dry and batches close on
+    size; ``within`` stays the cap. The interval runs from the previous close, not from the batch's first event:
+    the events that came while the previous batch was processed have waited that long already, and a batch cycle
+    longer than ``min_age`` (at 2,000 events/s, ~160 ms of engine, inserts and changelog) added ``min_age`` to each
+    cycle for nothing. Registered like Faust's own buffering generators."""
     if not drained:
         return stream.take_events(max_, within=within)
     agen = _take_drained(stream, max_, within, min_age)
@@ -287,8 +291,8 @@ async def _take_drained(self: Any, max_: int, within: float, min_age: float) -> 
     channel_it = aiter(self.channel)
     queue = getattr(channel_it, "queue", None)
     loop = asyncio.get_running_loop()
-    opened_at = 0.0  # when the batch's first event came
-    timer: asyncio.TimerHandle | None = None  # closes a drained batch once it is min_age old
+    closed_at = -math.inf  # when the previous batch closed
+    timer: asyncio.TimerHandle | None = None  # closes a drained batch once min_age has passed since closed_at
 
     def close_if_drained() -> None:
         nonlocal timer
@@ -297,7 +301,7 @@ async def _take_drained(self: Any, max_: int, within: float, min_age: float) -> 
             buffer_full.set()
 
     async def add_to_buffer(value: Any) -> Any:
-        nonlocal buffer_consuming, opened_at, timer
+        nonlocal buffer_consuming, timer
         try:
             if buffer_consuming is not None:
                 try:
@@ -308,18 +312,16 @@ async def _take_drained(self: Any, max_: int, within: float, min_age: float) -> 
             if event is None:
                 raise RuntimeError("Take buffer found current_event is None")
             events.append(event)
-            if len(events) == 1:
-                opened_at = loop.time()
             if len(events) >= max_:
                 buffer_full.set()
                 buffer_consumed.clear()
                 await self.wait(buffer_consumed)
             elif queue is not None and queue.empty():  # drained
-                age = loop.time() - opened_at
-                if age >= min_age:
+                since = loop.time() - closed_at
+                if since >= min_age:
                     buffer_full.set()
                 elif timer is None:
-                    timer = loop.call_later(min_age - age, close_if_drained)
+                    timer = loop.call_later(min_age - since, close_if_drained)
         except asyncio.CancelledError:  # pragma: no cover
             raise
         except Exception as exc:
@@ -338,6 +340,7 @@ async def _take_drained(self: Any, max_: int, within: float, min_age: float) -> 
                     timer.cancel()
                     timer = None
                 buffer_consuming = self.loop.create_future()
+                closed_at = loop.time()
                 try:
                     yield list(events)
                 finally:
